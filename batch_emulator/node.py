@@ -1,0 +1,330 @@
+"""One emulated compute node: its folders, its environment, its processes, its files.
+
+A node is a folder laid out like a real node's:
+
+    <root>/shared/                                   AZ_BATCH_NODE_SHARED_DIR
+    <root>/startup/{wd,stdout.txt,stderr.txt}        the pool's start task
+    <root>/workitems/<job>/job-1/<task>/{wd,stdout.txt,stderr.txt}
+    <root>/workitems/<job>/job-1/jobpreparation/     and jobrelease/
+
+A task is run as the service runs it: resource files are downloaded from their
+URLs (SAS URLs into Azurite) into the working directory, the command line is
+split like the service splits it (no implicit shell) and run as a process of
+the current user with the AZ_BATCH_* variables set, stdout and stderr go to
+files, and output files are uploaded to their container URLs. Nothing here
+knows about HTTP routes or the account's state; it returns exit codes and
+failure information.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import fnmatch
+import glob
+import os
+import re
+import shlex
+import signal
+import stat
+import sys
+import xml.etree.ElementTree as ElementTree
+from collections.abc import Iterable
+from urllib.parse import quote, urlsplit, urlunsplit
+
+import aiohttp
+
+_STORAGE_API_VERSION = '2021-12-02'
+_DURATION = re.compile(r'^P(?:(\d+)D)?(?:T(?:(\d+)H)?(?:(\d+)M)?(?:([\d.]+)S)?)?$')
+
+
+class NodeLost(Exception):
+    """The node went away while running something (the emulator 'killed' it)."""
+
+
+def parse_duration(text: str | None) -> float | None:
+    """ISO 8601 duration (PT15M, P1DT2H, PT1.5S) in seconds; None when absent or unbounded."""
+    if not text:
+        return None
+    match = _DURATION.match(text)
+    if not match:
+        return None
+    days, hours, minutes, seconds = match.groups()
+    total = int(days or 0) * 86400 + int(hours or 0) * 3600 + int(minutes or 0) * 60 + float(seconds or 0)
+    return total if total < 10 * 365 * 86400 else None
+
+
+def failure(code: str, message: str, category: str = 'usererror', details: dict | None = None) -> dict:
+    info = {'category': category, 'code': code, 'message': message}
+    if details:
+        info['details'] = [{'name': key, 'value': value} for key, value in details.items()]
+    return info
+
+
+def inside(root: str, relative: str) -> str | None:
+    """The absolute path of ``relative`` below ``root``, or None if it would leave root."""
+    root = os.path.realpath(root)
+    path = os.path.realpath(os.path.join(root, relative))
+    return path if path == root or path.startswith(root + os.sep) else None
+
+
+def _redact(url: str) -> str:
+    return re.sub(r'(sig=)[^&]+', r'\1REDACTED', url)
+
+
+def _pattern_base(working_dir: str, pattern: str) -> str:
+    """The folder a wildcard pattern starts from: blob names are relative to it (``../std*.txt`` -> task dir)."""
+    fixed = []
+    for segment in pattern.split('/'):
+        if any(character in segment for character in '*?['):
+            break
+        fixed.append(segment)
+    return os.path.normpath(os.path.join(working_dir, *fixed))
+
+
+def _insert_blob_path(container_url: str, blob_path: str) -> str:
+    parts = urlsplit(container_url)
+    path = parts.path.rstrip('/') + '/' + quote(blob_path.lstrip('/'))
+    return urlunsplit((parts.scheme, parts.netloc, path, parts.query, ''))
+
+
+class NodeRunner:
+    """Runs processes for the emulated nodes and keeps track of them, so they can be stopped."""
+
+    def __init__(self, image_bin_dir: str, account_name: str, account_url: str) -> None:
+        self.image_bin_dir = image_bin_dir
+        self.account_name = account_name
+        self.account_url = account_url
+        self._processes: dict[object, asyncio.subprocess.Process] = {}
+        self._lost: set[object] = set()
+        self._session: aiohttp.ClientSession | None = None
+        self._base_environment = {name: value for name, value in os.environ.items()
+                                  if not name.startswith(('AZURE_', 'AZ_BATCH_'))}
+        self._base_environment['PATH'] = image_bin_dir + os.pathsep + os.environ.get('PATH', '/usr/bin:/bin')
+
+    @staticmethod
+    def install_image(bin_dir: str) -> None:
+        """The emulated node image: ``python3`` (and ``python``) run the emulator's own Python.
+
+        A small shell wrapper, not a symlink: a symlink to a virtual environment's
+        interpreter would lose the environment's packages.
+        """
+        os.makedirs(bin_dir, exist_ok=True)
+        for name in ('python3', 'python'):
+            path = os.path.join(bin_dir, name)
+            with open(path, 'w') as wrapper:
+                wrapper.write(f'#!/bin/sh\nexec {shlex.quote(sys.executable)} "$@"\n')
+            os.chmod(path, os.stat(path).st_mode | stat.S_IXUSR | stat.S_IXGRP | stat.S_IXOTH)
+
+    async def close(self) -> None:
+        self.kill_all()
+        if self._session is not None:
+            await self._session.close()
+
+    def session(self) -> aiohttp.ClientSession:
+        if self._session is None:
+            self._session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=600, sock_connect=10))
+        return self._session
+
+    @staticmethod
+    def prepare_node(root_dir: str) -> None:
+        for folder in ('shared', 'startup', 'workitems'):
+            os.makedirs(os.path.join(root_dir, folder), exist_ok=True)
+
+    def environment(self, root_dir: str, task_dir: str, variables: dict[str, str],
+                    settings: Iterable[dict]) -> dict[str, str]:
+        env = dict(self._base_environment)
+        env.update({
+            'AZ_BATCH_ACCOUNT_NAME': self.account_name,
+            'AZ_BATCH_ACCOUNT_URL': self.account_url,
+            'AZ_BATCH_NODE_ROOT_DIR': root_dir,
+            'AZ_BATCH_NODE_SHARED_DIR': os.path.join(root_dir, 'shared'),
+            'AZ_BATCH_NODE_STARTUP_DIR': os.path.join(root_dir, 'startup'),
+            'AZ_BATCH_NODE_STARTUP_WORKING_DIR': os.path.join(root_dir, 'startup', 'wd'),
+            'AZ_BATCH_TASK_DIR': task_dir,
+            'AZ_BATCH_TASK_WORKING_DIR': os.path.join(task_dir, 'wd'),
+            'AZ_BATCH_NODE_IS_DEDICATED': 'true',
+            'HOME': os.path.join(task_dir, 'wd'),
+        })
+        env.update(variables)
+        for setting in settings:
+            if setting.get('name'):
+                env[setting['name']] = setting.get('value') or ''
+        return env
+
+    async def execute(self, key: object, *, command_line: str, task_dir: str, env: dict[str, str],
+                      resource_files: list[dict], output_files: list[dict] | None = None,
+                      max_wall_clock_seconds: float | None = None) -> tuple[int | None, dict | None]:
+        """Runs one task (or start/preparation/release task) to its end.
+
+        Returns (exit code, failure info or None). Raises NodeLost if the node
+        was killed meanwhile.
+        """
+        working_dir = os.path.join(task_dir, 'wd')
+        os.makedirs(working_dir, exist_ok=True)
+        stdout_path, stderr_path = os.path.join(task_dir, 'stdout.txt'), os.path.join(task_dir, 'stderr.txt')
+        download_failure = await self._download_resource_files(resource_files, working_dir)
+        if download_failure:
+            with open(stderr_path, 'a') as stderr:
+                stderr.write(download_failure['message'] + '\n')
+            return None, download_failure
+        exit_code, run_failure = await self._run_process(key, command_line, working_dir, env, stdout_path,
+                                                         stderr_path, max_wall_clock_seconds)
+        if key in self._lost:
+            self._lost.discard(key)
+            raise NodeLost()
+        if output_files:
+            upload_failure = await self._upload_output_files(output_files, working_dir, succeeded=run_failure is None)
+            run_failure = run_failure or upload_failure
+        return exit_code, run_failure
+
+    async def _run_process(self, key: object, command_line: str, working_dir: str, env: dict[str, str],
+                           stdout_path: str, stderr_path: str,
+                           max_wall_clock_seconds: float | None) -> tuple[int | None, dict | None]:
+        try:
+            argv = shlex.split(command_line)
+        except ValueError as error:
+            return None, failure('CommandLineInvalid', f'The command line cannot be parsed: {error}')
+        if not argv:
+            return None, failure('CommandLineInvalid', 'The command line is empty.')
+        with open(stdout_path, 'ab') as stdout, open(stderr_path, 'ab') as stderr:
+            try:
+                process = await asyncio.create_subprocess_exec(
+                    *argv, cwd=working_dir, env=env, stdin=asyncio.subprocess.DEVNULL, stdout=stdout,
+                    stderr=stderr, start_new_session=True)
+            except (FileNotFoundError, PermissionError, NotADirectoryError) as error:
+                stderr.write(f'{argv[0]}: {error.strerror}\n'.encode())
+                return None, failure('CommandProgramNotFound', 'The specified command program is not found',
+                                     details={'Message': f'{argv[0]}: {error.strerror}'})
+        self._processes[key] = process
+        try:
+            try:
+                exit_code = await asyncio.wait_for(process.wait(), max_wall_clock_seconds)
+            except asyncio.TimeoutError:
+                self._kill(process)
+                exit_code = await process.wait()
+                return exit_code, failure('MaxWallClockTimeExpiry',
+                                          'The task ran longer than its maxWallClockTime constraint allows')
+        finally:
+            self._processes.pop(key, None)
+        return exit_code, (None if exit_code == 0 else failure(
+            'FailureExitCode', 'The task exited with an exit code representing a failure'))
+
+    async def _download_resource_files(self, resource_files: list[dict], working_dir: str) -> dict | None:
+        for resource_file in resource_files:
+            try:
+                if resource_file.get('httpUrl'):
+                    await self._download(resource_file['httpUrl'], working_dir, resource_file['filePath'],
+                                         resource_file.get('fileMode'))
+                else:
+                    await self._download_container(resource_file, working_dir)
+            except (aiohttp.ClientError, OSError, ValueError, asyncio.TimeoutError) as error:
+                url = resource_file.get('httpUrl') or resource_file.get('storageContainerUrl') or ''
+                return failure('ResourceFileDownloadFailed', f'Failed to download resource file {_redact(url)}: '
+                                                            f'{error}',
+                               details={'FilePath': resource_file.get('filePath') or ''})
+        return None
+
+    async def _download(self, url: str, working_dir: str, file_path: str, file_mode: str | None) -> None:
+        destination = inside(working_dir, file_path)
+        if destination is None or destination == os.path.realpath(working_dir):
+            raise ValueError(f'filePath {file_path} leaves the working directory')
+        os.makedirs(os.path.dirname(destination), exist_ok=True)
+        async with self.session().get(url) as response:
+            if response.status != 200:
+                raise ValueError(f'HTTP {response.status} {response.reason}')
+            with open(destination, 'wb') as file:
+                async for chunk in response.content.iter_chunked(1 << 16):
+                    file.write(chunk)
+        if file_mode:
+            os.chmod(destination, int(file_mode, 8))
+
+    async def _download_container(self, resource_file: dict, working_dir: str) -> None:
+        container_url = resource_file['storageContainerUrl']
+        separator = '&' if '?' in container_url else '?'
+        prefix = resource_file.get('blobPrefix') or ''
+        list_url = f'{container_url}{separator}restype=container&comp=list&prefix={quote(prefix)}'
+        async with self.session().get(list_url, headers={'x-ms-version': _STORAGE_API_VERSION}) as response:
+            if response.status != 200:
+                raise ValueError(f'HTTP {response.status} {response.reason} listing the container')
+            names = [element.text or '' for element in ElementTree.fromstring(await response.read()).iter('Name')]
+        base = resource_file.get('filePath') or ''
+        for name in names:
+            await self._download(_insert_blob_path(container_url, name), working_dir, os.path.join(base, name),
+                                 resource_file.get('fileMode'))
+
+    async def _upload_output_files(self, output_files: list[dict], working_dir: str, *,
+                                   succeeded: bool) -> dict | None:
+        for output_file in output_files:
+            condition = str((output_file.get('uploadOptions') or {}).get('uploadCondition', '')).lower()
+            if condition == 'tasksuccess' and not succeeded or condition == 'taskfailure' and succeeded:
+                continue
+            destination = output_file['destination']['container']
+            pattern = output_file['filePattern']
+            has_wildcard = any(character in pattern for character in '*?[')
+            matches = [path for path in glob.glob(os.path.join(working_dir, pattern), recursive=True)
+                       if os.path.isfile(path)]
+            for path in matches:
+                if has_wildcard:
+                    relative = os.path.relpath(path, _pattern_base(working_dir, pattern)).replace(os.sep, '/')
+                    blob_path = '/'.join(p for p in (destination.get('path', '').rstrip('/'), relative) if p)
+                else:
+                    blob_path = destination.get('path') or os.path.basename(path)
+                try:
+                    await self._upload(path, _insert_blob_path(destination['containerUrl'], blob_path),
+                                       destination.get('uploadHeaders') or [])
+                except (aiohttp.ClientError, OSError, ValueError, asyncio.TimeoutError) as error:
+                    return failure('FileUploadError', f'Failed to upload {os.path.basename(path)}: {error}')
+        return None
+
+    async def _upload(self, path: str, url: str, upload_headers: list[dict]) -> None:
+        headers = {'x-ms-blob-type': 'BlockBlob', 'x-ms-version': _STORAGE_API_VERSION,
+                   'Content-Length': str(os.path.getsize(path))}
+        headers.update({header['name']: header.get('value', '') for header in upload_headers if header.get('name')})
+        with open(path, 'rb') as data:
+            async with self.session().put(url, data=data, headers=headers) as response:
+                if response.status not in (200, 201):
+                    raise ValueError(f'HTTP {response.status} {response.reason} from {_redact(url)}')
+
+    def stop(self, key: object) -> bool:
+        """Kills the process run for ``key`` (a task that is terminated or deleted)."""
+        process = self._processes.get(key)
+        if process is None:
+            return False
+        self._kill(process)
+        return True
+
+    def lose(self, key: object) -> bool:
+        """Kills the process as if its node died: the caller requeues the task."""
+        if key in self._processes:
+            self._lost.add(key)
+            return self.stop(key)
+        return False
+
+    def kill_all(self) -> None:
+        for process in list(self._processes.values()):
+            self._kill(process)
+
+    @staticmethod
+    def _kill(process: asyncio.subprocess.Process) -> None:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(process.pid, signal.SIGKILL)
+
+
+def list_files(root: str, relative_root: str, recursive: bool, name_prefix: str | None) -> list[tuple[str, str]]:
+    """(name, absolute path) of the files and folders below root/relative_root, names relative to root."""
+    base = inside(root, relative_root) if relative_root else os.path.realpath(root)
+    if base is None or not os.path.isdir(base):
+        return []
+    results = []
+    for directory, folders, files in os.walk(base):
+        folders.sort()
+        for name in sorted(folders) + sorted(files):
+            path = os.path.join(directory, name)
+            relative = os.path.relpath(path, os.path.realpath(root)).replace(os.sep, '/')
+            if name_prefix and not fnmatch.fnmatchcase(relative, name_prefix + '*'):
+                continue
+            results.append((relative, path))
+        if not recursive:
+            break
+    return results

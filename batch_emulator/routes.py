@@ -1,0 +1,444 @@
+"""URL -> handler. Each handler reads the request, calls the account state, writes the response.
+
+Status codes are the service's, checked exactly by the SDK: creates 201,
+addtaskcollection 200, deletes of pools and jobs 202 (then the entity reads as
+``deleting`` until it is gone), task delete 200, task terminate/reactivate 204,
+HEAD exists 200/404.
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+import os
+import re
+from email.utils import format_datetime
+from urllib.parse import urlencode
+
+from aiohttp import web
+
+from .errors import BatchServiceError, invalid_query
+from .node import inside, list_files
+from .server import SCHEDULER, SETTINGS, STATE, error_response, json_response
+from .state import MAX_LIST_RESULTS, BatchState, page
+
+MAX_TASK_COLLECTION_BYTES = 1024 * 1024
+
+
+def _state(request: web.Request) -> BatchState:
+    return request.app[STATE]
+
+
+async def _body(request: web.Request) -> dict:
+    if not request.can_read_body:
+        raise BatchServiceError('InvalidRequestBody', 'The request body is missing.')
+    try:
+        body = json.loads(await request.read())
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        raise BatchServiceError('InvalidRequestBody', values={'Reason': str(error)}) from None
+    if not isinstance(body, dict):
+        raise BatchServiceError('InvalidRequestBody', values={'Reason': 'The body must be a JSON object.'})
+    return body
+
+
+def _metadata(request: web.Request, entity_set: str, element: bool = True) -> str:
+    return f"{request.app[SETTINGS]['base_url']}/$metadata#{entity_set}{'/@Element' if element else ''}"
+
+
+def _list_response(request: web.Request, items: list[dict], entity_set: str) -> web.Response:
+    """A list page: $filter, $select, maxresults, then odata.nextLink carrying them along."""
+    query = request.query
+    max_results = query.get('maxresults')
+    try:
+        limit = int(max_results) if max_results else None
+        skip = int(query.get('$skiptoken', '0') or 0)
+    except ValueError:
+        raise invalid_query('maxresults', max_results or '', 'The value must be an integer.') from None
+    if limit is not None and not 1 <= limit <= MAX_LIST_RESULTS:
+        raise invalid_query('maxresults', str(limit), f'The value must be between 1 and {MAX_LIST_RESULTS}.')
+    chunk, next_skip = page(items, filter_text=query.get('$filter'), select=query.get('$select'),
+                            max_results=limit, skip=skip)
+    body: dict = {'odata.metadata': _metadata(request, entity_set, element=False), 'value': chunk}
+    if next_skip is not None:
+        carried = {key: value for key, value in query.items() if key != '$skiptoken'}
+        carried['$skiptoken'] = str(next_skip)
+        body['odata.nextLink'] = f"{request.app[SETTINGS]['base_url']}{request.path}?{urlencode(carried)}"
+    return json_response(request, body)
+
+
+def _entity_response(request: web.Request, resource: dict, entity_set: str, etag: str,
+                     last_modified: datetime.datetime) -> web.Response:
+    from .odata import apply_select
+    body = {'odata.metadata': _metadata(request, entity_set), **apply_select(resource, request.query.get('$select'))}
+    return json_response(request, body, etag=etag, last_modified=last_modified)
+
+
+# ----- supported images ---------------------------------------------------------------------
+
+async def list_supported_images(request: web.Request) -> web.Response:
+    from .images import SUPPORTED_IMAGES
+    return _list_response(request, [dict(image) for image in SUPPORTED_IMAGES], 'supportedimages')
+
+
+# ----- pools ---------------------------------------------------------------------------------
+
+async def create_pool(request: web.Request) -> web.Response:
+    pool = _state(request).create_pool(await _body(request))
+    return json_response(request, None, status=201, etag=pool.etag, last_modified=pool.last_modified,
+                         location=f"{request.app[SETTINGS]['base_url']}/pools/{pool.id}")
+
+
+async def list_pools(request: web.Request) -> web.Response:
+    return _list_response(request, _state(request).list_pools(), 'pools')
+
+
+async def get_pool(request: web.Request) -> web.Response:
+    state = _state(request)
+    pool = state.get_pool(request.match_info['pool_id'])
+    return _entity_response(request, state.pool_resource(pool), 'pools', pool.etag, pool.last_modified)
+
+
+async def pool_exists(request: web.Request) -> web.Response:
+    pool = _state(request).pools.get(request.match_info['pool_id'].lower())
+    if pool is None:
+        return web.Response(status=404)
+    return json_response(request, None, etag=pool.etag, last_modified=pool.last_modified)
+
+
+async def delete_pool(request: web.Request) -> web.Response:
+    _state(request).delete_pool(request.match_info['pool_id'])
+    return json_response(request, None, status=202)
+
+
+async def update_pool(request: web.Request) -> web.Response:
+    pool = _state(request).update_pool(request.match_info['pool_id'], await _body(request), replace=False)
+    return json_response(request, None, etag=pool.etag, last_modified=pool.last_modified)
+
+
+async def replace_pool_properties(request: web.Request) -> web.Response:
+    pool = _state(request).update_pool(request.match_info['pool_id'], await _body(request), replace=True)
+    return json_response(request, None, status=204, etag=pool.etag, last_modified=pool.last_modified)
+
+
+async def resize_pool(request: web.Request) -> web.Response:
+    pool = _state(request).resize_pool(request.match_info['pool_id'], await _body(request))
+    return json_response(request, None, status=202, etag=pool.etag, last_modified=pool.last_modified)
+
+
+async def stop_resize_pool(request: web.Request) -> web.Response:
+    pool = _state(request).stop_resize(request.match_info['pool_id'])
+    return json_response(request, None, status=202, etag=pool.etag, last_modified=pool.last_modified)
+
+
+async def list_pool_node_counts(request: web.Request) -> web.Response:
+    counts = []
+    for pool in _state(request).pools.values():
+        states = [node.state for node in pool.nodes.values()]
+        names = ('creating', 'idle', 'offline', 'preempted', 'rebooting', 'reimaging', 'running', 'starting',
+                 'startTaskFailed', 'leavingPool', 'unknown', 'unusable', 'waitingForStartTask',
+                 'deallocated', 'deallocating', 'upgradingOS')
+        dedicated = {name: states.count(name.lower()) for name in names}
+        dedicated['total'] = len(states)
+        counts.append({'poolId': pool.id, 'dedicated': dedicated,
+                       'lowPriority': dict.fromkeys(dedicated, 0)})
+    return _list_response(request, counts, 'poolnodecounts')
+
+
+# ----- nodes ---------------------------------------------------------------------------------
+
+async def list_nodes(request: web.Request) -> web.Response:
+    return _list_response(request, _state(request).list_nodes(request.match_info['pool_id']), 'nodes')
+
+
+async def get_node(request: web.Request) -> web.Response:
+    state = _state(request)
+    pool, node = state.get_node(request.match_info['pool_id'], request.match_info['node_id'])
+    return _entity_response(request, state.node_resource(pool, node), 'nodes', pool.etag, node.state_transition_time)
+
+
+async def reboot_node(request: web.Request) -> web.Response:
+    state = _state(request)
+    pool, node = state.get_node(request.match_info['pool_id'], request.match_info['node_id'])
+    if node.state not in ('idle', 'running', 'starttaskfailed', 'unusable'):
+        raise BatchServiceError('OperationInvalidForCurrentState', 'The node is not in a state that allows reboot.')
+    request.app[SCHEDULER].reboot_node(pool, node)
+    return json_response(request, None, status=202)
+
+
+# ----- jobs ----------------------------------------------------------------------------------
+
+async def create_job(request: web.Request) -> web.Response:
+    job = _state(request).create_job(await _body(request))
+    return json_response(request, None, status=201, etag=job.etag, last_modified=job.last_modified,
+                         location=f"{request.app[SETTINGS]['base_url']}/jobs/{job.id}")
+
+
+async def list_jobs(request: web.Request) -> web.Response:
+    return _list_response(request, _state(request).list_jobs(), 'jobs')
+
+
+async def get_job(request: web.Request) -> web.Response:
+    state = _state(request)
+    job = state.get_job(request.match_info['job_id'])
+    return _entity_response(request, state.job_resource(job), 'jobs', job.etag, job.last_modified)
+
+
+async def update_job(request: web.Request) -> web.Response:
+    job = _state(request).update_job(request.match_info['job_id'], await _body(request))
+    return json_response(request, None, etag=job.etag, last_modified=job.last_modified)
+
+
+async def delete_job(request: web.Request) -> web.Response:
+    _state(request).delete_job(request.match_info['job_id'])
+    return json_response(request, None, status=202)
+
+
+async def terminate_job(request: web.Request) -> web.Response:
+    body = await _body(request) if request.can_read_body and request.content_length else {}
+    _state(request).terminate_job(request.match_info['job_id'], body.get('terminateReason'))
+    return json_response(request, None, status=202)
+
+
+async def disable_job(request: web.Request) -> web.Response:
+    await _body(request)
+    _state(request).disable_job(request.match_info['job_id'])
+    return json_response(request, None, status=202)
+
+
+async def enable_job(request: web.Request) -> web.Response:
+    _state(request).enable_job(request.match_info['job_id'])
+    return json_response(request, None, status=202)
+
+
+async def get_task_counts(request: web.Request) -> web.Response:
+    counts = _state(request).task_counts(request.match_info['job_id'])
+    return json_response(request, {'odata.metadata': _metadata(request, 'taskcounts'), **counts})
+
+
+async def list_preparation_and_release_status(request: web.Request) -> web.Response:
+    state = _state(request)
+    job = state.get_job(request.match_info['job_id'])
+    pool = state.pools.get(job.pool_id.lower())
+    items = []
+    for node in (pool.nodes.values() if pool else []):
+        status = node.prepared_jobs.get(job.id)
+        if status:
+            item = {'poolId': pool.id, 'nodeId': node.id,
+                    'nodeUrl': f'{state.base_url}/pools/{pool.id}/nodes/{node.id}',
+                    'jobPreparationTaskExecutionInfo': status['preparation']}
+            if 'release' in status:
+                item['jobReleaseTaskExecutionInfo'] = status['release']
+            items.append(item)
+    return _list_response(request, items, 'jobpreparationandreleasetaskstatus')
+
+
+# ----- tasks ---------------------------------------------------------------------------------
+
+async def create_task(request: web.Request) -> web.Response:
+    job_id = request.match_info['job_id']
+    task = _state(request).add_task(job_id, await _body(request))
+    return json_response(request, None, status=201, etag=task.etag, last_modified=task.last_modified,
+                         location=f"{request.app[SETTINGS]['base_url']}/jobs/{task.job_id}/tasks/{task.id}")
+
+
+async def add_task_collection(request: web.Request) -> web.Response:
+    if (request.content_length or 0) > MAX_TASK_COLLECTION_BYTES:
+        raise BatchServiceError('RequestBodyTooLarge', values={'MaxLimit': str(MAX_TASK_COLLECTION_BYTES)})
+    body = await _body(request)
+    results = _state(request).add_task_collection(request.match_info['job_id'], body.get('value'))
+    return json_response(request, {'odata.metadata': _metadata(request, 'taskaddresult', element=False),
+                                   'value': results})
+
+
+async def list_tasks(request: web.Request) -> web.Response:
+    return _list_response(request, _state(request).list_tasks(request.match_info['job_id']), 'tasks')
+
+
+async def get_task(request: web.Request) -> web.Response:
+    state = _state(request)
+    _, task = state.get_task(request.match_info['job_id'], request.match_info['task_id'])
+    return _entity_response(request, state.task_resource(task), 'tasks', task.etag, task.last_modified)
+
+
+async def delete_task(request: web.Request) -> web.Response:
+    _state(request).delete_task(request.match_info['job_id'], request.match_info['task_id'])
+    return json_response(request, None, status=200)
+
+
+async def terminate_task(request: web.Request) -> web.Response:
+    _state(request).terminate_task(request.match_info['job_id'], request.match_info['task_id'])
+    return json_response(request, None, status=204)
+
+
+async def reactivate_task(request: web.Request) -> web.Response:
+    _state(request).reactivate_task(request.match_info['job_id'], request.match_info['task_id'])
+    return json_response(request, None, status=204)
+
+
+# ----- files ---------------------------------------------------------------------------------
+
+def _task_root(request: web.Request) -> tuple[str, str]:
+    """The task's folder on its node and the files URL prefix."""
+    state = _state(request)
+    _, task = state.get_task(request.match_info['job_id'], request.match_info['task_id'])
+    if task.node is None or not task.node_info:
+        raise BatchServiceError('OperationInvalidForCurrentState',
+                                'The task has not been scheduled on a node, so it has no files.', status=409)
+    root = os.path.join(task.node.root_dir, 'workitems', task.job_id, 'job-1', task.id)
+    return root, f'{state.base_url}/jobs/{task.job_id}/tasks/{task.id}/files'
+
+
+def _node_root(request: web.Request) -> tuple[str, str]:
+    state = _state(request)
+    pool, node = state.get_node(request.match_info['pool_id'], request.match_info['node_id'])
+    return node.root_dir, f'{state.base_url}/pools/{pool.id}/nodes/{node.id}/files'
+
+
+def _file_properties(path: str) -> dict:
+    info = os.stat(path)
+    return {
+        'creationTime': _iso(info.st_ctime), 'lastModified': _iso(info.st_mtime),
+        'contentLength': 0 if os.path.isdir(path) else info.st_size,
+        'contentType': 'application/octet-stream', 'fileMode': oct(info.st_mode & 0o777777)[2:],
+    }
+
+
+def _iso(timestamp: float) -> str:
+    return datetime.datetime.fromtimestamp(timestamp, datetime.timezone.utc).strftime('%Y-%m-%dT%H:%M:%S.%fZ')
+
+
+def _list_files(request: web.Request, root: str, url_prefix: str) -> web.Response:
+    recursive = request.query.get('recursive', 'false').lower() == 'true'
+    items = []
+    for name, path in list_files(root, '', recursive, None):
+        items.append({'name': name, 'url': f'{url_prefix}/{name}', 'isDirectory': os.path.isdir(path),
+                      'properties': _file_properties(path)})
+    query_filter = request.query.get('$filter')
+    if query_filter and not re.match(r"^\s*startswith\(\s*name\s*,\s*'[^']*'\s*\)\s*$", query_filter):
+        raise invalid_query('$filter', query_filter, "Files can be filtered only with startswith(name,'prefix').")
+    return _list_response(request, items, 'files')
+
+
+def _file_response(request: web.Request, root: str, url_prefix: str) -> web.StreamResponse:
+    relative = request.match_info['file_path']
+    path = inside(root, relative)
+    if path is None or not os.path.exists(path) or path == os.path.realpath(root):
+        raise BatchServiceError('FileNotFound')
+    properties = _file_properties(path)
+    is_directory = os.path.isdir(path)
+    length = properties['contentLength']
+    start, end = 0, length - 1
+    range_header = request.headers.get('ocp-range')
+    if range_header and not is_directory:
+        match = re.match(r'^bytes=(\d*)-(\d*)$', range_header.strip())
+        if not match or not any(match.groups()):
+            raise BatchServiceError('InvalidHeaderValue', values={'HeaderName': 'ocp-range',
+                                                                  'HeaderValue': range_header})
+        first, last = match.groups()
+        if first:
+            start, end = int(first), min(int(last), length - 1) if last else length - 1
+        else:
+            start, end = max(0, length - int(last)), length - 1
+    modified = datetime.datetime.fromtimestamp(os.stat(path).st_mtime, datetime.timezone.utc)
+    headers = {
+        'ocp-batch-file-isdirectory': 'True' if is_directory else 'False',
+        'ocp-batch-file-url': f'{url_prefix}/{relative}',
+        'ocp-batch-file-mode': properties['fileMode'],
+        'ocp-creation-time': format_datetime(datetime.datetime.fromtimestamp(
+            os.stat(path).st_ctime, datetime.timezone.utc), usegmt=True),
+        'Last-Modified': format_datetime(modified, usegmt=True),
+        'Content-Type': 'application/octet-stream',
+    }
+    if request.method == 'HEAD':
+        # aiohttp keeps an explicit Content-Length on a HEAD response without a body.
+        headers['Content-Length'] = str(length)
+        return web.Response(status=200, headers=headers)
+    data = b''
+    if not is_directory and end >= start:
+        with open(path, 'rb') as file:
+            file.seek(start)
+            data = file.read(end - start + 1)
+    return web.Response(status=200, headers=headers, body=data)
+
+
+async def list_task_files(request: web.Request) -> web.Response:
+    return _list_files(request, *_task_root(request))
+
+
+async def get_task_file(request: web.Request) -> web.StreamResponse:
+    return _file_response(request, *_task_root(request))
+
+
+async def list_node_files(request: web.Request) -> web.Response:
+    return _list_files(request, *_node_root(request))
+
+
+async def get_node_file(request: web.Request) -> web.StreamResponse:
+    return _file_response(request, *_node_root(request))
+
+
+# ----- everything else -----------------------------------------------------------------------
+
+# Operations of the 2025-06-01 API that the emulator does not implement: a clear 501, not a 404.
+_NOT_IMPLEMENTED = [
+    (r'/applications(/[^/]+)?', 'Applications'), (r'/jobschedules(/.*)?', 'JobSchedules'),
+    (r'/poolusagemetrics', 'Pools_ListPoolUsageMetrics'),
+    (r'/pools/[^/]+/(enableautoscale|disableautoscale|evaluateautoscale)', 'Pools autoscale'),
+    (r'/pools/[^/]+/removenodes', 'Pools_RemoveNodes'),
+    (r'/pools/[^/]+/nodes/[^/]+/(users.*|reimage|start|deallocate|disablescheduling|enablescheduling'
+     r'|remoteloginsettings|uploadbatchservicelogs|extensions.*)', 'Nodes'),
+    (r'/jobs/[^/]+/tasks/[^/]+/subtasksinfo', 'Tasks_ListSubTasks'),
+]
+
+
+async def not_supported(request: web.Request) -> web.Response:
+    for pattern, operation in _NOT_IMPLEMENTED:
+        if re.fullmatch(pattern, request.path):
+            raise BatchServiceError('NotImplemented', f'The local Batch emulator does not implement {operation} '
+                                                      f'({request.method} {request.path}).')
+    if re.fullmatch(r'/(pools|jobs|supportedimages|nodecounts)(/.*)?', request.path):
+        raise BatchServiceError('UnsupportedHttpVerb', values={'HttpVerb': request.method})
+    raise BatchServiceError('InvalidUri', values={'RequestUri': request.path})
+
+
+def add_routes(app: web.Application) -> None:
+    r = app.router
+    r.add_get('/supportedimages', list_supported_images)
+    r.add_get('/nodecounts', list_pool_node_counts)
+    r.add_post('/pools', create_pool)
+    r.add_get('/pools', list_pools)
+    r.add_get('/pools/{pool_id}', get_pool, allow_head=False)
+    r.add_head('/pools/{pool_id}', pool_exists)
+    r.add_patch('/pools/{pool_id}', update_pool)
+    r.add_delete('/pools/{pool_id}', delete_pool)
+    r.add_post('/pools/{pool_id}/updateproperties', replace_pool_properties)
+    r.add_post('/pools/{pool_id}/resize', resize_pool)
+    r.add_post('/pools/{pool_id}/stopresize', stop_resize_pool)
+    r.add_get('/pools/{pool_id}/nodes', list_nodes)
+    r.add_get('/pools/{pool_id}/nodes/{node_id}', get_node)
+    r.add_post('/pools/{pool_id}/nodes/{node_id}/reboot', reboot_node)
+    r.add_get('/pools/{pool_id}/nodes/{node_id}/files', list_node_files)
+    r.add_get('/pools/{pool_id}/nodes/{node_id}/files/{file_path:.+}', get_node_file)  # GET and HEAD
+    r.add_post('/jobs', create_job)
+    r.add_get('/jobs', list_jobs)
+    r.add_get('/jobs/{job_id}', get_job)
+    r.add_patch('/jobs/{job_id}', update_job)
+    r.add_delete('/jobs/{job_id}', delete_job)
+    r.add_post('/jobs/{job_id}/terminate', terminate_job)
+    r.add_post('/jobs/{job_id}/disable', disable_job)
+    r.add_post('/jobs/{job_id}/enable', enable_job)
+    r.add_get('/jobs/{job_id}/taskcounts', get_task_counts)
+    r.add_get('/jobs/{job_id}/jobpreparationandreleasetaskstatus', list_preparation_and_release_status)
+    r.add_post('/jobs/{job_id}/addtaskcollection', add_task_collection)
+    r.add_post('/jobs/{job_id}/tasks', create_task)
+    r.add_get('/jobs/{job_id}/tasks', list_tasks)
+    r.add_get('/jobs/{job_id}/tasks/{task_id}', get_task)
+    r.add_delete('/jobs/{job_id}/tasks/{task_id}', delete_task)
+    r.add_post('/jobs/{job_id}/tasks/{task_id}/terminate', terminate_task)
+    r.add_post('/jobs/{job_id}/tasks/{task_id}/reactivate', reactivate_task)
+    r.add_get('/jobs/{job_id}/tasks/{task_id}/files', list_task_files)
+    r.add_get('/jobs/{job_id}/tasks/{task_id}/files/{file_path:.+}', get_task_file)  # GET and HEAD
+    r.add_route('*', '/{tail:.*}', not_supported)
+
+
+__all__ = ['add_routes', 'error_response']

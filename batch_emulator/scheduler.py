@@ -1,0 +1,361 @@
+"""Which task runs on which node slot, and when.
+
+The scheduler lives on the server's event loop. The account state tells it when
+something happened (a pool was created, tasks were added, a job ended) and it
+reacts: it boots nodes through creating -> starting -> waitingforstarttask ->
+idle (or starttaskfailed), hands each pending task to a node with a free slot
+as soon as there is one, runs job preparation tasks before a job's first task
+on a node and release tasks when the job ends, and reports every outcome back
+to the state. All state changes happen on the one event loop, so a task can
+never be started twice.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import shutil
+from collections.abc import Coroutine
+from typing import Any
+
+from .node import NodeLost, NodeRunner, parse_duration
+from .state import BatchState, Job, Node, Pool, Task, iso, utc_now
+
+_log = logging.getLogger('batch_emulator.scheduler')
+
+
+class Scheduler:
+    def __init__(self, state: BatchState, runner: NodeRunner, *, node_step_seconds: float = 0.2) -> None:
+        self.state = state
+        self.runner = runner
+        self.node_step_seconds = node_step_seconds
+        self._wake = asyncio.Event()
+        self._background: set[asyncio.Task] = set()
+        self._task_runs: dict[Task, asyncio.Task] = {}
+        self._loop_task: asyncio.Task | None = None
+        state.hooks = self
+
+    # ----- life cycle ----------------------------------------------------------------------
+
+    def start(self) -> None:
+        self._loop_task = asyncio.get_running_loop().create_task(self._dispatch_loop())
+
+    async def stop(self) -> None:
+        await self.runner.close()
+        for job in list(self._background) + ([self._loop_task] if self._loop_task else []):
+            job.cancel()
+        await asyncio.gather(*self._background, return_exceptions=True)
+
+    def _spawn(self, coroutine: Coroutine[Any, Any, Any]) -> asyncio.Task:
+        job = asyncio.get_running_loop().create_task(coroutine)
+        self._background.add(job)
+        job.add_done_callback(self._finished_background)
+        return job
+
+    def _finished_background(self, job: asyncio.Task) -> None:
+        self._background.discard(job)
+        if not job.cancelled() and job.exception() is not None:
+            _log.error('emulator background work failed', exc_info=job.exception())
+
+    # ----- hooks called by the state -------------------------------------------------------
+
+    def work_available(self) -> None:
+        self._wake.set()
+
+    def pool_created(self, pool: Pool) -> None:
+        self._spawn(self._bring_to_target(pool))
+
+    def nodes_added(self, pool: Pool, nodes: list[Node]) -> None:
+        self.work_available()
+
+    def nodes_removed(self, pool: Pool, nodes: list[Node]) -> None:
+        pass
+
+    def pool_deleted(self, pool: Pool) -> None:
+        self._spawn(self._delete_pool(pool))
+
+    def stop_task(self, task: Task) -> None:
+        self.runner.stop(task)
+
+    def job_ended(self, job: Job) -> None:
+        self._spawn(self._end_job(job))
+
+    # ----- nodes ---------------------------------------------------------------------------
+
+    def _node_root(self, pool: Pool, node_id: str) -> str:
+        return os.path.join(self.state.nodes_dir, pool.id, node_id)
+
+    async def _bring_to_target(self, pool: Pool) -> None:
+        target = int(pool.spec.get('targetDedicatedNodes') or 0)
+        boots = []
+        while len(pool.nodes) < target and pool.state == 'active':
+            node = self.state.new_node(pool, lambda node_id: self._node_root(pool, node_id))
+            boots.append(self._spawn(self._boot(pool, node)))
+        for node in [n for n in pool.nodes.values() if n.state in ('idle', 'starttaskfailed', 'unusable')]:
+            if len(pool.nodes) <= target:
+                break
+            self._remove_node(pool, node)
+        await asyncio.sleep(self.node_step_seconds)
+        self.state.update_allocation_state(pool)
+        await asyncio.gather(*boots, return_exceptions=True)
+
+    def _remove_node(self, pool: Pool, node: Node) -> None:
+        for task in list(node.running.values()):
+            self.runner.lose(task)
+        pool.nodes.pop(node.id, None)
+        shutil.rmtree(node.root_dir, ignore_errors=True)
+
+    async def _boot(self, pool: Pool, node: Node) -> None:
+        self.runner.prepare_node(node.root_dir)
+        await asyncio.sleep(self.node_step_seconds)
+        node.set_state('starting')
+        await asyncio.sleep(self.node_step_seconds)
+        node.last_boot_time = utc_now()
+        await self.run_start_task(pool, node)
+
+    async def run_start_task(self, pool: Pool, node: Node) -> None:
+        """Runs the pool's start task on a node (again after a reboot), honouring waitForSuccess and retries."""
+        start_task = pool.spec.get('startTask')
+        if not start_task:
+            node.set_state('idle')
+            self.work_available()
+            return
+        wait = bool(start_task.get('waitForSuccess', True))
+        node.set_state('waitingforstarttask' if wait else 'idle')
+        if not wait:
+            self.work_available()
+        max_retries = int(start_task.get('maxTaskRetryCount', 0))
+        retry_count = 0
+        task_dir = os.path.join(node.root_dir, 'startup')
+        while True:
+            info = {'state': 'running', 'startTime': iso(utc_now()), 'retryCount': retry_count}
+            if retry_count:
+                info['lastRetryTime'] = info['startTime']
+            node.start_task_info = info
+            env = self.runner.environment(node.root_dir, task_dir, self._node_variables(pool, node),
+                                          start_task.get('environmentSettings') or [])
+            try:
+                exit_code, problem = await self.runner.execute(
+                    ('start', node.id), command_line=start_task['commandLine'], task_dir=task_dir, env=env,
+                    resource_files=start_task.get('resourceFiles') or [],
+                    max_wall_clock_seconds=parse_duration((start_task.get('constraints') or {})
+                                                          .get('maxWallClockTime')))
+            except NodeLost:
+                return
+            if pool.state == 'deleting' or node.id not in pool.nodes:
+                return
+            if problem is None or retry_count >= max_retries != -1:
+                break
+            retry_count += 1
+        info.update({'state': 'completed', 'endTime': iso(utc_now()), 'result': 'failure' if problem else 'success'})
+        if exit_code is not None:
+            info['exitCode'] = exit_code
+        if problem:
+            info['failureInfo'] = problem
+        if problem and wait:
+            node.set_state('starttaskfailed')
+        elif node.state == 'waitingforstarttask':
+            node.set_state('idle')
+        self.work_available()
+
+    def _node_variables(self, pool: Pool, node: Node) -> dict[str, str]:
+        return {'AZ_BATCH_POOL_ID': pool.id, 'AZ_BATCH_NODE_ID': node.id}
+
+    async def _delete_pool(self, pool: Pool) -> None:
+        for node in list(pool.nodes.values()):
+            for task in list(node.running.values()):
+                self.runner.lose(task)
+            self.runner.stop(('start', node.id))
+        await asyncio.sleep(self.node_step_seconds)
+        for node in list(pool.nodes.values()):
+            self._remove_node(pool, node)
+        self.state.forget_pool(pool)
+
+    def lose_node(self, pool: Pool, node: Node) -> None:
+        """Fault injection: the node dies; its tasks are requeued and a new node replaces it."""
+        self._remove_node(pool, node)
+        self._spawn(self._bring_to_target(pool))
+
+    # ----- dispatch ------------------------------------------------------------------------
+
+    async def _dispatch_loop(self) -> None:
+        while True:
+            await self._wake.wait()
+            self._wake.clear()
+            try:
+                self.dispatch()
+            except Exception:  # keep scheduling whatever one pass hit
+                _log.exception('dispatch pass failed')
+
+    def dispatch(self) -> None:
+        for pool in list(self.state.pools.values()):
+            if pool.state == 'active' and pool.pending:
+                self._dispatch_pool(pool)
+
+    def _dispatch_pool(self, pool: Pool) -> None:
+        nodes = [node for node in pool.nodes.values()
+                 if node.state in ('idle', 'running') and node.scheduling_state == 'enabled']
+        if not nodes:
+            return
+        pack = (pool.spec.get('taskSchedulingPolicy') or {}).get('nodeFillType', 'spread').lower() == 'pack'
+        slots = pool.slots_per_node
+        waiting: list[Task] = []
+        running_per_job: dict[str, int] = {}
+        while pool.pending:
+            task = pool.pending[0]
+            job = self.state.jobs.get(task.job_id.lower())
+            if job is None or task.state != 'active' or job.tasks.get(task.id.lower()) is not task:
+                pool.pending.popleft()
+                continue
+            limit = int(job.spec.get('maxParallelTasks', -1))
+            if limit != -1:
+                running = running_per_job.setdefault(job.id, job.counts['running'])
+                if running >= limit:
+                    waiting.append(pool.pending.popleft())
+                    continue
+            if job.state != 'active':
+                waiting.append(pool.pending.popleft())
+                continue
+            candidates = [node for node in nodes if slots - node.running_slots >= task.required_slots
+                          and not self._preparation_blocks(node, job)]
+            if not candidates:
+                if any(slots - node.running_slots >= task.required_slots for node in nodes):
+                    waiting.append(pool.pending.popleft())  # this job cannot run here; others may
+                    continue
+                break
+            node = candidates[0] if pack else min(candidates, key=lambda n: n.running_slots)
+            pool.pending.popleft()
+            if limit != -1:
+                running_per_job[job.id] += 1
+            self._start(pool, node, job, task)
+        pool.pending.extendleft(reversed(waiting))
+
+    @staticmethod
+    def _preparation_blocks(node: Node, job: Job) -> bool:
+        preparation = node.prepared_jobs.get(job.id, {}).get('preparation', {})
+        return preparation.get('result') == 'failure' and job.spec['jobPreparationTask'].get('waitForSuccess', True)
+
+    def _start(self, pool: Pool, node: Node, job: Job, task: Task) -> None:
+        node.running[task.id + '\0' + job.id] = task
+        node.running_slots += task.required_slots
+        node.set_state('running')
+        needs_preparation = bool(job.spec.get('jobPreparationTask')) and job.id not in node.prepared_jobs
+        self.state.task_started(task, pool, node, state='preparing' if needs_preparation else 'running')
+        self._task_runs[task] = self._spawn(self._run(pool, node, job, task, needs_preparation))
+
+    async def _run(self, pool: Pool, node: Node, job: Job, task: Task, needs_preparation: bool) -> None:
+        key = task.id + '\0' + job.id
+        try:
+            if needs_preparation and not await self._prepare_job(pool, node, job):
+                self.state.task_requeued(task)  # preparation failed here: the task waits for another node
+                return
+            self.state.task_running(task)
+            task_dir = os.path.join(node.root_dir, 'workitems', job.id, 'job-1', task.id)
+            variables = self._node_variables(pool, node)
+            variables.update({'AZ_BATCH_JOB_ID': job.id, 'AZ_BATCH_TASK_ID': task.id,
+                              'AZ_BATCH_JOB_PREP_DIR': os.path.join(node.root_dir, 'workitems', job.id, 'job-1',
+                                                                    'jobpreparation'),
+                              'AZ_BATCH_JOB_PREP_WORKING_DIR': os.path.join(
+                                  node.root_dir, 'workitems', job.id, 'job-1', 'jobpreparation', 'wd')})
+            settings = list(job.spec.get('commonEnvironmentSettings') or []) + list(
+                task.spec.get('environmentSettings') or [])
+            env = self.runner.environment(node.root_dir, task_dir, variables, settings)
+            try:
+                exit_code, problem = await self.runner.execute(
+                    task, command_line=task.spec['commandLine'], task_dir=task_dir, env=env,
+                    resource_files=task.spec.get('resourceFiles') or [],
+                    output_files=task.spec.get('outputFiles') or [],
+                    max_wall_clock_seconds=parse_duration((task.spec.get('constraints') or {})
+                                                          .get('maxWallClockTime')))
+            except NodeLost:
+                self.state.task_requeued(task)
+                return
+            node.total_tasks_run += 1
+            if problem is None:
+                node.total_tasks_succeeded += 1
+            node.recent_tasks.append({'taskUrl': f'{self.state.base_url}/jobs/{job.id}/tasks/{task.id}',
+                                      'jobId': job.id, 'taskId': task.id, 'taskState': 'completed',
+                                      'executionInfo': {k: v for k, v in task.execution_info.items()}})
+            self.state.task_finished(task, exit_code, problem)
+        finally:
+            self._task_runs.pop(task, None)
+            node.running.pop(key, None)
+            node.running_slots = sum(t.required_slots for t in node.running.values())
+            if not node.running and node.state == 'running':
+                node.set_state('idle')
+            self.work_available()
+
+    async def _prepare_job(self, pool: Pool, node: Node, job: Job) -> bool:
+        """Runs the job preparation task once per node; False when it failed and must succeed first."""
+        spec = job.spec['jobPreparationTask']
+        status = {'state': 'running', 'startTime': iso(utc_now()), 'retryCount': 0,
+                  'taskRootDirectory': f'workitems/{job.id}/job-1/jobpreparation'}
+        node.prepared_jobs[job.id] = {'preparation': status}
+        task_dir = os.path.join(node.root_dir, 'workitems', job.id, 'job-1', 'jobpreparation')
+        variables = self._node_variables(pool, node) | {'AZ_BATCH_JOB_ID': job.id,
+                                                        'AZ_BATCH_TASK_ID': spec.get('id', 'jobpreparation')}
+        env = self.runner.environment(node.root_dir, task_dir, variables,
+                                      list(job.spec.get('commonEnvironmentSettings') or []) +
+                                      list(spec.get('environmentSettings') or []))
+        exit_code, problem = await self.runner.execute(
+            ('prep', job.id, node.id), command_line=spec['commandLine'], task_dir=task_dir, env=env,
+            resource_files=spec.get('resourceFiles') or [],
+            max_wall_clock_seconds=parse_duration((spec.get('constraints') or {}).get('maxWallClockTime')))
+        status.update({'state': 'completed', 'endTime': iso(utc_now()),
+                       'result': 'failure' if problem else 'success'})
+        if exit_code is not None:
+            status['exitCode'] = exit_code
+        if problem:
+            status['failureInfo'] = problem
+        return not (problem and spec.get('waitForSuccess', True))
+
+    async def _end_job(self, job: Job) -> None:
+        """After a job ends: wait for its runs to stop, run release tasks, forget a deleted job."""
+        runs = [run for task, run in self._task_runs.items() if task.job_id == job.id]
+        await asyncio.gather(*runs, return_exceptions=True)
+        release = job.spec.get('jobReleaseTask')
+        pool = self.state.pools.get(job.pool_id.lower())
+        if release and pool is not None:
+            await asyncio.gather(*(self._release_job(pool, node, job, release) for node in list(pool.nodes.values())
+                                   if job.id in node.prepared_jobs), return_exceptions=True)
+        if job.state == 'deleting':
+            await asyncio.sleep(self.node_step_seconds)
+            self.state.forget_job(job)
+
+    async def _release_job(self, pool: Pool, node: Node, job: Job, spec: dict) -> None:
+        release = {'state': 'running', 'startTime': iso(utc_now()),
+                   'taskRootDirectory': f'workitems/{job.id}/job-1/jobrelease'}
+        node.prepared_jobs[job.id]['release'] = release
+        task_dir = os.path.join(node.root_dir, 'workitems', job.id, 'job-1', 'jobrelease')
+        variables = self._node_variables(pool, node) | {'AZ_BATCH_JOB_ID': job.id,
+                                                        'AZ_BATCH_TASK_ID': spec.get('id', 'jobrelease')}
+        env = self.runner.environment(node.root_dir, task_dir, variables,
+                                      list(job.spec.get('commonEnvironmentSettings') or []) +
+                                      list(spec.get('environmentSettings') or []))
+        try:
+            exit_code, problem = await self.runner.execute(
+                ('release', job.id, node.id), command_line=spec['commandLine'], task_dir=task_dir, env=env,
+                resource_files=spec.get('resourceFiles') or [],
+                max_wall_clock_seconds=parse_duration(spec.get('maxWallClockTime')) or 900)
+        except NodeLost:
+            return
+        release.update({'state': 'completed', 'endTime': iso(utc_now()),
+                        'result': 'failure' if problem else 'success'})
+        if exit_code is not None:
+            release['exitCode'] = exit_code
+        if problem:
+            release['failureInfo'] = problem
+
+    def reboot_node(self, pool: Pool, node: Node) -> None:
+        """Reboot: running tasks are requeued, then the start task runs again (as on a real node)."""
+        for task in list(node.running.values()):
+            self.runner.lose(task)
+        self.runner.stop(('start', node.id))
+        node.set_state('rebooting')
+        self._spawn(self._reboot(pool, node))
+
+    async def _reboot(self, pool: Pool, node: Node) -> None:
+        await asyncio.sleep(self.node_step_seconds)
+        node.last_boot_time = utc_now()
+        await self.run_start_task(pool, node)

@@ -1,0 +1,182 @@
+"""The HTTP side of the emulator: an aiohttp application on 127.0.0.1.
+
+Every request passes, in order: the request log, the error handler (a
+BatchServiceError becomes the service's JSON error body), the api-version check
+and SharedKey authentication; then a thin route in ``routes.py`` calls the
+account state. The scheduler shares the same event loop.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from email.utils import format_datetime
+
+from aiohttp import web
+
+from . import auth
+from .errors import BatchServiceError, invalid_query
+from .node import NodeRunner
+from .scheduler import Scheduler
+from .state import BatchState
+
+SUPPORTED_API_VERSIONS = ('2025-06-01', '2024-07-01.20.0', '2024-02-01.19.0')
+DEFAULT_ACCOUNT_NAME = 'devbatchaccount1'
+# A fixed, published key, like Azurite's devstoreaccount1: it protects nothing but
+# makes clients sign their requests exactly as they do against Azure.
+DEFAULT_ACCOUNT_KEY = 'QmF0Y2hFbXVsYXRvckxvY2FsRGV2ZWxvcG1lbnRLZXlOb3RBU2VjcmV0MDAwMDAwMDAwMDAwMDAwMDAwMDAwMDA9PQ=='
+
+_log = logging.getLogger('batch_emulator')
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+STATE = web.AppKey('state', BatchState)
+SCHEDULER = web.AppKey('scheduler', Scheduler)
+SETTINGS = web.AppKey('settings', dict)
+
+
+def json_response(request: web.Request, body: dict | None, *, status: int = 200, etag: str | None = None,
+                  last_modified=None, location: str | None = None) -> web.Response:
+    headers = {'DataServiceVersion': '3.0'}
+    if etag:
+        headers['ETag'] = etag
+    if last_modified is not None:
+        headers['Last-Modified'] = format_datetime(last_modified, usegmt=True)
+    if location:
+        headers['Location'] = location
+        headers['DataServiceId'] = location
+    if body is None:
+        return web.Response(status=status, headers=headers)
+    headers['Content-Type'] = 'application/json;odata=minimalmetadata'
+    return web.Response(status=status, headers=headers, body=json.dumps(body, separators=(',', ':')).encode())
+
+
+def error_response(request: web.Request, error: BatchServiceError) -> web.Response:
+    base_url = request.app[SETTINGS]['base_url']
+    body = error.body(base_url, request.get('request_id'))
+    if request.method == 'HEAD':
+        return web.Response(status=error.status)
+    return web.Response(status=error.status, body=json.dumps(body).encode(),
+                        headers={'Content-Type': 'application/json;odata=minimalmetadata',
+                                 'DataServiceVersion': '3.0'})
+
+
+@web.middleware
+async def request_log_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    request['request_id'] = str(uuid.uuid4())
+    started = time.perf_counter()
+    status = 500
+    try:
+        response = await handler(request)
+        status = response.status
+        response.headers['request-id'] = request['request_id']
+        if 'client-request-id' in request.headers:
+            response.headers['client-request-id'] = request.headers['client-request-id']
+        return response
+    finally:
+        settings = request.app[SETTINGS]
+        entry = {'time': time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime()), 'method': request.method,
+                 'path': request.path, 'query': dict(request.query), 'status': status,
+                 'ms': round((time.perf_counter() - started) * 1000, 2)}
+        settings['recent_requests'].append(entry)
+        log_file = settings.get('request_log_file')
+        if log_file is not None:
+            log_file.write(json.dumps(entry) + '\n')
+            log_file.flush()
+
+
+@web.middleware
+async def error_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    try:
+        return await handler(request)
+    except BatchServiceError as error:
+        return error_response(request, error)
+    except web.HTTPException:
+        raise
+    except Exception:
+        _log.exception('unexpected error handling %s %s', request.method, request.path)
+        return error_response(request, BatchServiceError('InternalError'))
+
+
+@web.middleware
+async def service_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """api-version and SharedKey, for every Batch REST call (the local portal pages skip both)."""
+    if getattr(handler, 'public_page', False):
+        return await handler(request)
+    version = request.query.get('api-version')
+    if version is None:
+        raise BatchServiceError('MissingRequiredQueryParameter', values={'QueryParameterName': 'api-version'})
+    if version not in SUPPORTED_API_VERSIONS:
+        raise invalid_query('api-version', version, 'The specified api-version is not supported. Supported: '
+                            + ', '.join(SUPPORTED_API_VERSIONS))
+    settings = request.app[SETTINGS]
+    auth.verify_shared_key(request.method, request.raw_path, request.headers, settings['account_name'],
+                           settings['account_key'])
+    return await handler(request)
+
+
+def public_page(handler: Handler) -> Handler:
+    """Marks a handler that needs no api-version or SharedKey (the read-only local portal)."""
+    handler.public_page = True  # type: ignore[attr-defined]
+    return handler
+
+
+def create_app(*, data_dir: str, account_name: str = DEFAULT_ACCOUNT_NAME,
+               account_key: str = DEFAULT_ACCOUNT_KEY, base_url: str = 'http://127.0.0.1',
+               request_log_path: str | None = None, node_step_seconds: float = 0.2) -> web.Application:
+    from . import routes
+
+    app = web.Application(middlewares=[request_log_middleware, error_middleware, service_middleware],
+                          client_max_size=64 * 1024 * 1024)
+    nodes_dir = os.path.join(data_dir, 'nodes')
+    image_bin = os.path.join(data_dir, 'image', 'bin')
+    os.makedirs(nodes_dir, exist_ok=True)
+    NodeRunner.install_image(image_bin)
+    state = BatchState(account_name, base_url, nodes_dir)
+    runner = NodeRunner(image_bin, account_name, base_url)
+    app[STATE] = state
+    app[SCHEDULER] = Scheduler(state, runner, node_step_seconds=node_step_seconds)
+    app[SETTINGS] = {'account_name': account_name, 'account_key': account_key, 'base_url': base_url,
+                     'request_log_path': request_log_path, 'recent_requests': _RecentRequests(500)}
+    routes.add_routes(app)
+    app.on_startup.append(_start)
+    app.on_cleanup.append(_stop)
+    return app
+
+
+class _RecentRequests(list):
+    """The last N request log entries, newest last (the portal shows them)."""
+
+    def __init__(self, limit: int) -> None:
+        super().__init__()
+        self.limit = limit
+
+    def append(self, entry: dict) -> None:
+        super().append(entry)
+        if len(self) > self.limit * 2:
+            del self[:len(self) - self.limit]
+
+
+async def _start(app: web.Application) -> None:
+    settings = app[SETTINGS]
+    if settings['request_log_path']:
+        settings['request_log_file'] = open(settings['request_log_path'], 'a', encoding='utf-8')  # noqa: SIM115
+    app[SCHEDULER].start()
+
+
+async def _stop(app: web.Application) -> None:
+    await app[SCHEDULER].stop()
+    log_file = app[SETTINGS].pop('request_log_file', None)
+    if log_file is not None:
+        log_file.close()
+
+
+def set_base_url(app: web.Application, base_url: str) -> None:
+    """Once the real port is known: the URLs the emulator returns point at it."""
+    app[SETTINGS]['base_url'] = base_url
+    app[STATE].base_url = base_url
+    app[SCHEDULER].runner.account_url = base_url
