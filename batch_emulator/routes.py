@@ -13,7 +13,7 @@ import json
 import os
 import re
 from email.utils import format_datetime
-from urllib.parse import urlencode
+from urllib.parse import quote, urlencode
 
 from aiohttp import web
 
@@ -60,9 +60,12 @@ def _list_response(request: web.Request, items: list[dict], entity_set: str) -> 
                             max_results=limit, skip=skip)
     body: dict = {'odata.metadata': _metadata(request, entity_set, element=False), 'value': chunk}
     if next_skip is not None:
-        carried = {key: value for key, value in query.items() if key != '$skiptoken'}
+        # The SDK does not resend $filter/$select/maxresults for the next page: the link carries them.
+        carried = {'api-version': query['api-version']}
+        carried.update((key, value) for key, value in query.items() if key not in ('$skiptoken', 'api-version'))
         carried['$skiptoken'] = str(next_skip)
-        body['odata.nextLink'] = f"{request.app[SETTINGS]['base_url']}{request.path}?{urlencode(carried)}"
+        link_query = urlencode(carried, quote_via=quote, safe="$,'")
+        body['odata.nextLink'] = f"{request.app[SETTINGS]['base_url']}{request.path}?{link_query}"
     return json_response(request, body)
 
 
@@ -298,7 +301,7 @@ def _file_properties(path: str) -> dict:
     info = os.stat(path)
     return {
         'creationTime': _iso(info.st_ctime), 'lastModified': _iso(info.st_mtime),
-        'contentLength': 0 if os.path.isdir(path) else info.st_size,
+        'contentLength': str(0 if os.path.isdir(path) else info.st_size),  # int64 travels as a string
         'contentType': 'application/octet-stream', 'fileMode': oct(info.st_mode & 0o777777)[2:],
     }
 
@@ -326,7 +329,7 @@ def _file_response(request: web.Request, root: str, url_prefix: str) -> web.Stre
         raise BatchServiceError('FileNotFound')
     properties = _file_properties(path)
     is_directory = os.path.isdir(path)
-    length = properties['contentLength']
+    length = int(properties['contentLength'])
     start, end = 0, length - 1
     range_header = request.headers.get('ocp-range')
     if range_header and not is_directory:

@@ -801,8 +801,8 @@ class BatchState:
             task.execution_info['exitCode'] = exit_code
             self._requeue(task, count_as='retryCount')
             return
-        if terminated and failure is None:
-            failure = _task_ended_failure()
+        if ended:
+            failure = _task_ended_failure()  # killed because the task or its job was ended
         self._complete(task, exit_code, failure)
 
     def task_requeued(self, task: Task) -> None:

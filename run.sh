@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# One entry point for a fresh clone (Python 3.10-3.13 and Node.js 20+ needed):
+#   ./run.sh local   set everything up, then run the whole tutorial locally (Azurite + Batch emulator)
+#   ./run.sh test    set everything up, then run the test suite
+# Extra arguments go to the client (local) or to pytest (test).
+set -euo pipefail
+cd "$(dirname "$0")"
+
+command=${1:-}
+[ $# -gt 0 ] && shift
+
+python=${PYTHON:-python3}
+if ! "$python" -c 'import sys; sys.exit(0 if (3, 10) <= sys.version_info[:2] <= (3, 13) else 1)' 2>/dev/null; then
+    echo "error: Python 3.10 to 3.13 is needed ($python is $("$python" --version 2>&1 || echo missing)); set PYTHON=..." >&2
+    exit 2
+fi
+if ! command -v node >/dev/null 2>&1 || ! node -e 'process.exit(+process.versions.node.split(".")[0] >= 20 ? 0 : 1)'; then
+    echo "error: Node.js 20 or later is needed for Azurite (Debian/Ubuntu: sudo apt-get install nodejs npm)" >&2
+    exit 2
+fi
+
+# Install once; again only when the pinned requirements change.
+stamp=.venv/.installed
+wanted=$(cat requirements.txt requirements-dev.txt package.json package-lock.json | sha256sum | cut -d' ' -f1)
+if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$wanted" ]; then
+    echo "Setting up: Python packages in .venv, Azurite in node_modules ..."
+    "$python" -m venv .venv
+    .venv/bin/python -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
+    npm ci --no-audit --no-fund --loglevel=error
+    echo "$wanted" > "$stamp"
+fi
+
+case "$command" in
+    local) exec .venv/bin/python python_tutorial_client.py --local --yes "$@" ;;
+    test)  exec .venv/bin/python -m pytest "$@" ;;
+    *)     echo "usage: ./run.sh local | ./run.sh test" >&2; exit 2 ;;
+esac

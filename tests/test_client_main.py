@@ -1,0 +1,304 @@
+"""The client's configuration checks and main(): transcript, clean-up and exit codes, failure by failure."""
+
+from __future__ import annotations
+
+import argparse
+import os
+
+import pytest
+from azure.batch import models as batchmodels
+from azure.core.exceptions import HttpResponseError, ResourceExistsError, ServiceRequestError
+
+import python_tutorial_client as client
+
+KEY = 'a2V5a2V5a2V5a2V5a2V5a2V5a2V5a2V5a2V5a2V5a2V5'  # base64, not a real key
+GOOD_ENVIRONMENT = {
+    'AZURE_BATCH_ACCOUNT': 'mybatch', 'AZURE_BATCH_ACCESS_KEY': KEY,
+    'AZURE_BATCH_ENDPOINT': 'https://mybatch.eastus.batch.azure.com',
+    'AZURE_STORAGE_ACCOUNT': 'mystorage', 'AZURE_STORAGE_KEY': KEY,
+}
+
+
+def settings_for(argv: list[str], environ: dict[str, str]) -> client.Settings:
+    return client.load_settings(client.parse_arguments(argv), environ)
+
+
+def configuration_error(argv: list[str], environ: dict[str, str]) -> str:
+    with pytest.raises(client.TutorialError) as raised:
+        settings_for(argv, environ)
+    return str(raised.value)
+
+
+# ----- configuration ------------------------------------------------------------------------
+
+def test_no_configuration_names_every_missing_setting_in_one_line_and_exits_2(mocker, capsys):
+    mocker.patch.dict(os.environ, {}, clear=True)
+    assert client.run_from_command_line([]) == 2
+    captured = capsys.readouterr()
+    assert captured.out == ''
+    lines = captured.err.strip().splitlines()
+    assert len(lines) == 1
+    for name in ('_BATCH_ACCOUNT_NAME', 'AZURE_BATCH_ACCOUNT', 'AZURE_BATCH_ENDPOINT', '_STORAGE_ACCOUNT_NAME',
+                 'AZURE_STORAGE_ACCOUNT'):
+        assert name in lines[0]
+    assert 'Traceback' not in captured.err
+
+
+def test_environment_overrides_constants_and_flags_override_both(mocker):
+    mocker.patch.object(client, '_BATCH_ACCOUNT_NAME', 'fromconstant')
+    settings = settings_for(['--pool-id', 'FlagPool', '--node-count', '3', '--vm-size', 'STANDARD_D4S_V5'],
+                            GOOD_ENVIRONMENT)
+    assert settings.batch_account_name == 'mybatch'
+    assert (settings.pool_id, settings.node_count, settings.vm_size) == ('FlagPool', 3, 'STANDARD_D4S_V5')
+    assert settings.job_id == 'PythonTutorialJob'
+    assert settings.blob_endpoint == 'https://mystorage.blob.core.windows.net'
+    assert settings.auth == 'key'
+    assert settings.output_dir == os.path.realpath(os.path.expanduser('~'))
+    assert [os.path.basename(p) for p in settings.input_files] == ['taskdata1.txt', 'taskdata2.txt',
+                                                                   'taskdata3.txt']
+
+
+def test_constants_at_the_top_of_the_file_are_used_without_environment(mocker):
+    for name, value in (('_BATCH_ACCOUNT_NAME', 'constbatch'), ('_BATCH_ACCOUNT_KEY', KEY),
+                        ('_BATCH_ACCOUNT_URL', 'constbatch.westus.batch.azure.com'),
+                        ('_STORAGE_ACCOUNT_NAME', 'conststorage'), ('_STORAGE_ACCOUNT_KEY', KEY)):
+        mocker.patch.object(client, name, value)
+    settings = settings_for([], {})
+    assert settings.batch_account_url == 'https://constbatch.westus.batch.azure.com'
+    assert settings.storage_account_name == 'conststorage'
+
+
+def test_a_connection_string_gives_the_storage_account_and_endpoint():
+    environ = dict(GOOD_ENVIRONMENT)
+    del environ['AZURE_STORAGE_ACCOUNT'], environ['AZURE_STORAGE_KEY']
+    environ['AZURE_STORAGE_CONNECTION_STRING'] = (
+        f'DefaultEndpointsProtocol=https;AccountName=connstorage;AccountKey={KEY};EndpointSuffix=core.chinacloudapi.cn')
+    settings = settings_for([], environ)
+    assert (settings.storage_account_name, settings.storage_account_key) == ('connstorage', KEY)
+    assert settings.blob_endpoint == 'https://connstorage.blob.core.chinacloudapi.cn'
+
+
+def test_azure_china_uses_the_china_blob_endpoint():
+    settings = settings_for(['--cloud', 'china'], GOOD_ENVIRONMENT)
+    assert (settings.cloud, settings.blob_endpoint) == ('china', 'https://mystorage.blob.core.chinacloudapi.cn')
+    assert settings_for([], GOOD_ENVIRONMENT | {'AZURE_CLOUD': 'AzureChinaCloud'}).cloud == 'china'
+
+
+def test_without_keys_microsoft_entra_id_is_used():
+    environ = {k: v for k, v in GOOD_ENVIRONMENT.items() if 'KEY' not in k}
+    assert settings_for([], environ).auth == 'entra'
+
+
+def test_entra_clients_use_the_clouds_authority_scope_and_a_user_delegation_key(mocker):
+    environ = {k: v for k, v in GOOD_ENVIRONMENT.items() if 'KEY' not in k}
+    settings = settings_for(['--cloud', 'china'], environ)
+    credential_class = mocker.patch('azure.identity.DefaultAzureCredential')
+    blob_class = mocker.patch.object(client, 'BlobServiceClient')
+    batch_class = mocker.patch.object(client, 'BatchClient')
+
+    blob_service, batch, sas_credential = client.create_service_clients(settings)
+
+    assert credential_class.call_args.kwargs['authority'] == 'login.chinacloudapi.cn'
+    assert batch_class.call_args.kwargs['credential_scopes'] == ['https://batch.chinacloudapi.cn/.default']
+    blob_class.assert_called_once_with('https://mystorage.blob.core.chinacloudapi.cn',
+                                       credential=credential_class.return_value)
+    assert sas_credential is blob_class.return_value.get_user_delegation_key.return_value
+
+
+@pytest.mark.parametrize(('argv', 'fragment'), [
+    (['--numwords', '0'], '--numwords must be 1 or more (got 0)'),
+    (['--numwords', '-4'], '--numwords must be 1 or more (got -4)'),
+    (['--node-count', '0'], '--node-count must be 1 or more'),
+    (['--pool-id', 'my pool!'], 'pool id "my pool!" is not valid'),
+    (['--job-id', 'j' * 65], 'job id'),
+    (['--vm-size', 'STANDARD D2'], 'VM size "STANDARD D2" is not valid'),
+    (['--timeout', '0'], '--timeout must be a positive number of minutes'),
+    (['--input', 'no/such/file.txt'], 'input file no/such/file.txt does not exist'),
+])
+def test_bad_flags_are_refused_before_anything_is_created(argv, fragment):
+    assert fragment in configuration_error(argv, GOOD_ENVIRONMENT)
+
+
+@pytest.mark.parametrize(('content', 'fragment'), [
+    (b'', 'is empty'),
+    (b'\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR', 'is binary, not text'),
+    ('caf\xe9 au lait'.encode('latin-1'), 'is not UTF-8 text'),
+])
+def test_input_files_the_task_cannot_analyse_are_refused(tmp_path, content, fragment):
+    path = tmp_path / 'input.txt'
+    path.write_bytes(content)
+    assert fragment in configuration_error(['--input', str(path)], GOOD_ENVIRONMENT)
+
+
+def test_a_folder_with_no_files_is_refused(tmp_path):
+    assert 'has no files' in configuration_error(['--input', str(tmp_path)], GOOD_ENVIRONMENT)
+
+
+def test_folders_expand_to_their_files_and_same_names_are_refused(tmp_path):
+    (tmp_path / 'a').mkdir()
+    (tmp_path / 'b').mkdir()
+    for folder in ('a', 'b'):
+        (tmp_path / folder / 'same.txt').write_text('text', encoding='utf-8')
+    (tmp_path / 'a' / 'other.txt').write_text('text', encoding='utf-8')
+    settings = settings_for(['--input', str(tmp_path / 'a')], GOOD_ENVIRONMENT)
+    assert [os.path.basename(p) for p in settings.input_files] == ['other.txt', 'same.txt']
+    assert 'have the same name' in configuration_error(['--input', str(tmp_path / 'a'), str(tmp_path / 'b')],
+                                                       GOOD_ENVIRONMENT)
+
+
+def test_a_malformed_key_is_reported_without_echoing_it():
+    message = configuration_error([], GOOD_ENVIRONMENT | {'AZURE_BATCH_ACCESS_KEY': 'not base64 at all!'})
+    assert 'Batch account key is not a base64 key' in message
+    assert 'not base64 at all!' not in message
+
+
+def test_a_configuration_error_creates_nothing(mocker, capsys):
+    mocker.patch.dict(os.environ, GOOD_ENVIRONMENT, clear=True)
+    create_clients = mocker.patch.object(client, 'create_service_clients')
+    assert client.run_from_command_line(['--numwords', '0']) == 2
+    create_clients.assert_not_called()
+
+
+# ----- main(): steps 1-9 -----------------------------------------------------------------------
+
+def tutorial_settings(tmp_path, **changes) -> client.Settings:
+    settings = settings_for(['--yes', '--output-dir', str(tmp_path / 'out')], GOOD_ENVIRONMENT)
+    for name, value in changes.items():
+        setattr(settings, name, value)
+    return settings
+
+
+def working_services(mocker):
+    blob_service = mocker.MagicMock(name='BlobServiceClient')
+    blob_service.account_name = 'mystorage'
+    blob_service.get_blob_client.side_effect = lambda container, blob: mocker.MagicMock(
+        url=f'https://mystorage.blob.core.windows.net/{container}/{blob}')
+    container = blob_service.get_container_client.return_value
+    container.list_blobs.return_value = [argparse.Namespace(name=f'taskdata{i}_OUTPUT.txt') for i in (1, 2, 3)]
+    container.download_blob.return_value.readinto.side_effect = lambda file: file.write(b'output')
+
+    batch = mocker.MagicMock(name='BatchClient')
+    batch.list_supported_images.return_value = [batchmodels.BatchSupportedImage(
+        node_agent_sku_id='batch.node.ubuntu 24.04', os_type='linux', verification_type='verified',
+        image_reference=batchmodels.BatchVmImageReference(publisher='canonical', offer='ubuntu-24_04-lts',
+                                                          sku='server'))]
+    batch.get_job_task_counts.return_value = batchmodels.BatchTaskCountsResult(
+        task_counts=batchmodels.BatchTaskCounts(active=0, running=0, completed=3, succeeded=3, failed=0))
+    batch.list_tasks.return_value = []
+    return blob_service, batch
+
+
+def test_a_successful_run_prints_the_tutorials_transcript(mocker, tmp_path, capsys):
+    blob_service, batch = working_services(mocker)
+    assert client.main(tutorial_settings(tmp_path), blob_service, batch, KEY) == 0
+    out = capsys.readouterr().out
+    expected_order = ['Sample start: ', 'Uploading file ', 'to container [application]...',
+                      'Creating pool [PythonTutorialPool]...', 'Creating job [PythonTutorialJob]...',
+                      'Adding 3 tasks to job [PythonTutorialJob]...',
+                      "Monitoring all tasks for 'Completed' state, timeout in 0:20:00...",
+                      "  Success! All tasks reached the 'Completed' state within the specified timeout period.",
+                      'Downloading all files from container [output]...', '  Download complete!',
+                      'Deleting containers...', 'Sample end: ', 'Elapsed time: ', 'Delete job? [Y/n] yes',
+                      'Delete pool? [Y/n] yes']
+    positions = [out.index(fragment) for fragment in expected_order]
+    assert positions == sorted(positions)
+    assert [c.args[0] for c in blob_service.create_container.call_args_list] == ['application', 'input', 'output']
+    assert [c.args[0] for c in blob_service.delete_container.call_args_list] == ['application', 'input', 'output']
+    batch.begin_delete_job.assert_called_once_with('PythonTutorialJob')
+    batch.begin_delete_pool.assert_called_once_with('PythonTutorialPool')
+    assert sorted(os.listdir(tmp_path / 'out')) == ['taskdata1_OUTPUT.txt', 'taskdata2_OUTPUT.txt',
+                                                    'taskdata3_OUTPUT.txt']
+
+
+def test_existing_containers_are_reused(mocker, tmp_path):
+    blob_service, batch = working_services(mocker)
+    blob_service.create_container.side_effect = ResourceExistsError('ContainerAlreadyExists')
+    assert client.main(tutorial_settings(tmp_path), blob_service, batch, KEY) == 0
+
+
+def service_error(message='The server failed', status=500):
+    error = HttpResponseError(message=message)
+    error.status_code = status
+    return error
+
+
+# Which call fails -> (exit code, text shown, job deleted?, pool asked about?, output container kept?)
+FAILURES = {
+    'create_container': (('blob', 'create_container'), service_error('AuthenticationFailed', 403), False, False),
+    'upload': (('blob', 'get_blob_client'), ServiceRequestError('Connection refused'), False, False),
+    'list_supported_images': (('batch', 'list_supported_images'), service_error('InvalidAuthenticationInfo', 403),
+                              False, False),
+    'create_pool': (('batch', 'create_pool'), service_error('The value provided for vmSize is invalid', 400),
+                    False, False),
+    'create_job': (('batch', 'create_job'), service_error('PoolNotFound', 404), False, True),
+    'create_tasks': (('batch', 'create_tasks'), service_error('JobNotFound', 404), True, True),
+    'get_job_task_counts': (('batch', 'get_job_task_counts'), ServiceRequestError('Connection reset'), True, True),
+    'list_blobs': (('container', 'list_blobs'), service_error('ContainerNotFound', 404), True, True),
+}
+
+
+@pytest.mark.parametrize('failing_call', FAILURES)
+def test_a_failing_call_is_reported_cleaned_up_and_exits_1(mocker, tmp_path, capsys, failing_call):
+    blob_service, batch = working_services(mocker)
+    (owner, method), error, job_created, pool_created = FAILURES[failing_call]
+    target = {'blob': blob_service, 'batch': batch,
+              'container': blob_service.get_container_client.return_value}[owner]
+    getattr(target, method).side_effect = error
+
+    assert client.main(tutorial_settings(tmp_path), blob_service, batch, KEY) == 1
+
+    captured = capsys.readouterr()
+    assert 'Error' in captured.err or 'Exception encountered' in captured.out
+    assert 'Traceback' not in captured.out + captured.err
+    deleted = [c.args[0] for c in blob_service.delete_container.call_args_list]
+    created = [c.args[0] for c in blob_service.create_container.call_args_list] if failing_call != \
+        'create_container' else []
+    # Step 8: what was created is deleted, except results that were never downloaded.
+    assert deleted == [name for name in created if name != 'output']
+    if created:
+        assert 'Kept container [output]' in captured.out
+    # Step 9: only what this run created (or reused) is offered for deletion.
+    assert batch.begin_delete_job.called == job_created
+    assert batch.begin_delete_pool.called == pool_created
+    assert ('Delete pool?' in captured.out) == pool_created
+
+
+def test_failed_tasks_make_the_run_exit_1_after_downloading(mocker, tmp_path, capsys):
+    blob_service, batch = working_services(mocker)
+    batch.list_tasks.side_effect = lambda job_id, filter, select: [] if filter.startswith('state') else [
+        batchmodels.BatchTask(id='topNtask1', execution_info=batchmodels.BatchTaskExecutionInfo(exit_code=1))]
+    batch.get_task_file_properties.return_value = argparse.Namespace(content_length=6)
+    batch.download_task_file.return_value = iter([b'boom!\n'])
+    assert client.main(tutorial_settings(tmp_path), blob_service, batch, KEY) == 1
+    out = capsys.readouterr().out
+    assert 'Task [topNtask1] failed with exit code 1.' in out and 'boom!' in out
+    assert 'Download complete!' in out
+
+
+def test_ctrl_c_while_monitoring_cleans_up_and_says_what_is_left(mocker, tmp_path, capsys):
+    blob_service, batch = working_services(mocker)
+    batch.get_job_task_counts.side_effect = KeyboardInterrupt
+    settings = tutorial_settings(tmp_path, assume_yes=False)
+    answers = iter(['n', 'n'])
+    mocker.patch.object(client, 'query_yes_no', side_effect=lambda question, **kwargs: next(answers))
+
+    assert client.main(settings, blob_service, batch, KEY) == 130
+
+    out = capsys.readouterr().out
+    assert 'Interrupted: cleaning up.' in out
+    assert 'Job [PythonTutorialJob] is left; its unfinished tasks keep running.' in out
+    assert 'Pool [PythonTutorialPool] is left running' in out
+    batch.begin_delete_job.assert_not_called()
+    assert [c.args[0] for c in blob_service.delete_container.call_args_list] == ['application', 'input']
+
+
+def test_a_job_that_already_exists_is_not_offered_for_deletion(mocker, tmp_path, capsys):
+    blob_service, batch = working_services(mocker)
+    error = ResourceExistsError(message='JobExists')
+    error.model = batchmodels.BatchError(code='JobExists')
+    batch.create_job.side_effect = error
+    assert client.main(tutorial_settings(tmp_path), blob_service, batch, KEY) == 1
+    captured = capsys.readouterr()
+    assert 'job [PythonTutorialJob] already exists' in captured.err
+    assert 'Delete job?' not in captured.out
+    batch.begin_delete_job.assert_not_called()

@@ -1,0 +1,428 @@
+"""Unit tests of the client's step functions with pytest-mock: the SDK arguments that matter."""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import shlex
+import urllib.parse
+
+import pytest
+from azure.batch import BatchClient
+from azure.batch import models as batchmodels
+from azure.core.credentials import AzureNamedKeyCredential
+from azure.core.exceptions import HttpResponseError, ResourceExistsError
+from azure.storage.blob import ContainerSasPermissions
+
+import python_tutorial_client as client
+
+STORAGE_KEY = 'a2V5a2V5a2V5a2V5a2V5a2V5a2V5a2V5a2V5a2V5a2V5'  # base64, not a real key
+
+
+def batch_error(status: int, code: str, message: str = 'message', exception=HttpResponseError):
+    error = exception(message=f'{code}: {message}')
+    error.status_code = status
+    error.model = batchmodels.BatchError(code=code, message=batchmodels.BatchErrorMessage(value=message))
+    return error
+
+
+def sas_query(url_or_token: str) -> dict[str, str]:
+    query = url_or_token.split('?', 1)[-1]
+    return {key: values[0] for key, values in urllib.parse.parse_qs(query).items()}
+
+
+def fake_blob_service(mocker, account_name: str = 'storacct'):
+    service = mocker.MagicMock(name='BlobServiceClient')
+    service.account_name = account_name
+    service.get_blob_client.side_effect = lambda container, blob: mocker.MagicMock(
+        url=f'https://{account_name}.blob.core.windows.net/{container}/{blob}')
+    return service
+
+
+# ----- query_yes_no ------------------------------------------------------------------------
+
+@pytest.mark.parametrize(('answers', 'expected'), [
+    (['y'], 'yes'), (['n'], 'no'), ([''], 'yes'), (['maybe', 'NO'], 'no'), (['Yes'], 'yes')])
+def test_query_yes_no_reads_scripted_answers(answers, expected, capsys):
+    replies = iter(answers)
+    assert client.query_yes_no('Delete job?', input_function=lambda prompt: next(replies),
+                               interactive=True) == expected
+    if len(answers) > 1:
+        assert "Please respond with 'yes' or 'no'" in capsys.readouterr().out
+
+
+def test_query_yes_no_with_yes_flag_does_not_ask(capsys):
+    def never(prompt):
+        raise AssertionError('asked')
+    assert client.query_yes_no('Delete pool?', assume_yes=True, input_function=never) == 'yes'
+    assert capsys.readouterr().out == 'Delete pool? [Y/n] yes (--yes)\n'
+
+
+def test_query_yes_no_never_blocks_without_a_terminal(capsys):
+    def never(prompt):
+        raise AssertionError('asked')
+    assert client.query_yes_no('Delete pool?', input_function=never, interactive=False) == 'yes'
+    assert 'standard input is not a terminal' in capsys.readouterr().out
+
+
+def test_query_yes_no_takes_the_default_on_end_of_input():
+    def closed(prompt):
+        raise EOFError
+    assert client.query_yes_no('Delete job?', default='no', input_function=closed, interactive=True) == 'no'
+
+
+# ----- print_batch_exception, wrap_commands_in_shell ----------------------------------------
+
+def test_print_batch_exception_shows_code_message_and_values(capsys):
+    error = batch_error(400, 'InvalidPropertyValue', 'The value provided for one of the properties is invalid.')
+    error.model.error_values = [batchmodels.BatchErrorDetail(key='PropertyName', value='vmSize')]
+    client.print_batch_exception(error)
+    out = capsys.readouterr().out
+    assert 'Code: InvalidPropertyValue' in out
+    assert 'The value provided for one of the properties is invalid.' in out
+    assert 'PropertyName:\tvmSize' in out
+
+
+def test_print_batch_exception_never_prints_a_sas_signature(capsys):
+    error = HttpResponseError(message='GET https://a.blob.core.windows.net/c/b?sv=1&sig=SECRETSIG%3D&sp=r failed')
+    client.print_batch_exception(error)
+    out = capsys.readouterr().out
+    assert 'SECRETSIG' not in out and 'sig=REDACTED' in out
+
+
+def test_wrap_commands_in_shell_runs_bash_with_set_e():
+    command = client.wrap_commands_in_shell('linux', ['echo "$AZ_BATCH_NODE_ID"', "echo it's"])
+    argv = shlex.split(command)
+    assert argv[:2] == ['/bin/bash', '-c']
+    assert argv[2] == 'set -e; set -o pipefail; echo "$AZ_BATCH_NODE_ID"; echo it\'s; wait'
+
+
+# ----- Storage: upload_file_to_container, get_container_sas_token -------------------------
+
+def test_upload_file_to_container_returns_a_read_only_two_hour_sas(mocker, tmp_path, capsys):
+    path = tmp_path / 'taskdata1.txt'
+    path.write_text('words', encoding='utf-8')
+    service = fake_blob_service(mocker)
+    before = datetime.datetime.now(datetime.timezone.utc)
+
+    resource_file = client.upload_file_to_container(service, 'input', str(path), STORAGE_KEY)
+
+    service.get_blob_client.assert_called_once_with('input', 'taskdata1.txt')
+    assert resource_file.file_path == 'taskdata1.txt'
+    assert resource_file.http_url.startswith('https://storacct.blob.core.windows.net/input/taskdata1.txt?')
+    query = sas_query(resource_file.http_url)
+    assert query['sp'] == 'r'
+    expiry = datetime.datetime.fromisoformat(query['se'].replace('Z', '+00:00'))
+    assert datetime.timedelta(hours=2) - datetime.timedelta(seconds=5) <= expiry - before <= datetime.timedelta(
+        hours=2, seconds=5)
+    assert f'Uploading file {path} to container [input]...' in capsys.readouterr().out
+
+
+def test_get_container_sas_token_grants_write_and_create_only():
+    service = argparse.Namespace(account_name='storacct')
+    token = client.get_container_sas_token(service, 'output', ContainerSasPermissions(write=True, create=True),
+                                           STORAGE_KEY)
+    query = sas_query(token)
+    assert query['sp'] == 'cw'
+    assert query['sr'] == 'c'
+
+
+def test_a_user_delegation_key_signs_sas_with_entra_id():
+    from azure.storage.blob import UserDelegationKey
+    key = UserDelegationKey()
+    key.signed_oid, key.signed_tid = 'oid', 'tid'
+    key.signed_start, key.signed_expiry = '2026-01-01T00:00:00Z', '2026-01-01T02:00:00Z'
+    key.signed_service, key.signed_version, key.value = 'b', '2025-01-05', STORAGE_KEY
+    token = client.get_container_sas_token(argparse.Namespace(account_name='storacct'), 'output',
+                                           ContainerSasPermissions(write=True), key)
+    assert sas_query(token)['skoid'] == 'oid'
+
+
+# ----- Batch: images, pool, job, tasks -----------------------------------------------------
+
+def supported_image(sku: str, end_of_life: datetime.datetime | None = None, os_type: str = 'linux',
+                    offer: str = 'ubuntu-24_04-lts', agent: str = 'batch.node.ubuntu 24.04'):
+    return batchmodels.BatchSupportedImage(
+        node_agent_sku_id=agent, os_type=os_type, verification_type='verified', batch_support_end_of_life=end_of_life,
+        image_reference=batchmodels.BatchVmImageReference(publisher='canonical', offer=offer, sku=sku))
+
+
+def test_get_vm_config_for_distro_picks_the_supported_image_and_its_agent(mocker):
+    batch = mocker.MagicMock()
+    batch.list_supported_images.return_value = [supported_image('server-gen1'), supported_image('server')]
+    config = client.get_vm_config_for_distro(batch, 'canonical', 'ubuntu-24_04-lts', 'server')
+    batch.list_supported_images.assert_called_once_with(filter="verificationType eq 'verified'")
+    assert config.node_agent_sku_id == 'batch.node.ubuntu 24.04'
+    assert (config.image_reference.offer, config.image_reference.sku) == ('ubuntu-24_04-lts', 'server')
+
+
+def test_get_vm_config_for_distro_refuses_an_image_past_its_end_of_life(mocker):
+    batch = mocker.MagicMock()
+    past = datetime.datetime(2025, 4, 30, tzinfo=datetime.timezone.utc)
+    batch.list_supported_images.return_value = [supported_image('server', end_of_life=past)]
+    with pytest.raises(client.TutorialError, match='supports no current image canonical/ubuntu-24_04-lts/server'):
+        client.get_vm_config_for_distro(batch, 'canonical', 'ubuntu-24_04-lts', 'server')
+
+
+def start_task_script(start_task) -> str:
+    return shlex.split(start_task.command_line)[2]
+
+
+def test_create_pool_start_task_prepares_nodes_idempotently_as_pool_admin(mocker):
+    batch = mocker.MagicMock()
+    batch.list_supported_images.return_value = [supported_image('server')]
+    script = batchmodels.ResourceFile(http_url='https://x/application/python_tutorial_task.py?sig=s',
+                                      file_path='python_tutorial_task.py')
+
+    assert client.create_pool(batch, 'PythonTutorialPool', [script], 'STANDARD_D2S_V3', 2) is False
+
+    pool = batch.create_pool.call_args.args[0]
+    assert (pool.id, pool.vm_size, pool.target_dedicated_nodes) == ('PythonTutorialPool', 'STANDARD_D2S_V3', 2)
+    assert pool.virtual_machine_configuration.node_agent_sku_id == 'batch.node.ubuntu 24.04'
+    start_task = pool.start_task
+    assert start_task.wait_for_success is True
+    assert start_task.resource_files == [script]
+    assert start_task.user_identity.auto_user.scope == 'pool'
+    assert start_task.user_identity.auto_user.elevation_level == 'admin'
+    commands = start_task_script(start_task)
+    assert 'cp -f "$AZ_BATCH_TASK_WORKING_DIR/python_tutorial_task.py" "$AZ_BATCH_NODE_SHARED_DIR/"' in commands
+    # Installs nothing when the dependency is already importable; PEP 668-safe --target install otherwise.
+    assert 'if python3 -c "import azure.storage.blob"' in commands
+    assert 'pip install --no-input --target "$PYTHONPATH" azure-storage-blob==' in commands
+    assert 'DPkg::Lock::Timeout=' in commands
+    assert 'for attempt in 1 2 3' in commands
+
+
+def test_create_pool_reuses_an_existing_pool_and_refreshes_its_start_task(mocker, capsys):
+    batch = mocker.MagicMock()
+    batch.list_supported_images.return_value = [supported_image('server')]
+    batch.create_pool.side_effect = batch_error(409, 'PoolExists', exception=ResourceExistsError)
+    batch.get_pool.return_value = batchmodels.BatchPool(id='PythonTutorialPool', state='active',
+                                                        vm_size='standard_d2s_v3', current_dedicated_nodes=1,
+                                                        target_dedicated_nodes=1)
+
+    assert client.create_pool(batch, 'PythonTutorialPool', [], 'STANDARD_D2S_V3', 1) is True
+
+    assert 'already exists: reusing it' in capsys.readouterr().out
+    pool_id, update = batch.update_pool.call_args.args
+    assert pool_id == 'PythonTutorialPool'
+    assert update.start_task.wait_for_success is True
+
+
+def test_create_pool_refuses_a_pool_that_is_being_deleted(mocker):
+    batch = mocker.MagicMock()
+    batch.list_supported_images.return_value = [supported_image('server')]
+    batch.create_pool.side_effect = batch_error(409, 'PoolExists', exception=ResourceExistsError)
+    batch.get_pool.return_value = batchmodels.BatchPool(id='p', state='deleting')
+    with pytest.raises(client.TutorialError, match='is being deleted'):
+        client.create_pool(batch, 'p', [], 'STANDARD_D2S_V3', 1)
+    batch.update_pool.assert_not_called()
+
+
+def test_create_job_associates_the_pool(mocker):
+    batch = mocker.MagicMock()
+    client.create_job(batch, 'PythonTutorialJob', 'PythonTutorialPool')
+    job = batch.create_job.call_args.args[0]
+    assert (job.id, job.pool_info.pool_id, job.job_preparation_task) == ('PythonTutorialJob', 'PythonTutorialPool',
+                                                                         None)
+
+
+def test_create_job_on_a_reused_pool_refreshes_the_script_with_a_preparation_task(mocker):
+    batch = mocker.MagicMock()
+    script = batchmodels.ResourceFile(http_url='https://x/s.py?sig=s', file_path='python_tutorial_task.py')
+    client.create_job(batch, 'job', 'pool', refresh_task_script=script)
+    preparation = batch.create_job.call_args.args[0].job_preparation_task
+    assert preparation.resource_files == [script]
+    assert preparation.wait_for_success is True
+    assert '"$AZ_BATCH_NODE_SHARED_DIR/"' in start_task_script(preparation)
+
+
+def test_create_job_that_exists_says_how_to_go_on(mocker):
+    batch = mocker.MagicMock()
+    batch.create_job.side_effect = batch_error(409, 'JobExists', exception=ResourceExistsError)
+    with pytest.raises(client.TutorialError, match=r'job \[PythonTutorialJob\] already exists.*--job-id'):
+        client.create_job(batch, 'PythonTutorialJob', 'pool')
+
+
+def test_add_tasks_builds_one_shell_wrapped_task_per_input_file(mocker, capsys):
+    batch = mocker.MagicMock()
+    inputs = [batchmodels.ResourceFile(http_url=f'https://x/input/f{i}.txt?sig=s', file_path=f'f{i}.txt')
+              for i in range(3)]
+    count = client.add_tasks(batch, 'job', inputs, 'output', 'sv=2025&sp=cw&sig=abc%3D', numwords=5,
+                             storage_account_name='storacct', blob_endpoint='https://storacct.blob.core.chinacloudapi.cn')
+    assert count == 3
+    assert 'Adding 3 tasks to job [job]...' in capsys.readouterr().out
+    job_id, tasks = batch.create_tasks.call_args.args
+    assert job_id == 'job' and batch.create_tasks.call_args.kwargs['max_concurrency'] > 1
+    assert [t.id for t in tasks] == ['topNtask0', 'topNtask1', 'topNtask2']
+    assert tasks[1].resource_files == [inputs[1]]
+    script = shlex.split(tasks[1].command_line)[2]
+    argv = shlex.split(script.split('; ')[2])
+    assert argv[1:3] == ['python3', '$AZ_BATCH_NODE_SHARED_DIR/python_tutorial_task.py']
+    options = dict(zip(argv[3::2], argv[4::2], strict=True))
+    assert options == {'--filepath': 'f1.txt', '--numwords': '5', '--storageaccount': 'storacct',
+                       '--storagecontainer': 'output', '--sastoken': 'sv=2025&sp=cw&sig=abc%3D',
+                       '--blobendpoint': 'https://storacct.blob.core.chinacloudapi.cn'}
+
+
+def test_add_tasks_sends_10000_tasks_in_chunks_of_100(mocker):
+    """The real SDK's create_tasks, with only the HTTP call replaced: every request stays within the limit."""
+    batch = BatchClient('https://acct.region.batch.azure.com', AzureNamedKeyCredential('acct', STORAGE_KEY))
+    sizes = []
+
+    def create_task_collection(job_id, task_collection, **kwargs):
+        sizes.append(len(task_collection.task_values))
+        return batchmodels.BatchCreateTaskCollectionResult(result_values=[
+            batchmodels.BatchTaskCreateResult(status='success', task_id=t.id) for t in task_collection.task_values])
+    mocker.patch.object(batch, 'create_task_collection', side_effect=create_task_collection)
+    inputs = [batchmodels.ResourceFile(http_url=f'https://x/{i}', file_path=f'{i}.txt') for i in range(10_000)]
+
+    assert client.add_tasks(batch, 'job', inputs, 'output', 'sig', numwords=3, storage_account_name='a',
+                            blob_endpoint='https://a') == 10_000
+    assert sum(sizes) == 10_000 and max(sizes) == 100
+
+
+def test_add_tasks_reports_tasks_the_service_refused(mocker):
+    batch = mocker.MagicMock()
+    refused = batchmodels.BatchTaskCreateResult(status='clienterror', task_id='topNtask0',
+                                                error=batchmodels.BatchError(code='InvalidPropertyValue'))
+    batch.create_tasks.side_effect = batchmodels.CreateTasksError([], [refused], [])
+    with pytest.raises(client.TutorialError, match='topNtask0: InvalidPropertyValue'):
+        client.add_tasks(batch, 'job', [batchmodels.ResourceFile(http_url='u', file_path='f')], 'output', 's',
+                         numwords=3, storage_account_name='a', blob_endpoint='https://a')
+
+
+# ----- monitoring ----------------------------------------------------------------------------
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.now = 0.0
+        self.sleeps: list[float] = []
+
+    def time(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.sleeps.append(seconds)
+        self.now += seconds
+
+
+def counts(active=0, running=0, completed=0, failed=0):
+    return batchmodels.BatchTaskCountsResult(task_counts=batchmodels.BatchTaskCounts(
+        active=active, running=running, completed=completed, succeeded=completed - failed, failed=failed))
+
+
+def monitored_batch(mocker, count_sequence, incomplete_lists=((),)):
+    batch = mocker.MagicMock()
+    batch.get_job_task_counts.side_effect = count_sequence
+    batch.list_tasks.side_effect = [list(items) for items in incomplete_lists]
+    batch.get_pool.return_value = batchmodels.BatchPool(id='pool', allocation_state='resizing')
+    batch.list_nodes.return_value = []
+    return batch
+
+
+def test_wait_for_tasks_polls_task_counts_until_all_completed(mocker, capsys):
+    clock = FakeClock()
+    batch = monitored_batch(mocker, [counts(active=3), counts(running=2, active=1), counts(completed=3)])
+    client.wait_for_tasks_to_complete(batch, 'job', 'pool', 3, datetime.timedelta(minutes=20),
+                                      sleep=clock.sleep, clock=clock.time)
+    out = capsys.readouterr().out
+    assert out.startswith("Monitoring all tasks for 'Completed' state, timeout in 0:20:00...")
+    assert '[3/3 completed, 0 running]' in out
+    assert batch.get_job_task_counts.call_count == 3
+    batch.list_tasks.assert_called_once_with('job', filter="state ne 'completed'", select=['id'])
+    assert clock.sleeps == [1.0, 1.0]
+
+
+def test_wait_for_tasks_does_not_trust_lagging_counts(mocker):
+    clock = FakeClock()
+    lagging = [batchmodels.BatchTask(id='topNtask2')]
+    batch = monitored_batch(mocker, [counts(completed=3), counts(completed=3)], incomplete_lists=[lagging, []])
+    client.wait_for_tasks_to_complete(batch, 'job', 'pool', 3, datetime.timedelta(minutes=1),
+                                      sleep=clock.sleep, clock=clock.time)
+    assert batch.list_tasks.call_count == 2
+
+
+def test_wait_for_tasks_requests_per_poll_do_not_grow_with_the_number_of_tasks(mocker):
+    for task_count in (3, 10_000):
+        clock = FakeClock()
+        batch = monitored_batch(mocker, [counts(running=1, active=task_count - 1)] * 5
+                                + [counts(completed=task_count)])
+        client.wait_for_tasks_to_complete(batch, 'job', 'pool', task_count, datetime.timedelta(minutes=1),
+                                          sleep=clock.sleep, clock=clock.time)
+        assert batch.get_job_task_counts.call_count == 6
+        assert batch.list_tasks.call_count == 1
+        assert batch.get_pool.call_count == 0  # tasks are running: the pool is fine
+
+
+def test_wait_for_tasks_times_out_with_the_tutorials_message(mocker):
+    clock = FakeClock()
+    batch = monitored_batch(mocker, [counts(running=1, active=2)] * 100)
+    with pytest.raises(client.TutorialError, match=r"did not reach 'Completed' state within timeout period of "
+                                                   r"0:00:05"):
+        client.wait_for_tasks_to_complete(batch, 'job', 'pool', 3, datetime.timedelta(seconds=5),
+                                          sleep=clock.sleep, clock=clock.time)
+
+
+def test_wait_for_tasks_stops_early_with_the_start_task_stderr(mocker):
+    clock = FakeClock()
+    batch = monitored_batch(mocker, [counts(active=3)] * 10)
+    batch.list_nodes.return_value = [batchmodels.BatchNode(
+        id='tvm-1', state='starttaskfailed', start_task_info=batchmodels.BatchStartTaskInfo(exit_code=100))]
+    batch.get_node_file_properties.return_value = argparse.Namespace(content_length=30)
+    batch.download_node_file.return_value = iter([b'E: Unable to locate package\n'])
+    with pytest.raises(client.TutorialError) as raised:
+        client.wait_for_tasks_to_complete(batch, 'job', 'pool', 3, datetime.timedelta(minutes=20),
+                                          sleep=clock.sleep, clock=clock.time)
+    assert 'StartTask failed on node [tvm-1] (exit code 100)' in str(raised.value)
+    assert 'E: Unable to locate package' in str(raised.value)
+    batch.download_node_file.assert_called_once_with('pool', 'tvm-1', 'startup/stderr.txt', ocp_range='bytes=0-29')
+    assert clock.now < 5
+
+
+def test_wait_for_tasks_stops_early_on_resize_errors(mocker):
+    clock = FakeClock()
+    batch = monitored_batch(mocker, [counts(active=3)] * 10)
+    batch.get_pool.return_value = batchmodels.BatchPool(
+        id='pool', allocation_state='steady',
+        resize_errors=[batchmodels.ResizeError(code='AccountCoreQuotaReached', message='Quota reached')])
+    with pytest.raises(client.TutorialError, match='could not allocate its nodes: AccountCoreQuotaReached'):
+        client.wait_for_tasks_to_complete(batch, 'job', 'pool', 3, datetime.timedelta(minutes=20),
+                                          sleep=clock.sleep, clock=clock.time)
+
+
+def test_report_failed_tasks_shows_exit_code_and_stderr_tail(mocker, capsys):
+    batch = mocker.MagicMock()
+    failure = batchmodels.BatchTaskFailureInfo(category='usererror', message='failure exit code')
+    batch.list_tasks.return_value = [batchmodels.BatchTask(
+        id='topNtask1', execution_info=batchmodels.BatchTaskExecutionInfo(exit_code=2, failure_info=failure))]
+    batch.get_task_file_properties.return_value = argparse.Namespace(content_length=5000)
+    batch.download_task_file.return_value = iter([b'Traceback...\nValueError: boom\n'])
+    assert client.report_failed_tasks(batch, 'job') == 1
+    out = capsys.readouterr().out
+    assert 'Task [topNtask1] failed with exit code 2 (failure exit code).' in out
+    assert 'ValueError: boom' in out
+    batch.list_tasks.assert_called_once_with('job', filter="executionInfo/result eq 'failure'",
+                                             select=['id', 'executionInfo'])
+    batch.download_task_file.assert_called_once_with('job', 'topNtask1', 'stderr.txt', ocp_range='bytes=3000-4999')
+
+
+# ----- download ------------------------------------------------------------------------------
+
+def test_download_refuses_blob_names_that_leave_the_folder(mocker, tmp_path, capsys):
+    service = mocker.MagicMock()
+    container = service.get_container_client.return_value
+    container.list_blobs.return_value = [argparse.Namespace(name=name) for name in
+                                         ('taskdata1_OUTPUT.txt', '../escape.txt', 'sub/ok.txt', '/etc/passwd')]
+    container.download_blob.side_effect = lambda name: mocker.MagicMock(
+        readinto=lambda file: file.write(name.encode()))
+
+    problems = client.download_blobs_from_container(service, 'output', str(tmp_path / 'out'))
+
+    assert problems == 2
+    assert (tmp_path / 'out' / 'taskdata1_OUTPUT.txt').read_text() == 'taskdata1_OUTPUT.txt'
+    assert (tmp_path / 'out' / 'sub' / 'ok.txt').exists()
+    assert not (tmp_path / 'escape.txt').exists()
+    out = capsys.readouterr().out
+    assert 'refused blob [../escape.txt]' in out and 'refused blob [/etc/passwd]' in out
+    assert f"Downloaded blob [taskdata1_OUTPUT.txt] from container [output] to {tmp_path / 'out'}" in out

@@ -1,0 +1,462 @@
+"""The Batch emulator, driven by the real azure-batch SDK over HTTP; bodies validated against the spec."""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+import urllib.error
+import urllib.request
+
+import jsonschema
+import pytest
+from azure.batch import models as m
+from azure.batch._patch import BatchSharedKeyAuthPolicy
+from azure.core import PipelineClient
+from azure.core.exceptions import HttpResponseError, ResourceExistsError, ResourceNotFoundError
+from azure.core.rest import HttpRequest
+
+from batch_emulator import auth
+from tests.conftest import eventually
+
+pytestmark = pytest.mark.emulator
+
+with open(os.path.join(os.path.dirname(__file__), 'spec', 'BatchService.json'), encoding='utf-8') as _spec_file:
+    SPEC = json.load(_spec_file)
+
+API = 'api-version=2025-06-01'
+UBUNTU = m.VirtualMachineConfiguration(
+    image_reference=m.BatchVmImageReference(publisher='canonical', offer='ubuntu-24_04-lts', sku='server'),
+    node_agent_sku_id='batch.node.ubuntu 24.04')
+
+
+def validate(body: dict, definition: str) -> None:
+    """Checks a response body against a definition of Microsoft's OpenAPI spec (Draft 4, as Swagger 2.0)."""
+    schema = {'$ref': f'#/definitions/{definition}', 'definitions': SPEC['definitions']}
+    jsonschema.Draft4Validator(schema).validate(body)
+
+
+def raw(client, method: str, path: str, body: dict | None = None, query: str = API):
+    """A request signed by the SDK's own SharedKey policy, without its error policy: the raw HTTP response."""
+    endpoint = client._config.endpoint
+    pipeline = PipelineClient(base_url=endpoint, policies=[BatchSharedKeyAuthPolicy(client._config.credential)])
+    separator = '&' if '?' in path else '?'
+    url = f'{endpoint}{path}{separator}{query}' if query else f'{endpoint}{path}'
+    return pipeline.send_request(HttpRequest(method, url, json=body))
+
+
+def raw_json(client, path: str) -> dict:
+    response = raw(client, 'GET', path)
+    assert response.status_code == 200, response.text()
+    return response.json()
+
+
+def create_pool(client, pool_id: str, nodes: int = 1, start_task: m.BatchStartTask | None = None,
+                slots: int = 1) -> None:
+    client.create_pool(m.BatchPoolCreateOptions(id=pool_id, vm_size='STANDARD_D2S_V3', target_dedicated_nodes=nodes,
+                                                virtual_machine_configuration=UBUNTU, start_task=start_task,
+                                                task_slots_per_node=slots))
+
+
+def wait_for_nodes(client, pool_id: str, state: str = 'idle', count: int = 1) -> list[m.BatchNode]:
+    return eventually(lambda: (nodes := list(client.list_nodes(pool_id))) and len(nodes) == count
+                      and all(n.state == state for n in nodes) and nodes, message=f'nodes {state}')
+
+
+def wait_for_task(client, job_id: str, task_id: str) -> m.BatchTask:
+    return eventually(lambda: (task := client.get_task(job_id, task_id)).state == 'completed' and task,
+                      message=f'task {task_id} completed')
+
+
+@pytest.fixture
+def pool_and_job(batch_client, unique_id):
+    pool_id, job_id = unique_id('pool'), unique_id('job')
+    create_pool(batch_client, pool_id)
+    batch_client.create_job(m.BatchJobCreateOptions(id=job_id, pool_info=m.BatchPoolInfo(pool_id=pool_id)))
+    yield pool_id, job_id
+    for delete in (lambda: batch_client.begin_delete_job(job_id), lambda: batch_client.begin_delete_pool(pool_id)):
+        try:
+            delete()
+        except ResourceNotFoundError:
+            pass
+
+
+# ----- images, pools, nodes --------------------------------------------------------------------
+
+def test_supported_images_include_current_ubuntu_with_end_of_life(batch_client):
+    body = raw_json(batch_client, '/supportedimages')
+    validate(body, 'BatchAccountListSupportedImagesResult')
+    images = {(i.image_reference.offer, i.image_reference.sku): i for i in batch_client.list_supported_images()}
+    assert images[('ubuntu-24_04-lts', 'server')].node_agent_sku_id == 'batch.node.ubuntu 24.04'
+    assert images[('0001-com-ubuntu-server-jammy', '22_04-lts-gen2')].batch_support_end_of_life.year == 2027
+    windows = list(batch_client.list_supported_images(filter="osType eq 'windows'"))
+    assert windows and all(i.os_type == 'windows' for i in windows)
+
+
+def test_pool_lifecycle_create_get_exists_list_resize_delete(batch_client, unique_id):
+    pool_id = unique_id('pool')
+    create_pool(batch_client, pool_id, nodes=1)
+    assert batch_client.pool_exists(pool_id) is True
+    pool = batch_client.get_pool(pool_id)
+    assert (pool.id, pool.vm_size, pool.state, pool.target_dedicated_nodes) == (pool_id, 'standard_d2s_v3',
+                                                                               'active', 1)
+    validate(raw_json(batch_client, f'/pools/{pool_id}'), 'BatchPool')
+    wait_for_nodes(batch_client, pool_id)
+    eventually(lambda: batch_client.get_pool(pool_id).allocation_state == 'steady', message='steady')
+
+    listed = list(batch_client.list_pools(filter=f"id eq '{pool_id}'", select=['id', 'allocationState']))
+    assert [(p.id, p.allocation_state, p.vm_size) for p in listed] == [(pool_id, 'steady', None)]
+
+    batch_client.begin_resize_pool(pool_id, m.BatchPoolResizeOptions(target_dedicated_nodes=2), polling_interval=0)
+    wait_for_nodes(batch_client, pool_id, count=2)
+    eventually(lambda: batch_client.get_pool(pool_id).current_dedicated_nodes == 2, message='2 nodes')
+
+    poller = batch_client.begin_delete_pool(pool_id, polling_interval=0.05)
+    assert batch_client.get_pool(pool_id).state == 'deleting'
+    poller.result()
+    with pytest.raises(ResourceNotFoundError) as raised:
+        batch_client.get_pool(pool_id)
+    assert raised.value.model.code == 'PoolNotFound'
+    with pytest.raises(ResourceNotFoundError):  # the SDK's pool_exists raises on 404
+        batch_client.pool_exists(pool_id)
+
+
+def test_pool_that_exists_gets_the_services_error_body(batch_client, unique_id):
+    pool_id = unique_id('pool')
+    create_pool(batch_client, pool_id, nodes=0)
+    with pytest.raises(ResourceExistsError) as raised:
+        create_pool(batch_client, pool_id.upper(), nodes=0)  # ids are case-insensitive
+    assert raised.value.model.code == 'PoolExists'
+    assert raised.value.model.message.value.startswith('The specified pool already exists.\nRequestId:')
+    response = raw(batch_client, 'POST', '/pools', {'id': pool_id, 'vmSize': 'standard_d2s_v3',
+                                                    'virtualMachineConfiguration': UBUNTU.as_dict()})
+    assert response.status_code == 409
+    validate(response.json(), 'BatchError')
+
+
+@pytest.mark.parametrize(('body', 'code', 'property_name'), [
+    ({'id': 'bad id!', 'vmSize': 'standard_d2s_v3'}, 'InvalidPropertyValue', 'id'),
+    ({'vmSize': 'standard_d2s_v3'}, 'MissingRequiredProperty', 'id'),
+    ({'id': 'p-no-size'}, 'MissingRequiredProperty', 'vmSize'),
+    ({'id': 'p-retired', 'vmSize': 'STANDARD_A1'}, 'InvalidPropertyValue', 'vmSize'),
+    ({'id': 'p-image', 'vmSize': 'standard_d2s_v3', 'virtualMachineConfiguration': {
+        'imageReference': {'publisher': 'canonical', 'offer': 'ubuntu-24_04-lts', 'sku': 'server'},
+        'nodeAgentSKUId': 'batch.node.ubuntu 14.04'}}, 'InvalidPropertyValue',
+     'virtualMachineConfiguration.nodeAgentSKUId'),
+])
+def test_invalid_pools_are_refused_with_the_property_named(batch_client, body, code, property_name):
+    body.setdefault('virtualMachineConfiguration', UBUNTU.as_dict())
+    response = raw(batch_client, 'POST', '/pools', body)
+    assert response.status_code == 400
+    error = response.json()
+    validate(error, 'BatchError')
+    assert error['code'] == code
+    assert {'key': 'PropertyName', 'value': property_name} in error['values']
+
+
+def test_nodes_go_through_their_states_and_are_laid_out_like_real_nodes(batch_client, emulator, unique_id):
+    pool_id = unique_id('pool')
+    start_task = m.BatchStartTask(command_line="/bin/bash -c 'echo prepared > $AZ_BATCH_NODE_SHARED_DIR/ready; "
+                                               "echo start-task-output'", wait_for_success=True)
+    create_pool(batch_client, pool_id, start_task=start_task)
+    seen_states = set()
+    eventually(lambda: [seen_states.add(n.state) for n in batch_client.list_nodes(pool_id)]
+               and 'idle' in seen_states, message='node idle')
+    assert seen_states & {'creating', 'starting', 'waitingforstarttask'}
+    node = batch_client.list_nodes(pool_id).__next__()
+    validate(raw_json(batch_client, f'/pools/{pool_id}/nodes'), 'BatchNodeListResult')
+    assert node.start_task_info.result == 'success' and node.start_task_info.exit_code == 0
+    names = {f.name for f in batch_client.list_node_files(pool_id, node.id, recursive=True)}
+    assert {'shared', 'shared/ready', 'startup', 'startup/stdout.txt', 'startup/stderr.txt', 'startup/wd',
+            'workitems'} <= names
+    stdout = b''.join(batch_client.download_node_file(pool_id, node.id, 'startup/stdout.txt'))
+    assert stdout == b'start-task-output\n'
+
+
+def test_a_failing_start_task_leaves_the_node_in_starttaskfailed(batch_client, unique_id):
+    pool_id = unique_id('pool')
+    start_task = m.BatchStartTask(command_line="/bin/bash -c 'echo no package >&2; exit 100'",
+                                  wait_for_success=True, max_task_retry_count=1)
+    create_pool(batch_client, pool_id, start_task=start_task)
+    node = wait_for_nodes(batch_client, pool_id, state='starttaskfailed')[0]
+    info = node.start_task_info
+    assert (info.exit_code, info.result, info.retry_count, info.failure_info.code) == (
+        100, 'failure', 1, 'FailureExitCode')
+    failed = list(batch_client.list_nodes(pool_id, filter="state eq 'starttaskfailed'"))
+    assert [n.id for n in failed] == [node.id]
+    stderr = b''.join(batch_client.download_node_file(pool_id, node.id, 'startup/stderr.txt'))
+    assert stderr == b'no package\nno package\n'  # the first run and its retry
+
+
+# ----- jobs and tasks ---------------------------------------------------------------------------
+
+def test_tasks_run_with_the_batch_environment_and_exit_codes(batch_client, pool_and_job):
+    pool_id, job_id = pool_and_job
+    batch_client.create_task(job_id, m.BatchTaskCreateOptions(
+        id='env', command_line="/bin/bash -c 'echo $AZ_BATCH_TASK_ID $AZ_BATCH_JOB_ID $AZ_BATCH_POOL_ID $MY_SETTING; "
+                               "pwd; test \"$PWD\" = \"$AZ_BATCH_TASK_WORKING_DIR\"'",
+        environment_settings=[m.EnvironmentSetting(name='MY_SETTING', value='hello')]))
+    batch_client.create_task(job_id, m.BatchTaskCreateOptions(id='fails', command_line="/bin/sh -c 'exit 3'"))
+    task = wait_for_task(batch_client, job_id, 'env')
+    assert (task.execution_info.exit_code, task.execution_info.result) == (0, 'success')
+    stdout = b''.join(batch_client.download_task_file(job_id, 'env', 'stdout.txt')).decode()
+    assert stdout.splitlines()[0] == f'env {job_id} {pool_id} hello'
+    assert stdout.splitlines()[1].endswith(f'workitems/{job_id}/job-1/env/wd')
+    assert task.node_info.pool_id == pool_id
+    failed = wait_for_task(batch_client, job_id, 'fails')
+    assert (failed.execution_info.exit_code, failed.execution_info.result) == (3, 'failure')
+    assert failed.execution_info.failure_info.code == 'FailureExitCode'
+    validate(raw_json(batch_client, f'/jobs/{job_id}/tasks/fails'), 'BatchTask')
+    counts = raw_json(batch_client, f'/jobs/{job_id}/taskcounts')
+    validate(counts, 'BatchTaskCountsResult')
+    assert counts['taskCounts'] == {'active': 0, 'running': 0, 'completed': 2, 'succeeded': 1, 'failed': 1}
+
+
+def test_the_command_line_is_not_run_through_a_shell(batch_client, pool_and_job):
+    _, job_id = pool_and_job
+    batch_client.create_task(job_id, m.BatchTaskCreateOptions(id='noshell', command_line='echo $HOME "a  b"'))
+    batch_client.create_task(job_id, m.BatchTaskCreateOptions(id='missing', command_line='no-such-program --x'))
+    wait_for_task(batch_client, job_id, 'noshell')
+    assert b''.join(batch_client.download_task_file(job_id, 'noshell', 'stdout.txt')) == b'$HOME a  b\n'
+    missing = wait_for_task(batch_client, job_id, 'missing')
+    assert missing.execution_info.failure_info.code == 'CommandProgramNotFound'
+    assert missing.execution_info.exit_code is None
+
+
+def test_add_task_collection_gives_per_task_results_and_lists_page(batch_client, pool_and_job):
+    _, job_id = pool_and_job
+    tasks = [m.BatchTaskCreateOptions(id=f't{i:03}', command_line='true') for i in range(250)]
+    result = batch_client.create_tasks(job_id, tasks, max_concurrency=3)
+    assert sorted(r.task_id for r in result.result_values) == [t.id for t in tasks]
+
+    response = raw(batch_client, 'POST', f'/jobs/{job_id}/addtaskcollection', {'value': [
+        {'id': 't000', 'commandLine': 'true'}, {'id': 'new-one', 'commandLine': 'true'}, {'id': 'no command'}]})
+    body = response.json()
+    validate(body, 'BatchCreateTaskCollectionResult')
+    by_id = {r['taskId']: r for r in body['value']}
+    assert by_id['t000']['status'] == 'clienterror' and by_id['t000']['error']['code'] == 'TaskExists'
+    assert by_id['new-one']['status'] == 'success' and by_id['new-one']['eTag']
+    assert by_id['no command']['error']['code'] == 'InvalidPropertyValue'
+
+    too_many = raw(batch_client, 'POST', f'/jobs/{job_id}/addtaskcollection',
+                   {'value': [{'id': f'x{i}', 'commandLine': 'true'} for i in range(101)]})
+    assert too_many.status_code == 400 and too_many.json()['code'] == 'InvalidPropertyValue'
+
+    validate(raw_json(batch_client, f'/jobs/{job_id}/tasks?maxresults=10'), 'BatchTaskListResult')
+    first_page = raw_json(batch_client, f'/jobs/{job_id}/tasks?maxresults=100&$select=id')
+    assert len(first_page['value']) == 100 and set(first_page['value'][0]) == {'id'}
+    assert first_page['odata.nextLink'].endswith(f'/jobs/{job_id}/tasks?api-version=2025-06-01&maxresults=100'
+                                                 '&$select=id&$skiptoken=100')
+    listed = [t.id for t in batch_client.list_tasks(job_id, max_results=100, select=['id'])]
+    assert len(listed) == 251 and len(set(listed)) == 251
+    eventually(lambda: batch_client.get_job_task_counts(job_id).task_counts.completed == 251, message='all done')
+    assert len(list(batch_client.list_tasks(job_id, filter="state eq 'Completed' and startswith(id,'t1')"))) == 100
+
+
+def test_a_too_large_collection_is_refused_and_the_sdk_splits_it(batch_client, pool_and_job, emulator):
+    _, job_id = pool_and_job
+    padding = 'x' * 20_000  # 100 tasks of 20 KB: 2 MB, over the 1 MB limit of one request
+    tasks = [m.BatchTaskCreateOptions(id=f'big{i}', command_line=f'echo {padding}') for i in range(100)]
+    batch_client.create_tasks(job_id, tasks)
+    assert len(list(batch_client.list_tasks(job_id, select=['id']))) == 100
+    with open(emulator.request_log, encoding='utf-8') as log:
+        statuses = [entry['status'] for entry in map(json.loads, log)
+                    if entry['path'] == f'/jobs/{job_id}/addtaskcollection']
+    assert 413 in statuses and statuses[-1] == 200
+
+
+def test_retries_wall_clock_limit_terminate_and_delete(batch_client, pool_and_job):
+    pool_id, job_id = pool_and_job
+    batch_client.create_task(job_id, m.BatchTaskCreateOptions(
+        id='retried', command_line="/bin/sh -c 'echo try >> ../../attempts; exit 1'",
+        constraints=m.BatchTaskConstraints(max_task_retry_count=2)))
+    retried = wait_for_task(batch_client, job_id, 'retried')
+    assert (retried.execution_info.retry_count, retried.execution_info.result) == (2, 'failure')
+
+    batch_client.create_task(job_id, m.BatchTaskCreateOptions(
+        id='slow', command_line='sleep 60', constraints=m.BatchTaskConstraints(max_wall_clock_time='PT0.5S')))
+    slow = wait_for_task(batch_client, job_id, 'slow')
+    assert slow.execution_info.failure_info.code == 'MaxWallClockTimeExpiry'
+
+    batch_client.create_task(job_id, m.BatchTaskCreateOptions(id='ended', command_line='sleep 60'))
+    eventually(lambda: batch_client.get_task(job_id, 'ended').state == 'running', message='running')
+    batch_client.terminate_task(job_id, 'ended')
+    ended = wait_for_task(batch_client, job_id, 'ended')
+    assert ended.execution_info.failure_info.code == 'TaskEnded'
+
+    batch_client.delete_task(job_id, 'ended')
+    with pytest.raises(ResourceNotFoundError) as raised:
+        batch_client.get_task(job_id, 'ended')
+    assert raised.value.model.code == 'TaskNotFound'
+
+
+def test_task_slots_let_tasks_run_side_by_side(batch_client, unique_id):
+    pool_id, job_id = unique_id('pool'), unique_id('job')
+    create_pool(batch_client, pool_id, slots=2)
+    batch_client.create_job(m.BatchJobCreateOptions(id=job_id, pool_info=m.BatchPoolInfo(pool_id=pool_id)))
+    # Each task waits (bounded) for the other to have started: only possible when both run at once.
+    command = ("/bin/bash -c 'touch $AZ_BATCH_NODE_SHARED_DIR/$AZ_BATCH_TASK_ID; for i in $(seq 200); do "
+               "[ $(ls $AZ_BATCH_NODE_SHARED_DIR | wc -l) -ge 2 ] && exit 0; sleep 0.05; done; exit 1'")
+    batch_client.create_tasks(job_id, [m.BatchTaskCreateOptions(id=f'pair{i}', command_line=command)
+                                       for i in range(2)])
+    for i in range(2):
+        assert wait_for_task(batch_client, job_id, f'pair{i}').execution_info.exit_code == 0
+    batch_client.begin_delete_pool(pool_id)
+
+
+def test_task_files_list_get_range_and_head(batch_client, pool_and_job):
+    _, job_id = pool_and_job
+    batch_client.create_task(job_id, m.BatchTaskCreateOptions(
+        id='files', command_line="/bin/bash -c 'printf 0123456789; echo data > \"out put+1.txt\"'"))
+    wait_for_task(batch_client, job_id, 'files')
+    names = {f.name: f for f in batch_client.list_task_files(job_id, 'files', recursive=True)}
+    assert {'stdout.txt', 'stderr.txt', 'wd', 'wd/out put+1.txt'} <= set(names)
+    assert names['wd'].is_directory and names['stdout.txt'].properties.content_length == 10
+    validate(raw_json(batch_client, f'/jobs/{job_id}/tasks/files/files?recursive=true'), 'BatchNodeFileListResult')
+    assert b''.join(batch_client.download_task_file(job_id, 'files', 'stdout.txt', ocp_range='bytes=2-5')) == b'2345'
+    assert b''.join(batch_client.download_task_file(job_id, 'files', 'wd/out put+1.txt')) == b'data\n'
+    properties = batch_client.get_task_file_properties(job_id, 'files', 'stdout.txt')
+    assert (properties.content_length, properties.is_directory) == (10, False)
+    only_wd = [f.name for f in batch_client.list_task_files(job_id, 'files', recursive=True,
+                                                             filter="startswith(name,'wd')")]
+    assert only_wd and all(name.startswith('wd') for name in only_wd)
+
+
+@pytest.mark.parametrize('escape', ['..%2F..%2F..%2F..%2Fetc%2Fpasswd', '%2Fetc%2Fpasswd', 'wd%2F..%2F..%2F..%2Fx'])
+def test_file_paths_cannot_leave_the_task_folder(batch_client, pool_and_job, escape):
+    _, job_id = pool_and_job
+    batch_client.create_task(job_id, m.BatchTaskCreateOptions(id='confined', command_line='true'))
+    wait_for_task(batch_client, job_id, 'confined')
+    response = raw(batch_client, 'GET', f'/jobs/{job_id}/tasks/confined/files/{escape}')
+    assert response.status_code == 404 and response.json()['code'] == 'FileNotFound'
+
+
+def test_resource_file_paths_may_not_leave_the_working_directory(batch_client, pool_and_job):
+    _, job_id = pool_and_job
+    with pytest.raises(HttpResponseError) as raised:
+        batch_client.create_task(job_id, m.BatchTaskCreateOptions(id='escape', command_line='true', resource_files=[
+            m.ResourceFile(http_url='http://127.0.0.1:1/x', file_path='../../outside.txt')]))
+    assert raised.value.model.code == 'InvalidPropertyValue'
+
+
+def test_jobs_errors_terminate_and_all_tasks_complete(batch_client, pool_and_job, unique_id):
+    pool_id, job_id = pool_and_job
+    with pytest.raises(ResourceExistsError) as raised:
+        batch_client.create_job(m.BatchJobCreateOptions(id=job_id, pool_info=m.BatchPoolInfo(pool_id=pool_id)))
+    assert raised.value.model.code == 'JobExists'
+    with pytest.raises(ResourceNotFoundError) as raised:
+        batch_client.get_job('no-such-job')
+    assert raised.value.model.code == 'JobNotFound'
+    validate(raw_json(batch_client, f'/jobs/{job_id}'), 'BatchJob')
+    assert job_id in [j.id for j in batch_client.list_jobs(filter=f"id eq '{job_id}'")]
+
+    auto_job = unique_id('job')
+    batch_client.create_job(m.BatchJobCreateOptions(id=auto_job, pool_info=m.BatchPoolInfo(pool_id=pool_id),
+                                                    all_tasks_complete_mode='terminatejob'))
+    batch_client.create_task(auto_job, m.BatchTaskCreateOptions(id='only', command_line='true'))
+    eventually(lambda: batch_client.get_job(auto_job).state == 'completed', message='job completed')
+    assert batch_client.get_job(auto_job).all_tasks_complete_mode == 'terminatejob'
+
+    batch_client.create_task(job_id, m.BatchTaskCreateOptions(id='long', command_line='sleep 60'))
+    eventually(lambda: batch_client.get_task(job_id, 'long').state == 'running', message='running')
+    batch_client.begin_terminate_job(job_id, m._models.BatchJobTerminateOptions(termination_reason='done'),
+                                     polling_interval=0.05).result()
+    assert batch_client.get_job(job_id).state == 'completed'
+    assert batch_client.get_task(job_id, 'long').execution_info.failure_info.code == 'TaskEnded'
+    with pytest.raises(HttpResponseError) as raised:
+        batch_client.create_task(job_id, m.BatchTaskCreateOptions(id='late', command_line='true'))
+    assert raised.value.model.code == 'JobCompleted'
+
+    batch_client.begin_delete_job(auto_job, polling_interval=0.05).result()
+    with pytest.raises(ResourceNotFoundError):
+        batch_client.get_job(auto_job)
+
+
+def test_job_preparation_runs_before_the_first_task_and_release_at_the_end(batch_client, unique_id):
+    pool_id, job_id = unique_id('pool'), unique_id('job')
+    create_pool(batch_client, pool_id)
+    batch_client.create_job(m.BatchJobCreateOptions(
+        id=job_id, pool_info=m.BatchPoolInfo(pool_id=pool_id),
+        job_preparation_task=m.BatchJobPreparationTask(
+            command_line="/bin/bash -c 'echo prepared > $AZ_BATCH_NODE_SHARED_DIR/prep-$AZ_BATCH_JOB_ID'"),
+        job_release_task=m.BatchJobReleaseTask(
+            command_line="/bin/bash -c 'echo released > $AZ_BATCH_NODE_SHARED_DIR/release-$AZ_BATCH_JOB_ID'")))
+    batch_client.create_task(job_id, m.BatchTaskCreateOptions(
+        id='uses-prep', command_line="/bin/bash -c 'cat $AZ_BATCH_NODE_SHARED_DIR/prep-$AZ_BATCH_JOB_ID'"))
+    task = wait_for_task(batch_client, job_id, 'uses-prep')
+    assert task.execution_info.exit_code == 0
+    assert b''.join(batch_client.download_task_file(job_id, 'uses-prep', 'stdout.txt')) == b'prepared\n'
+    batch_client.begin_terminate_job(job_id, m._models.BatchJobTerminateOptions(termination_reason='done'),
+                                     polling_interval=0.05).result()
+
+    def release_done():
+        statuses = list(batch_client.list_job_preparation_and_release_task_status(job_id))
+        return statuses and statuses[0].job_release_task_execution_info and \
+            statuses[0].job_release_task_execution_info.state == 'completed' and statuses
+    status = eventually(release_done, message='release task completed')[0]
+    assert status.job_preparation_task_execution_info.result == 'success'
+    assert status.job_release_task_execution_info.exit_code == 0
+    validate(raw_json(batch_client, f'/jobs/{job_id}/jobpreparationandreleasetaskstatus'),
+             'BatchJobPreparationAndReleaseTaskStatusListResult')
+    batch_client.begin_delete_pool(pool_id)
+
+
+# ----- the protocol: auth, versions, unsupported operations, request log ----------------------------
+
+def test_a_wrong_key_or_account_is_refused_with_403(emulator):
+    wrong_key = emulator.client(key=auth.base64.b64encode(b'not the key').decode())
+    with pytest.raises(HttpResponseError) as raised:
+        list(wrong_key.list_pools())
+    assert raised.value.status_code == 403 and raised.value.model.code == 'AuthenticationFailed'
+    wrong_account = emulator.client(account='someoneelse')
+    with pytest.raises(HttpResponseError) as raised:
+        list(wrong_account.list_pools())
+    assert raised.value.status_code == 403
+
+
+def test_an_unsigned_request_is_refused(emulator):
+    with pytest.raises(urllib.error.HTTPError) as raised:
+        urllib.request.urlopen(f'{emulator.endpoint}/pools?{API}', timeout=10)
+    assert raised.value.code == 403
+    body = json.loads(raised.value.read())
+    validate(body, 'BatchError')
+    assert body['code'] == 'AuthenticationFailed'
+
+
+def test_the_api_version_of_azure_batch_14_is_accepted(emulator):
+    old_client = emulator.client(api_version='2024-02-01.19.0')
+    assert any(i.image_reference.sku == 'server' for i in old_client.list_supported_images())
+
+
+@pytest.mark.parametrize(('query', 'code'), [('api-version=2019-08-01.10.0', 'InvalidQueryParameterValue'),
+                                             ('', 'MissingRequiredQueryParameter')])
+def test_other_api_versions_get_the_services_error(batch_client, query, code):
+    response = raw(batch_client, 'GET', '/pools', query=query)
+    assert response.status_code == 400 and response.json()['code'] == code
+
+
+def test_unsupported_operations_answer_clearly(batch_client):
+    schedules = raw(batch_client, 'GET', '/jobschedules')
+    assert schedules.status_code == 501 and schedules.json()['code'] == 'NotImplemented'
+    assert 'JobSchedules' in schedules.json()['message']['value']
+    unknown = raw(batch_client, 'GET', '/no/such/thing')
+    assert unknown.status_code == 400 and unknown.json()['code'] == 'InvalidUri'
+
+
+def test_the_request_log_has_one_json_line_per_request(batch_client, emulator):
+    started = time.time()
+    list(batch_client.list_pools(select=['id']))
+    with open(emulator.request_log, encoding='utf-8') as log:
+        entries = [json.loads(line) for line in log]
+    last = [e for e in entries if e['path'] == '/pools' and e['method'] == 'GET'][-1]
+    assert last['status'] == 200 and last['query']['$select'] == 'id' and last['ms'] >= 0
+    assert time.mktime(time.strptime(last['time'], '%Y-%m-%dT%H:%M:%SZ')) >= started - time.timezone - 2
+
+
+def test_the_shared_key_string_to_sign_matches_the_sdk(emulator):
+    """The verifier and the SDK agree on a request with a body, ocp- headers and an encoded filter."""
+    text = auth.string_to_sign('POST', '/jobs/j/addtaskcollection?api-version=2025-06-01&%24filter=a%20eq%20%27b%27',
+                               {'Content-Type': 'application/json', 'Content-Length': '12',
+                                'ocp-date': 'Tue, 01 Jan 2030 00:00:00 GMT', 'client-request-id': 'x'}, 'acct')
+    assert text == ('POST\n\n\n12\n\napplication/json\n\n\n\n\n\n\nocp-date:Tue, 01 Jan 2030 00:00:00 GMT\n'
+                    "/acct/jobs/j/addtaskcollection\n$filter:a eq 'b'\napi-version:2025-06-01")

@@ -1,0 +1,165 @@
+"""End to end: the tutorial's client against Azurite and the Batch emulator (real processes, real HTTP)."""
+
+from __future__ import annotations
+
+import collections
+import os
+import re
+import socket
+import string
+import subprocess
+import sys
+
+import pytest
+from azure.batch import BatchClient
+from azure.core.credentials import AzureNamedKeyCredential
+from azure.core.exceptions import ResourceNotFoundError
+
+import python_tutorial_client as client
+from tests.conftest import PROJECT_DIR, eventually
+
+pytestmark = pytest.mark.e2e
+
+DATA_FILES = [os.path.join(PROJECT_DIR, 'data', f'taskdata{i}.txt') for i in (1, 2, 3)]
+
+
+def original_top_three(path: str) -> list[tuple[str, int]]:
+    """The 2016 tutorial's algorithm (BOM dropped), as the reference for the outputs."""
+    with open(path, encoding='utf-8-sig') as file:
+        words = [word.strip(string.punctuation) for word in file.read().split()]
+    return collections.Counter(words).most_common(3)
+
+
+def top_words_in_output(path: str) -> list[tuple[str, int]]:
+    with open(path, encoding='utf-8') as file:
+        lines = file.read().splitlines()
+    assert lines[:2] == ['Word\tCount', '-' * 30]
+    rows = lines[2:lines.index('-' * 30, 2)]
+    return [(word, int(count)) for word, count in (row.split(':\t') for row in rows)]
+
+
+def port_is_open(url: str) -> bool:
+    host, port = re.match(r'http://([\d.]+):(\d+)', url).groups()
+    with socket.socket() as probe:
+        probe.settimeout(1)
+        return probe.connect_ex((host, int(port))) == 0
+
+
+def test_the_readme_command_runs_the_whole_tutorial_locally(tmp_path):
+    """python python_tutorial_client.py --local --yes: three outputs whose top three match the data files."""
+    output_dir = tmp_path / 'results'
+    environ = {key: value for key, value in os.environ.items() if not key.startswith('AZURE_')}
+    result = subprocess.run([sys.executable, 'python_tutorial_client.py', '--local', '--yes',
+                             '--output-dir', str(output_dir)], cwd=PROJECT_DIR, capture_output=True, text=True,
+                            timeout=300, env=environ, stdin=subprocess.DEVNULL)
+    assert result.returncode == 0, result.stdout + result.stderr
+    for path in DATA_FILES:
+        output = output_dir / os.path.basename(path).replace('.txt', '_OUTPUT.txt')
+        assert top_words_in_output(str(output)) == original_top_three(path)
+        assert 'Job:  PythonTutorialJob' in output.read_text(encoding='utf-8')
+    out = result.stdout
+    assert "Monitoring all tasks for 'Completed' state, timeout in 0:20:00..." in out
+    assert "  Success! All tasks reached the 'Completed' state within the specified timeout period." in out
+    assert out.count('  Downloaded blob [taskdata') == 3
+    # Both services were stopped: nothing is left listening.
+    endpoints = re.search(r'Azurite at (\S+)/devstoreaccount1, Batch emulator at (\S+)', out).groups()
+    assert not any(port_is_open(url) for url in endpoints)
+    assert 'sig=' not in out + result.stderr
+
+
+@pytest.fixture
+def local_settings(local_stack, tmp_path, unique_id):
+    environ = local_stack.environment()
+    args = client.parse_arguments(['--yes', '--output-dir', str(tmp_path / 'out'), '--pool-id', unique_id('pool'),
+                                   '--job-id', unique_id('job')])
+    settings = client.load_settings(args, environ)
+    blob_service, batch, sas_key = client.create_service_clients(settings)
+    return settings, blob_service, batch, sas_key
+
+
+def nothing_left(batch: BatchClient, settings: client.Settings) -> None:
+    """The job and pool are gone (deletion finishes), and so is every process they ran."""
+    def gone(get, entity_id):
+        try:
+            get(entity_id)
+            return False
+        except ResourceNotFoundError:
+            return True
+    eventually(lambda: gone(batch.get_job, settings.job_id) and gone(batch.get_pool, settings.pool_id),
+               message='job and pool deleted')
+
+
+def test_a_start_task_that_fails_ends_the_run_with_its_stderr(local_settings, mocker, capsys):
+    settings, blob_service, batch, sas_key = local_settings
+    mocker.patch.object(client, '_start_task_commands',
+                        return_value=['echo "E: Unable to locate package python3-pip" >&2', 'exit 100'])
+
+    assert client.main(settings, blob_service, batch, sas_key) == 1
+
+    captured = capsys.readouterr()
+    assert 'the StartTask failed on node' in captured.err and '(exit code 100)' in captured.err
+    assert 'E: Unable to locate package python3-pip' in captured.err
+    assert 'Delete job? [Y/n] yes' in captured.out and 'Delete pool? [Y/n] yes' in captured.out
+    nothing_left(batch, settings)
+
+
+def test_a_task_that_fails_is_reported_with_exit_code_and_stderr(local_settings, mocker, tmp_path, capsys):
+    settings, blob_service, batch, sas_key = local_settings
+    failing_script = tmp_path / 'app' / 'python_tutorial_task.py'
+    failing_script.parent.mkdir()
+    failing_script.write_text('import sys\nprint("cannot parse this input", file=sys.stderr)\nsys.exit(2)\n')
+    mocker.patch.object(client, '_TASK_SCRIPT_PATH', str(failing_script))
+
+    assert client.main(settings, blob_service, batch, sas_key) == 1
+
+    out = capsys.readouterr().out
+    assert out.count('failed with exit code 2') == 3
+    assert 'cannot parse this input' in out
+    nothing_left(batch, settings)
+
+
+def test_a_reused_pool_runs_this_runs_task_script(local_settings, mocker, tmp_path, capsys):
+    """Run 1 keeps its pool; run 2 reuses it with a changed script, which its tasks must run (not a stale copy)."""
+    settings, blob_service, batch, sas_key = local_settings
+    settings.assume_yes = False
+    old_script = tmp_path / 'old' / 'python_tutorial_task.py'
+    old_script.parent.mkdir()
+    old_script.write_text('import sys\nprint("stale script", file=sys.stderr)\nsys.exit(9)\n')
+    mocker.patch.object(client, '_TASK_SCRIPT_PATH', str(old_script))
+    answers = {'Delete job?': 'yes', 'Delete pool?': 'no'}
+    mocker.patch.object(client, 'query_yes_no', side_effect=lambda question, **kwargs: answers[question])
+    assert client.main(settings, blob_service, batch, sas_key) == 1  # the old script fails on purpose
+    assert 'Pool [' in capsys.readouterr().out
+    eventually(lambda: _job_gone(batch, settings.job_id), message='first job deleted')
+
+    mocker.patch.object(client, '_TASK_SCRIPT_PATH', os.path.join(PROJECT_DIR, 'python_tutorial_task.py'))
+    answers['Delete pool?'] = 'yes'
+    assert client.main(settings, blob_service, batch, sas_key) == 0
+    out = capsys.readouterr().out
+    assert f'Pool [{settings.pool_id}] already exists: reusing it' in out
+    for path in DATA_FILES:
+        output = os.path.join(settings.output_dir, os.path.basename(path).replace('.txt', '_OUTPUT.txt'))
+        assert top_words_in_output(output) == original_top_three(path)
+    nothing_left(batch, settings)
+
+
+def _job_gone(batch: BatchClient, job_id: str) -> bool:
+    try:
+        batch.get_job(job_id)
+        return False
+    except ResourceNotFoundError:
+        return True
+
+
+def test_a_wrong_key_is_one_clear_line_and_creates_nothing(local_stack, tmp_path, capsys):
+    environ = local_stack.environment() | {'AZURE_BATCH_ACCESS_KEY': 'd3Jvbmcga2V5IGZvciB0aGUgdGVzdA=='}
+    settings = client.load_settings(client.parse_arguments(['--yes', '--output-dir', str(tmp_path)]), environ)
+    blob_service, batch, sas_key = client.create_service_clients(settings)
+    assert client.main(settings, blob_service, batch, sas_key) == 1
+    captured = capsys.readouterr()
+    assert 'AuthenticationFailed' in captured.out
+    assert 'Traceback' not in captured.out + captured.err
+    assert 'd3Jvbmcga2V5' not in captured.out + captured.err
+    real_batch = BatchClient(local_stack.batch_endpoint, AzureNamedKeyCredential(
+        local_stack.environment()['AZURE_BATCH_ACCOUNT'], local_stack.environment()['AZURE_BATCH_ACCESS_KEY']))
+    assert settings.pool_id not in [p.id for p in real_batch.list_pools()]
