@@ -280,6 +280,8 @@ def get_vm_config_for_distro(batch_client: BatchClient, publisher: str, offer: s
             candidates.append(image)
             if (reference.sku or '').lower() == sku.lower() and (
                     image.batch_support_end_of_life is None or image.batch_support_end_of_life > now):
+                _log.debug('image %s/%s/%s, node agent %s, end of life %s', reference.publisher,
+                           reference.offer, reference.sku, image.node_agent_sku_id, image.batch_support_end_of_life)
                 return batchmodels.VirtualMachineConfiguration(
                     image_reference=batchmodels.BatchVmImageReference(
                         publisher=reference.publisher, offer=reference.offer, sku=reference.sku,
@@ -428,6 +430,7 @@ def add_tasks(batch_client: BatchClient, job_id: str, input_files: list[batchmod
             id=f'topNtask{index}',
             command_line=wrap_commands_in_shell('linux', [command]),
             resource_files=[input_file]))
+    _log.debug('first task command line: %s', redact_secrets(tasks[0].command_line) if tasks else None)
     try:
         batch_client.create_tasks(job_id, tasks, max_concurrency=4)
     except batchmodels.CreateTasksError as error:
@@ -818,18 +821,27 @@ def run_from_command_line(argv: Sequence[str] | None = None) -> int:
         logging.getLogger('azure').setLevel(logging.ERROR)
     environ = dict(os.environ)
     try:
-        if not args.local:
-            load_settings(args, environ)  # validate everything before anything starts
+        # Validate everything before anything starts (with --local, the endpoints and
+        # credentials are the local services' own, known once they run).
+        if args.local:
+            from batch_emulator.local import placeholder_environment
+            load_settings(args, environ | placeholder_environment())
+        else:
+            load_settings(args, environ)
         with local_services_if_requested(args.local, args.verbose, environ):
             settings = load_settings(args, environ)
             blob_service_client, batch_client, sas_credential = create_service_clients(settings)
             return main(settings, blob_service_client, batch_client, sas_credential)
     except TutorialError as error:
+        sys.stdout.flush()
         print(f'Error: {error}', file=sys.stderr)
         return 2 if str(error).startswith('configuration') else 1
     except ServiceRequestError as error:
         print(f'Error: cannot reach the service: {redact_secrets(str(error)).splitlines()[0]}', file=sys.stderr)
         return 1
+    except KeyboardInterrupt:
+        print('\nInterrupted.', file=sys.stderr)
+        return 130
 
 
 def main(settings: Settings, blob_service_client: BlobServiceClient, batch_client: BatchClient,

@@ -59,6 +59,12 @@ class LocalServices:
         }
 
 
+def placeholder_environment() -> dict[str, str]:
+    """Local credentials with placeholder endpoints: lets a --local run validate its flags before starting."""
+    return LocalServices(blob_endpoint=f'http://127.0.0.1:1/{AZURITE_ACCOUNT_NAME}', batch_endpoint='http://127.0.0.1:1',
+                         data_dir='', request_log='').environment()
+
+
 class _Service:
     """A child process whose stdout is read until a ready line, then drained in the background."""
 

@@ -302,3 +302,29 @@ def test_a_job_that_already_exists_is_not_offered_for_deletion(mocker, tmp_path,
     assert 'job [PythonTutorialJob] already exists' in captured.err
     assert 'Delete job?' not in captured.out
     batch.begin_delete_job.assert_not_called()
+
+
+# ----- --local --------------------------------------------------------------------------------
+
+@pytest.mark.parametrize(('missing', 'fragment'), [('node', 'Node.js 20 or later is needed'),
+                                                   ('azurite', 'Azurite is not installed: run "npm ci"')])
+def test_local_without_node_or_azurite_is_one_line_naming_the_install_command(mocker, capsys, missing, fragment):
+    from batch_emulator import local
+    mocker.patch.dict(os.environ, {}, clear=True)
+    if missing == 'node':
+        mocker.patch.object(local.shutil, 'which', return_value=None)
+    else:
+        mocker.patch.object(local, 'AZURITE_BIN', '/nonexistent/azurite-blob')
+    popen = mocker.patch.object(local.subprocess, 'Popen')
+    assert client.run_from_command_line(['--local', '--yes']) == 1
+    captured = capsys.readouterr()
+    assert len(captured.err.strip().splitlines()) == 1 and fragment in captured.err
+    popen.assert_not_called()
+
+
+def test_local_validates_flags_before_starting_anything(mocker, capsys):
+    from batch_emulator import local
+    popen = mocker.patch.object(local.subprocess, 'Popen')
+    assert client.run_from_command_line(['--local', '--numwords', '-1']) == 2
+    assert '--numwords must be 1 or more' in capsys.readouterr().err
+    popen.assert_not_called()

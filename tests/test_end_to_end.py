@@ -163,3 +163,50 @@ def test_a_wrong_key_is_one_clear_line_and_creates_nothing(local_stack, tmp_path
     real_batch = BatchClient(local_stack.batch_endpoint, AzureNamedKeyCredential(
         local_stack.environment()['AZURE_BATCH_ACCOUNT'], local_stack.environment()['AZURE_BATCH_ACCESS_KEY']))
     assert settings.pool_id not in [p.id for p in real_batch.list_pools()]
+
+
+def test_emulated_tasks_download_resource_files_and_upload_output_files(local_stack, unique_id):
+    """Resource files (a blob SAS URL and a container SAS URL) in, output files out, per upload condition."""
+    import datetime
+
+    from azure.batch import models as m
+    from azure.storage.blob import BlobServiceClient, ContainerSasPermissions, generate_container_sas
+
+    environ = local_stack.environment()
+    blob_service = BlobServiceClient.from_connection_string(environ['AZURE_STORAGE_CONNECTION_STRING'])
+    container = unique_id('files')
+    blob_service.create_container(container)
+    blob_service.get_blob_client(container, 'in/one.txt').upload_blob(b'one')
+    blob_service.get_blob_client(container, 'in/two.txt').upload_blob(b'two')
+    sas = generate_container_sas(blob_service.account_name, container, account_key=environ['AZURE_STORAGE_KEY'],
+                                 permission=ContainerSasPermissions(read=True, list=True, write=True, create=True),
+                                 expiry=datetime.datetime.now(datetime.timezone.utc) + datetime.timedelta(hours=1))
+    container_url = f'{blob_service.url}{container}?{sas}'
+    batch = BatchClient(local_stack.batch_endpoint, AzureNamedKeyCredential(environ['AZURE_BATCH_ACCOUNT'],
+                                                                            environ['AZURE_BATCH_ACCESS_KEY']))
+    pool_id, job_id = unique_id('pool'), unique_id('job')
+    batch.create_pool(m.BatchPoolCreateOptions(
+        id=pool_id, vm_size='standard_d2s_v3', target_dedicated_nodes=1,
+        virtual_machine_configuration=m.VirtualMachineConfiguration(
+            image_reference=m.BatchVmImageReference(publisher='canonical', offer='ubuntu-24_04-lts', sku='server'),
+            node_agent_sku_id='batch.node.ubuntu 24.04')))
+    batch.create_job(m.BatchJobCreateOptions(id=job_id, pool_info=m.BatchPoolInfo(pool_id=pool_id)))
+
+    def output(pattern, path, condition):
+        return m.OutputFile(file_pattern=pattern, upload_options=m.OutputFileUploadConfiguration(
+            upload_condition=condition), destination=m.OutputFileDestination(
+            container=m.OutputFileBlobContainerDestination(container_url=container_url, path=path)))
+    batch.create_task(job_id, m.BatchTaskCreateOptions(
+        id='copy', command_line="/bin/bash -c 'cat inputs/in/one.txt inputs/in/two.txt > joined.txt'",
+        resource_files=[m.ResourceFile(storage_container_url=container_url, blob_prefix='in/', file_path='inputs')],
+        output_files=[output('joined.txt', 'results/joined.txt', 'tasksuccess'),
+                      output('../std*.txt', 'logs/copy', 'taskcompletion'),
+                      output('joined.txt', 'only-on-failure.txt', 'taskfailure')]))
+    task = eventually(lambda: (t := batch.get_task(job_id, 'copy')).state == 'completed' and t, message='task')
+    assert task.execution_info.result == 'success', task.execution_info.failure_info
+    names = sorted(b.name for b in blob_service.get_container_client(container).list_blobs())
+    assert names == ['in/one.txt', 'in/two.txt', 'logs/copy/stderr.txt', 'logs/copy/stdout.txt',
+                     'results/joined.txt']
+    assert blob_service.get_blob_client(container, 'results/joined.txt').download_blob().readall() == b'onetwo'
+    batch.begin_delete_pool(pool_id)
+    blob_service.delete_container(container)
