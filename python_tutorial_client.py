@@ -146,6 +146,7 @@ class Settings:
     output_dir: str
     timeout: datetime.timedelta
     assume_yes: bool
+    portal_url: str | None = None  # the local emulator's page (--local runs only)
 
 
 def query_yes_no(question: str, default: str = 'yes', *, assume_yes: bool = False,
@@ -746,7 +747,8 @@ def load_settings(args: argparse.Namespace, environ: Mapping[str, str]) -> Setti
         storage_account_name=storage_name, storage_account_key=storage_key,
         blob_endpoint=blob_endpoint.rstrip('/'), auth=auth, cloud=cloud, pool_id=pool_id, job_id=job_id,
         vm_size=vm_size, node_count=node_count, numwords=args.numwords, input_files=input_files,
-        output_dir=output_dir, timeout=datetime.timedelta(minutes=args.timeout), assume_yes=args.yes)
+        output_dir=output_dir, timeout=datetime.timedelta(minutes=args.timeout), assume_yes=args.yes,
+        portal_url=environ.get('BATCH_EMULATOR_PORTAL_URL'))
 
 
 def create_service_clients(settings: Settings) -> tuple[BlobServiceClient, BatchClient, str | UserDelegationKey]:
@@ -888,7 +890,10 @@ def main(settings: Settings, blob_service_client: BlobServiceClient, batch_clien
                                storage_account_name=settings.storage_account_name,
                                blob_endpoint=settings.blob_endpoint)
 
-        # Step 6: monitor the tasks; then report the ones that failed.
+        # Step 6: monitor the tasks; then report the ones that failed. (On Azure, watch the
+        # pool, nodes, job and tasks in the portal meanwhile; --local serves a local page.)
+        if settings.portal_url:
+            print(f'Watch the pool, nodes, job and tasks live at {settings.portal_url}')
         wait_for_tasks_to_complete(batch_client, settings.job_id, settings.pool_id, task_count, settings.timeout)
         print("  Success! All tasks reached the 'Completed' state within the specified timeout period.")
         failed_tasks = report_failed_tasks(batch_client, settings.job_id)

@@ -38,6 +38,8 @@ def parse_arguments(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument('--request-log', metavar='FILE', help='append one JSON line per request to FILE')
     parser.add_argument('--node-step-seconds', type=float, default=0.2,
                         help='how long each node state (creating, starting) lasts (default 0.2)')
+    parser.add_argument('--storage-connection-string', metavar='CONNECTION_STRING',
+                        help='the (Azurite) storage account whose containers the local portal lists')
     parser.add_argument('--parent-pid', type=int, help='exit when this process ends (used by --local runs)')
     parser.add_argument('--verbose', action='store_true', help='log diagnostics to stderr')
     return parser.parse_args(argv)
@@ -45,7 +47,8 @@ def parse_arguments(argv: list[str] | None) -> argparse.Namespace:
 
 async def serve(args: argparse.Namespace, data_dir: str) -> None:
     app = create_app(data_dir=data_dir, account_name=args.account_name, account_key=args.account_key,
-                     request_log_path=args.request_log, node_step_seconds=args.node_step_seconds)
+                     request_log_path=args.request_log, node_step_seconds=args.node_step_seconds,
+                     storage_connection_string=args.storage_connection_string)
     runner = web.AppRunner(app, access_log=None, handle_signals=False)
     await runner.setup()
     site = web.TCPSite(runner, args.host, args.port)
@@ -57,6 +60,7 @@ async def serve(args: argparse.Namespace, data_dir: str) -> None:
     print(f'  export AZURE_BATCH_ENDPOINT={endpoint}')
     print(f'  export AZURE_BATCH_ACCOUNT={args.account_name}')
     print(f'  export AZURE_BATCH_ACCESS_KEY={args.account_key}')
+    print(f'  local portal: {endpoint}/')
     print(f'  node folders: {data_dir}', flush=True)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()

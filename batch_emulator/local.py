@@ -52,11 +52,15 @@ class LocalServices:
             'AZURE_BATCH_ACCESS_KEY': DEFAULT_ACCOUNT_KEY,
             'AZURE_STORAGE_ACCOUNT': AZURITE_ACCOUNT_NAME,
             'AZURE_STORAGE_KEY': AZURITE_ACCOUNT_KEY,
-            'AZURE_STORAGE_CONNECTION_STRING': (
-                f'DefaultEndpointsProtocol=http;AccountName={AZURITE_ACCOUNT_NAME};'
-                f'AccountKey={AZURITE_ACCOUNT_KEY};BlobEndpoint={self.blob_endpoint};'),
+            'AZURE_STORAGE_CONNECTION_STRING': _connection_string(self.blob_endpoint),
             'AZURE_CLOUD': 'AzureCloud',
+            'BATCH_EMULATOR_PORTAL_URL': self.batch_endpoint + '/',
         }
+
+
+def _connection_string(blob_endpoint: str) -> str:
+    return (f'DefaultEndpointsProtocol=http;AccountName={AZURITE_ACCOUNT_NAME};AccountKey={AZURITE_ACCOUNT_KEY};'
+            f'BlobEndpoint={blob_endpoint};')
 
 
 def placeholder_environment() -> dict[str, str]:
@@ -134,14 +138,16 @@ def local_services(*, verbose: bool = False, keep_dir: str | None = None,
              '--skipApiVersionCheck', '--silent', '--location', os.path.join(data_dir, 'azurite')],
             re.compile(r'successfully listens on (http://127\.0\.0\.1:\d+)'), os.path.join(data_dir, 'azurite.log'))
         services.append(azurite)
+        blob_endpoint = azurite.wait_ready().group(1) + '/' + AZURITE_ACCOUNT_NAME
+        connection_string = _connection_string(blob_endpoint)
         emulator = _Service(
             'The Batch emulator',
             [sys.executable, '-m', 'batch_emulator', '--port', '0', '--location', os.path.join(data_dir, 'batch'),
-             '--request-log', request_log, '--parent-pid', str(os.getpid())]
+             '--request-log', request_log, '--parent-pid', str(os.getpid()),
+             '--storage-connection-string', connection_string]
             + (['--verbose'] if verbose else []) + (emulator_arguments or []),
             re.compile(r'listening on (http://127\.0\.0\.1:\d+)'), os.path.join(data_dir, 'batch-emulator.log'))
         services.append(emulator)
-        blob_endpoint = azurite.wait_ready().group(1) + '/' + AZURITE_ACCOUNT_NAME
         batch_endpoint = emulator.wait_ready().group(1)
         yield LocalServices(blob_endpoint=blob_endpoint, batch_endpoint=batch_endpoint, data_dir=data_dir,
                             request_log=request_log)

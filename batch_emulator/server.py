@@ -78,15 +78,20 @@ async def request_log_middleware(request: web.Request, handler: Handler) -> web.
             response.headers['client-request-id'] = request.headers['client-request-id']
         return response
     finally:
-        settings = request.app[SETTINGS]
-        entry = {'time': time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime()), 'method': request.method,
-                 'path': request.path, 'query': dict(request.query), 'status': status,
-                 'ms': round((time.perf_counter() - started) * 1000, 2)}
-        settings['recent_requests'].append(entry)
-        log_file = settings.get('request_log_file')
-        if log_file is not None:
-            log_file.write(json.dumps(entry) + '\n')
-            log_file.flush()
+        if not getattr(request.match_info.handler, 'public_page', False):  # the portal's own polling is not logged
+            _log_request(request, status, started)
+
+
+def _log_request(request: web.Request, status: int, started: float) -> None:
+    settings = request.app[SETTINGS]
+    entry = {'time': time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime()), 'method': request.method,
+             'path': request.path, 'query': dict(request.query), 'status': status,
+             'ms': round((time.perf_counter() - started) * 1000, 2)}
+    settings['recent_requests'].append(entry)
+    log_file = settings.get('request_log_file')
+    if log_file is not None:
+        log_file.write(json.dumps(entry) + '\n')
+        log_file.flush()
 
 
 @web.middleware
@@ -127,8 +132,9 @@ def public_page(handler: Handler) -> Handler:
 
 def create_app(*, data_dir: str, account_name: str = DEFAULT_ACCOUNT_NAME,
                account_key: str = DEFAULT_ACCOUNT_KEY, base_url: str = 'http://127.0.0.1',
-               request_log_path: str | None = None, node_step_seconds: float = 0.2) -> web.Application:
-    from . import routes
+               request_log_path: str | None = None, node_step_seconds: float = 0.2,
+               storage_connection_string: str | None = None) -> web.Application:
+    from . import portal, routes
 
     app = web.Application(middlewares=[request_log_middleware, error_middleware, service_middleware],
                           client_max_size=64 * 1024 * 1024)
@@ -141,7 +147,9 @@ def create_app(*, data_dir: str, account_name: str = DEFAULT_ACCOUNT_NAME,
     app[STATE] = state
     app[SCHEDULER] = Scheduler(state, runner, node_step_seconds=node_step_seconds)
     app[SETTINGS] = {'account_name': account_name, 'account_key': account_key, 'base_url': base_url,
-                     'request_log_path': request_log_path, 'recent_requests': _RecentRequests(500)}
+                     'request_log_path': request_log_path, 'recent_requests': _RecentRequests(500),
+                     'storage_connection_string': storage_connection_string}
+    portal.add_routes(app)
     routes.add_routes(app)
     app.on_startup.append(_start)
     app.on_cleanup.append(_stop)

@@ -1,0 +1,208 @@
+"""The local "portal": a read-only page at / that shows the emulator's pools, nodes, jobs and tasks live.
+
+Plain HTML, CSS and JavaScript served by the emulator itself (no build step, no CDN, works
+offline). The page polls the small JSON endpoints below once a second. They need no SharedKey
+but answer loopback clients only, and they only read: nothing here changes the account.
+Everything taken from requests (ids, command lines, file contents) reaches the page as JSON
+and is inserted with textContent, never as HTML. SAS signatures are hidden.
+"""
+
+from __future__ import annotations
+
+import datetime
+import ipaddress
+import os
+import re
+
+from aiohttp import web
+
+from ..errors import BatchServiceError
+from ..node import inside, list_files
+from ..server import SETTINGS, STATE, public_page
+from ..state import BatchState, Job, Task, utc_now
+
+STATIC_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), 'static')
+_STATIC_FILES = {'portal.js': 'application/javascript', 'portal.css': 'text/css'}
+MAX_TASKS_SHOWN = 300
+MAX_FILE_BYTES = 256 * 1024
+
+
+def redact(text: str | None) -> str | None:
+    return re.sub(r'(sig=)[^&\s"\']+', r'\1REDACTED', text) if text else text
+
+
+def _loopback_only(request: web.Request) -> None:
+    try:
+        if ipaddress.ip_address(request.remote or '').is_loopback:
+            return
+    except ValueError:
+        pass
+    raise web.HTTPForbidden(text='The local portal answers loopback clients only.')
+
+
+def _page(handler):
+    async def wrapper(request: web.Request) -> web.StreamResponse:
+        _loopback_only(request)
+        response = await handler(request)
+        response.headers['Cache-Control'] = 'no-store'
+        response.headers['Content-Security-Policy'] = ("default-src 'self'; style-src 'self'; script-src 'self'; "
+                                                       "connect-src 'self'; img-src 'self' data:")
+        response.headers['X-Content-Type-Options'] = 'nosniff'
+        return response
+    return public_page(wrapper)
+
+
+def _state(request: web.Request) -> BatchState:
+    return request.app[STATE]
+
+
+async def index(request: web.Request) -> web.StreamResponse:
+    return web.FileResponse(os.path.join(STATIC_DIR, 'index.html'), headers={'Content-Type': 'text/html'})
+
+
+async def static(request: web.Request) -> web.StreamResponse:
+    name = request.match_info['name']
+    if name not in _STATIC_FILES:
+        raise web.HTTPNotFound()
+    return web.FileResponse(os.path.join(STATIC_DIR, name), headers={'Content-Type': _STATIC_FILES[name]})
+
+
+def _parse(moment: str) -> datetime.datetime:
+    return datetime.datetime.strptime(moment, '%Y-%m-%dT%H:%M:%S.%fZ').replace(tzinfo=datetime.timezone.utc)
+
+
+def _duration(task: Task) -> float | None:
+    info = task.execution_info
+    if not info.get('startTime'):
+        return None
+    end = _parse(info['endTime']) if info.get('endTime') else utc_now()
+    return round((end - _parse(info['startTime'])).total_seconds(), 2)
+
+
+def _task_row(task: Task) -> dict:
+    info = task.execution_info
+    return {
+        'id': task.id, 'state': task.state, 'nodeId': task.node.id if task.node else None,
+        'exitCode': info.get('exitCode'), 'result': info.get('result'),
+        'failure': (info.get('failureInfo') or {}).get('code'), 'retryCount': info.get('retryCount', 0),
+        'requeueCount': info.get('requeueCount', 0), 'duration': _duration(task),
+        'commandLine': redact(task.spec.get('commandLine')), 'hasFiles': task.node is not None,
+    }
+
+
+def _job_row(job: Job) -> dict:
+    order = {'running': 0, 'preparing': 0, 'active': 1, 'completed': 2}
+    tasks = sorted(job.tasks.values(), key=lambda t: (order.get(t.state, 3), t.state_transition_time),
+                   reverse=False)
+    running_and_waiting = [t for t in tasks if t.state != 'completed']
+    completed = sorted((t for t in tasks if t.state == 'completed'), key=lambda t: t.state_transition_time,
+                       reverse=True)
+    shown = (running_and_waiting + completed)[:MAX_TASKS_SHOWN]
+    return {'id': job.id, 'state': job.state, 'poolId': job.pool_id, 'counts': dict(job.counts),
+            'taskCount': len(job.tasks), 'tasks': [_task_row(t) for t in shown]}
+
+
+async def overview(request: web.Request) -> web.Response:
+    state = _state(request)
+    pools = []
+    for pool in state.pools.values():
+        nodes = [{'id': node.id, 'state': node.state, 'runningTasks': len(node.running),
+                  'totalTasksRun': node.total_tasks_run,
+                  'startTask': {key: (node.start_task_info or {}).get(key) for key in ('state', 'result', 'exitCode')}
+                  if node.start_task_info else None,
+                  'hasStartTask': 'startTask' in pool.spec} for node in pool.nodes.values()]
+        pools.append({'id': pool.id, 'state': pool.state, 'allocationState': pool.allocation_state,
+                      'vmSize': pool.spec.get('vmSize'), 'target': int(pool.spec.get('targetDedicatedNodes') or 0),
+                      'current': len(pool.nodes), 'slotsPerNode': pool.slots_per_node, 'nodes': nodes})
+    return web.json_response({'account': state.account_name, 'endpoint': state.base_url, 'pools': pools,
+                              'jobs': [_job_row(job) for job in state.jobs.values()]})
+
+
+def _read_file(root: str, relative: str) -> web.Response:
+    path = inside(root, relative)
+    if path is None or not os.path.isfile(path):
+        raise web.HTTPNotFound(text='No such file.')
+    size = os.path.getsize(path)
+    with open(path, 'rb') as file:
+        if size > MAX_FILE_BYTES:
+            file.seek(size - MAX_FILE_BYTES)
+        data = file.read(MAX_FILE_BYTES)
+    return web.json_response({'path': relative, 'size': size, 'truncated': size > MAX_FILE_BYTES,
+                              'text': redact(data.decode('utf-8', errors='replace'))})
+
+
+def _task_folder(request: web.Request) -> str:
+    state = _state(request)
+    try:
+        _, task = state.get_task(request.query.get('job', ''), request.query.get('task', ''))
+    except BatchServiceError:
+        raise web.HTTPNotFound(text='No such task.') from None
+    if task.node is None:
+        raise web.HTTPNotFound(text='The task has not run on a node yet.')
+    return os.path.join(task.node.root_dir, 'workitems', task.job_id, 'job-1', task.id)
+
+
+def _node_folder(request: web.Request) -> str:
+    try:
+        _, node = _state(request).get_node(request.query.get('pool', ''), request.query.get('node', ''))
+    except BatchServiceError:
+        raise web.HTTPNotFound(text='No such node.') from None
+    return node.root_dir
+
+
+async def task_files(request: web.Request) -> web.Response:
+    root = _task_folder(request)
+    return web.json_response({'files': [name for name, path in list_files(root, '', True, None)
+                                        if os.path.isfile(path)]})
+
+
+async def task_file(request: web.Request) -> web.Response:
+    return _read_file(_task_folder(request), request.query.get('path', ''))
+
+
+async def node_file(request: web.Request) -> web.Response:
+    return _read_file(_node_folder(request), request.query.get('path', ''))
+
+
+async def requests_log(request: web.Request) -> web.Response:
+    recent = request.app[SETTINGS]['recent_requests']
+    return web.json_response({'requests': list(reversed(recent[-200:]))})
+
+
+async def storage(request: web.Request) -> web.Response:
+    connection_string = request.app[SETTINGS].get('storage_connection_string')
+    if not connection_string:
+        return web.json_response({'connected': False, 'containers': []})
+    from azure.core.exceptions import AzureError
+    from azure.storage.blob.aio import BlobServiceClient
+    containers = []
+    try:
+        async with BlobServiceClient.from_connection_string(connection_string) as service:
+            async for container in service.list_containers():
+                blobs = []
+                async for blob in service.get_container_client(container.name).list_blobs():
+                    blobs.append({'name': blob.name, 'size': blob.size})
+                    if len(blobs) >= 500:
+                        break
+                containers.append({'name': container.name, 'blobs': blobs})
+    except AzureError as error:
+        return web.json_response({'connected': False, 'error': redact(str(error).splitlines()[0]),
+                                  'containers': []})
+    return web.json_response({'connected': True, 'endpoint': redact(service.url), 'containers': containers})
+
+
+async def favicon(request: web.Request) -> web.Response:
+    return web.Response(status=204)
+
+
+def add_routes(app: web.Application) -> None:
+    r = app.router
+    r.add_get('/', _page(index), allow_head=False)
+    r.add_get('/favicon.ico', _page(favicon), allow_head=False)
+    r.add_get('/portal/static/{name}', _page(static), allow_head=False)
+    r.add_get('/portal/api/overview', _page(overview), allow_head=False)
+    r.add_get('/portal/api/task-files', _page(task_files), allow_head=False)
+    r.add_get('/portal/api/task-file', _page(task_file), allow_head=False)
+    r.add_get('/portal/api/node-file', _page(node_file), allow_head=False)
+    r.add_get('/portal/api/requests', _page(requests_log), allow_head=False)
+    r.add_get('/portal/api/storage', _page(storage), allow_head=False)
