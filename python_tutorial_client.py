@@ -49,6 +49,7 @@ import re
 import shlex
 import sys
 import time
+import uuid
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
 
@@ -56,11 +57,11 @@ from azure.batch import BatchClient
 from azure.batch import models as batchmodels
 from azure.core.credentials import AzureNamedKeyCredential
 from azure.core.exceptions import (
-    ClientAuthenticationError,
     HttpResponseError,
     ResourceExistsError,
     ResourceNotFoundError,
     ServiceRequestError,
+    ServiceResponseError,
 )
 from azure.storage.blob import (
     BlobSasPermissions,
@@ -126,6 +127,35 @@ class TutorialError(Exception):
     """A failure the sample explains in one line (no traceback)."""
 
 
+# Pools and jobs carry the id of the run that created them: if a create request
+# reaches the service but its answer is lost, the retry's "already exists" can
+# be told apart from a pool or job left by someone else.
+_RUN_METADATA = 'python-tutorial-run'
+_ATTEMPTS = 4
+
+
+def _created_by(metadata: list[batchmodels.BatchMetadataItem] | None, run_id: str) -> bool:
+    return any(item.name == _RUN_METADATA and item.value == run_id for item in metadata or [])
+
+
+def _repeat_if_response_lost(call: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+    """Calls a Batch operation, repeating it when the connection drops before the answer.
+
+    azure-core already retries 5xx answers and GETs; a POST or PATCH whose
+    connection drops is left to the caller, because it may have taken effect.
+    The operations passed here are safe to repeat (creates detect their own
+    earlier success through the run id).
+    """
+    for attempt in range(1, _ATTEMPTS + 1):
+        try:
+            return call(*args, **kwargs)
+        except ServiceResponseError:
+            if attempt == _ATTEMPTS:
+                raise
+            _log.info('connection dropped during %s; repeating it', getattr(call, '__name__', 'a request'))
+            time.sleep(attempt)
+
+
 @dataclasses.dataclass
 class Settings:
     """Everything the sample needs, after constants, environment and flags are merged."""
@@ -185,18 +215,17 @@ def redact_secrets(text: str) -> str:
 
 
 def print_batch_exception(batch_exception: HttpResponseError) -> None:
-    """Prints the error the Batch (or Storage) service returned: code, message, details."""
-    print('-------------------------------------------')
-    print('Exception encountered:')
+    """Prints the error a service returned, on one line: its code, message and details."""
     model = getattr(batch_exception, 'model', None)
     code = getattr(model, 'code', None) or getattr(batch_exception, 'error_code', None)
-    message = getattr(getattr(model, 'message', None), 'value', None)
-    if code:
-        print(f'Code: {code}')
-    print(redact_secrets(message or batch_exception.message or str(batch_exception)))
-    for detail in getattr(model, 'error_values', None) or []:
-        print(redact_secrets(f'{detail.key}:\t{detail.value}'))
-    print('-------------------------------------------')
+    message = getattr(getattr(model, 'message', None), 'value', None) or batch_exception.message or str(batch_exception)
+    # The service appends "RequestId:..." and "Time:..." lines; the first line says what went wrong.
+    message = message.strip().splitlines()[0] if message.strip() else 'no message'
+    details = ', '.join(f'{d.key}={d.value}' for d in (getattr(model, 'error_values', None) or []))
+    status = getattr(batch_exception, 'status_code', None)
+    sys.stdout.flush()
+    print(redact_secrets(f"Error: the service answered {status or ''} {code or ''}: {message}"
+                         + (f' ({details})' if details else '')).replace('  ', ' '), file=sys.stderr)
 
 
 def wrap_commands_in_shell(ostype: str, commands: Sequence[str]) -> str:
@@ -326,7 +355,7 @@ def _admin_pool_user() -> batchmodels.UserIdentity:
 
 
 def create_pool(batch_client: BatchClient, pool_id: str, resource_files: list[batchmodels.ResourceFile],
-                vm_size: str, node_count: int) -> bool:
+                vm_size: str, node_count: int, run_id: str) -> bool:
     """Creates a pool of Ubuntu 24.04 compute nodes; reuses it if it exists.
 
     The pool's StartTask runs on each node as it joins the pool (and again after
@@ -346,17 +375,14 @@ def create_pool(batch_client: BatchClient, pool_id: str, resource_files: list[ba
         target_dedicated_nodes=node_count,
         virtual_machine_configuration=get_vm_config_for_distro(
             batch_client, _NODE_OS_PUBLISHER, _NODE_OS_OFFER, _NODE_OS_SKU),
-        start_task=start_task)
+        start_task=start_task,
+        metadata=[batchmodels.BatchMetadataItem(name=_RUN_METADATA, value=run_id)])
     try:
-        batch_client.create_pool(new_pool)
+        _repeat_if_response_lost(batch_client.create_pool, new_pool)
         return False
     except ResourceExistsError as error:
         if getattr(error.model, 'code', None) != 'PoolExists':
-            print_batch_exception(error)
             raise
-    except HttpResponseError as error:
-        print_batch_exception(error)
-        raise
 
     # Reusing a pool saves the minutes nodes take to start (the tutorial's own
     # suggested next step). Its StartTask still names the previous run's script
@@ -364,16 +390,19 @@ def create_pool(batch_client: BatchClient, pool_id: str, resource_files: list[ba
     # this run's copy. Nodes already running get this run's script from the
     # job preparation task (see create_job).
     pool = batch_client.get_pool(pool_id)
+    if _created_by(pool.metadata, run_id):
+        return False  # this run created it; the service's answer was lost and the retry found it
     if (pool.state or '').lower() == 'deleting':
         raise TutorialError(f'pool [{pool_id}] is being deleted; wait a few minutes or choose '
                             'another id with --pool-id')
     print(f'  Pool [{pool_id}] already exists: reusing it ({pool.vm_size}, '
           f'{pool.current_dedicated_nodes} of {pool.target_dedicated_nodes} dedicated nodes).')
-    batch_client.update_pool(pool_id, batchmodels.BatchPoolUpdateOptions(start_task=start_task))
+    _repeat_if_response_lost(batch_client.update_pool, pool_id,
+                             batchmodels.BatchPoolUpdateOptions(start_task=start_task))
     return True
 
 
-def create_job(batch_client: BatchClient, job_id: str, pool_id: str,
+def create_job(batch_client: BatchClient, job_id: str, pool_id: str, run_id: str,
                refresh_task_script: batchmodels.ResourceFile | None = None) -> None:
     """Creates a job, associated with the pool whose nodes will run its tasks.
 
@@ -392,19 +421,18 @@ def create_job(batch_client: BatchClient, job_id: str, pool_id: str,
     job = batchmodels.BatchJobCreateOptions(
         id=job_id,
         pool_info=batchmodels.BatchPoolInfo(pool_id=pool_id),
-        job_preparation_task=preparation_task)
+        job_preparation_task=preparation_task,
+        metadata=[batchmodels.BatchMetadataItem(name=_RUN_METADATA, value=run_id)])
     try:
-        batch_client.create_job(job)
+        _repeat_if_response_lost(batch_client.create_job, job)
     except ResourceExistsError as error:
-        if getattr(error.model, 'code', None) == 'JobExists':
-            raise TutorialError(
-                f'job [{job_id}] already exists (left by an earlier run?). Delete it with '
-                f'"az batch job delete --job-id {job_id}" or choose another id with --job-id') from None
-        print_batch_exception(error)
-        raise
-    except HttpResponseError as error:
-        print_batch_exception(error)
-        raise
+        if getattr(error.model, 'code', None) != 'JobExists':
+            raise
+        if _created_by(batch_client.get_job(job_id).metadata, run_id):
+            return  # this run created it; the service's answer was lost and the retry found it
+        raise TutorialError(
+            f'job [{job_id}] already exists (left by an earlier run?). Delete it with '
+            f'"az batch job delete --job-id {job_id}" or choose another id with --job-id') from None
 
 
 def add_tasks(batch_client: BatchClient, job_id: str, input_files: list[batchmodels.ResourceFile],
@@ -432,13 +460,22 @@ def add_tasks(batch_client: BatchClient, job_id: str, input_files: list[batchmod
             command_line=wrap_commands_in_shell('linux', [command]),
             resource_files=[input_file]))
     _log.debug('first task command line: %s', redact_secrets(tasks[0].command_line) if tasks else None)
-    try:
-        batch_client.create_tasks(job_id, tasks, max_concurrency=4)
-    except batchmodels.CreateTasksError as error:
-        failures = [f'{result.task_id}: {getattr(result.error, "code", "?")}' for result in error.failure_tasks]
-        failures += [redact_secrets(str(exception)).splitlines()[0] for exception in error.errors]
-        raise TutorialError(f'{len(error.failure_tasks) + len(error.errors)} task(s) could not be added: '
-                            + '; '.join(failures[:5])) from None
+    pending = tasks
+    for attempt in range(1, _ATTEMPTS + 1):
+        try:
+            batch_client.create_tasks(job_id, pending, max_concurrency=4)
+            return len(tasks)
+        except batchmodels.CreateTasksError as error:
+            lost = [e for e in error.errors if isinstance(e, ServiceResponseError)]
+            if error.failure_tasks or len(lost) < len(error.errors) or attempt == _ATTEMPTS:
+                failures = [f'{r.task_id}: {getattr(r.error, "code", "?")}' for r in error.failure_tasks]
+                failures += [redact_secrets(str(e)).splitlines()[0] for e in error.errors]
+                raise TutorialError(f'{len(error.failure_tasks) + len(error.errors)} task(s) could not be added: '
+                                    + '; '.join(failures[:5])) from None
+            # A response was lost: send what is not known to be added again. Task ids
+            # make this safe: a task that did arrive answers TaskExists, which counts as added.
+            pending = list(error.pending_tasks)
+            _log.info('resending %d tasks after a lost response', len(pending))
     return len(tasks)
 
 
@@ -851,6 +888,7 @@ def main(settings: Settings, blob_service_client: BlobServiceClient, batch_clien
     """The tutorial's steps 1-9; clean-up (steps 8 and 9) runs whatever happens."""
     start_time = datetime.datetime.now().replace(microsecond=0)
     print(f'Sample start: {start_time}\n')
+    run_id = uuid.uuid4().hex
     created_containers: list[str] = []
     pool_used = job_created = downloaded = False
     exit_code = 1
@@ -876,11 +914,11 @@ def main(settings: Settings, blob_service_client: BlobServiceClient, batch_clien
 
         # Step 3: create the pool (its StartTask prepares each node).
         reused_pool = create_pool(batch_client, settings.pool_id, application_files, settings.vm_size,
-                                  settings.node_count)
+                                  settings.node_count, run_id)
         pool_used = True
 
         # Step 4: create the job.
-        create_job(batch_client, settings.job_id, settings.pool_id,
+        create_job(batch_client, settings.job_id, settings.pool_id, run_id,
                    refresh_task_script=application_files[0] if reused_pool else None)
         job_created = True
 
@@ -909,13 +947,10 @@ def main(settings: Settings, blob_service_client: BlobServiceClient, batch_clien
     except TutorialError as error:
         sys.stdout.flush()
         print(f'Error: {error}', file=sys.stderr)
-    except ClientAuthenticationError as error:
-        print_batch_exception(error)
-        print('Error: the service refused the credentials (check the account name and key).', file=sys.stderr)
     except HttpResponseError as error:
         print_batch_exception(error)
-        print('Error: the request above failed.', file=sys.stderr)
-    except ServiceRequestError as error:
+    except (ServiceRequestError, ServiceResponseError) as error:
+        sys.stdout.flush()
         print(f'Error: cannot reach the service: {redact_secrets(str(error)).splitlines()[0]}', file=sys.stderr)
     finally:
         # Step 8: delete the containers. Results not yet downloaded are kept.

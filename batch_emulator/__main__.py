@@ -21,9 +21,17 @@ import tempfile
 
 from aiohttp import web
 
+from .faults import FaultInjector
 from .server import DEFAULT_ACCOUNT_KEY, DEFAULT_ACCOUNT_NAME, create_app, set_base_url
 
 READY_LINE = 'Azure Batch emulator listening on'
+
+
+def _share(text: str) -> float:
+    value = float(text)
+    if not 0 <= value <= 1:
+        raise argparse.ArgumentTypeError(f'{text} is not a share between 0 and 1')
+    return value
 
 
 def parse_arguments(argv: list[str] | None) -> argparse.Namespace:
@@ -40,13 +48,20 @@ def parse_arguments(argv: list[str] | None) -> argparse.Namespace:
                         help='how long each node state (creating, starting) lasts (default 0.2)')
     parser.add_argument('--storage-connection-string', metavar='CONNECTION_STRING',
                         help='the (Azurite) storage account whose containers the local portal lists')
+    parser.add_argument('--fault-rate', type=_share, default=0.0, metavar='R',
+                        help='answer a share R of requests with 500/503 or a dropped connection (default 0)')
+    parser.add_argument('--node-failure-rate', type=_share, default=0.0, metavar='R',
+                        help='a share R of task runs lose their node mid-task (default 0)')
+    parser.add_argument('--fault-seed', type=int, default=None, help='seed for reproducible faults')
     parser.add_argument('--parent-pid', type=int, help='exit when this process ends (used by --local runs)')
     parser.add_argument('--verbose', action='store_true', help='log diagnostics to stderr')
     return parser.parse_args(argv)
 
 
 async def serve(args: argparse.Namespace, data_dir: str) -> None:
-    app = create_app(data_dir=data_dir, account_name=args.account_name, account_key=args.account_key,
+    faults = (FaultInjector(args.fault_rate, args.fault_seed, args.node_failure_rate)
+              if args.fault_rate or args.node_failure_rate else None)
+    app = create_app(data_dir=data_dir, faults=faults, account_name=args.account_name, account_key=args.account_key,
                      request_log_path=args.request_log, node_step_seconds=args.node_step_seconds,
                      storage_connection_string=args.storage_connection_string)
     runner = web.AppRunner(app, access_log=None, handle_signals=False)

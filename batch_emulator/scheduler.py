@@ -19,6 +19,7 @@ import shutil
 from collections.abc import Coroutine
 from typing import Any
 
+from .faults import FaultInjector
 from .node import NodeLost, NodeRunner, parse_duration
 from .state import BatchState, Job, Node, Pool, Task, iso, utc_now
 
@@ -26,8 +27,10 @@ _log = logging.getLogger('batch_emulator.scheduler')
 
 
 class Scheduler:
-    def __init__(self, state: BatchState, runner: NodeRunner, *, node_step_seconds: float = 0.2) -> None:
+    def __init__(self, state: BatchState, runner: NodeRunner, *, node_step_seconds: float = 0.2,
+                 faults: FaultInjector | None = None) -> None:
         self.state = state
+        self.faults = faults
         self.runner = runner
         self.node_step_seconds = node_step_seconds
         self._wake = asyncio.Event()
@@ -172,10 +175,12 @@ class Scheduler:
             self._remove_node(pool, node)
         self.state.forget_pool(pool)
 
-    def lose_node(self, pool: Pool, node: Node) -> None:
+    def _kill_node(self, pool: Pool, node: Node) -> None:
         """Fault injection: the node dies; its tasks are requeued and a new node replaces it."""
-        self._remove_node(pool, node)
-        self._spawn(self._bring_to_target(pool))
+        if node.id in pool.nodes and pool.state == 'active':
+            _log.info('node %s of pool %s dies (injected)', node.id, pool.id)
+            self._remove_node(pool, node)
+            self._spawn(self._bring_to_target(pool))
 
     # ----- dispatch ------------------------------------------------------------------------
 
@@ -261,6 +266,9 @@ class Scheduler:
             settings = list(job.spec.get('commonEnvironmentSettings') or []) + list(
                 task.spec.get('environmentSettings') or [])
             env = self.runner.environment(node.root_dir, task_dir, variables, settings)
+            death = self.faults.node_dies() if self.faults else None
+            if death is not None:
+                asyncio.get_running_loop().call_later(death, self._kill_node, pool, node)
             try:
                 exit_code, problem = await self.runner.execute(
                     task, command_line=task.spec['commandLine'], task_dir=task_dir, env=env,
@@ -269,6 +277,9 @@ class Scheduler:
                     max_wall_clock_seconds=parse_duration((task.spec.get('constraints') or {})
                                                           .get('maxWallClockTime')))
             except NodeLost:
+                self.state.task_requeued(task)
+                return
+            if node.id not in pool.nodes:  # the node went away while the task was starting or finishing
                 self.state.task_requeued(task)
                 return
             node.total_tasks_run += 1

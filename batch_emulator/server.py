@@ -20,6 +20,7 @@ from aiohttp import web
 
 from . import auth
 from .errors import BatchServiceError, invalid_query
+from .faults import FaultInjector
 from .node import NodeRunner
 from .scheduler import Scheduler
 from .state import BatchState
@@ -133,11 +134,14 @@ def public_page(handler: Handler) -> Handler:
 def create_app(*, data_dir: str, account_name: str = DEFAULT_ACCOUNT_NAME,
                account_key: str = DEFAULT_ACCOUNT_KEY, base_url: str = 'http://127.0.0.1',
                request_log_path: str | None = None, node_step_seconds: float = 0.2,
-               storage_connection_string: str | None = None) -> web.Application:
+               storage_connection_string: str | None = None,
+               faults: FaultInjector | None = None) -> web.Application:
     from . import portal, routes
 
-    app = web.Application(middlewares=[request_log_middleware, error_middleware, service_middleware],
-                          client_max_size=64 * 1024 * 1024)
+    middlewares = [request_log_middleware, error_middleware, service_middleware]
+    if faults is not None:
+        middlewares.insert(2, faults.middleware)  # after the error handler: injected errors get the service's body
+    app = web.Application(middlewares=middlewares, client_max_size=64 * 1024 * 1024)
     nodes_dir = os.path.join(data_dir, 'nodes')
     image_bin = os.path.join(data_dir, 'image', 'bin')
     os.makedirs(nodes_dir, exist_ok=True)
@@ -145,7 +149,7 @@ def create_app(*, data_dir: str, account_name: str = DEFAULT_ACCOUNT_NAME,
     state = BatchState(account_name, base_url, nodes_dir)
     runner = NodeRunner(image_bin, account_name, base_url)
     app[STATE] = state
-    app[SCHEDULER] = Scheduler(state, runner, node_step_seconds=node_step_seconds)
+    app[SCHEDULER] = Scheduler(state, runner, node_step_seconds=node_step_seconds, faults=faults)
     app[SETTINGS] = {'account_name': account_name, 'account_key': account_key, 'base_url': base_url,
                      'request_log_path': request_log_path, 'recent_requests': _RecentRequests(500),
                      'storage_connection_string': storage_connection_string}

@@ -248,7 +248,8 @@ def test_a_failing_call_is_reported_cleaned_up_and_exits_1(mocker, tmp_path, cap
     assert client.main(tutorial_settings(tmp_path), blob_service, batch, KEY) == 1
 
     captured = capsys.readouterr()
-    assert 'Error' in captured.err or 'Exception encountered' in captured.out
+    errors = captured.err.strip().splitlines()
+    assert len(errors) == 1 and errors[0].startswith('Error: '), captured.err
     assert 'Traceback' not in captured.out + captured.err
     deleted = [c.args[0] for c in blob_service.delete_container.call_args_list]
     created = [c.args[0] for c in blob_service.create_container.call_args_list] if failing_call != \

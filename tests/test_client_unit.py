@@ -73,21 +73,22 @@ def test_query_yes_no_takes_the_default_on_end_of_input():
 
 # ----- print_batch_exception, wrap_commands_in_shell ----------------------------------------
 
-def test_print_batch_exception_shows_code_message_and_values(capsys):
-    error = batch_error(400, 'InvalidPropertyValue', 'The value provided for one of the properties is invalid.')
-    error.model.error_values = [batchmodels.BatchErrorDetail(key='PropertyName', value='vmSize')]
+def test_print_batch_exception_shows_code_message_and_values_on_one_line(capsys):
+    error = batch_error(400, 'InvalidPropertyValue', 'The value provided for one of the properties is invalid.'
+                                                     '\nRequestId:0000\nTime:2026-01-01T00:00:00Z')
+    error.model.error_values = [batchmodels.BatchErrorDetail(key='PropertyName', value='vmSize'),
+                                batchmodels.BatchErrorDetail(key='PropertyValue', value='STANDARD_A1')]
     client.print_batch_exception(error)
-    out = capsys.readouterr().out
-    assert 'Code: InvalidPropertyValue' in out
-    assert 'The value provided for one of the properties is invalid.' in out
-    assert 'PropertyName:\tvmSize' in out
+    assert capsys.readouterr().err == (
+        'Error: the service answered 400 InvalidPropertyValue: The value provided for one of the properties is '
+        'invalid. (PropertyName=vmSize, PropertyValue=STANDARD_A1)\n')
 
 
 def test_print_batch_exception_never_prints_a_sas_signature(capsys):
     error = HttpResponseError(message='GET https://a.blob.core.windows.net/c/b?sv=1&sig=SECRETSIG%3D&sp=r failed')
     client.print_batch_exception(error)
-    out = capsys.readouterr().out
-    assert 'SECRETSIG' not in out and 'sig=REDACTED' in out
+    err = capsys.readouterr().err
+    assert 'SECRETSIG' not in err and 'sig=REDACTED' in err
 
 
 def test_wrap_commands_in_shell_runs_bash_with_set_e():
@@ -174,10 +175,11 @@ def test_create_pool_start_task_prepares_nodes_idempotently_as_pool_admin(mocker
     script = batchmodels.ResourceFile(http_url='https://x/application/python_tutorial_task.py?sig=s',
                                       file_path='python_tutorial_task.py')
 
-    assert client.create_pool(batch, 'PythonTutorialPool', [script], 'STANDARD_D2S_V3', 2) is False
+    assert client.create_pool(batch, 'PythonTutorialPool', [script], 'STANDARD_D2S_V3', 2, 'run1') is False
 
     pool = batch.create_pool.call_args.args[0]
     assert (pool.id, pool.vm_size, pool.target_dedicated_nodes) == ('PythonTutorialPool', 'STANDARD_D2S_V3', 2)
+    assert [(item.name, item.value) for item in pool.metadata] == [('python-tutorial-run', 'run1')]
     assert pool.virtual_machine_configuration.node_agent_sku_id == 'batch.node.ubuntu 24.04'
     start_task = pool.start_task
     assert start_task.wait_for_success is True
@@ -201,7 +203,7 @@ def test_create_pool_reuses_an_existing_pool_and_refreshes_its_start_task(mocker
                                                         vm_size='standard_d2s_v3', current_dedicated_nodes=1,
                                                         target_dedicated_nodes=1)
 
-    assert client.create_pool(batch, 'PythonTutorialPool', [], 'STANDARD_D2S_V3', 1) is True
+    assert client.create_pool(batch, 'PythonTutorialPool', [], 'STANDARD_D2S_V3', 1, 'run2') is True
 
     assert 'already exists: reusing it' in capsys.readouterr().out
     pool_id, update = batch.update_pool.call_args.args
@@ -215,13 +217,52 @@ def test_create_pool_refuses_a_pool_that_is_being_deleted(mocker):
     batch.create_pool.side_effect = batch_error(409, 'PoolExists', exception=ResourceExistsError)
     batch.get_pool.return_value = batchmodels.BatchPool(id='p', state='deleting')
     with pytest.raises(client.TutorialError, match='is being deleted'):
-        client.create_pool(batch, 'p', [], 'STANDARD_D2S_V3', 1)
+        client.create_pool(batch, 'p', [], 'STANDARD_D2S_V3', 1, 'run1')
     batch.update_pool.assert_not_called()
+
+
+def test_a_create_whose_answer_was_lost_is_recognised_by_its_run_id(mocker, capsys):
+    """The connection drops after the service created the pool and the job: the run carries on with both."""
+    from azure.core.exceptions import ServiceResponseError
+    mocker.patch.object(client.time, 'sleep')
+    batch = mocker.MagicMock()
+    batch.list_supported_images.return_value = [supported_image('server')]
+    mine = [batchmodels.BatchMetadataItem(name='python-tutorial-run', value='run7')]
+    batch.create_pool.side_effect = [ServiceResponseError('Connection aborted'),
+                                     batch_error(409, 'PoolExists', exception=ResourceExistsError)]
+    batch.get_pool.return_value = batchmodels.BatchPool(id='p', state='active', metadata=mine)
+    batch.create_job.side_effect = [ServiceResponseError('Connection aborted'),
+                                    batch_error(409, 'JobExists', exception=ResourceExistsError)]
+    batch.get_job.return_value = batchmodels.BatchJob(id='j', metadata=mine)
+
+    assert client.create_pool(batch, 'p', [], 'STANDARD_D2S_V3', 1, 'run7') is False  # created, not reused
+    client.create_job(batch, 'j', 'p', 'run7')
+
+    assert batch.create_pool.call_count == 2 and batch.create_job.call_count == 2
+    batch.update_pool.assert_not_called()
+    assert 'reusing' not in capsys.readouterr().out
+
+
+def test_add_tasks_resends_tasks_whose_answer_was_lost(mocker):
+    from azure.core.exceptions import ServiceResponseError
+    batch = mocker.MagicMock()
+    inputs = [batchmodels.ResourceFile(http_url=f'u{i}', file_path=f'f{i}.txt') for i in range(3)]
+    first_attempt = []
+
+    def create_tasks(job_id, tasks, max_concurrency):
+        if not first_attempt:
+            first_attempt.append(tasks)
+            raise batchmodels.CreateTasksError(tasks[1:], [], [ServiceResponseError('Connection aborted')])
+    batch.create_tasks.side_effect = create_tasks
+    assert client.add_tasks(batch, 'job', inputs, 'output', 's', numwords=3, storage_account_name='a',
+                            blob_endpoint='https://a') == 3
+    resent = batch.create_tasks.call_args_list[1].args[1]
+    assert [t.id for t in resent] == ['topNtask1', 'topNtask2']
 
 
 def test_create_job_associates_the_pool(mocker):
     batch = mocker.MagicMock()
-    client.create_job(batch, 'PythonTutorialJob', 'PythonTutorialPool')
+    client.create_job(batch, 'PythonTutorialJob', 'PythonTutorialPool', 'run1')
     job = batch.create_job.call_args.args[0]
     assert (job.id, job.pool_info.pool_id, job.job_preparation_task) == ('PythonTutorialJob', 'PythonTutorialPool',
                                                                          None)
@@ -230,7 +271,7 @@ def test_create_job_associates_the_pool(mocker):
 def test_create_job_on_a_reused_pool_refreshes_the_script_with_a_preparation_task(mocker):
     batch = mocker.MagicMock()
     script = batchmodels.ResourceFile(http_url='https://x/s.py?sig=s', file_path='python_tutorial_task.py')
-    client.create_job(batch, 'job', 'pool', refresh_task_script=script)
+    client.create_job(batch, 'job', 'pool', 'run1', refresh_task_script=script)
     preparation = batch.create_job.call_args.args[0].job_preparation_task
     assert preparation.resource_files == [script]
     assert preparation.wait_for_success is True
@@ -241,7 +282,7 @@ def test_create_job_that_exists_says_how_to_go_on(mocker):
     batch = mocker.MagicMock()
     batch.create_job.side_effect = batch_error(409, 'JobExists', exception=ResourceExistsError)
     with pytest.raises(client.TutorialError, match=r'job \[PythonTutorialJob\] already exists.*--job-id'):
-        client.create_job(batch, 'PythonTutorialJob', 'pool')
+        client.create_job(batch, 'PythonTutorialJob', 'pool', 'run1')
 
 
 def test_add_tasks_builds_one_shell_wrapped_task_per_input_file(mocker, capsys):

@@ -157,7 +157,9 @@ def test_a_wrong_key_is_one_clear_line_and_creates_nothing(local_stack, tmp_path
     blob_service, batch, sas_key = client.create_service_clients(settings)
     assert client.main(settings, blob_service, batch, sas_key) == 1
     captured = capsys.readouterr()
-    assert 'AuthenticationFailed' in captured.out
+    assert captured.err.startswith('Error: the service answered 403 AuthenticationFailed: Server failed to '
+                                   'authenticate the request.')
+    assert len(captured.err.strip().splitlines()) == 1
     assert 'Traceback' not in captured.out + captured.err
     assert 'd3Jvbmcga2V5' not in captured.out + captured.err
     real_batch = BatchClient(local_stack.batch_endpoint, AzureNamedKeyCredential(
