@@ -39,8 +39,8 @@ def parse_arguments(argv: list[str] | None) -> argparse.Namespace:
                                      description='Local emulator of the Azure Batch service (REST API 2025-06-01).')
     parser.add_argument('--host', default='127.0.0.1', help='address to bind (default 127.0.0.1, loopback only)')
     parser.add_argument('--port', type=int, default=0, help='port to listen on (default 0: any free port)')
-    parser.add_argument('--location', help='folder for the nodes\' files (default: a temporary folder, removed '
-                                           'at exit)')
+    parser.add_argument('--location', help='folder that keeps the account (pools, jobs, tasks) and the nodes\' '
+                                           'files across restarts (default: a temporary folder, removed at exit)')
     parser.add_argument('--account-name', default=DEFAULT_ACCOUNT_NAME)
     parser.add_argument('--account-key', default=DEFAULT_ACCOUNT_KEY, help='base64 key clients sign requests with')
     parser.add_argument('--request-log', metavar='FILE', help='append one JSON line per request to FILE')
@@ -61,7 +61,8 @@ def parse_arguments(argv: list[str] | None) -> argparse.Namespace:
 async def serve(args: argparse.Namespace, data_dir: str) -> None:
     faults = (FaultInjector(args.fault_rate, args.fault_seed, args.node_failure_rate)
               if args.fault_rate or args.node_failure_rate else None)
-    app = create_app(data_dir=data_dir, faults=faults, account_name=args.account_name, account_key=args.account_key,
+    app = create_app(data_dir=data_dir, faults=faults, persist=bool(args.location),
+                     account_name=args.account_name, account_key=args.account_key,
                      request_log_path=args.request_log, node_step_seconds=args.node_step_seconds,
                      storage_connection_string=args.storage_connection_string)
     runner = web.AppRunner(app, access_log=None, handle_signals=False)

@@ -29,7 +29,7 @@ import signal
 import stat
 import sys
 import xml.etree.ElementTree as ElementTree
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from urllib.parse import quote, urlsplit, urlunsplit
 
 import aiohttp
@@ -154,7 +154,8 @@ class NodeRunner:
 
     async def execute(self, key: object, *, command_line: str, task_dir: str, env: dict[str, str],
                       resource_files: list[dict], output_files: list[dict] | None = None,
-                      max_wall_clock_seconds: float | None = None) -> tuple[int | None, dict | None]:
+                      max_wall_clock_seconds: float | None = None,
+                      on_started: Callable[[int], None] | None = None) -> tuple[int | None, dict | None]:
         """Runs one task (or start/preparation/release task) to its end.
 
         Returns (exit code, failure info or None). Raises NodeLost if the node
@@ -169,7 +170,7 @@ class NodeRunner:
                 stderr.write(download_failure['message'] + '\n')
             return None, download_failure
         exit_code, run_failure = await self._run_process(key, command_line, working_dir, env, stdout_path,
-                                                         stderr_path, max_wall_clock_seconds)
+                                                         stderr_path, max_wall_clock_seconds, on_started)
         if key in self._lost:
             self._lost.discard(key)
             raise NodeLost()
@@ -179,8 +180,8 @@ class NodeRunner:
         return exit_code, run_failure
 
     async def _run_process(self, key: object, command_line: str, working_dir: str, env: dict[str, str],
-                           stdout_path: str, stderr_path: str,
-                           max_wall_clock_seconds: float | None) -> tuple[int | None, dict | None]:
+                           stdout_path: str, stderr_path: str, max_wall_clock_seconds: float | None,
+                           on_started: Callable[[int], None] | None) -> tuple[int | None, dict | None]:
         try:
             argv = shlex.split(command_line)
         except ValueError as error:
@@ -197,6 +198,8 @@ class NodeRunner:
                 return None, failure('CommandProgramNotFound', 'The specified command program is not found',
                                      details={'Message': f'{argv[0]}: {error.strerror}'})
         self._processes[key] = process
+        if on_started is not None:
+            on_started(process.pid)
         try:
             try:
                 exit_code = await asyncio.wait_for(process.wait(), max_wall_clock_seconds)

@@ -43,6 +43,20 @@ class Scheduler:
 
     def start(self) -> None:
         self._loop_task = asyncio.get_running_loop().create_task(self._dispatch_loop())
+        # After a restart from a location folder: every node reboots (its start task runs
+        # again) and pools return to their target size.
+        while self.state.pending_restart:
+            pool = self.state.pending_restart.popleft()
+            for node in list(pool.nodes.values()):
+                self._spawn(self._reboot(pool, node))
+            self._spawn(self._bring_to_target(pool))
+        if self.state.journal is not None:
+            self._spawn(self._flush_journal_regularly())
+
+    async def _flush_journal_regularly(self) -> None:
+        while True:
+            await asyncio.sleep(0.25)
+            self.state.journal.flush()
 
     async def stop(self) -> None:
         await self.runner.close()
@@ -107,6 +121,7 @@ class Scheduler:
         for task in list(node.running.values()):
             self.runner.lose(task)
         pool.nodes.pop(node.id, None)
+        self.state.changed('pool', pool)
         shutil.rmtree(node.root_dir, ignore_errors=True)
 
     async def _boot(self, pool: Pool, node: Node) -> None:
@@ -275,7 +290,8 @@ class Scheduler:
                     resource_files=task.spec.get('resourceFiles') or [],
                     output_files=task.spec.get('outputFiles') or [],
                     max_wall_clock_seconds=parse_duration((task.spec.get('constraints') or {})
-                                                          .get('maxWallClockTime')))
+                                                          .get('maxWallClockTime')),
+                    on_started=lambda pid: self._process_started(task, pid))
             except NodeLost:
                 self.state.task_requeued(task)
                 return
@@ -296,6 +312,10 @@ class Scheduler:
             if not node.running and node.state == 'running':
                 node.set_state('idle')
             self.work_available()
+
+    def _process_started(self, task: Task, pid: int) -> None:
+        task.process_id = pid
+        self.state.changed('task', task)  # recorded, so that a restart can stop the process
 
     async def _prepare_job(self, pool: Pool, node: Node, job: Job) -> bool:
         """Runs the job preparation task once per node; False when it failed and must succeed first."""

@@ -122,7 +122,11 @@ async def service_middleware(request: web.Request, handler: Handler) -> web.Stre
     settings = request.app[SETTINGS]
     auth.verify_shared_key(request.method, request.raw_path, request.headers, settings['account_name'],
                            settings['account_key'])
-    return await handler(request)
+    response = await handler(request)
+    journal = request.app[STATE].journal
+    if journal is not None and request.method not in ('GET', 'HEAD'):
+        journal.flush()  # an acknowledged change survives the emulator being killed
+    return response
 
 
 def public_page(handler: Handler) -> Handler:
@@ -135,7 +139,7 @@ def create_app(*, data_dir: str, account_name: str = DEFAULT_ACCOUNT_NAME,
                account_key: str = DEFAULT_ACCOUNT_KEY, base_url: str = 'http://127.0.0.1',
                request_log_path: str | None = None, node_step_seconds: float = 0.2,
                storage_connection_string: str | None = None,
-               faults: FaultInjector | None = None) -> web.Application:
+               faults: FaultInjector | None = None, persist: bool = False) -> web.Application:
     from . import portal, routes
 
     middlewares = [request_log_middleware, error_middleware, service_middleware]
@@ -147,6 +151,10 @@ def create_app(*, data_dir: str, account_name: str = DEFAULT_ACCOUNT_NAME,
     os.makedirs(nodes_dir, exist_ok=True)
     NodeRunner.install_image(image_bin)
     state = BatchState(account_name, base_url, nodes_dir)
+    if persist:
+        from .persistence import Journal, restore
+        state.journal = Journal(data_dir)
+        restore(state, state.journal)
     runner = NodeRunner(image_bin, account_name, base_url)
     app[STATE] = state
     app[SCHEDULER] = Scheduler(state, runner, node_step_seconds=node_step_seconds, faults=faults)
@@ -182,6 +190,8 @@ async def _start(app: web.Application) -> None:
 
 async def _stop(app: web.Application) -> None:
     await app[SCHEDULER].stop()
+    if app[STATE].journal is not None:
+        app[STATE].journal.close()
     log_file = app[SETTINGS].pop('request_log_file', None)
     if log_file is not None:
         log_file.close()

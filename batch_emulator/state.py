@@ -124,6 +124,7 @@ class Task:
     node_info: dict | None = None
     node: Node | None = None
     terminate_requested: bool = False
+    process_id: int | None = None  # of the running process, so a restarted emulator can stop an orphan
 
     @property
     def required_slots(self) -> int:
@@ -340,6 +341,23 @@ class BatchState:
         self.pools: dict[str, Pool] = {}
         self.jobs: dict[str, Job] = {}
         self.hooks: SchedulerHooks = _NoHooks()  # type: ignore[assignment]
+        self.journal = None  # persistence.Journal with --location: records every change
+        self.pending_restart: deque[Pool] = deque()  # pools whose nodes reboot after a restart
+
+    def changed(self, kind: str, entity: object) -> None:
+        if self.journal is not None:
+            self.journal.changed(kind, entity)
+
+    def _removed(self, kind: str, entity: object) -> None:
+        if self.journal is not None:
+            self.journal.removed(kind, entity)
+
+    def _set_job_state(self, job: Job, state: str) -> None:
+        job.set_state(state)
+        self.changed('job', job)
+
+    def count_restored(self, job: Job, task: Task) -> None:
+        self._count(job, task, None, task.state)
 
     # ----- pools -------------------------------------------------------------------------
 
@@ -389,6 +407,7 @@ class BatchState:
         for job in self.jobs.values():
             if job.pool_id.lower() == pool_id.lower() and job.state in ('active', 'disabled'):
                 pool.pending.extend(task for task in job.tasks.values() if task.state == 'active')
+        self.changed('pool', pool)
         self.hooks.pool_created(pool)
         return pool
 
@@ -410,12 +429,14 @@ class BatchState:
             pool.state, pool.state_transition_time = 'deleting', utc_now()
             pool.allocation_state = 'resizing'
             pool.touch()
+            self.changed('pool', pool)
             self.hooks.pool_deleted(pool)
 
     def forget_pool(self, pool: Pool) -> None:
         """Called by the scheduler once a deleting pool's nodes are gone."""
         if self.pools.get(pool.id.lower()) is pool:
             del self.pools[pool.id.lower()]
+            self._removed('pool', pool)
 
     def update_pool(self, pool_id: str, body: dict, *, replace: bool) -> Pool:
         """PATCH (replace=False) changes the given properties; updateproperties replaces them."""
@@ -428,6 +449,7 @@ class BatchState:
             elif replace and key in pool.spec and key != 'targetNodeCommunicationMode':
                 del pool.spec[key]
         pool.touch()
+        self.changed('pool', pool)
         return pool
 
     def resize_pool(self, pool_id: str, body: dict) -> Pool:
@@ -441,6 +463,7 @@ class BatchState:
         pool.resize_errors = []
         pool.allocation_state, pool.allocation_state_transition_time = 'resizing', utc_now()
         pool.touch()
+        self.changed('pool', pool)
         self.hooks.pool_created(pool)  # the scheduler brings the node count to the target
         return pool
 
@@ -449,6 +472,7 @@ class BatchState:
         pool.spec['targetDedicatedNodes'] = len(pool.nodes)
         pool.allocation_state, pool.allocation_state_transition_time = 'steady', utc_now()
         pool.touch()
+        self.changed('pool', pool)
         return pool
 
     def _active_pool(self, pool_id: str) -> Pool:
@@ -464,6 +488,7 @@ class BatchState:
         node = Node(id=node_id, pool_id=pool.id, root_dir=root_dir_for(node_id),
                     ip_address=f'10.0.0.{len(pool.nodes) + 4}')
         pool.nodes[node_id] = node
+        self.changed('pool', pool)
         return node
 
     def get_node(self, pool_id: str, node_id: str) -> tuple[Pool, Node]:
@@ -485,6 +510,7 @@ class BatchState:
         if pool.state != 'deleting' and len(pool.nodes) == target and pool.allocation_state != 'steady':
             pool.allocation_state, pool.allocation_state_transition_time = 'steady', utc_now()
             pool.touch()
+            self.changed('pool', pool)
 
     # ----- jobs --------------------------------------------------------------------------
 
@@ -516,6 +542,7 @@ class BatchState:
         job = Job(id=job_id, spec=spec, pool_id=pool_info['poolId'], etag=new_etag(), creation_time=now,
                   last_modified=now)
         self.jobs[job_id.lower()] = job
+        self.changed('job', job)
         return job
 
     def get_job(self, job_id: str) -> Job:
@@ -536,6 +563,7 @@ class BatchState:
             if key in body:
                 job.spec[key] = str(body[key]).lower() if key == 'onAllTasksComplete' else body[key]
         job.etag, job.last_modified = new_etag(), utc_now()
+        self.changed('job', job)
         self.check_job_completion(job)
         return job
 
@@ -543,7 +571,7 @@ class BatchState:
         job = self.get_job(job_id)
         if job.state == 'deleting':
             return
-        job.set_state('deleting')
+        self._set_job_state(job, 'deleting')
         for task in job.tasks.values():
             if task.state in ('running', 'preparing'):
                 self.hooks.stop_task(task)
@@ -553,6 +581,7 @@ class BatchState:
         if self.jobs.get(job.id.lower()) is job:
             del self.jobs[job.id.lower()]
             self._drop_pending(job)
+            self._removed('job', job)
 
     def terminate_job(self, job_id: str, reason: str | None) -> None:
         job = self.get_job(job_id)
@@ -562,19 +591,19 @@ class BatchState:
             raise BatchServiceError('JobBeingDeleted')
         if job.state == 'terminating':
             raise BatchServiceError('JobBeingTerminated')
-        job.set_state('terminating')
+        self._set_job_state(job, 'terminating')
         job.execution_info['terminateReason'] = reason or 'UserTerminate'
         self._end_job_tasks(job)
 
     def disable_job(self, job_id: str) -> None:
         job = self._job_accepting_changes(job_id)
         if job.state == 'active':
-            job.set_state('disabled')
+            self._set_job_state(job, 'disabled')
 
     def enable_job(self, job_id: str) -> None:
         job = self._job_accepting_changes(job_id)
         if job.state == 'disabled':
-            job.set_state('active')
+            self._set_job_state(job, 'active')
             self.hooks.work_available()
 
     def _job_accepting_changes(self, job_id: str) -> Job:
@@ -597,7 +626,7 @@ class BatchState:
             self._finish_termination(job)
 
     def _finish_termination(self, job: Job) -> None:
-        job.set_state('completed')
+        self._set_job_state(job, 'completed')
         job.execution_info['endTime'] = iso(utc_now())
         self.hooks.job_ended(job)
 
@@ -606,7 +635,7 @@ class BatchState:
             self._finish_termination(job)
         elif (job.state == 'active' and job.spec.get('onAllTasksComplete') == 'terminatejob' and job.tasks
               and job.counts['completed'] == len(job.tasks)):
-            job.set_state('terminating')
+            self._set_job_state(job, 'terminating')
             job.execution_info['terminateReason'] = 'AllTasksComplete'
             self._finish_termination(job)
 
@@ -689,6 +718,7 @@ class BatchState:
     def _enqueue_new(self, job: Job, tasks: list[Task]) -> None:
         for task in tasks:
             job.tasks[task.id.lower()] = task
+            self.changed('task', task)
             job.counts['active'] += 1
             job.slot_counts['active'] += task.required_slots
         pool = self.pools.get(job.pool_id.lower())
@@ -720,6 +750,7 @@ class BatchState:
             self.hooks.stop_task(task)
         self._count(job, task, task.state, None)
         del job.tasks[task.id.lower()]
+        self._removed('task', task)
         pool = self.pools.get(job.pool_id.lower())
         if pool is not None and task.state == 'active':
             pool.pending = deque(t for t in pool.pending if t is not task)
@@ -772,6 +803,7 @@ class BatchState:
         task.state, task.state_transition_time = state, utc_now()
         task.etag, task.last_modified = new_etag(), utc_now()
         self._count(job, task, None, state)
+        self.changed('task', task)
 
     def task_started(self, task: Task, pool: Pool, node: Node, state: str = 'running') -> None:
         task.node = node

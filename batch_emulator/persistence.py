@@ -1,0 +1,220 @@
+"""Keeping the account in a location folder (``--location DIR``), like Azurite does.
+
+Every change to a pool, job or task is appended to ``DIR/state.jsonl`` as a record of the
+entity (or of its removal). The file is flushed before a changing request is answered, so an
+acknowledged create survives the emulator being killed, and at least every quarter second for
+the scheduler's own changes. On start-up the records are replayed, the file is rewritten as a
+compact snapshot, and what a restart interrupts is dealt with as the service would after an
+outage: running tasks go back to the queue (their requeue count grows) and every node reboots,
+running its start task again.
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+import os
+import signal
+from collections import deque
+from typing import Any
+
+from .state import BatchState, Job, Node, Pool, Task, iso
+
+STATE_FILE = 'state.jsonl'
+
+
+def _time(text: str | None) -> datetime.datetime | None:
+    if not text:
+        return None
+    return datetime.datetime.strptime(text, '%Y-%m-%dT%H:%M:%S.%fZ').replace(tzinfo=datetime.timezone.utc)
+
+
+def pool_record(pool: Pool) -> dict:
+    return {'id': pool.id, 'spec': pool.spec, 'etag': pool.etag, 'creationTime': iso(pool.creation_time),
+            'lastModified': iso(pool.last_modified), 'state': pool.state,
+            'stateTransitionTime': iso(pool.state_transition_time), 'allocationState': pool.allocation_state,
+            'resizeErrors': pool.resize_errors,
+            'nodes': [{'id': node.id, 'rootDir': node.root_dir, 'ipAddress': node.ip_address,
+                       'allocationTime': iso(node.allocation_time), 'startTaskInfo': node.start_task_info,
+                       'totalTasksRun': node.total_tasks_run, 'totalTasksSucceeded': node.total_tasks_succeeded,
+                       'preparedJobs': node.prepared_jobs} for node in pool.nodes.values()]}
+
+
+def job_record(job: Job) -> dict:
+    return {'id': job.id, 'spec': job.spec, 'poolId': job.pool_id, 'etag': job.etag,
+            'creationTime': iso(job.creation_time), 'lastModified': iso(job.last_modified), 'state': job.state,
+            'stateTransitionTime': iso(job.state_transition_time), 'previousState': job.previous_state,
+            'previousStateTransitionTime': iso(job.previous_state_transition_time),
+            'executionInfo': job.execution_info}
+
+
+def task_record(task: Task) -> dict:
+    return {'id': task.id, 'jobId': task.job_id, 'spec': task.spec, 'etag': task.etag,
+            'creationTime': iso(task.creation_time), 'lastModified': iso(task.last_modified), 'state': task.state,
+            'stateTransitionTime': iso(task.state_transition_time), 'previousState': task.previous_state,
+            'previousStateTransitionTime': iso(task.previous_state_transition_time),
+            'executionInfo': task.execution_info, 'nodeInfo': task.node_info,
+            'nodeId': task.node.id if task.node else None, 'processId': task.process_id}
+
+
+def _key(kind: str, entity: Any) -> tuple:
+    if kind == 'task':
+        return ('task', entity.job_id.lower(), entity.id.lower())
+    return (kind, entity.id.lower())
+
+
+class Journal:
+    """Collects changed entities in order and appends their records to the state file."""
+
+    def __init__(self, directory: str) -> None:
+        os.makedirs(directory, exist_ok=True)
+        self.path = os.path.join(directory, STATE_FILE)
+        self._events: dict[tuple, tuple[str, Any]] = {}
+        self._file = None
+
+    def changed(self, kind: str, entity: Any) -> None:
+        key = _key(kind, entity)
+        self._events.pop(key, None)  # the latest change of an entity goes last
+        self._events[key] = ('upsert', entity)
+
+    def removed(self, kind: str, entity: Any) -> None:
+        key = _key(kind, entity)
+        self._events.pop(key, None)
+        self._events[key] = ('remove', entity)
+
+    def flush(self) -> None:
+        if not self._events:
+            return
+        if self._file is None:
+            self._file = open(self.path, 'a', encoding='utf-8')  # noqa: SIM115 - kept open, closed in close()
+        lines = []
+        for (kind, *_), (action, entity) in self._events.items():
+            if action == 'remove':
+                lines.append({'remove': kind, 'key': list(_key(kind, entity)[1:])})
+            else:
+                record = {'pool': pool_record, 'job': job_record, 'task': task_record}[kind](entity)
+                lines.append({kind: record})
+        self._events.clear()
+        self._file.write(''.join(json.dumps(line, separators=(',', ':')) + '\n' for line in lines))
+        self._file.flush()
+
+    def close(self) -> None:
+        self.flush()
+        if self._file is not None:
+            self._file.close()
+            self._file = None
+
+    def load(self) -> tuple[dict, dict, dict]:
+        """Replays the state file: (pools, jobs, tasks) records by key, in creation order."""
+        pools: dict[tuple, dict] = {}
+        jobs: dict[tuple, dict] = {}
+        tasks: dict[tuple, dict] = {}
+        if not os.path.exists(self.path):
+            return pools, jobs, tasks
+        with open(self.path, encoding='utf-8') as file:
+            for line in file:
+                try:
+                    event = json.loads(line)
+                except json.JSONDecodeError:
+                    continue  # a line cut short by a crash
+                if 'remove' in event:
+                    key = tuple(event['key'])
+                    {'pool': pools, 'job': jobs, 'task': tasks}[event['remove']].pop(key, None)
+                    if event['remove'] == 'job':
+                        for task_key in [k for k in tasks if k[0] == key[0]]:
+                            del tasks[task_key]
+                elif 'pool' in event:
+                    pools[(event['pool']['id'].lower(),)] = event['pool']
+                elif 'job' in event:
+                    jobs[(event['job']['id'].lower(),)] = event['job']
+                elif 'task' in event:
+                    record = event['task']
+                    tasks[(record['jobId'].lower(), record['id'].lower())] = record
+        return pools, jobs, tasks
+
+    def rewrite(self, state: BatchState) -> None:
+        """Replaces the file by a compact snapshot of the current state."""
+        temporary = self.path + '.tmp'
+        with open(temporary, 'w', encoding='utf-8') as file:
+            for pool in state.pools.values():
+                file.write(json.dumps({'pool': pool_record(pool)}, separators=(',', ':')) + '\n')
+            for job in state.jobs.values():
+                file.write(json.dumps({'job': job_record(job)}, separators=(',', ':')) + '\n')
+                for task in job.tasks.values():
+                    file.write(json.dumps({'task': task_record(task)}, separators=(',', ':')) + '\n')
+        os.replace(temporary, self.path)
+
+
+def _stop_orphan(process_id: int, working_dir: str) -> None:
+    """Kills a task process left running by an emulator that was killed, if it is still that task's.
+
+    The process is recognised by its working directory, so a process id reused by
+    another program is never touched.
+    """
+    try:
+        if os.path.realpath(os.readlink(f'/proc/{process_id}/cwd')) == os.path.realpath(working_dir):
+            os.killpg(process_id, signal.SIGKILL)
+    except OSError:
+        pass
+
+
+def restore(state: BatchState, journal: Journal) -> None:
+    """Rebuilds the account from the journal, as the service would come back from an outage."""
+    pools, jobs, tasks = journal.load()
+    nodes_by_id: dict[str, Node] = {}
+    for record in pools.values():
+        if record['state'] == 'deleting':
+            continue  # its deletion finishes now
+        pool = Pool(id=record['id'], spec=record['spec'], etag=record['etag'],
+                    creation_time=_time(record['creationTime']), last_modified=_time(record['lastModified']),
+                    state=record['state'], state_transition_time=_time(record['stateTransitionTime']),
+                    allocation_state='resizing', resize_errors=record['resizeErrors'])
+        for saved in record['nodes']:
+            node = Node(id=saved['id'], pool_id=pool.id, root_dir=saved['rootDir'], ip_address=saved['ipAddress'],
+                        state='rebooting', allocation_time=_time(saved['allocationTime']),
+                        start_task_info=saved['startTaskInfo'], total_tasks_run=saved['totalTasksRun'],
+                        total_tasks_succeeded=saved['totalTasksSucceeded'], prepared_jobs=saved['preparedJobs'])
+            pool.nodes[node.id] = node
+            nodes_by_id[node.id] = node
+        state.pools[pool.id.lower()] = pool
+    for record in jobs.values():
+        if record['state'] == 'deleting':
+            continue
+        job = Job(id=record['id'], spec=record['spec'], pool_id=record['poolId'], etag=record['etag'],
+                  creation_time=_time(record['creationTime']), last_modified=_time(record['lastModified']),
+                  state='completed' if record['state'] == 'terminating' else record['state'],
+                  state_transition_time=_time(record['stateTransitionTime']),
+                  previous_state=record['previousState'],
+                  previous_state_transition_time=_time(record['previousStateTransitionTime']),
+                  execution_info=record['executionInfo'])
+        state.jobs[job.id.lower()] = job
+    for record in tasks.values():
+        job = state.jobs.get(record['jobId'].lower())
+        if job is None:
+            continue
+        task = Task(id=record['id'], job_id=job.id, spec=record['spec'], etag=record['etag'],
+                    creation_time=_time(record['creationTime']), last_modified=_time(record['lastModified']),
+                    state=record['state'], state_transition_time=_time(record['stateTransitionTime']),
+                    previous_state=record['previousState'],
+                    previous_state_transition_time=_time(record['previousStateTransitionTime']),
+                    execution_info=record['executionInfo'], node_info=record['nodeInfo'],
+                    node=nodes_by_id.get(record['nodeId'] or ''))
+        if task.state in ('running', 'preparing'):
+            # Interrupted by the restart: back to the queue, as after a node failure.
+            if task.node is not None and record.get('processId'):
+                _stop_orphan(record['processId'], os.path.join(task.node.root_dir, 'workitems', job.id, 'job-1',
+                                                               task.id, 'wd'))
+            task.state = 'active'
+            task.node = None
+            info = task.execution_info
+            info['requeueCount'] = info.get('requeueCount', 0) + 1
+            info['lastRequeueTime'] = iso(datetime.datetime.now(datetime.timezone.utc))
+            for key in ('startTime', 'result', 'failureInfo', 'endTime'):
+                info.pop(key, None)
+        job.tasks[task.id.lower()] = task
+        state.count_restored(job, task)
+        pool = state.pools.get(job.pool_id.lower())
+        if task.state == 'active' and pool is not None and job.state in ('active', 'disabled'):
+            pool.pending.append(task)
+    journal.rewrite(state)
+    state.pending_restart = deque(state.pools.values())

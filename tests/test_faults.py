@@ -1,0 +1,153 @@
+"""Faults the emulator injects, and that the client and the emulator survive: lost requests, dying nodes, restarts."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+
+import pytest
+from azure.batch import BatchClient
+from azure.batch import models as m
+from azure.core.credentials import AzureNamedKeyCredential
+
+import python_tutorial_client as client
+from batch_emulator import DEFAULT_ACCOUNT_KEY, DEFAULT_ACCOUNT_NAME
+from batch_emulator.local import local_services
+from tests.conftest import PROJECT_DIR, eventually
+from tests.test_end_to_end import DATA_FILES, original_top_three, top_words_in_output
+
+pytestmark = pytest.mark.e2e
+
+UBUNTU = m.VirtualMachineConfiguration(
+    image_reference=m.BatchVmImageReference(publisher='canonical', offer='ubuntu-24_04-lts', sku='server'),
+    node_agent_sku_id='batch.node.ubuntu 24.04')
+
+
+@pytest.mark.parametrize(('rate', 'seed', 'failed_posts'), [('0.05', '1', 0), ('0.25', '4', 1)])
+def test_the_tutorial_completes_despite_lost_requests_and_dying_nodes(tmp_path, mocker, capsys, rate, seed,
+                                                                      failed_posts):
+    """500s, 503s and dropped connections, before and after acting; nodes die mid-task. Seeded: reproducible."""
+    with local_services(emulator_arguments=['--node-step-seconds', '0.05', '--fault-rate', rate,
+                                            '--node-failure-rate', '0.3', '--fault-seed', seed]) as services:
+        mocker.patch.object(client, 'query_yes_no', return_value='no')  # keep the job to inspect its tasks
+        settings = client.load_settings(client.parse_arguments(['--output-dir', str(tmp_path)]),
+                                        services.environment())
+        blob_service, batch, sas_key = client.create_service_clients(settings)
+
+        assert client.main(settings, blob_service, batch, sas_key) == 0, capsys.readouterr().err
+
+        for path in DATA_FILES:
+            output = tmp_path / os.path.basename(path).replace('.txt', '_OUTPUT.txt')
+            assert top_words_in_output(str(output)) == original_top_three(path)
+        tasks = list(batch.list_tasks(settings.job_id))
+        assert sorted(t.id for t in tasks) == ['topNtask0', 'topNtask1', 'topNtask2']  # no duplicate task
+        assert all(t.state == 'completed' and t.execution_info.result == 'success' for t in tasks)
+        with open(services.request_log, encoding='utf-8') as log:
+            faults = [entry for entry in map(json.loads, log) if entry['status'] >= 500]
+        assert faults, 'faults were injected'
+        assert sum(entry['method'] == 'POST' for entry in faults) >= failed_posts
+        assert any(t.execution_info.requeue_count for t in tasks), 'a node died under a task'
+
+
+def start_emulator(location: str, *arguments: str) -> tuple[subprocess.Popen, str]:
+    process = subprocess.Popen(
+        [sys.executable, '-m', 'batch_emulator', '--port', '0', '--location', location, '--node-step-seconds', '0.05',
+         *arguments], cwd=PROJECT_DIR, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    endpoint = re.search(r'(http://127\.0\.0\.1:\d+)', process.stdout.readline()).group(1)
+    return process, endpoint
+
+
+def batch_client_for(endpoint: str) -> BatchClient:
+    return BatchClient(endpoint, AzureNamedKeyCredential(DEFAULT_ACCOUNT_NAME, DEFAULT_ACCOUNT_KEY))
+
+
+def test_a_task_whose_node_dies_is_requeued_on_a_new_node(tmp_path):
+    process, endpoint = start_emulator(str(tmp_path), '--node-failure-rate', '0.5', '--fault-seed', '1')
+    try:
+        batch = batch_client_for(endpoint)
+        batch.create_pool(m.BatchPoolCreateOptions(id='pool', vm_size='standard_d2s_v3', target_dedicated_nodes=1,
+                                                   virtual_machine_configuration=UBUNTU))
+        batch.create_job(m.BatchJobCreateOptions(id='job', pool_info=m.BatchPoolInfo(pool_id='pool')))
+        batch.create_tasks('job', [m.BatchTaskCreateOptions(id=f't{i}', command_line='sleep 0.3') for i in range(6)])
+        eventually(lambda: batch.get_job_task_counts('job').task_counts.completed == 6, timeout=60,
+                   message='all tasks completed')
+        tasks = list(batch.list_tasks('job'))
+        assert all(t.execution_info.result == 'success' for t in tasks)
+        requeued = [t for t in tasks if t.execution_info.requeue_count]
+        assert requeued and all(t.execution_info.retry_count == 0 for t in requeued)  # a requeue is not a retry
+        nodes = list(batch.list_nodes('pool'))
+        assert len(nodes) == 1  # the dead node was replaced: tasks finished on more than one node
+        assert len({t.node_info.node_id for t in tasks}) > 1
+    finally:
+        process.terminate()
+        process.wait(15)
+
+
+def test_a_restart_from_the_location_folder_loses_nothing(tmp_path):
+    """The emulator is killed mid-run and started again on the same folder: everything is still there."""
+    location = str(tmp_path / 'location')
+    gate = tmp_path / 'gate'
+    process, endpoint = start_emulator(location)
+    batch = batch_client_for(endpoint)
+    batch.create_pool(m.BatchPoolCreateOptions(
+        id='pool', vm_size='standard_d2s_v3', target_dedicated_nodes=1, virtual_machine_configuration=UBUNTU,
+        task_slots_per_node=2, start_task=m.BatchStartTask(command_line="/bin/sh -c 'echo booted'")))
+    batch.create_job(m.BatchJobCreateOptions(id='job', pool_info=m.BatchPoolInfo(pool_id='pool')))
+    batch.create_task('job', m.BatchTaskCreateOptions(id='done', command_line="/bin/sh -c 'echo finished'"))
+    waits_for_gate = f"/bin/sh -c 'for i in $(seq 1200); do [ -f {gate} ] && exit 0; sleep 0.05; done; exit 1'"
+    batch.create_task('job', m.BatchTaskCreateOptions(id='running', command_line=waits_for_gate))
+    eventually(lambda: batch.get_task('job', 'done').state == 'completed' and
+               batch.get_task('job', 'running').state == 'running', message='one done, one running')
+    node_id = batch.get_task('job', 'running').node_info.node_id
+    orphan = _pid_working_in(os.path.join(location, 'nodes', 'pool', node_id, 'workitems', 'job', 'job-1', 'running',
+                                          'wd'))
+    batch.create_task('job', m.BatchTaskCreateOptions(id='added-last', command_line='true'))  # acknowledged
+    process.send_signal(signal.SIGKILL)  # no chance to save anything more
+    process.wait(15)
+
+    process, endpoint = start_emulator(location)
+    try:
+        batch = batch_client_for(endpoint)
+        assert batch.get_pool('pool').id == 'pool' and batch.get_job('job').state == 'active'
+        assert [n.id for n in batch.list_nodes('pool')] == [node_id]
+        done = batch.get_task('job', 'done')
+        assert (done.state, done.execution_info.exit_code) == ('completed', 0)
+        assert b''.join(batch.download_task_file('job', 'done', 'stdout.txt')) == b'finished\n'
+        requeued = batch.get_task('job', 'running')
+        assert requeued.execution_info.requeue_count == 1
+        assert not _alive(orphan), 'the process of the interrupted run was stopped'
+        eventually(lambda: batch.get_task('job', 'running').state == 'running', message='running again')
+        gate.touch()
+        for task_id in ('running', 'added-last'):
+            eventually(lambda task_id=task_id: batch.get_task('job', task_id).state == 'completed',
+                       message=f'{task_id} completed')
+            assert batch.get_task('job', task_id).execution_info.exit_code == 0
+        counts = batch.get_job_task_counts('job').task_counts
+        assert (counts.completed, counts.succeeded, counts.active, counts.running) == (3, 3, 0, 0)
+    finally:
+        process.terminate()
+        process.wait(15)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        with open(f'/proc/{pid}/stat', encoding='utf-8') as stat:
+            return stat.read().rsplit(')', 1)[1].split()[0] != 'Z'  # a zombie has ended, only not yet reaped
+    except OSError:
+        return False
+
+
+def _pid_working_in(folder: str) -> int:
+    """The process whose working directory is ``folder`` (a task's wd)."""
+    for entry in os.listdir('/proc'):
+        if entry.isdigit():
+            try:
+                if os.path.realpath(os.readlink(f'/proc/{entry}/cwd')) == os.path.realpath(folder):
+                    return int(entry)
+            except OSError:
+                continue
+    raise AssertionError(f'no process runs in {folder}')
