@@ -821,6 +821,13 @@ def _upload_files(blob_service_client: BlobServiceClient, container_name: str, p
             paths))
 
 
+def _holds_blobs(blob_service_client: BlobServiceClient, container_name: str) -> bool:
+    try:
+        return any(True for _ in blob_service_client.get_container_client(container_name).list_blobs())
+    except (HttpResponseError, ServiceRequestError):
+        return True  # cannot tell: keep it rather than lose results
+
+
 def _delete_containers(blob_service_client: BlobServiceClient, names: Sequence[str]) -> None:
     print('Deleting containers...')
     for name in names:
@@ -890,15 +897,18 @@ def main(settings: Settings, blob_service_client: BlobServiceClient, batch_clien
     print(f'Sample start: {start_time}\n')
     run_id = uuid.uuid4().hex
     created_containers: list[str] = []
+    reused_containers: list[str] = []
     pool_used = job_created = downloaded = False
     exit_code = 1
     try:
         # Step 1: create the containers application, input and output
-        # (idempotent: an existing container is reused).
+        # (idempotent: an existing container is reused, and kept at the end).
         for name in (_APP_CONTAINER_NAME, _INPUT_CONTAINER_NAME, _OUTPUT_CONTAINER_NAME):
-            with contextlib.suppress(ResourceExistsError):
+            try:
                 blob_service_client.create_container(name)
-            created_containers.append(name)
+                created_containers.append(name)
+            except ResourceExistsError:
+                reused_containers.append(name)
 
         # Step 2: upload the task script and the input files; each becomes a
         # ResourceFile whose SAS URL lets a node download it.
@@ -953,9 +963,11 @@ def main(settings: Settings, blob_service_client: BlobServiceClient, batch_clien
         sys.stdout.flush()
         print(f'Error: cannot reach the service: {redact_secrets(str(error)).splitlines()[0]}', file=sys.stderr)
     finally:
-        # Step 8: delete the containers. Results not yet downloaded are kept.
-        keep_output = not downloaded and _OUTPUT_CONTAINER_NAME in created_containers
-        left_behind = []
+        # Step 8: delete the containers this run created. Results not yet
+        # downloaded are kept, and so are containers that existed before.
+        keep_output = (not downloaded and _OUTPUT_CONTAINER_NAME in created_containers
+                       and _holds_blobs(blob_service_client, _OUTPUT_CONTAINER_NAME))
+        left_behind = [f'Kept container [{name}]: it existed before this run.' for name in reused_containers]
         if keep_output:
             left_behind.append(f'Kept container [{_OUTPUT_CONTAINER_NAME}]: it may hold results that were not '
                                'downloaded.')

@@ -41,7 +41,7 @@ _PUNCTUATION = string.punctuation
 
 # Characters decoded per read. Large enough that the per-read overhead vanishes,
 # small enough that memory stays flat for a file of any size.
-_CHUNK_CHARACTERS = 1 << 20
+_CHUNK_CHARACTERS = 1 << 18
 
 _SEPARATOR = '-' * 30
 

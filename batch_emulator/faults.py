@@ -28,7 +28,9 @@ class FaultInjector:
             raise ValueError('fault rates are shares between 0 and 1')
         self.rate = rate
         self.node_failure_rate = node_failure_rate
+        # Two streams: which requests fail does not change which task runs lose their node.
         self._random = random.Random(seed)
+        self._node_random = random.Random(None if seed is None else seed + 1_000_003)
         self.injected: dict[str, int] = dict.fromkeys(KINDS, 0)
         self.nodes_killed = 0
 
@@ -42,9 +44,9 @@ class FaultInjector:
 
     def node_dies(self) -> float | None:
         """Seconds into a task run after which its node dies, or None (most runs)."""
-        if self.node_failure_rate and self._random.random() < self.node_failure_rate:
+        if self.node_failure_rate and self._node_random.random() < self.node_failure_rate:
             self.nodes_killed += 1
-            return self._random.uniform(0.0, 0.2)
+            return self._node_random.uniform(0.0, 0.2)
         return None
 
     @web.middleware

@@ -4,7 +4,8 @@
 ``local_services()``: it starts Azurite's blob service (from this project's
 node_modules, pinned in package.json) and the emulator, each on a free port of
 127.0.0.1, and hands back the endpoints and well-known credentials. Both are
-stopped when the block ends, also on errors and Ctrl-C.
+stopped when the block ends, also on errors and Ctrl-C. Extra emulator options
+can be given in BATCH_EMULATOR_OPTIONS (for example "--fault-rate 0.05").
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import contextlib
 import dataclasses
 import os
 import re
+import shlex
 import shutil
 import signal
 import subprocess
@@ -145,7 +147,8 @@ def local_services(*, verbose: bool = False, keep_dir: str | None = None,
             [sys.executable, '-m', 'batch_emulator', '--port', '0', '--location', os.path.join(data_dir, 'batch'),
              '--request-log', request_log, '--parent-pid', str(os.getpid()),
              '--storage-connection-string', connection_string]
-            + (['--verbose'] if verbose else []) + (emulator_arguments or []),
+            + (['--verbose'] if verbose else []) + (emulator_arguments or [])
+            + shlex.split(os.environ.get('BATCH_EMULATOR_OPTIONS', '')),
             re.compile(r'listening on (http://127\.0\.0\.1:\d+)'), os.path.join(data_dir, 'batch-emulator.log'))
         services.append(emulator)
         batch_endpoint = emulator.wait_ready().group(1)

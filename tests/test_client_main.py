@@ -210,10 +210,14 @@ def test_a_successful_run_prints_the_tutorials_transcript(mocker, tmp_path, caps
                                                     'taskdata3_OUTPUT.txt']
 
 
-def test_existing_containers_are_reused(mocker, tmp_path):
+def test_existing_containers_are_reused_and_kept(mocker, tmp_path, capsys):
+    """Containers that existed before the run may hold someone's data: they are used, never deleted."""
     blob_service, batch = working_services(mocker)
-    blob_service.create_container.side_effect = ResourceExistsError('ContainerAlreadyExists')
+    blob_service.create_container.side_effect = lambda name: (_ for _ in ()).throw(
+        ResourceExistsError('ContainerAlreadyExists')) if name == 'input' else None
     assert client.main(tutorial_settings(tmp_path), blob_service, batch, KEY) == 0
+    assert [c.args[0] for c in blob_service.delete_container.call_args_list] == ['application', 'output']
+    assert 'Kept container [input]: it existed before this run.' in capsys.readouterr().out
 
 
 def service_error(message='The server failed', status=500):

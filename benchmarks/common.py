@@ -1,0 +1,72 @@
+"""Helpers shared by the benchmarks: running a command while measuring its time and peak memory."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import threading
+import time
+
+PROJECT_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, PROJECT_DIR)
+
+# Runs a Python script and reports the peak resident memory of that interpreter (VmHWM), which,
+# unlike getrusage, does not count pages of the process it was started from.
+PEAK_WRAPPER = (
+    'import re, runpy, sys\n'
+    'script = sys.argv[1]\n'
+    'sys.argv = sys.argv[1:]\n'
+    'try:\n'
+    '    runpy.run_path(script, run_name="__main__")\n'
+    'finally:\n'
+    '    status = open("/proc/self/status").read()\n'
+    '    print("peak_kib", re.search(r"VmHWM:\\s+(\\d+)", status).group(1), file=sys.stderr)\n')
+
+
+def run_python_measured(script: str, arguments: list[str], cwd: str) -> tuple[float, float, str]:
+    """(seconds, peak MiB, stdout) of ``python script arguments``."""
+    started = time.perf_counter()
+    result = subprocess.run([sys.executable, '-c', PEAK_WRAPPER, script, *arguments], cwd=cwd, capture_output=True,
+                            text=True, check=True)
+    seconds = time.perf_counter() - started
+    peak_kib = int(result.stderr.rsplit('peak_kib', 1)[1].split()[0])
+    return seconds, peak_kib / 1024, result.stdout
+
+
+class PeakRss:
+    """Samples the resident memory of some processes every 50 ms; keeps each one's peak (MiB)."""
+
+    def __init__(self, pids: dict[str, int]) -> None:
+        self.pids = pids
+        self.peaks = dict.fromkeys(pids, 0.0)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+
+    def _sample(self) -> None:
+        while not self._stop.is_set():
+            for name, pid in self.pids.items():
+                try:
+                    with open(f'/proc/{pid}/status') as status:
+                        for line in status:
+                            if line.startswith('VmRSS:'):
+                                self.peaks[name] = max(self.peaks[name], int(line.split()[1]) / 1024)
+                except OSError:
+                    pass
+            self._stop.wait(0.05)
+
+    def __enter__(self) -> PeakRss:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
+def rss_mib(pid: int) -> float:
+    with open(f'/proc/{pid}/status') as status:
+        for line in status:
+            if line.startswith('VmRSS:'):
+                return int(line.split()[1]) / 1024
+    return 0.0
