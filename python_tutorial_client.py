@@ -718,6 +718,8 @@ def load_settings(args: argparse.Namespace, environ: Mapping[str, str]) -> Setti
         problems.append(f'unknown cloud "{cloud_name}" (use --cloud public or --cloud china)')
         cloud = 'public'
     auth = args.auth or ('key' if (batch_key or storage_key) else 'entra')
+    if args.local and args.auth == 'entra':
+        problems.append('--auth entra cannot be used with --local (the local services use their well-known keys)')
 
     if batch_url and not batch_url.startswith('http'):
         batch_url = 'https://' + batch_url  # the portal shows the URL without its scheme

@@ -13,6 +13,7 @@ never be started twice.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import shutil
@@ -166,11 +167,7 @@ class Scheduler:
             if problem is None or retry_count >= max_retries != -1:
                 break
             retry_count += 1
-        info.update({'state': 'completed', 'endTime': iso(utc_now()), 'result': 'failure' if problem else 'success'})
-        if exit_code is not None:
-            info['exitCode'] = exit_code
-        if problem:
-            info['failureInfo'] = problem
+        _completed(info, exit_code, problem)
         if problem and wait:
             node.set_state('starttaskfailed')
         elif node.state == 'waitingforstarttask':
@@ -323,22 +320,7 @@ class Scheduler:
         status = {'state': 'running', 'startTime': iso(utc_now()), 'retryCount': 0,
                   'taskRootDirectory': f'workitems/{job.id}/job-1/jobpreparation'}
         node.prepared_jobs[job.id] = {'preparation': status}
-        task_dir = os.path.join(node.root_dir, 'workitems', job.id, 'job-1', 'jobpreparation')
-        variables = self._node_variables(pool, node) | {'AZ_BATCH_JOB_ID': job.id,
-                                                        'AZ_BATCH_TASK_ID': spec.get('id', 'jobpreparation')}
-        env = self.runner.environment(node.root_dir, task_dir, variables,
-                                      list(job.spec.get('commonEnvironmentSettings') or []) +
-                                      list(spec.get('environmentSettings') or []))
-        exit_code, problem = await self.runner.execute(
-            ('prep', job.id, node.id), command_line=spec['commandLine'], task_dir=task_dir, env=env,
-            resource_files=spec.get('resourceFiles') or [],
-            max_wall_clock_seconds=parse_duration((spec.get('constraints') or {}).get('maxWallClockTime')))
-        status.update({'state': 'completed', 'endTime': iso(utc_now()),
-                       'result': 'failure' if problem else 'success'})
-        if exit_code is not None:
-            status['exitCode'] = exit_code
-        if problem:
-            status['failureInfo'] = problem
+        problem = await self._run_job_level_task(pool, node, job, spec, 'jobpreparation', status)
         return not (problem and spec.get('waitForSuccess', True))
 
     async def _end_job(self, job: Job) -> None:
@@ -355,28 +337,28 @@ class Scheduler:
             self.state.forget_job(job)
 
     async def _release_job(self, pool: Pool, node: Node, job: Job, spec: dict) -> None:
-        release = {'state': 'running', 'startTime': iso(utc_now()),
-                   'taskRootDirectory': f'workitems/{job.id}/job-1/jobrelease'}
-        node.prepared_jobs[job.id]['release'] = release
-        task_dir = os.path.join(node.root_dir, 'workitems', job.id, 'job-1', 'jobrelease')
+        status = {'state': 'running', 'startTime': iso(utc_now()),
+                  'taskRootDirectory': f'workitems/{job.id}/job-1/jobrelease'}
+        node.prepared_jobs[job.id]['release'] = status
+        with contextlib.suppress(NodeLost):
+            await self._run_job_level_task(pool, node, job, spec, 'jobrelease', status, default_seconds=900)
+
+    async def _run_job_level_task(self, pool: Pool, node: Node, job: Job, spec: dict, folder: str, status: dict,
+                                  default_seconds: float | None = None) -> dict | None:
+        """A job preparation or release task on one node; fills in its status, returns its failure."""
+        task_dir = os.path.join(node.root_dir, 'workitems', job.id, 'job-1', folder)
         variables = self._node_variables(pool, node) | {'AZ_BATCH_JOB_ID': job.id,
-                                                        'AZ_BATCH_TASK_ID': spec.get('id', 'jobrelease')}
+                                                        'AZ_BATCH_TASK_ID': spec.get('id', folder)}
         env = self.runner.environment(node.root_dir, task_dir, variables,
                                       list(job.spec.get('commonEnvironmentSettings') or []) +
                                       list(spec.get('environmentSettings') or []))
-        try:
-            exit_code, problem = await self.runner.execute(
-                ('release', job.id, node.id), command_line=spec['commandLine'], task_dir=task_dir, env=env,
-                resource_files=spec.get('resourceFiles') or [],
-                max_wall_clock_seconds=parse_duration(spec.get('maxWallClockTime')) or 900)
-        except NodeLost:
-            return
-        release.update({'state': 'completed', 'endTime': iso(utc_now()),
-                        'result': 'failure' if problem else 'success'})
-        if exit_code is not None:
-            release['exitCode'] = exit_code
-        if problem:
-            release['failureInfo'] = problem
+        limit = (spec.get('constraints') or {}).get('maxWallClockTime') or spec.get('maxWallClockTime')
+        exit_code, problem = await self.runner.execute(
+            (folder, job.id, node.id), command_line=spec['commandLine'], task_dir=task_dir, env=env,
+            resource_files=spec.get('resourceFiles') or [],
+            max_wall_clock_seconds=parse_duration(limit) or default_seconds)
+        _completed(status, exit_code, problem)
+        return problem
 
     def reboot_node(self, pool: Pool, node: Node) -> None:
         """Reboot: running tasks are requeued, then the start task runs again (as on a real node)."""
@@ -390,3 +372,12 @@ class Scheduler:
         await asyncio.sleep(self.node_step_seconds)
         node.last_boot_time = utc_now()
         await self.run_start_task(pool, node)
+
+
+def _completed(info: dict, exit_code: int | None, problem: dict | None) -> None:
+    """Fills in the execution info of a start, preparation or release task that ended."""
+    info.update({'state': 'completed', 'endTime': iso(utc_now()), 'result': 'failure' if problem else 'success'})
+    if exit_code is not None:
+        info['exitCode'] = exit_code
+    if problem:
+        info['failureInfo'] = problem

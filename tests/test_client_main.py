@@ -327,6 +327,14 @@ def test_local_without_node_or_azurite_is_one_line_naming_the_install_command(mo
     popen.assert_not_called()
 
 
+def test_local_runs_refuse_entra_id(mocker, capsys):
+    from batch_emulator import local
+    popen = mocker.patch.object(local.subprocess, 'Popen')
+    assert client.run_from_command_line(['--local', '--auth', 'entra']) == 2
+    assert '--auth entra cannot be used with --local' in capsys.readouterr().err
+    popen.assert_not_called()
+
+
 def test_local_validates_flags_before_starting_anything(mocker, capsys):
     from batch_emulator import local
     popen = mocker.patch.object(local.subprocess, 'Popen')
