@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import fnmatch
 import glob
 import os
 import re
@@ -314,20 +313,17 @@ class NodeRunner:
             os.killpg(process.pid, signal.SIGKILL)
 
 
-def list_files(root: str, relative_root: str, recursive: bool, name_prefix: str | None) -> list[tuple[str, str]]:
-    """(name, absolute path) of the files and folders below root/relative_root, names relative to root."""
-    base = inside(root, relative_root) if relative_root else os.path.realpath(root)
-    if base is None or not os.path.isdir(base):
+def list_files(root: str, recursive: bool) -> list[tuple[str, str]]:
+    """(name, absolute path) of the files and folders below root, names relative to root with '/'."""
+    base = os.path.realpath(root)
+    if not os.path.isdir(base):
         return []
     results = []
     for directory, folders, files in os.walk(base):
         folders.sort()
-        for name in sorted(folders) + sorted(files):
+        for name in folders + sorted(files):
             path = os.path.join(directory, name)
-            relative = os.path.relpath(path, os.path.realpath(root)).replace(os.sep, '/')
-            if name_prefix and not fnmatch.fnmatchcase(relative, name_prefix + '*'):
-                continue
-            results.append((relative, path))
+            results.append((os.path.relpath(path, base).replace(os.sep, '/'), path))
         if not recursive:
             break
     return results

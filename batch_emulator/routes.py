@@ -19,7 +19,8 @@ from aiohttp import web
 
 from .errors import BatchServiceError, invalid_query
 from .node import inside, list_files
-from .server import SCHEDULER, SETTINGS, STATE, error_response, json_response
+from .odata import apply_select
+from .server import SCHEDULER, SETTINGS, STATE, json_response
 from .state import MAX_LIST_RESULTS, BatchState, page
 
 MAX_TASK_COLLECTION_BYTES = 1024 * 1024
@@ -71,7 +72,6 @@ def _list_response(request: web.Request, items: list[dict], entity_set: str) -> 
 
 def _entity_response(request: web.Request, resource: dict, entity_set: str, etag: str,
                      last_modified: datetime.datetime) -> web.Response:
-    from .odata import apply_select
     body = {'odata.metadata': _metadata(request, entity_set), **apply_select(resource, request.query.get('$select'))}
     return json_response(request, body, etag=etag, last_modified=last_modified)
 
@@ -313,7 +313,7 @@ def _iso(timestamp: float) -> str:
 def _list_files(request: web.Request, root: str, url_prefix: str) -> web.Response:
     recursive = request.query.get('recursive', 'false').lower() == 'true'
     items = []
-    for name, path in list_files(root, '', recursive, None):
+    for name, path in list_files(root, recursive):
         items.append({'name': name, 'url': f'{url_prefix}/{name}', 'isDirectory': os.path.isdir(path),
                       'properties': _file_properties(path)})
     query_filter = request.query.get('$filter')
@@ -443,5 +443,3 @@ def add_routes(app: web.Application) -> None:
     r.add_get('/jobs/{job_id}/tasks/{task_id}/files/{file_path:.+}', get_task_file)  # GET and HEAD
     r.add_route('*', '/{tail:.*}', not_supported)
 
-
-__all__ = ['add_routes', 'error_response']

@@ -84,12 +84,6 @@ class Scheduler:
     def pool_created(self, pool: Pool) -> None:
         self._spawn(self._bring_to_target(pool))
 
-    def nodes_added(self, pool: Pool, nodes: list[Node]) -> None:
-        self.work_available()
-
-    def nodes_removed(self, pool: Pool, nodes: list[Node]) -> None:
-        pass
-
     def pool_deleted(self, pool: Pool) -> None:
         self._spawn(self._delete_pool(pool))
 

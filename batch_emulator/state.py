@@ -45,8 +45,6 @@ def new_etag() -> str:
 
 class SchedulerHooks(Protocol):
     def pool_created(self, pool: Pool) -> None: ...
-    def nodes_added(self, pool: Pool, nodes: list[Node]) -> None: ...
-    def nodes_removed(self, pool: Pool, nodes: list[Node]) -> None: ...
     def pool_deleted(self, pool: Pool) -> None: ...
     def work_available(self) -> None: ...
     def stop_task(self, task: Task) -> None: ...
@@ -558,7 +556,7 @@ class BatchState:
         return [self.job_resource(job) for job in self.jobs.values()]
 
     def update_job(self, job_id: str, body: dict) -> Job:
-        job = self._job_accepting_changes(job_id)
+        job = self._active_job(job_id)
         for key in ('priority', 'maxParallelTasks', 'constraints', 'metadata', 'onAllTasksComplete'):
             if key in body:
                 job.spec[key] = str(body[key]).lower() if key == 'onAllTasksComplete' else body[key]
@@ -596,17 +594,18 @@ class BatchState:
         self._end_job_tasks(job)
 
     def disable_job(self, job_id: str) -> None:
-        job = self._job_accepting_changes(job_id)
+        job = self._active_job(job_id)
         if job.state == 'active':
             self._set_job_state(job, 'disabled')
 
     def enable_job(self, job_id: str) -> None:
-        job = self._job_accepting_changes(job_id)
+        job = self._active_job(job_id)
         if job.state == 'disabled':
             self._set_job_state(job, 'active')
             self.hooks.work_available()
 
-    def _job_accepting_changes(self, job_id: str) -> Job:
+    def _active_job(self, job_id: str) -> Job:
+        """A job that still accepts changes and tasks (not completed, terminating or being deleted)."""
         job = self.get_job(job_id)
         if job.state == 'deleting':
             raise BatchServiceError('JobBeingDeleted')
@@ -646,14 +645,6 @@ class BatchState:
 
     # ----- tasks -------------------------------------------------------------------------
 
-    def _job_accepting_tasks(self, job_id: str) -> Job:
-        job = self.get_job(job_id)
-        if job.state == 'deleting':
-            raise BatchServiceError('JobBeingDeleted')
-        if job.state in ('completed', 'terminating'):
-            raise BatchServiceError('JobCompleted')
-        return job
-
     def _validated_task(self, job: Job, body: dict) -> Task:
         if not isinstance(body, dict):
             raise invalid_property('task', body)
@@ -682,7 +673,7 @@ class BatchState:
                     last_modified=now)
 
     def add_task(self, job_id: str, body: dict) -> Task:
-        job = self._job_accepting_tasks(job_id)
+        job = self._active_job(job_id)
         task = self._validated_task(job, body)
         if task.id.lower() in job.tasks:
             raise BatchServiceError('TaskExists')
@@ -691,7 +682,7 @@ class BatchState:
 
     def add_task_collection(self, job_id: str, bodies: list) -> list[dict]:
         """Adds up to 100 tasks; returns the per-task results (success or clienterror)."""
-        job = self._job_accepting_tasks(job_id)
+        job = self._active_job(job_id)
         if not isinstance(bodies, list) or not bodies:
             raise missing_property('value')
         if len(bodies) > MAX_TASKS_PER_COLLECTION:

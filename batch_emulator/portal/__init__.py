@@ -152,7 +152,7 @@ def _node_folder(request: web.Request) -> str:
 
 async def task_files(request: web.Request) -> web.Response:
     root = _task_folder(request)
-    return web.json_response({'files': [name for name, path in list_files(root, '', True, None)
+    return web.json_response({'files': [name for name, path in list_files(root, True)
                                         if os.path.isfile(path)]})
 
 
