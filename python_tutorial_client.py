@@ -177,6 +177,7 @@ class Settings:
     timeout: datetime.timedelta
     assume_yes: bool
     portal_url: str | None = None  # the local emulator's page (--local runs only)
+    local: bool = False
 
 
 def query_yes_no(question: str, default: str = 'yes', *, assume_yes: bool = False,
@@ -787,7 +788,7 @@ def load_settings(args: argparse.Namespace, environ: Mapping[str, str]) -> Setti
         blob_endpoint=blob_endpoint.rstrip('/'), auth=auth, cloud=cloud, pool_id=pool_id, job_id=job_id,
         vm_size=vm_size, node_count=node_count, numwords=args.numwords, input_files=input_files,
         output_dir=output_dir, timeout=datetime.timedelta(minutes=args.timeout), assume_yes=args.yes,
-        portal_url=environ.get('BATCH_EMULATOR_PORTAL_URL'))
+        portal_url=environ.get('BATCH_EMULATOR_PORTAL_URL'), local=args.local)
 
 
 def create_service_clients(settings: Settings) -> tuple[BlobServiceClient, BatchClient, str | UserDelegationKey]:
@@ -1013,6 +1014,8 @@ def _delete_job_and_pool(batch_client: BatchClient, settings: Settings, *, job_c
             except (HttpResponseError, ServiceRequestError) as error:
                 left_behind.append(f'Could not delete pool [{settings.pool_id}]: '
                                    f'{redact_secrets(str(error)).splitlines()[0]}')
+        elif settings.local:
+            left_behind.append(f'Pool [{settings.pool_id}] is left; the local emulator stops when this run ends.')
         else:
             left_behind.append(f'Pool [{settings.pool_id}] is left running: its nodes are billed until you '
                                'delete it.')
