@@ -203,8 +203,8 @@ async def terminate_job(request: web.Request) -> web.Response:
 
 
 async def disable_job(request: web.Request) -> web.Response:
-    await _body(request)
-    _state(request).disable_job(request.match_info['job_id'])
+    body = await _body(request)
+    _state(request).disable_job(request.match_info['job_id'], body.get('disableTasks'))
     return json_response(request, None, status=202)
 
 

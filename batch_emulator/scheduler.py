@@ -90,6 +90,9 @@ class Scheduler:
     def stop_task(self, task: Task) -> None:
         self.runner.stop(task)
 
+    def requeue_task(self, task: Task) -> None:
+        self.runner.lose(task)  # the run ends as if its node were lost: the task goes back to the queue
+
     def job_ended(self, job: Job) -> None:
         self._spawn(self._end_job(job))
 

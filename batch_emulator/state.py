@@ -48,6 +48,7 @@ class SchedulerHooks(Protocol):
     def pool_deleted(self, pool: Pool) -> None: ...
     def work_available(self) -> None: ...
     def stop_task(self, task: Task) -> None: ...
+    def requeue_task(self, task: Task) -> None: ...
     def job_ended(self, job: Job) -> None: ...
 
 
@@ -593,10 +594,22 @@ class BatchState:
         job.execution_info['terminateReason'] = reason or 'UserTerminate'
         self._end_job_tasks(job)
 
-    def disable_job(self, job_id: str) -> None:
+    def disable_job(self, job_id: str, disable_tasks: str | None) -> None:
+        """No new task starts; running ones are requeued, terminated or left to finish (``wait``)."""
         job = self._active_job(job_id)
-        if job.state == 'active':
-            self._set_job_state(job, 'disabled')
+        mode = str(disable_tasks or '').lower()
+        if mode not in ('requeue', 'terminate', 'wait'):
+            raise invalid_property('disableTasks', disable_tasks, "Use 'requeue', 'terminate' or 'wait'.")
+        if job.state != 'active':
+            return
+        self._set_job_state(job, 'disabled')
+        for task in job.tasks.values():
+            if task.state in ('running', 'preparing') and mode != 'wait':
+                if mode == 'terminate':
+                    task.terminate_requested = True
+                    self.hooks.stop_task(task)
+                else:
+                    self.hooks.requeue_task(task)
 
     def enable_job(self, job_id: str) -> None:
         job = self._active_job(job_id)

@@ -166,6 +166,9 @@ def test_nodes_go_through_their_states_and_are_laid_out_like_real_nodes(batch_cl
     node = batch_client.list_nodes(pool_id).__next__()
     validate(raw_json(batch_client, f'/pools/{pool_id}/nodes'), 'BatchNodeListResult')
     assert node.start_task_info.result == 'success' and node.start_task_info.exit_code == 0
+    assert batch_client.get_node(pool_id, node.id).state == 'idle'
+    validate(raw_json(batch_client, f'/pools/{pool_id}/nodes/{node.id}'), 'BatchNode')
+    assert batch_client.get_node_file_properties(pool_id, node.id, 'startup/stdout.txt').content_length == 18
     names = {f.name for f in batch_client.list_node_files(pool_id, node.id, recursive=True)}
     assert {'shared', 'shared/ready', 'startup', 'startup/stdout.txt', 'startup/stderr.txt', 'startup/wd',
             'workitems'} <= names
@@ -370,6 +373,37 @@ def test_jobs_errors_terminate_and_all_tasks_complete(batch_client, pool_and_job
     batch_client.begin_delete_job(auto_job, polling_interval=0.05).result()
     with pytest.raises(ResourceNotFoundError):
         batch_client.get_job(auto_job)
+
+
+def test_disable_enable_reactivate_and_reboot(batch_client, pool_and_job):
+    pool_id, job_id = pool_and_job
+    batch_client.create_task(job_id, m.BatchTaskCreateOptions(id='long', command_line='sleep 60'))
+    eventually(lambda: batch_client.get_task(job_id, 'long').state == 'running', message='running')
+    batch_client.begin_disable_job(job_id, m.BatchJobDisableOptions(disable_tasks='requeue'),
+                                   polling_interval=0.05).result()
+    assert batch_client.get_job(job_id).state == 'disabled'
+    eventually(lambda: batch_client.get_task(job_id, 'long').state == 'active', message='requeued')
+    assert batch_client.get_task(job_id, 'long').execution_info.requeue_count == 1
+    batch_client.create_task(job_id, m.BatchTaskCreateOptions(id='waits', command_line='true'))
+    batch_client.update_job(job_id, m.BatchJobUpdateOptions(priority=100))
+    assert (batch_client.get_job(job_id).priority, batch_client.get_task(job_id, 'waits').state) == (100, 'active')
+    batch_client.terminate_task(job_id, 'long')  # an active task ends at once
+    assert batch_client.get_task(job_id, 'long').execution_info.failure_info.code == 'TaskEnded'
+    batch_client.begin_enable_job(job_id, polling_interval=0.05).result()
+    assert wait_for_task(batch_client, job_id, 'waits').execution_info.result == 'success'
+
+    batch_client.create_task(job_id, m.BatchTaskCreateOptions(
+        id='flaky', command_line="/bin/sh -c 'test -f ../../second && exit 0; touch ../../second; exit 4'"))
+    assert wait_for_task(batch_client, job_id, 'flaky').execution_info.exit_code == 4
+    batch_client.reactivate_task(job_id, 'flaky')
+    eventually(lambda: batch_client.get_task(job_id, 'flaky').execution_info.result == 'success',
+               message='reactivated task succeeded')
+
+    node = wait_for_nodes(batch_client, pool_id)[0]
+    # (azure-batch 15.1 cannot send a reboot without an options body, as with terminate job.)
+    batch_client.begin_reboot_node(pool_id, node.id, m._models.BatchNodeRebootOptions(node_reboot_kind='requeue'),
+                                   polling_interval=0.05).result()
+    assert wait_for_nodes(batch_client, pool_id)[0].id == node.id
 
 
 def test_job_preparation_runs_before_the_first_task_and_release_at_the_end(batch_client, unique_id):
