@@ -133,6 +133,13 @@ def test_a_tutorial_run_is_watched_live_in_headless_chromium(local_stack, browse
         eventually(lambda: 'Uploaded' in (browser.text('#file-view') or ''), message='stdout.txt shown')
         assert '<b>not bold</b> & <img src=x onerror=alert(1)>' in browser.text('#file-view')
         assert browser.script('return document.querySelectorAll("#file-view b, #file-view img").length;') == 0
+
+        # The start task's files: the list, then the script it copied into its working directory.
+        browser.click(f'[data-pool-id="{pool_id}"] tr[data-node-id] td:last-child button:nth-of-type(3)')
+        eventually(lambda: 'startup/wd/python_tutorial_task.py' in (browser.text('#file-view') or ''),
+                   message='start task files listed')
+        browser.click('#file-view button[data-file$="startup/wd/python_tutorial_task.py"]')
+        eventually(lambda: 'runpy.run_path' in (browser.text('#file-view') or ''), message='script shown')
     finally:
         gate.touch()
         run.join(120)

@@ -156,6 +156,13 @@ async def task_files(request: web.Request) -> web.Response:
                                         if os.path.isfile(path)]})
 
 
+async def node_files(request: web.Request) -> web.Response:
+    """The start task's files on a node (its folder: stdout.txt, stderr.txt and wd/)."""
+    startup = os.path.join(_node_folder(request), 'startup')
+    return web.json_response({'files': ['startup/' + name for name, path in list_files(startup, True)
+                                        if os.path.isfile(path)]})
+
+
 async def task_file(request: web.Request) -> web.Response:
     return _read_file(_task_folder(request), request.query.get('path', ''))
 
@@ -204,5 +211,6 @@ def add_routes(app: web.Application) -> None:
     r.add_get('/portal/api/task-files', _page(task_files), allow_head=False)
     r.add_get('/portal/api/task-file', _page(task_file), allow_head=False)
     r.add_get('/portal/api/node-file', _page(node_file), allow_head=False)
+    r.add_get('/portal/api/node-files', _page(node_files), allow_head=False)
     r.add_get('/portal/api/requests', _page(requests_log), allow_head=False)
     r.add_get('/portal/api/storage', _page(storage), allow_head=False)

@@ -50,18 +50,29 @@ function fileButton(text, label, url) {
   return el('button', {className: 'link', type: 'button', 'data-file': label, onclick: () => showFile(label, url)}, text);
 }
 
-async function showTaskFiles(jobId, taskId) {
-  const query = 'job=' + encodeURIComponent(jobId) + '&task=' + encodeURIComponent(taskId);
+async function showFileList(title, listUrl, fileUrl, labelPrefix) {
   const name = document.getElementById('file-name');
   const view = document.getElementById('file-view');
   try {
-    const listing = await getJson('/portal/api/task-files?' + query);
-    name.textContent = 'Files of task ' + taskId + ' (' + jobId + ')';
+    const listing = await getJson(listUrl);
+    name.textContent = title;
     view.replaceChildren(...listing.files.map(path => el('div', {},
-      fileButton(path, taskId + '/' + path, '/portal/api/task-file?' + query + '&path=' + encodeURIComponent(path)))));
+      fileButton(path, labelPrefix + path, fileUrl + '&path=' + encodeURIComponent(path)))));
   } catch (error) {
     view.textContent = String(error.message);
   }
+}
+
+function showTaskFiles(jobId, taskId) {
+  const query = 'job=' + encodeURIComponent(jobId) + '&task=' + encodeURIComponent(taskId);
+  return showFileList('Files of task ' + taskId + ' (' + jobId + ')', '/portal/api/task-files?' + query,
+    '/portal/api/task-file?' + query, taskId + '/');
+}
+
+function showStartTaskFiles(poolId, nodeId) {
+  const query = 'pool=' + encodeURIComponent(poolId) + '&node=' + encodeURIComponent(nodeId);
+  return showFileList('Start task files on node ' + nodeId, '/portal/api/node-files?' + query,
+    '/portal/api/node-file?' + query, nodeId + '/');
 }
 
 function renderPools(pools) {
@@ -74,6 +85,7 @@ function renderPools(pools) {
       const links = node.hasStartTask ? [
         fileButton('stdout.txt', 'start task stdout.txt on ' + node.id, '/portal/api/node-file?' + query + '&path=startup/stdout.txt'),
         fileButton('stderr.txt', 'start task stderr.txt on ' + node.id, '/portal/api/node-file?' + query + '&path=startup/stderr.txt'),
+        el('button', {className: 'link', type: 'button', onclick: () => showStartTaskFiles(pool.id, node.id)}, 'files'),
       ] : ['no start task'];
       return el('tr', {'data-node-id': node.id},
         el('td', {title: node.id}, shortId(node.id)), stateCell(node.state),
