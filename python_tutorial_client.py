@@ -804,12 +804,12 @@ def create_service_clients(settings: Settings) -> tuple[BlobServiceClient, Batch
 
     # Microsoft Entra ID: your az login, environment or managed identity. The
     # SAS tokens are then signed with a user delegation key (valid 2 hours).
-    from azure.identity import AzureAuthorityHosts, DefaultAzureCredential
-    authority = AzureAuthorityHosts.AZURE_CHINA if settings.cloud == 'china' else AzureAuthorityHosts.AZURE_PUBLIC_CLOUD
+    from azure.identity import DefaultAzureCredential
+    _, authority, batch_scope = _CLOUDS[settings.cloud]
     credential = DefaultAzureCredential(authority=authority)
     blob_service_client = BlobServiceClient(settings.blob_endpoint, credential=credential)
     batch_client = BatchClient(settings.batch_account_url, credential,
-                               credential_scopes=[_CLOUDS[settings.cloud][2]])
+                               credential_scopes=[batch_scope])
     now = datetime.datetime.now(datetime.timezone.utc)
     delegation_key = blob_service_client.get_user_delegation_key(now - datetime.timedelta(minutes=5),
                                                                  now + _SAS_LIFETIME)
