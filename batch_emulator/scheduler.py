@@ -115,9 +115,14 @@ class Scheduler:
         self.state.update_allocation_state(pool)
         await asyncio.gather(*boots, return_exceptions=True)
 
-    def _remove_node(self, pool: Pool, node: Node) -> None:
+    def _stop_node_work(self, node: Node) -> None:
+        """Kills what runs on a node: its tasks go back to the queue, its start task ends."""
         for task in list(node.running.values()):
             self.runner.lose(task)
+        self.runner.stop(('start', node.id))
+
+    def _remove_node(self, pool: Pool, node: Node) -> None:
+        self._stop_node_work(node)
         pool.nodes.pop(node.id, None)
         self.state.changed('pool', pool)
         shutil.rmtree(node.root_dir, ignore_errors=True)
@@ -176,9 +181,7 @@ class Scheduler:
 
     async def _delete_pool(self, pool: Pool) -> None:
         for node in list(pool.nodes.values()):
-            for task in list(node.running.values()):
-                self.runner.lose(task)
-            self.runner.stop(('start', node.id))
+            self._stop_node_work(node)
         await asyncio.sleep(self.node_step_seconds)
         for node in list(pool.nodes.values()):
             self._remove_node(pool, node)
@@ -359,9 +362,7 @@ class Scheduler:
 
     def reboot_node(self, pool: Pool, node: Node) -> None:
         """Reboot: running tasks are requeued, then the start task runs again (as on a real node)."""
-        for task in list(node.running.values()):
-            self.runner.lose(task)
-        self.runner.stop(('start', node.id))
+        self._stop_node_work(node)
         node.set_state('rebooting')
         self._spawn(self._reboot(pool, node))
 
