@@ -31,21 +31,16 @@ class FaultInjector:
         # Two streams: which requests fail does not change which task runs lose their node.
         self._random = random.Random(seed)
         self._node_random = random.Random(None if seed is None else seed + 1_000_003)
-        self.injected: dict[str, int] = dict.fromkeys(KINDS, 0)
-        self.nodes_killed = 0
 
     def choose(self) -> str | None:
         """The fault for the next request, or None."""
         if self.rate and self._random.random() < self.rate:
-            kind = self._random.choice(KINDS)
-            self.injected[kind] += 1
-            return kind
+            return self._random.choice(KINDS)
         return None
 
     def node_dies(self) -> float | None:
         """Seconds into a task run after which its node dies, or None (most runs)."""
         if self.node_failure_rate and self._node_random.random() < self.node_failure_rate:
-            self.nodes_killed += 1
             return self._node_random.uniform(0.0, 0.2)
         return None
 

@@ -63,6 +63,17 @@ def _key(kind: str, entity: Any) -> tuple:
     return (kind, entity.id.lower())
 
 
+_RECORDS = {'pool': pool_record, 'job': job_record, 'task': task_record}
+
+
+def _line(event: dict) -> str:
+    return json.dumps(event, separators=(',', ':')) + '\n'
+
+
+def _upsert(kind: str, entity: Any) -> str:
+    return _line({kind: _RECORDS[kind](entity)})
+
+
 class Journal:
     """Collects changed entities in order and appends their records to the state file."""
 
@@ -87,15 +98,10 @@ class Journal:
             return
         if self._file is None:
             self._file = open(self.path, 'a', encoding='utf-8')  # noqa: SIM115 - kept open, closed in close()
-        lines = []
-        for (kind, *_), (action, entity) in self._events.items():
-            if action == 'remove':
-                lines.append({'remove': kind, 'key': list(_key(kind, entity)[1:])})
-            else:
-                record = {'pool': pool_record, 'job': job_record, 'task': task_record}[kind](entity)
-                lines.append({kind: record})
+        lines = [_line({'remove': key[0], 'key': list(key[1:])}) if action == 'remove' else _upsert(key[0], entity)
+                 for key, (action, entity) in self._events.items()]
         self._events.clear()
-        self._file.write(''.join(json.dumps(line, separators=(',', ':')) + '\n' for line in lines))
+        self._file.write(''.join(lines))
         self._file.flush()
 
     def close(self) -> None:
@@ -137,11 +143,11 @@ class Journal:
         temporary = self.path + '.tmp'
         with open(temporary, 'w', encoding='utf-8') as file:
             for pool in state.pools.values():
-                file.write(json.dumps({'pool': pool_record(pool)}, separators=(',', ':')) + '\n')
+                file.write(_upsert('pool', pool))
             for job in state.jobs.values():
-                file.write(json.dumps({'job': job_record(job)}, separators=(',', ':')) + '\n')
+                file.write(_upsert('job', job))
                 for task in job.tasks.values():
-                    file.write(json.dumps({'task': task_record(task)}, separators=(',', ':')) + '\n')
+                    file.write(_upsert('task', task))
         os.replace(temporary, self.path)
 
 
