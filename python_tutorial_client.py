@@ -223,10 +223,16 @@ def print_batch_exception(batch_exception: HttpResponseError) -> None:
     # The service appends "RequestId:..." and "Time:..." lines; the first line says what went wrong.
     message = message.strip().splitlines()[0] if message.strip() else 'no message'
     details = ', '.join(f'{d.key}={d.value}' for d in (getattr(model, 'error_values', None) or []))
-    status = getattr(batch_exception, 'status_code', None)
+    status_and_code = ' '.join(str(part) for part in (getattr(batch_exception, 'status_code', None), code) if part)
     sys.stdout.flush()
-    print(redact_secrets(f"Error: the service answered {status or ''} {code or ''}: {message}"
-                         + (f' ({details})' if details else '')).replace('  ', ' '), file=sys.stderr)
+    print(redact_secrets(f'Error: the service answered {status_and_code}: {message}'
+                         + (f' ({details})' if details else '')), file=sys.stderr)
+
+
+def print_unreachable(error: Exception) -> None:
+    """One line for a service that cannot be reached (wrong endpoint, service gone)."""
+    sys.stdout.flush()
+    print(f'Error: cannot reach the service: {redact_secrets(str(error)).splitlines()[0]}', file=sys.stderr)
 
 
 def wrap_commands_in_shell(ostype: str, commands: Sequence[str]) -> str:
@@ -886,7 +892,7 @@ def run_from_command_line(argv: Sequence[str] | None = None) -> int:
         print(f'Error: {error}', file=sys.stderr)
         return 2 if str(error).startswith('configuration') else 1
     except ServiceRequestError as error:
-        print(f'Error: cannot reach the service: {redact_secrets(str(error)).splitlines()[0]}', file=sys.stderr)
+        print_unreachable(error)
         return 1
     except KeyboardInterrupt:
         print('\nInterrupted.', file=sys.stderr)
@@ -963,8 +969,7 @@ def main(settings: Settings, blob_service_client: BlobServiceClient, batch_clien
     except HttpResponseError as error:
         print_batch_exception(error)
     except (ServiceRequestError, ServiceResponseError) as error:
-        sys.stdout.flush()
-        print(f'Error: cannot reach the service: {redact_secrets(str(error)).splitlines()[0]}', file=sys.stderr)
+        print_unreachable(error)
     finally:
         # Step 8: delete the containers this run created. Results not yet
         # downloaded are kept, and so are containers that existed before.
