@@ -2,9 +2,14 @@
 
     python -m batch_emulator [--port 0] [--location DIR] [--request-log FILE]
 
-It prints its endpoint, account and key, ready to export for azure-batch
-clients (AZURE_BATCH_ENDPOINT, AZURE_BATCH_ACCOUNT, AZURE_BATCH_ACCESS_KEY),
-and runs until Ctrl-C or SIGTERM, when it stops every process it started.
+It prints its endpoint, account and key (the published development key only;
+a key of your own is never printed), ready to export for azure-batch clients
+(AZURE_BATCH_ENDPOINT, AZURE_BATCH_ACCOUNT, AZURE_BATCH_ACCESS_KEY), and runs
+until Ctrl-C or SIGTERM, when it stops every process it started.
+
+It listens on loopback only. Listening on another address runs commands for
+whoever can reach it and sign a request, so it needs --allow-remote and a key
+of your own (--account-key).
 """
 
 from __future__ import annotations
@@ -12,6 +17,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import ipaddress
 import logging
 import os
 import shutil
@@ -21,7 +27,9 @@ import tempfile
 
 from aiohttp import web
 
+from .auth import is_valid_key
 from .faults import FaultInjector
+from .scheduler import DEFAULT_NODE_QUOTA
 from .server import DEFAULT_ACCOUNT_KEY, DEFAULT_ACCOUNT_NAME, create_app, set_base_url
 
 READY_LINE = 'Azure Batch emulator listening on'
@@ -34,10 +42,35 @@ def _share(text: str) -> float:
     return value
 
 
+def _count(text: str) -> int:
+    value = int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f'{text} is not a count of nodes')
+    return value
+
+
+def is_loopback(host: str) -> bool:
+    if host.lower() == 'localhost':
+        return True
+    try:
+        return ipaddress.ip_address(host.strip('[]')).is_loopback
+    except ValueError:
+        return False
+
+
+def _refuse(message: str) -> None:
+    print(f'error: {message}', file=sys.stderr)
+    sys.exit(2)
+
+
 def parse_arguments(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog='python -m batch_emulator',
                                      description='Local emulator of the Azure Batch service (REST API 2025-06-01).')
-    parser.add_argument('--host', default='127.0.0.1', help='address to bind (default 127.0.0.1, loopback only)')
+    parser.add_argument('--host', default='127.0.0.1',
+                        help='address to bind (default 127.0.0.1); another than loopback needs --allow-remote')
+    parser.add_argument('--allow-remote', action='store_true',
+                        help='allow --host beyond loopback: anyone who reaches it with the key runs commands here; '
+                             'needs --account-key of your own')
     parser.add_argument('--port', type=int, default=0, help='port to listen on (default 0: any free port)')
     parser.add_argument('--location', help='folder that keeps the account (pools, jobs, tasks) and the nodes\' '
                                            'files across restarts (default: a temporary folder, removed at exit)')
@@ -53,9 +86,27 @@ def parse_arguments(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument('--node-failure-rate', type=_share, default=0.0, metavar='R',
                         help='a share R of task runs lose their node mid-task (default 0)')
     parser.add_argument('--fault-seed', type=int, default=None, help='seed for reproducible faults')
+    parser.add_argument('--dedicated-node-quota', type=_count, default=DEFAULT_NODE_QUOTA, metavar='N',
+                        help=f'dedicated nodes the account may have in all (default {DEFAULT_NODE_QUOTA}); a resize '
+                             'beyond it stops there with the AccountCoreQuotaReached resize error')
+    parser.add_argument('--spot-node-quota', type=_count, default=DEFAULT_NODE_QUOTA, metavar='N',
+                        help=f'spot/low-priority nodes the account may have (default {DEFAULT_NODE_QUOTA})')
+    parser.add_argument('--pass-env', action='append', default=[], metavar='NAME',
+                        help="pass this variable of the emulator's environment to tasks (repeatable); tasks get "
+                             "a node's environment and nothing else by default")
     parser.add_argument('--parent-pid', type=int, help='exit when this process ends (used by --local runs)')
     parser.add_argument('--verbose', action='store_true', help='log diagnostics to stderr')
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    if not is_valid_key(args.account_key):
+        _refuse('--account-key must be a base64 key')
+    if not is_loopback(args.host):
+        if not args.allow_remote:
+            _refuse(f'--host {args.host} is not a loopback address: anyone who reaches it could run commands '
+                         'on this machine; add --allow-remote and --account-key with a key of your own to do it')
+        if args.account_key == DEFAULT_ACCOUNT_KEY:
+            _refuse(f'--host {args.host} with the published development key lets anyone run commands here: '
+                         'give --account-key a key of your own')
+    return args
 
 
 async def serve(args: argparse.Namespace, data_dir: str) -> None:
@@ -64,18 +115,23 @@ async def serve(args: argparse.Namespace, data_dir: str) -> None:
     app = create_app(data_dir=data_dir, faults=faults, persist=bool(args.location),
                      account_name=args.account_name, account_key=args.account_key,
                      request_log_path=args.request_log, node_step_seconds=args.node_step_seconds,
-                     storage_connection_string=args.storage_connection_string)
+                     storage_connection_string=args.storage_connection_string, pass_environment=args.pass_env,
+                     dedicated_node_quota=args.dedicated_node_quota, spot_node_quota=args.spot_node_quota)
     runner = web.AppRunner(app, access_log=None, handle_signals=False)
     await runner.setup()
     site = web.TCPSite(runner, args.host, args.port)
     await site.start()
     port = site._server.sockets[0].getsockname()[1]  # the real port when 0 was asked for
-    endpoint = f'http://{args.host}:{port}'
+    host = f'[{args.host}]' if ':' in args.host else args.host
+    endpoint = f'http://{host}:{port}'
     set_base_url(app, endpoint)
     print(f'{READY_LINE} {endpoint}')
     print(f'  export AZURE_BATCH_ENDPOINT={endpoint}')
     print(f'  export AZURE_BATCH_ACCOUNT={args.account_name}')
-    print(f'  export AZURE_BATCH_ACCESS_KEY={args.account_key}')
+    if args.account_key == DEFAULT_ACCOUNT_KEY:  # published, like Azurite's; a key of the user's own stays unprinted
+        print(f'  export AZURE_BATCH_ACCESS_KEY={args.account_key}')
+    else:
+        print('  export AZURE_BATCH_ACCESS_KEY=<the key given with --account-key>')
     print(f'  local portal: {endpoint}/')
     print(f'  node folders: {data_dir}', flush=True)
     stop = asyncio.Event()
@@ -103,6 +159,12 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.WARNING,
                         format='%(asctime)s %(levelname)s %(name)s: %(message)s')
     data_dir = args.location or tempfile.mkdtemp(prefix='batch-emulator-')
+    try:
+        os.makedirs(data_dir, mode=0o700, exist_ok=True)
+        os.chmod(data_dir, 0o700)  # the nodes' files and the journal (with SAS URLs) are the user's alone
+    except OSError as error:
+        print(f'error: cannot use --location {data_dir}: {error.strerror}', file=sys.stderr)
+        return 2
     try:
         asyncio.run(serve(args, data_dir))
     except OSError as error:

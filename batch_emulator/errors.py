@@ -44,6 +44,7 @@ _KNOWN = {
     'RequestBodyTooLarge': (413, 'The request body is too large and exceeds the maximum permissible limit.'),
     'AuthenticationFailed': (403, 'Server failed to authenticate the request. Make sure the value of '
                                   'Authorization header is correctly formed including the signature.'),
+    'AuthorizationFailure': (403, 'This request is not authorized to perform this operation.'),
     'ConditionNotMet': (412, 'The condition specified using HTTP conditional header(s) is not met.'),
     'InvalidUri': (400, 'The requested URI does not represent any resource on the server.'),
     'UnsupportedHttpVerb': (405, 'The resource doesn\'t support the specified HTTP verb.'),

@@ -10,21 +10,20 @@ A node is a folder laid out like a real node's:
 A task is run as the service runs it: resource files are downloaded from their
 URLs (SAS URLs into Azurite) into the working directory, the command line is
 split like the service splits it (no implicit shell) and run as a process of
-the current user with the AZ_BATCH_* variables set, stdout and stderr go to
-files, and output files are uploaded to their container URLs. Nothing here
-knows about HTTP routes or the account's state; it returns exit codes and
-failure information.
+the current user with a node's environment (the AZ_BATCH_* variables, PATH with
+the emulated image first, HOME, LANG, the task's own settings; nothing of the
+emulator's own environment unless passed through by name), stdout and stderr go
+to files, and output files are uploaded to their container URLs. Every process
+a task starts dies with it (``processes.py``). Nothing here knows about HTTP
+routes or the account's state; it returns exit codes and failure information.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import glob
 import os
 import re
 import shlex
-import signal
 import stat
 import sys
 import xml.etree.ElementTree as ElementTree
@@ -33,7 +32,11 @@ from urllib.parse import quote, urlsplit, urlunsplit
 
 import aiohttp
 
+from . import processes
+from .files import TooManyFiles, find_output_files, inside
+
 _STORAGE_API_VERSION = '2021-12-02'
+_NODE_PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin'  # an Ubuntu node's default PATH
 _DURATION = re.compile(r'^P(?:(\d+)D)?(?:T(?:(\d+)H)?(?:(\d+)M)?(?:([\d.]+)S)?)?$')
 
 
@@ -60,25 +63,8 @@ def failure(code: str, message: str, category: str = 'usererror', details: dict 
     return info
 
 
-def inside(root: str, relative: str) -> str | None:
-    """The absolute path of ``relative`` below ``root``, or None if it would leave root."""
-    root = os.path.realpath(root)
-    path = os.path.realpath(os.path.join(root, relative))
-    return path if path == root or path.startswith(root + os.sep) else None
-
-
 def _redact(url: str) -> str:
     return re.sub(r'(sig=)[^&]+', r'\1REDACTED', url)
-
-
-def _pattern_base(working_dir: str, pattern: str) -> str:
-    """The folder a wildcard pattern starts from: blob names are relative to it (``../std*.txt`` -> task dir)."""
-    fixed = []
-    for segment in pattern.split('/'):
-        if any(character in segment for character in '*?['):
-            break
-        fixed.append(segment)
-    return os.path.normpath(os.path.join(working_dir, *fixed))
 
 
 def _insert_blob_path(container_url: str, blob_path: str) -> str:
@@ -90,16 +76,20 @@ def _insert_blob_path(container_url: str, blob_path: str) -> str:
 class NodeRunner:
     """Runs processes for the emulated nodes and keeps track of them, so they can be stopped."""
 
-    def __init__(self, image_bin_dir: str, account_name: str, account_url: str) -> None:
+    def __init__(self, image_bin_dir: str, account_name: str, account_url: str,
+                 pass_environment: Iterable[str] = ()) -> None:
         self.image_bin_dir = image_bin_dir
         self.account_name = account_name
         self.account_url = account_url
         self._processes: dict[object, asyncio.subprocess.Process] = {}
+        self._starting = 0  # processes being created: their ids are not known yet
         self._lost: set[object] = set()
         self._session: aiohttp.ClientSession | None = None
-        self._base_environment = {name: value for name, value in os.environ.items()
-                                  if not name.startswith(('AZURE_', 'AZ_BATCH_'))}
-        self._base_environment['PATH'] = image_bin_dir + os.pathsep + os.environ.get('PATH', '/usr/bin:/bin')
+        # A node's environment, not the developer's: only variables passed through by name.
+        passed = {name: os.environ[name] for name in pass_environment if name in os.environ}
+        self._base_environment = {'LANG': 'C.UTF-8', **passed,
+                                  'PATH': image_bin_dir + os.pathsep + passed.get('PATH', _NODE_PATH)}
+        processes.become_subreaper()
 
     @staticmethod
     def install_image(bin_dir: str) -> None:
@@ -161,7 +151,7 @@ class NodeRunner:
         was killed meanwhile.
         """
         working_dir = os.path.join(task_dir, 'wd')
-        os.makedirs(working_dir, exist_ok=True)
+        os.makedirs(working_dir, mode=0o700, exist_ok=True)
         stdout_path, stderr_path = os.path.join(task_dir, 'stdout.txt'), os.path.join(task_dir, 'stderr.txt')
         download_failure = await self._download_resource_files(resource_files, working_dir)
         if download_failure:
@@ -188,15 +178,19 @@ class NodeRunner:
         if not argv:
             return None, failure('CommandLineInvalid', 'The command line is empty.')
         with open(stdout_path, 'ab') as stdout, open(stderr_path, 'ab') as stderr:
+            self._starting += 1
             try:
                 process = await asyncio.create_subprocess_exec(
                     *argv, cwd=working_dir, env=env, stdin=asyncio.subprocess.DEVNULL, stdout=stdout,
-                    stderr=stderr, start_new_session=True)
+                    stderr=stderr, start_new_session=True)  # a process group of its own, led by the task
             except (FileNotFoundError, PermissionError, NotADirectoryError) as error:
                 stderr.write(f'{argv[0]}: {error.strerror}\n'.encode())
                 return None, failure('CommandProgramNotFound', 'The specified command program is not found',
                                      details={'Message': f'{argv[0]}: {error.strerror}'})
-        self._processes[key] = process
+            else:
+                self._processes[key] = process
+            finally:
+                self._starting -= 1
         if on_started is not None:
             on_started(process.pid)
         try:
@@ -209,6 +203,7 @@ class NodeRunner:
                                           'The task ran longer than its maxWallClockTime constraint allows')
         finally:
             self._processes.pop(key, None)
+            self._stop_leftovers(process.pid, env.get('AZ_BATCH_TASK_DIR', ''))
         return exit_code, (None if exit_code == 0 else failure(
             'FailureExitCode', 'The task exited with an exit code representing a failure'))
 
@@ -239,7 +234,7 @@ class NodeRunner:
                 async for chunk in response.content.iter_chunked(1 << 16):
                     file.write(chunk)
         if file_mode:
-            os.chmod(destination, int(file_mode, 8))
+            os.chmod(destination, int(file_mode, 8) & 0o1777)  # never setuid or setgid
 
     async def _download_container(self, resource_file: dict, working_dir: str) -> None:
         container_url = resource_file['storageContainerUrl']
@@ -264,11 +259,12 @@ class NodeRunner:
             destination = output_file['destination']['container']
             pattern = output_file['filePattern']
             has_wildcard = any(character in pattern for character in '*?[')
-            matches = [path for path in glob.glob(os.path.join(working_dir, pattern), recursive=True)
-                       if os.path.isfile(path)]
-            for path in matches:
+            try:  # the walk runs off the event loop, never follows a link and has limits
+                matches = await asyncio.to_thread(find_output_files, working_dir, pattern)
+            except (TooManyFiles, OSError) as error:
+                return failure('FileUploadError', f'The output file pattern {pattern} cannot be uploaded: {error}')
+            for path, relative in matches:
                 if has_wildcard:
-                    relative = os.path.relpath(path, _pattern_base(working_dir, pattern)).replace(os.sep, '/')
                     blob_path = '/'.join(p for p in (destination.get('path', '').rstrip('/'), relative) if p)
                 else:
                     blob_path = destination.get('path') or os.path.basename(path)
@@ -304,26 +300,30 @@ class NodeRunner:
         return False
 
     def kill_all(self) -> None:
-        for process in list(self._processes.values()):
-            self._kill(process)
+        """At shutdown: every task's process tree and every orphan a task left behind."""
+        pids = self._tracked_pids()
+        processes.kill_trees(pids + processes.orphans(pids), groups=pids)
+
+    def stop_node(self, root_dir: str) -> None:
+        """A node reboots or goes away: whatever still runs there from its earlier life dies too."""
+        survivors = processes.marked_processes(processes.orphans(self._tracked_pids()), 'AZ_BATCH_NODE_ROOT_DIR',
+                                               lambda value: value == root_dir)
+        processes.kill_trees(survivors)
+
+    def reap(self) -> None:
+        """Collects orphans that ended; skipped while a process is being created (its id is not tracked yet)."""
+        if not self._starting:
+            processes.reap(self._tracked_pids())
+
+    def _tracked_pids(self) -> list[int]:
+        return [process.pid for process in self._processes.values()]
+
+    def _stop_leftovers(self, group: int, task_dir: str) -> None:
+        """After a task's main process ended: its group and every orphan it left (found by its task folder)."""
+        survivors = processes.marked_processes(processes.orphans(self._tracked_pids()), 'AZ_BATCH_TASK_DIR',
+                                               lambda value: value == task_dir) if task_dir else []
+        processes.kill_trees(survivors, groups=[group])
 
     @staticmethod
     def _kill(process: asyncio.subprocess.Process) -> None:
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(process.pid, signal.SIGKILL)
-
-
-def list_files(root: str, recursive: bool) -> list[tuple[str, str]]:
-    """(name, absolute path) of the files and folders below root, names relative to root with '/'."""
-    base = os.path.realpath(root)
-    if not os.path.isdir(base):
-        return []
-    results = []
-    for directory, folders, files in os.walk(base):
-        folders.sort()
-        for name in folders + sorted(files):
-            path = os.path.join(directory, name)
-            results.append((os.path.relpath(path, base).replace(os.sep, '/'), path))
-        if not recursive:
-            break
-    return results
+        processes.kill_trees([process.pid], groups=[process.pid])

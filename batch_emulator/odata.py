@@ -163,7 +163,10 @@ def compile_filter(text: str | None) -> Predicate | None:
     """Parses a $filter once; returns a predicate over REST JSON items (None: keep all)."""
     if not text or not text.strip():
         return None
-    return _Parser(text).parse()
+    try:
+        return _Parser(text).parse()
+    except RecursionError:  # a hostile nesting of parentheses or 'not'
+        raise invalid_query('$filter', text[:200], 'The expression nests too deeply.') from None
 
 
 def apply_select(item: dict, select: str | None) -> dict:

@@ -14,10 +14,10 @@ from __future__ import annotations
 import datetime
 import json
 import os
-import signal
 from collections import deque
 from typing import Any
 
+from .processes import stop_survivors
 from .state import BatchState, Job, Node, Pool, Task, iso
 
 STATE_FILE = 'state.jsonl'
@@ -54,7 +54,8 @@ def task_record(task: Task) -> dict:
             'stateTransitionTime': iso(task.state_transition_time), 'previousState': task.previous_state,
             'previousStateTransitionTime': iso(task.previous_state_transition_time),
             'executionInfo': task.execution_info, 'nodeInfo': task.node_info,
-            'nodeId': task.node.id if task.node else None, 'processId': task.process_id}
+            'nodeId': task.node.id if task.node else None, 'processId': task.process_id,
+            'processStartTime': task.process_start_time}
 
 
 def _key(kind: str, entity: Any) -> tuple:
@@ -74,12 +75,24 @@ def _upsert(kind: str, entity: Any) -> str:
     return _line({kind: _RECORDS[kind](entity)})
 
 
+def private_file(path: str, flags: int) -> int:
+    """An ``open`` opener: files of the location folder are readable by their owner only (0600)."""
+    return os.open(path, flags, 0o600)
+
+
 class Journal:
-    """Collects changed entities in order and appends their records to the state file."""
+    """Collects changed entities in order and appends their records to the state file.
+
+    The records keep the tasks' resource and output file URLs with their SAS
+    signatures, in clear: a restart needs them to run requeued tasks. The file is
+    therefore 0600 in a 0700 folder.
+    """
 
     def __init__(self, directory: str) -> None:
-        os.makedirs(directory, exist_ok=True)
+        os.makedirs(directory, mode=0o700, exist_ok=True)
         self.path = os.path.join(directory, STATE_FILE)
+        if os.path.exists(self.path):
+            os.chmod(self.path, 0o600)  # a location folder made by an older emulator
         self._events: dict[tuple, tuple[str, Any]] = {}
         self._file = None
 
@@ -97,7 +110,7 @@ class Journal:
         if not self._events:
             return
         if self._file is None:
-            self._file = open(self.path, 'a', encoding='utf-8')  # noqa: SIM115 - kept open, closed in close()
+            self._file = open(self.path, 'a', encoding='utf-8', opener=private_file)  # noqa: SIM115 - see close()
         lines = [_line({'remove': key[0], 'key': list(key[1:])}) if action == 'remove' else _upsert(key[0], entity)
                  for key, (action, entity) in self._events.items()]
         self._events.clear()
@@ -141,7 +154,7 @@ class Journal:
     def rewrite(self, state: BatchState) -> None:
         """Replaces the file by a compact snapshot of the current state."""
         temporary = self.path + '.tmp'
-        with open(temporary, 'w', encoding='utf-8') as file:
+        with open(temporary, 'w', encoding='utf-8', opener=private_file) as file:
             for pool in state.pools.values():
                 file.write(_upsert('pool', pool))
             for job in state.jobs.values():
@@ -151,22 +164,12 @@ class Journal:
         os.replace(temporary, self.path)
 
 
-def _stop_orphan(process_id: int, working_dir: str) -> None:
-    """Kills a task process left running by an emulator that was killed, if it is still that task's.
-
-    The process is recognised by its working directory, so a process id reused by
-    another program is never touched.
-    """
-    try:
-        if os.path.realpath(os.readlink(f'/proc/{process_id}/cwd')) == os.path.realpath(working_dir):
-            os.killpg(process_id, signal.SIGKILL)
-    except OSError:
-        pass
-
-
 def restore(state: BatchState, journal: Journal) -> None:
     """Rebuilds the account from the journal, as the service would come back from an outage."""
     pools, jobs, tasks = journal.load()
+    # Nothing the earlier emulator started may run on: a task must never run twice at once.
+    stop_survivors(state.nodes_dir, [(record['processId'], record.get('processStartTime'))
+                                     for record in tasks.values() if record.get('processId')])
     nodes_by_id: dict[str, Node] = {}
     for record in pools.values():
         if record['state'] == 'deleting':
@@ -207,9 +210,6 @@ def restore(state: BatchState, journal: Journal) -> None:
                     node=nodes_by_id.get(record['nodeId'] or ''))
         if task.state in ('running', 'preparing'):
             # Interrupted by the restart: back to the queue, as after a node failure.
-            if task.node is not None and record.get('processId'):
-                _stop_orphan(record['processId'], os.path.join(task.node.root_dir, 'workitems', job.id, 'job-1',
-                                                               task.id, 'wd'))
             task.state = 'active'
             task.node = None
             info = task.execution_info

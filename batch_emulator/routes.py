@@ -8,6 +8,7 @@ HEAD exists 200/404.
 
 from __future__ import annotations
 
+import asyncio
 import datetime
 import json
 import os
@@ -18,9 +19,9 @@ from urllib.parse import quote, urlencode
 from aiohttp import web
 
 from .errors import BatchServiceError, invalid_query
-from .node import inside, list_files
+from .files import TooManyFiles, inside, is_directory, list_files, read_chunks
 from .odata import apply_select
-from .server import SCHEDULER, SETTINGS, STATE, json_response
+from .server import MAX_JSON_DEPTH, MAX_REQUEST_BODY_BYTES, SCHEDULER, SETTINGS, STATE, json_response
 from .state import MAX_LIST_RESULTS, BatchState, page
 
 MAX_TASK_COLLECTION_BYTES = 1024 * 1024
@@ -30,13 +31,45 @@ def _state(request: web.Request) -> BatchState:
     return request.app[STATE]
 
 
-async def _body(request: web.Request) -> dict:
+async def _read_limited(request: web.Request, limit: int) -> bytes:
+    """The body, refused as soon as it passes ``limit`` bytes: chunked bodies (no Content-Length) too."""
+    too_large = BatchServiceError('RequestBodyTooLarge', values={'MaxLimit': str(limit)})
+    if (request.content_length or 0) > limit:
+        raise too_large
+    data = bytearray()
+    async for chunk in request.content.iter_any():
+        data += chunk
+        if len(data) > limit:
+            raise too_large
+    return bytes(data)
+
+
+def _depth(value: object) -> int:
+    """How deep JSON values nest (without recursion: the body may be hostile)."""
+    deepest, pending = 0, [(value, 1)]
+    while pending:
+        item, depth = pending.pop()
+        if isinstance(item, (dict, list)):
+            deepest = max(deepest, depth)
+            if depth <= MAX_JSON_DEPTH:
+                pending.extend((child, depth + 1) for child in (item.values() if isinstance(item, dict) else item))
+    return deepest
+
+
+async def _body(request: web.Request, limit: int = MAX_REQUEST_BODY_BYTES) -> dict:
     if not request.can_read_body:
         raise BatchServiceError('InvalidRequestBody', 'The request body is missing.')
+    data = await _read_limited(request, limit)
+    too_deep = BatchServiceError('InvalidRequestBody', values={
+        'Reason': f'The JSON nests deeper than {MAX_JSON_DEPTH} levels.'})
     try:
-        body = json.loads(await request.read())
+        body = json.loads(data)
     except (json.JSONDecodeError, UnicodeDecodeError) as error:
         raise BatchServiceError('InvalidRequestBody', values={'Reason': str(error)}) from None
+    except RecursionError:
+        raise too_deep from None
+    if _depth(body) > MAX_JSON_DEPTH:
+        raise too_deep
     if not isinstance(body, dict):
         raise BatchServiceError('InvalidRequestBody', values={'Reason': 'The body must be a JSON object.'})
     return body
@@ -245,9 +278,7 @@ async def create_task(request: web.Request) -> web.Response:
 
 
 async def add_task_collection(request: web.Request) -> web.Response:
-    if (request.content_length or 0) > MAX_TASK_COLLECTION_BYTES:
-        raise BatchServiceError('RequestBodyTooLarge', values={'MaxLimit': str(MAX_TASK_COLLECTION_BYTES)})
-    body = await _body(request)
+    body = await _body(request, MAX_TASK_COLLECTION_BYTES)
     results = _state(request).add_task_collection(request.match_info['job_id'], body.get('value'))
     return json_response(request, {'odata.metadata': _metadata(request, 'taskaddresult', element=False),
                                    'value': results})
@@ -297,11 +328,10 @@ def _node_root(request: web.Request) -> tuple[str, str]:
     return node.root_dir, f'{state.base_url}/pools/{pool.id}/nodes/{node.id}/files'
 
 
-def _file_properties(path: str) -> dict:
-    info = os.stat(path)
+def _file_properties(info: os.stat_result) -> dict:
     return {
         'creationTime': _iso(info.st_ctime), 'lastModified': _iso(info.st_mtime),
-        'contentLength': str(0 if os.path.isdir(path) else info.st_size),  # int64 travels as a string
+        'contentLength': str(0 if is_directory(info) else info.st_size),  # int64 travels as a string
         'contentType': 'application/octet-stream', 'fileMode': oct(info.st_mode & 0o777777)[2:],
     }
 
@@ -310,74 +340,99 @@ def _iso(timestamp: float) -> str:
     return datetime.datetime.fromtimestamp(timestamp, datetime.timezone.utc).strftime('%Y-%m-%dT%H:%M:%S.%fZ')
 
 
-def _list_files(request: web.Request, root: str, url_prefix: str) -> web.Response:
+async def _list_files(request: web.Request, root: str, url_prefix: str) -> web.Response:
     recursive = request.query.get('recursive', 'false').lower() == 'true'
-    items = []
-    for name, path in list_files(root, recursive):
-        items.append({'name': name, 'url': f'{url_prefix}/{name}', 'isDirectory': os.path.isdir(path),
-                      'properties': _file_properties(path)})
     query_filter = request.query.get('$filter')
     if query_filter and not re.match(r"^\s*startswith\(\s*name\s*,\s*'[^']*'\s*\)\s*$", query_filter):
         raise invalid_query('$filter', query_filter, "Files can be filtered only with startswith(name,'prefix').")
+    try:  # a task decides what its folder holds: walk it off the event loop, links not followed, bounded
+        entries = await asyncio.to_thread(list_files, root, recursive)
+    except TooManyFiles as error:
+        raise BatchServiceError('OperationInvalidForCurrentState', f'The folder holds too many files to list '
+                                                                   f'({error}).', status=409) from None
+    items = [{'name': name, 'url': f'{url_prefix}/{name}', 'isDirectory': is_directory(info),
+              'properties': _file_properties(info)} for name, info in entries]
     return _list_response(request, items, 'files')
 
 
-def _file_response(request: web.Request, root: str, url_prefix: str) -> web.StreamResponse:
-    relative = request.match_info['file_path']
+def _byte_range(header: str | None, length: int) -> tuple[int, int]:
+    """First and last byte of an ``ocp-range: bytes=a-b`` (or ``a-`` or ``-n``) request; the whole file without."""
+    if not header:
+        return 0, length - 1
+    match = re.match(r'^bytes=(\d*)-(\d*)$', header.strip())
+    if not match or not any(match.groups()):
+        raise BatchServiceError('InvalidHeaderValue', values={'HeaderName': 'ocp-range', 'HeaderValue': header})
+    first, last = match.groups()
+    if first:
+        return int(first), min(int(last), length - 1) if last else length - 1
+    return max(0, length - int(last)), length - 1
+
+
+def _file_lookup(root: str, relative: str) -> tuple[str, os.stat_result] | None:
     path = inside(root, relative)
-    if path is None or not os.path.exists(path) or path == os.path.realpath(root):
+    if path is None or path == os.path.realpath(root):
+        return None
+    try:
+        return path, os.stat(path)
+    except OSError:
+        return None
+
+
+async def _file_response(request: web.Request, root: str, url_prefix: str) -> web.StreamResponse:
+    """A file's properties (HEAD) or content, streamed in pieces read off the event loop (ocp-range honoured)."""
+    relative = request.match_info['file_path']
+    found = await asyncio.to_thread(_file_lookup, root, relative)
+    if found is None:
         raise BatchServiceError('FileNotFound')
-    properties = _file_properties(path)
-    is_directory = os.path.isdir(path)
+    path, info = found
+    properties = _file_properties(info)
+    directory = is_directory(info)
     length = int(properties['contentLength'])
-    start, end = 0, length - 1
-    range_header = request.headers.get('ocp-range')
-    if range_header and not is_directory:
-        match = re.match(r'^bytes=(\d*)-(\d*)$', range_header.strip())
-        if not match or not any(match.groups()):
-            raise BatchServiceError('InvalidHeaderValue', values={'HeaderName': 'ocp-range',
-                                                                  'HeaderValue': range_header})
-        first, last = match.groups()
-        if first:
-            start, end = int(first), min(int(last), length - 1) if last else length - 1
-        else:
-            start, end = max(0, length - int(last)), length - 1
-    modified = datetime.datetime.fromtimestamp(os.stat(path).st_mtime, datetime.timezone.utc)
+    start, end = (0, length - 1) if directory else _byte_range(request.headers.get('ocp-range'), length)
     headers = {
-        'ocp-batch-file-isdirectory': 'True' if is_directory else 'False',
+        'ocp-batch-file-isdirectory': 'True' if directory else 'False',
         'ocp-batch-file-url': f'{url_prefix}/{relative}',
         'ocp-batch-file-mode': properties['fileMode'],
-        'ocp-creation-time': format_datetime(datetime.datetime.fromtimestamp(
-            os.stat(path).st_ctime, datetime.timezone.utc), usegmt=True),
-        'Last-Modified': format_datetime(modified, usegmt=True),
+        'ocp-creation-time': format_datetime(datetime.datetime.fromtimestamp(info.st_ctime, datetime.timezone.utc),
+                                             usegmt=True),
+        'Last-Modified': format_datetime(datetime.datetime.fromtimestamp(info.st_mtime, datetime.timezone.utc),
+                                         usegmt=True),
         'Content-Type': 'application/octet-stream',
     }
     if request.method == 'HEAD':
         # aiohttp keeps an explicit Content-Length on a HEAD response without a body.
         headers['Content-Length'] = str(length)
         return web.Response(status=200, headers=headers)
-    data = b''
-    if not is_directory and end >= start:
-        with open(path, 'rb') as file:
-            file.seek(start)
-            data = file.read(end - start + 1)
-    return web.Response(status=200, headers=headers, body=data)
+    size = max(0, end - start + 1) if not directory else 0
+    headers['Content-Length'] = str(size)
+    response = web.StreamResponse(status=200, headers=headers)
+    await response.prepare(request)
+    chunks = read_chunks(path, start, size)
+    try:
+        while (chunk := await asyncio.to_thread(next, chunks, None)) is not None:
+            await response.write(chunk)
+    except OSError:  # the file went away or the client hung up: the response just ends short
+        return response
+    finally:
+        chunks.close()
+    await response.write_eof()
+    return response
 
 
 async def list_task_files(request: web.Request) -> web.Response:
-    return _list_files(request, *_task_root(request))
+    return await _list_files(request, *_task_root(request))
 
 
 async def get_task_file(request: web.Request) -> web.StreamResponse:
-    return _file_response(request, *_task_root(request))
+    return await _file_response(request, *_task_root(request))
 
 
 async def list_node_files(request: web.Request) -> web.Response:
-    return _list_files(request, *_node_root(request))
+    return await _list_files(request, *_node_root(request))
 
 
 async def get_node_file(request: web.Request) -> web.StreamResponse:
-    return _file_response(request, *_node_root(request))
+    return await _file_response(request, *_node_root(request))
 
 
 # ----- everything else -----------------------------------------------------------------------

@@ -17,23 +17,31 @@ import contextlib
 import logging
 import os
 import shutil
+import time
 from collections.abc import Coroutine
 from typing import Any
 
+from . import processes
 from .faults import FaultInjector
 from .node import NodeLost, NodeRunner, parse_duration
-from .state import BatchState, Job, Node, Pool, Task, iso, utc_now
+from .state import BatchState, Job, Node, Pool, Task, iso, retry_delay, utc_now
 
 _log = logging.getLogger('batch_emulator.scheduler')
 
 
+DEFAULT_NODE_QUOTA = 64  # dedicated nodes per account (and as many spot nodes), like a new Batch account's quota
+
+
 class Scheduler:
     def __init__(self, state: BatchState, runner: NodeRunner, *, node_step_seconds: float = 0.2,
-                 faults: FaultInjector | None = None) -> None:
+                 faults: FaultInjector | None = None, dedicated_node_quota: int = DEFAULT_NODE_QUOTA,
+                 spot_node_quota: int = DEFAULT_NODE_QUOTA) -> None:
         self.state = state
         self.faults = faults
         self.runner = runner
         self.node_step_seconds = node_step_seconds
+        self.dedicated_node_quota = dedicated_node_quota
+        self.spot_node_quota = spot_node_quota
         self._wake = asyncio.Event()
         self._background: set[asyncio.Task] = set()
         self._task_runs: dict[Task, asyncio.Task] = {}
@@ -53,11 +61,17 @@ class Scheduler:
             self._spawn(self._bring_to_target(pool))
         if self.state.journal is not None:
             self._spawn(self._flush_journal_regularly())
+        self._spawn(self._reap_regularly())
 
     async def _flush_journal_regularly(self) -> None:
         while True:
             await asyncio.sleep(0.25)
             self.state.journal.flush()
+
+    async def _reap_regularly(self) -> None:
+        while True:  # orphans that tasks left behind and that ended by themselves
+            await asyncio.sleep(1)
+            self.runner.reap()
 
     async def stop(self) -> None:
         await self.runner.close()
@@ -101,8 +115,22 @@ class Scheduler:
     def _node_root(self, pool: Pool, node_id: str) -> str:
         return os.path.join(self.state.nodes_dir, pool.id, node_id)
 
-    async def _bring_to_target(self, pool: Pool) -> None:
+    def _quota_errors(self, pool: Pool) -> tuple[int, list[dict]]:
+        """How many dedicated nodes the pool may have within the account's quota, and the resize errors if fewer."""
         target = int(pool.spec.get('targetDedicatedNodes') or 0)
+        others = sum(len(other.nodes) for other in self.state.pools.values() if other is not pool)
+        allowed = max(0, self.dedicated_node_quota - others)
+        errors = []
+        if target > allowed:
+            errors.append(_quota_error('AccountCoreQuotaReached', 'dedicated', self.dedicated_node_quota,
+                                       '--dedicated-node-quota'))
+        if int(pool.spec.get('targetLowPriorityNodes') or 0) > self.spot_node_quota:
+            errors.append(_quota_error('AccountLowPriorityCoreQuotaReached', 'spot/low-priority',
+                                       self.spot_node_quota, '--spot-node-quota'))
+        return min(target, max(allowed, len(pool.nodes))), errors
+
+    async def _bring_to_target(self, pool: Pool) -> None:
+        target, errors = self._quota_errors(pool)
         boots = []
         while len(pool.nodes) < target and pool.state == 'active':
             node = self.state.new_node(pool, lambda node_id: self._node_root(pool, node_id))
@@ -112,14 +140,15 @@ class Scheduler:
                 break
             self._remove_node(pool, node)
         await asyncio.sleep(self.node_step_seconds)
-        self.state.update_allocation_state(pool)
+        self.state.update_allocation_state(pool, target, errors)
         await asyncio.gather(*boots, return_exceptions=True)
 
     def _stop_node_work(self, node: Node) -> None:
-        """Kills what runs on a node: its tasks go back to the queue, its start task ends."""
+        """Kills what runs on a node: its tasks go back to the queue, its start task ends, its orphans die."""
         for task in list(node.running.values()):
             self.runner.lose(task)
         self.runner.stop(('start', node.id))
+        self.runner.stop_node(node.root_dir)
 
     def _remove_node(self, pool: Pool, node: Node) -> None:
         self._stop_node_work(node)
@@ -169,6 +198,7 @@ class Scheduler:
             if problem is None or retry_count >= max_retries != -1:
                 break
             retry_count += 1
+            await asyncio.sleep(retry_delay(retry_count))
         _completed(info, exit_code, problem)
         if problem and wait:
             node.set_state('starttaskfailed')
@@ -219,11 +249,16 @@ class Scheduler:
         slots = pool.slots_per_node
         waiting: list[Task] = []
         running_per_job: dict[str, int] = {}
+        now = time.monotonic()
         while pool.pending:
             task = pool.pending[0]
             job = self.state.jobs.get(task.job_id.lower())
             if job is None or task.state != 'active' or job.tasks.get(task.id.lower()) is not task:
                 pool.pending.popleft()
+                continue
+            if task.not_before > now:  # a retry waits out its back-off
+                waiting.append(pool.pending.popleft())
+                asyncio.get_running_loop().call_later(task.not_before - now, self.work_available)
                 continue
             limit = int(job.spec.get('maxParallelTasks', -1))
             if limit != -1:
@@ -311,8 +346,10 @@ class Scheduler:
             self.work_available()
 
     def _process_started(self, task: Task, pid: int) -> None:
-        task.process_id = pid
-        self.state.changed('task', task)  # recorded, so that a restart can stop the process
+        task.process_id, task.process_start_time = pid, processes.start_time(pid)
+        self.state.changed('task', task)  # recorded at once, so that a restart can stop the process
+        if self.state.journal is not None:
+            self.state.journal.flush()
 
     async def _prepare_job(self, pool: Pool, node: Node, job: Job) -> bool:
         """Runs the job preparation task once per node; False when it failed and must succeed first."""
@@ -370,6 +407,12 @@ class Scheduler:
         await asyncio.sleep(self.node_step_seconds)
         node.last_boot_time = utc_now()
         await self.run_start_task(pool, node)
+
+
+def _quota_error(code: str, kind: str, quota: int, flag: str) -> dict:
+    return {'code': code, 'message': f'The specified account has reached its {kind} core quota',
+            'values': [{'name': 'Reason', 'value': f'The local emulator allows {quota} {kind} nodes in the account '
+                                                   f'(python -m batch_emulator {flag} N).'}]}
 
 
 def _completed(info: dict, exit_code: int | None, problem: dict | None) -> None:

@@ -1,9 +1,12 @@
 """The HTTP side of the emulator: an aiohttp application on 127.0.0.1.
 
 Every request passes, in order: the request log, the error handler (a
-BatchServiceError becomes the service's JSON error body), the api-version check
-and SharedKey authentication; then a thin route in ``routes.py`` calls the
-account state. The scheduler shares the same event loop.
+BatchServiceError becomes the service's JSON error body), the browser guard
+(``Host`` must name this emulator, an ``Origin`` must be its own: a web page,
+even one whose name resolves to 127.0.0.1, cannot reach the API), the
+api-version check and SharedKey authentication (with the request's date); then
+a thin route in ``routes.py`` calls the account state. The scheduler shares the
+same event loop.
 """
 
 from __future__ import annotations
@@ -13,8 +16,9 @@ import logging
 import os
 import time
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from email.utils import format_datetime
+from urllib.parse import urlsplit
 
 from aiohttp import web
 
@@ -22,7 +26,7 @@ from . import auth
 from .errors import BatchServiceError, invalid_query
 from .faults import FaultInjector
 from .node import NodeRunner
-from .scheduler import Scheduler
+from .scheduler import DEFAULT_NODE_QUOTA, Scheduler
 from .state import BatchState
 
 SUPPORTED_API_VERSIONS = ('2025-06-01', '2024-07-01.20.0', '2024-02-01.19.0')
@@ -30,6 +34,10 @@ DEFAULT_ACCOUNT_NAME = 'devbatchaccount1'
 # A fixed, published key, like Azurite's devstoreaccount1: it protects nothing but
 # makes clients sign their requests exactly as they do against Azure.
 DEFAULT_ACCOUNT_KEY = 'QmF0Y2hFbXVsYXRvckxvY2FsRGV2ZWxvcG1lbnRLZXlOb3RBU2VjcmV0MDAwMDAwMDAwMDAwMDAwMDAwMDAwMDA9PQ=='
+
+LOOPBACK_NAMES = ('127.0.0.1', 'localhost', '[::1]')
+MAX_REQUEST_BODY_BYTES = 4 * 1024 * 1024  # far above any Batch entity; parsing more would stall the loop
+MAX_JSON_DEPTH = 64  # no entity of the spec nests half as deep
 
 _log = logging.getLogger('batch_emulator')
 
@@ -108,6 +116,39 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
         return error_response(request, BatchServiceError('InternalError'))
 
 
+def allowed_hosts(base_url: str) -> frozenset[str]:
+    """The Host values that name this emulator: its bound address and the loopback names, with its port."""
+    parts = urlsplit(base_url)
+    host = parts.hostname or '127.0.0.1'
+    names = set(LOOPBACK_NAMES) | {f'[{host}]' if ':' in host else host}
+    hosts = {f'{name}:{parts.port}' for name in names} if parts.port else set()
+    if parts.port in (None, 80):
+        hosts |= names
+    return frozenset(hosts)
+
+
+@web.middleware
+async def browser_guard_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Only requests addressed to this emulator, and none that a web page of another origin made.
+
+    DNS rebinding gives a hostile page a name that resolves to 127.0.0.1: its requests then
+    carry that name in Host, and are refused. A page of another origin adds Origin (or
+    Sec-Fetch-Site: cross-site), and is refused as well; the local portal is its own origin.
+    """
+    hosts = request.app[SETTINGS]['allowed_hosts']
+    host = request.headers.get('Host', '')
+    if host.lower() not in hosts:
+        raise BatchServiceError('InvalidHeaderValue', values={
+            'HeaderName': 'Host', 'HeaderValue': host[:200],
+            'Reason': 'The local emulator answers requests addressed to ' + ', '.join(sorted(hosts)) + ' only.'})
+    origin = request.headers.get('Origin')
+    if origin is not None and origin.lower().removeprefix('http://') not in hosts \
+            or request.headers.get('Sec-Fetch-Site', '').lower() == 'cross-site':
+        raise BatchServiceError('AuthorizationFailure', values={
+            'Reason': f'Requests made by web pages of other origins ({(origin or "cross-site")[:200]}) are refused.'})
+    return await handler(request)
+
+
 @web.middleware
 async def service_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     """api-version and SharedKey, for every Batch REST call (the local portal pages skip both)."""
@@ -139,26 +180,30 @@ def create_app(*, data_dir: str, account_name: str = DEFAULT_ACCOUNT_NAME,
                account_key: str = DEFAULT_ACCOUNT_KEY, base_url: str = 'http://127.0.0.1',
                request_log_path: str | None = None, node_step_seconds: float = 0.2,
                storage_connection_string: str | None = None,
-               faults: FaultInjector | None = None, persist: bool = False) -> web.Application:
+               faults: FaultInjector | None = None, persist: bool = False,
+               pass_environment: Iterable[str] = (), dedicated_node_quota: int = DEFAULT_NODE_QUOTA,
+               spot_node_quota: int = DEFAULT_NODE_QUOTA) -> web.Application:
     from . import portal, routes
 
-    middlewares = [request_log_middleware, error_middleware, service_middleware]
+    middlewares = [request_log_middleware, error_middleware, browser_guard_middleware, service_middleware]
     if faults is not None:
-        middlewares.insert(2, faults.middleware)  # after the error handler: injected errors get the service's body
-    app = web.Application(middlewares=middlewares, client_max_size=64 * 1024 * 1024)
+        middlewares.insert(3, faults.middleware)  # after the error handler: injected errors get the service's body
+    app = web.Application(middlewares=middlewares, client_max_size=MAX_REQUEST_BODY_BYTES)
     nodes_dir = os.path.join(data_dir, 'nodes')
     image_bin = os.path.join(data_dir, 'image', 'bin')
-    os.makedirs(nodes_dir, exist_ok=True)
+    os.makedirs(nodes_dir, mode=0o700, exist_ok=True)
     NodeRunner.install_image(image_bin)
     state = BatchState(account_name, base_url, nodes_dir)
     if persist:
         from .persistence import Journal, restore
         state.journal = Journal(data_dir)
         restore(state, state.journal)
-    runner = NodeRunner(image_bin, account_name, base_url)
+    runner = NodeRunner(image_bin, account_name, base_url, pass_environment)
     app[STATE] = state
-    app[SCHEDULER] = Scheduler(state, runner, node_step_seconds=node_step_seconds, faults=faults)
+    app[SCHEDULER] = Scheduler(state, runner, node_step_seconds=node_step_seconds, faults=faults,
+                               dedicated_node_quota=dedicated_node_quota, spot_node_quota=spot_node_quota)
     app[SETTINGS] = {'account_name': account_name, 'account_key': account_key, 'base_url': base_url,
+                     'allowed_hosts': allowed_hosts(base_url),
                      'request_log_path': request_log_path, 'recent_requests': _RecentRequests(500),
                      'storage_connection_string': storage_connection_string}
     portal.add_routes(app)
@@ -184,7 +229,8 @@ class _RecentRequests(list):
 async def _start(app: web.Application) -> None:
     settings = app[SETTINGS]
     if settings['request_log_path']:
-        settings['request_log_file'] = open(settings['request_log_path'], 'a', encoding='utf-8')  # noqa: SIM115
+        settings['request_log_file'] = open(settings['request_log_path'], 'a', encoding='utf-8',  # noqa: SIM115
+                                            opener=lambda path, flags: os.open(path, flags, 0o600))
     app[SCHEDULER].start()
 
 
@@ -200,5 +246,6 @@ async def _stop(app: web.Application) -> None:
 def set_base_url(app: web.Application, base_url: str) -> None:
     """Once the real port is known: the URLs the emulator returns point at it."""
     app[SETTINGS]['base_url'] = base_url
+    app[SETTINGS]['allowed_hosts'] = allowed_hosts(base_url)
     app[STATE].base_url = base_url
     app[SCHEDULER].runner.account_url = base_url

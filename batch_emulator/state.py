@@ -17,6 +17,7 @@ import datetime
 import itertools
 import re
 import secrets
+import time
 from collections import deque
 from collections.abc import Callable, Iterable
 from typing import Protocol
@@ -28,6 +29,7 @@ from .odata import apply_select, compile_filter
 _ID = re.compile(r'^[A-Za-z0-9_-]{1,64}$')
 MAX_TASKS_PER_COLLECTION = 100
 MAX_LIST_RESULTS = 1000
+MAX_TASK_SLOTS = 256  # taskSlotsPerNode: at most 4 x the VM's cores and never more than 256 (the spec)
 _etag_counter = itertools.count(1)
 
 
@@ -37,6 +39,11 @@ def utc_now() -> datetime.datetime:
 
 def iso(moment: datetime.datetime | None) -> str | None:
     return moment.strftime('%Y-%m-%dT%H:%M:%S.%fZ') if moment else None
+
+
+def retry_delay(retry_count: int) -> float:
+    """The back-off before a failed task's (or start task's) next try: 0.1 s, doubling, at most 30 s."""
+    return min(0.1 * 2 ** max(retry_count - 1, 0), 30.0)
 
 
 def new_etag() -> str:
@@ -123,7 +130,9 @@ class Task:
     node_info: dict | None = None
     node: Node | None = None
     terminate_requested: bool = False
-    process_id: int | None = None  # of the running process, so a restarted emulator can stop an orphan
+    process_id: int | None = None  # of the running process (its group), so a restarted emulator can stop it
+    process_start_time: int | None = None  # the process's start time: a reused process id is never touched
+    not_before: float = 0.0  # monotonic time before which a retry does not start (its back-off)
 
     @property
     def required_slots(self) -> int:
@@ -396,8 +405,9 @@ class BatchState:
             value = body.get(name)
             if value is not None and (not isinstance(value, int) or value < 0):
                 raise invalid_property(name, value)
-        if body.get('taskSlotsPerNode') == 0:
-            raise invalid_property('taskSlotsPerNode', 0, 'The value must be at least 1.')
+        if not 1 <= body.get('taskSlotsPerNode', 1) <= MAX_TASK_SLOTS:
+            raise invalid_property('taskSlotsPerNode', body['taskSlotsPerNode'],
+                                   f'The value must be between 1 and {MAX_TASK_SLOTS}.')
         _check_command_line(body.get('startTask'), 'startTask')
         now = utc_now()
         pool = Pool(id=pool_id, spec=dict(body), etag=new_etag(), creation_time=now, last_modified=now)
@@ -504,9 +514,11 @@ class BatchState:
         pool = self.get_pool(pool_id)
         return [self.node_resource(pool, node) for node in pool.nodes.values()]
 
-    def update_allocation_state(self, pool: Pool) -> None:
-        target = int(pool.spec.get('targetDedicatedNodes') or 0)
-        if pool.state != 'deleting' and len(pool.nodes) == target and pool.allocation_state != 'steady':
+    def update_allocation_state(self, pool: Pool, reachable: int, errors: list[dict]) -> None:
+        """A resize ended: steady once the pool has the nodes it can get; errors say why they are fewer."""
+        if errors:
+            pool.resize_errors = errors
+        if pool.state != 'deleting' and len(pool.nodes) == reachable and pool.allocation_state != 'steady':
             pool.allocation_state, pool.allocation_state_transition_time = 'steady', utc_now()
             pool.touch()
             self.changed('pool', pool)
@@ -673,7 +685,8 @@ class BatchState:
                 raise missing_property(f'outputFiles[{index}].uploadOptions.uploadCondition')
         slots = body.get('requiredSlots', 1)
         pool = self.pools.get(job.pool_id.lower())
-        if not isinstance(slots, int) or slots < 1 or (pool and slots > pool.slots_per_node):
+        most = pool.slots_per_node if pool else MAX_TASK_SLOTS
+        if not isinstance(slots, int) or not 1 <= slots <= most:
             raise invalid_property('requiredSlots', slots, 'The value must be at least 1 and at most the '
                                                            "pool's taskSlotsPerNode.")
         if body.get('multiInstanceSettings'):
@@ -851,6 +864,7 @@ class BatchState:
         self.set_task_state(task, 'active')  # counts first: they read the previous result
         if reset:
             task.execution_info = {'retryCount': 0, 'requeueCount': 0}
+            task.not_before = 0.0
         else:
             info = task.execution_info
             info[count_as] = info.get(count_as, 0) + 1
@@ -858,6 +872,8 @@ class BatchState:
                 info['lastRequeueTime'] = iso(utc_now())
             for key in ('result', 'failureInfo', 'endTime'):
                 info.pop(key, None)
+            if count_as == 'retryCount':
+                task.not_before = time.monotonic() + retry_delay(info['retryCount'])
         job = self.jobs.get(task.job_id.lower())
         pool = self.pools.get(job.pool_id.lower()) if job else None
         if pool is not None:

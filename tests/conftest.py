@@ -71,6 +71,24 @@ def batch_client(emulator: RunningEmulator) -> BatchClient:
 
 
 @pytest.fixture
+def pool_and_job(batch_client, unique_id):
+    """A pool of one node and a job on it in the session's emulator; both deleted afterwards."""
+    from azure.batch import models as m
+    from azure.core.exceptions import ResourceNotFoundError
+
+    from tests.test_emulator import create_pool
+    pool_id, job_id = unique_id('pool'), unique_id('job')
+    create_pool(batch_client, pool_id)
+    batch_client.create_job(m.BatchJobCreateOptions(id=job_id, pool_info=m.BatchPoolInfo(pool_id=pool_id)))
+    yield pool_id, job_id
+    for delete in (lambda: batch_client.begin_delete_job(job_id), lambda: batch_client.begin_delete_pool(pool_id)):
+        try:
+            delete()
+        except ResourceNotFoundError:
+            pass
+
+
+@pytest.fixture
 def unique_id() -> Callable[[str], str]:
     return lambda prefix: f'{prefix}-{uuid.uuid4().hex[:10]}'
 

@@ -68,19 +68,6 @@ def wait_for_task(client, job_id: str, task_id: str) -> m.BatchTask:
                       message=f'task {task_id} completed')
 
 
-@pytest.fixture
-def pool_and_job(batch_client, unique_id):
-    pool_id, job_id = unique_id('pool'), unique_id('job')
-    create_pool(batch_client, pool_id)
-    batch_client.create_job(m.BatchJobCreateOptions(id=job_id, pool_info=m.BatchPoolInfo(pool_id=pool_id)))
-    yield pool_id, job_id
-    for delete in (lambda: batch_client.begin_delete_job(job_id), lambda: batch_client.begin_delete_pool(pool_id)):
-        try:
-            delete()
-        except ResourceNotFoundError:
-            pass
-
-
 # ----- images, pools, nodes --------------------------------------------------------------------
 
 def test_supported_images_include_current_ubuntu_with_end_of_life(batch_client):

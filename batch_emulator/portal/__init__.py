@@ -9,15 +9,17 @@ and is inserted with textContent, never as HTML. SAS signatures are hidden.
 
 from __future__ import annotations
 
+import asyncio
 import datetime
 import ipaddress
 import os
 import re
+import stat
 
 from aiohttp import web
 
 from ..errors import BatchServiceError
-from ..node import inside, list_files
+from ..files import TooManyFiles, inside, list_files
 from ..server import SETTINGS, STATE, public_page
 from ..state import BatchState, Job, Task, utc_now
 
@@ -150,25 +152,30 @@ def _node_folder(request: web.Request) -> str:
     return node.root_dir
 
 
+async def _regular_files(root: str, prefix: str = '') -> web.Response:
+    """The regular files below a folder (walked off the event loop, links not followed, bounded)."""
+    try:
+        entries = await asyncio.to_thread(list_files, root, True)
+    except TooManyFiles as error:
+        raise web.HTTPConflict(text=f'The folder holds too many files to list ({error}).') from None
+    return web.json_response({'files': [prefix + name for name, info in entries if stat.S_ISREG(info.st_mode)]})
+
+
 async def task_files(request: web.Request) -> web.Response:
-    root = _task_folder(request)
-    return web.json_response({'files': [name for name, path in list_files(root, True)
-                                        if os.path.isfile(path)]})
+    return await _regular_files(_task_folder(request))
 
 
 async def node_files(request: web.Request) -> web.Response:
     """The start task's files on a node (its folder: stdout.txt, stderr.txt and wd/)."""
-    startup = os.path.join(_node_folder(request), 'startup')
-    return web.json_response({'files': ['startup/' + name for name, path in list_files(startup, True)
-                                        if os.path.isfile(path)]})
+    return await _regular_files(os.path.join(_node_folder(request), 'startup'), 'startup/')
 
 
 async def task_file(request: web.Request) -> web.Response:
-    return _read_file(_task_folder(request), request.query.get('path', ''))
+    return await asyncio.to_thread(_read_file, _task_folder(request), request.query.get('path', ''))
 
 
 async def node_file(request: web.Request) -> web.Response:
-    return _read_file(_node_folder(request), request.query.get('path', ''))
+    return await asyncio.to_thread(_read_file, _node_folder(request), request.query.get('path', ''))
 
 
 async def requests_log(request: web.Request) -> web.Response:

@@ -1,0 +1,146 @@
+"""Raw HTTP to the emulator with every header under the test's control: how a hostile page or client talks.
+
+The SDKs always send a correct Host, a fresh ocp-date and a well-formed Authorization
+header. These helpers sign (or mis-sign) requests by hand, so that a test can send what a
+browser under DNS rebinding, a replayed capture or a broken client would send.
+"""
+
+from __future__ import annotations
+
+import http.client
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from email.utils import formatdate
+from urllib.parse import urlsplit
+
+from azure.batch import BatchClient
+from azure.core.credentials import AzureNamedKeyCredential
+
+from batch_emulator import DEFAULT_ACCOUNT_KEY, DEFAULT_ACCOUNT_NAME, auth
+from tests.conftest import PROJECT_DIR
+
+API = 'api-version=2025-06-01'
+
+
+@dataclass
+class Answer:
+    status: int
+    headers: dict[str, str]
+    body: bytes
+
+    def json(self) -> dict:
+        return json.loads(self.body)
+
+    @property
+    def code(self) -> str | None:
+        try:
+            return self.json().get('code')
+        except ValueError:
+            return None
+
+
+def send(endpoint: str, method: str, path: str, body: bytes | Iterable[bytes] | None = None, *,
+         headers: dict[str, str] | None = None, sign: bool = True, date: float | None = None,
+         timeout: float = 10.0) -> Answer:
+    """One request; ``headers`` may override Host, ocp-date, Authorization or add Origin; None drops a header."""
+    parts = urlsplit(endpoint)
+    chunked = body is not None and not isinstance(body, bytes)
+    sent = {'Host': parts.netloc, 'ocp-date': formatdate(time.time() if date is None else date, usegmt=True)}
+    if body is not None:
+        sent['Content-Type'] = 'application/json; odata=minimalmetadata'
+        if chunked:
+            sent['Transfer-Encoding'] = 'chunked'
+        else:
+            sent['Content-Length'] = str(len(body))
+    elif method not in ('GET', 'HEAD'):
+        sent['Content-Length'] = '0'
+    sent.update(headers or {})
+    sent = {name: value for name, value in sent.items() if value is not None}
+    if sign and 'Authorization' not in sent:
+        text = auth.string_to_sign(method, path, sent, DEFAULT_ACCOUNT_NAME)
+        sent['Authorization'] = f'SharedKey {DEFAULT_ACCOUNT_NAME}:{auth.sign(DEFAULT_ACCOUNT_KEY, text)}'
+    connection = http.client.HTTPConnection(parts.hostname, parts.port, timeout=timeout)
+    try:
+        connection.putrequest(method, path, skip_host=True, skip_accept_encoding=True)
+        for name, value in sent.items():
+            connection.putheader(name, value.encode('utf-8') if isinstance(value, str) else value)
+        connection.endheaders()
+        if body is not None:
+            if chunked:
+                for piece in body:
+                    connection.send(f'{len(piece):X}\r\n'.encode() + piece + b'\r\n')
+                connection.send(b'0\r\n\r\n')
+            else:
+                connection.send(body)
+        response = connection.getresponse()
+        return Answer(response.status, dict(response.getheaders()), response.read())
+    finally:
+        connection.close()
+
+
+def answers_quickly(endpoint: str) -> bool:
+    """The emulator answers an ordinary signed request within a second (while something hostile goes on)."""
+    return send(endpoint, 'GET', f'/pools?{API}', timeout=1.0).status == 200
+
+
+def pool_body(pool_id: str, **extra: object) -> bytes:
+    body = {'id': pool_id, 'vmSize': 'standard_d2s_v3', 'targetDedicatedNodes': 0,
+            'virtualMachineConfiguration': {'imageReference': {'publisher': 'canonical', 'offer': 'ubuntu-24_04-lts',
+                                                               'sku': 'server'},
+                                            'nodeAgentSKUId': 'batch.node.ubuntu 24.04'}}
+    body.update(extra)
+    return json.dumps(body).encode()
+
+
+def start_emulator(location: str, *arguments: str, env: dict[str, str] | None = None) -> tuple[subprocess.Popen, str]:
+    """A separate emulator process on a free loopback port (for tests that restart, kill or configure it)."""
+    process = subprocess.Popen(
+        [sys.executable, '-m', 'batch_emulator', '--port', '0', '--location', location, '--node-step-seconds', '0.05',
+         *arguments], cwd=PROJECT_DIR, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+        env=env, start_new_session=True)
+    line = process.stdout.readline()
+    match = re.search(r'(http://127\.0\.0\.1:\d+)', line)
+    assert match, f'the emulator did not start: {line!r}'
+    return process, match.group(1)
+
+
+def stop_emulator(process: subprocess.Popen) -> None:
+    if process.poll() is None:
+        process.send_signal(signal.SIGTERM)
+        process.wait(15)
+    process.stdout.close()
+
+
+def batch_client_for(endpoint: str) -> BatchClient:
+    return BatchClient(endpoint, AzureNamedKeyCredential(DEFAULT_ACCOUNT_NAME, DEFAULT_ACCOUNT_KEY))
+
+
+def processes_running(marker: str) -> list[int]:
+    """Processes (not zombies) whose command line starts with ``marker`` (a shell that runs it does not count)."""
+    found = []
+    for entry in os.listdir('/proc'):
+        if not entry.isdigit() or int(entry) == os.getpid():
+            continue
+        try:
+            with open(f'/proc/{entry}/cmdline', 'rb') as file:
+                command = file.read().replace(b'\0', b' ').decode(errors='replace')
+            with open(f'/proc/{entry}/stat', encoding='utf-8') as file:
+                state = file.read().rsplit(')', 1)[1].split()[0]
+        except OSError:
+            continue
+        if command.startswith(marker) and state != 'Z':
+            found.append(int(entry))
+    return found
+
+
+def nested(depth: int) -> Iterator[bytes]:
+    """A JSON body nested ``depth`` levels deep, sent in pieces."""
+    yield b'{"id": "deep", "metadata": ' + b'[' * depth
+    yield b']' * depth + b'}'
