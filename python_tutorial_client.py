@@ -50,8 +50,8 @@ import shlex
 import sys
 import time
 import uuid
-from collections.abc import Callable, Iterator, Mapping, Sequence
-from typing import Any
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
+from typing import Any, Literal
 
 from azure.batch import BatchClient
 from azure.batch import models as batchmodels
@@ -133,6 +133,10 @@ class TutorialError(Exception):
 _RUN_METADATA = 'python-tutorial-run'
 _ATTEMPTS = 4
 
+# The Azure CLI commands that delete what a run leaves (the summary adds the account options).
+_AZ_DELETE = {'container': 'az storage container delete --name {}', 'job': 'az batch job delete --job-id {} --yes',
+              'pool': 'az batch pool delete --pool-id {} --yes'}
+
 
 def _created_by(metadata: list[batchmodels.BatchMetadataItem] | None, run_id: str) -> bool:
     return any(item.name == _RUN_METADATA and item.value == run_id for item in metadata or [])
@@ -181,7 +185,7 @@ class Settings:
 
 
 def query_yes_no(question: str, default: str = 'yes', *, assume_yes: bool = False,
-                 input_function: Callable[[str], str] = input, interactive: bool | None = None) -> str:
+                 input_function: Callable[[str], str] | None = None, interactive: bool | None = None) -> str:
     """Asks a yes/no question and returns 'yes' or 'no'.
 
     --yes answers yes without asking. When standard input is not a terminal
@@ -199,7 +203,7 @@ def query_yes_no(question: str, default: str = 'yes', *, assume_yes: bool = Fals
         return default
     while True:
         try:
-            choice = input_function(question + prompt).strip().lower()
+            choice = (input_function or input)(question + prompt).strip().lower()
         except EOFError:
             return default
         if not choice:
@@ -439,7 +443,7 @@ def create_job(batch_client: BatchClient, job_id: str, pool_id: str, run_id: str
             return  # this run created it; the service's answer was lost and the retry found it
         raise TutorialError(
             f'job [{job_id}] already exists (left by an earlier run?). Delete it with '
-            f'"az batch job delete --job-id {job_id}" or choose another id with --job-id') from None
+            f'"{_AZ_DELETE["job"].format(job_id)}" or choose another id with --job-id') from None
 
 
 def add_tasks(batch_client: BatchClient, job_id: str, input_files: list[batchmodels.ResourceFile],
@@ -581,46 +585,82 @@ def report_failed_tasks(batch_client: BatchClient, job_id: str, max_reported: in
     return len(failed)
 
 
-def _safe_destination(directory_path: str, blob_name: str) -> str | None:
-    destination = os.path.realpath(os.path.join(directory_path, blob_name))
-    root = os.path.realpath(directory_path)
-    return destination if destination.startswith(root + os.sep) else None
+def expected_results(input_files: Sequence[str]) -> list[str]:
+    """The blob names this run's tasks upload: ``taskdata1.txt`` -> ``taskdata1_OUTPUT.txt``.
+
+    Each task is given its input file's name (see add_tasks) and names its result
+    as output_file_path in python_tutorial_task.py does.
+    """
+    return [f'{stem}_OUTPUT{extension}'
+            for stem, extension in (os.path.splitext(os.path.basename(path)) for path in input_files)]
+
+
+def _printable(name: str) -> str:
+    # Blob names are chosen by the tasks: control characters must not reach the terminal.
+    return ''.join(c if c.isprintable() else repr(c)[1:-1] for c in name)
+
+
+def _refused(blob_name: str) -> bool:
+    return blob_name.startswith('.') or any(part in blob_name for part in ('/', '\\', '..'))
+
+
+def _results_to_download(blob_names: Sequence[str], expected_names: Collection[str],
+                         container_name: str) -> tuple[list[str], list[str]]:
+    """Splits a container's blobs into (results to download, blobs to leave there) and lists the latter.
+
+    Only the results this run's tasks were asked to produce are downloaded. A name
+    that starts with '.' or holds '/', '\\' or '..' is refused even if expected: it
+    could become a dot-file such as .bashrc or reach a folder such as .ssh.
+    """
+    expected = set(expected_names)
+    refused = [name for name in blob_names if _refused(name)]
+    others = [name for name in blob_names if not _refused(name) and name not in expected]
+    for names, reason in ((refused, "refused: a name that starts with '.' or holds '/', '\\' or '..'"),
+                          (others, "not a result of this run's tasks")):
+        if names:
+            shown = ', '.join(f'[{_printable(name)}]' for name in names[:5]) + (', ...' if len(names) > 5 else '')
+            print(f'  Left {len(names)} blob(s) in container [{container_name}] ({reason}): {shown}')
+    return [name for name in blob_names if not _refused(name) and name in expected], refused + others
+
+
+# Results are written under their expected name only. A file already there is replaced: it
+# is taken to be an earlier result for the same input (any other file is never written).
+# A symlink in its place is not followed.
+_RESULT_FILE_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | getattr(os, 'O_NOFOLLOW', 0) | getattr(os, 'O_BINARY', 0)
 
 
 def download_blobs_from_container(blob_service_client: BlobServiceClient, container_name: str,
-                                  directory_path: str) -> int:
-    """Downloads every blob of a container into a local folder (in parallel).
+                                  directory_path: str, expected_names: Collection[str]) -> list[str]:
+    """Downloads this run's results from a container into a local folder (in parallel).
 
-    A blob whose name would land outside that folder (``../x``, an absolute
-    path) is refused. Returns the number of blobs refused or failed.
+    Only the blobs named in ``expected_names`` are downloaded (see
+    _results_to_download); anything else is listed and left in the container.
+    Returns the names of the blobs left there (refused, unexpected or failed).
     """
     print(f'Downloading all files from container [{container_name}]...')
     container_client = blob_service_client.get_container_client(container_name)
     os.makedirs(directory_path, exist_ok=True)
 
     def download(blob_name: str) -> str:
-        destination = _safe_destination(directory_path, blob_name)
-        if destination is None:
-            raise TutorialError(f'refused blob [{blob_name}]: its name leads outside {directory_path}')
-        os.makedirs(os.path.dirname(destination), exist_ok=True)
-        with open(destination, 'wb') as file:
+        destination = os.path.join(directory_path, blob_name)
+        with open(os.open(destination, _RESULT_FILE_FLAGS, 0o666), 'wb') as file:
             container_client.download_blob(blob_name).readinto(file)
         return destination
 
-    problems = 0
-    blob_names = [blob.name for blob in container_client.list_blobs()]
+    wanted, left = _results_to_download([blob.name for blob in container_client.list_blobs()], expected_names,
+                                        container_name)
     with concurrent.futures.ThreadPoolExecutor(max_workers=8) as executor:
-        futures = {name: executor.submit(download, name) for name in blob_names}
+        futures = {name: executor.submit(download, name) for name in wanted}
         for name, future in futures.items():
             try:
                 destination = future.result()
-            except (TutorialError, HttpResponseError, OSError) as error:
-                problems += 1
-                print(f'  Error: {redact_secrets(str(error)).splitlines()[0]}')
+            except (HttpResponseError, OSError) as error:
+                left.append(name)
+                print(f'  Error: blob [{name}] not downloaded: {redact_secrets(str(error)).splitlines()[0]}')
                 continue
             print(f'  Downloaded blob [{name}] from container [{container_name}] to {destination}')
-    print('  Download complete!' if not problems else f'  Download finished with {problems} problem(s).')
-    return problems
+    print('  Download complete!' if not left else f'  Download finished; {len(left)} blob(s) left in the container.')
+    return left
 
 
 # --------------------------------------------------------------------------
@@ -837,17 +877,6 @@ def _holds_blobs(blob_service_client: BlobServiceClient, container_name: str) ->
         return True  # cannot tell: keep it rather than lose results
 
 
-def _delete_containers(blob_service_client: BlobServiceClient, names: Sequence[str]) -> None:
-    print('Deleting containers...')
-    for name in names:
-        try:
-            blob_service_client.delete_container(name)
-        except ResourceNotFoundError:
-            pass
-        except (HttpResponseError, ServiceRequestError) as error:
-            print(f'  Could not delete container [{name}]: {redact_secrets(str(error)).splitlines()[0]}')
-
-
 @contextlib.contextmanager
 def local_services_if_requested(local: bool, verbose: bool, environ: dict[str, str]) -> Iterator[None]:
     """With --local: start Azurite and the Batch emulator and point the settings at them.
@@ -899,15 +928,31 @@ def run_from_command_line(argv: Sequence[str] | None = None) -> int:
         return 130
 
 
+@dataclasses.dataclass
+class Leftovers:
+    """What this run made and has not deleted yet: clean-up takes out what it deletes, the summary lists the rest."""
+    containers: list[str] = dataclasses.field(default_factory=list)  # created by this run
+    reused_containers: list[str] = dataclasses.field(default_factory=list)  # existed before: never deleted
+    output_kept: bool = False  # the output container is kept: it may hold blobs that were not downloaded
+    # '' (none), 'requested' (create_pool or create_job was called but did not return: the
+    # service may have done it anyway) or 'made' (created; a pool may also be reused).
+    job: Literal['', 'requested', 'made'] = ''
+    pool: Literal['', 'requested', 'made'] = ''
+
+
 def main(settings: Settings, blob_service_client: BlobServiceClient, batch_client: BatchClient,
          sas_credential: str | UserDelegationKey) -> int:
-    """The tutorial's steps 1-9; clean-up (steps 8 and 9) runs whatever happens."""
+    """The tutorial's steps 1-9; clean-up (steps 8 and 9) runs whatever happens.
+
+    Returns 0; 1 when a step failed or blobs were left in the output container;
+    130 after Ctrl-C. However the run ends (a Ctrl-C during clean-up included),
+    it says what it leaves and how to delete it.
+    """
     start_time = datetime.datetime.now().replace(microsecond=0)
     print(f'Sample start: {start_time}\n')
     run_id = uuid.uuid4().hex
-    created_containers: list[str] = []
-    reused_containers: list[str] = []
-    pool_used = job_created = downloaded = False
+    left = Leftovers()  # the one record of what this run made and has not deleted
+    downloaded = False
     exit_code = 1
     try:
         # Step 1: create the containers application, input and output
@@ -915,9 +960,9 @@ def main(settings: Settings, blob_service_client: BlobServiceClient, batch_clien
         for name in (_APP_CONTAINER_NAME, _INPUT_CONTAINER_NAME, _OUTPUT_CONTAINER_NAME):
             try:
                 blob_service_client.create_container(name)
-                created_containers.append(name)
+                left.containers.append(name)
             except ResourceExistsError:
-                reused_containers.append(name)
+                left.reused_containers.append(name)
 
         # Step 2: upload the task script and the input files; each becomes a
         # ResourceFile whose SAS URL lets a node download it.
@@ -931,15 +976,18 @@ def main(settings: Settings, blob_service_client: BlobServiceClient, batch_clien
             blob_service_client, _OUTPUT_CONTAINER_NAME, ContainerSasPermissions(write=True, create=True),
             sas_credential, lifetime=max(_SAS_LIFETIME, settings.timeout + datetime.timedelta(hours=1)))
 
-        # Step 3: create the pool (its StartTask prepares each node).
+        # Step 3: create the pool (its StartTask prepares each node). Until create_pool
+        # returns, whether the pool exists is not known (Ctrl-C, a lost answer).
+        left.pool = 'requested'
         reused_pool = create_pool(batch_client, settings.pool_id, application_files, settings.vm_size,
                                   settings.node_count, run_id)
-        pool_used = True
+        left.pool = 'made'
 
         # Step 4: create the job.
+        left.job = 'requested'
         create_job(batch_client, settings.job_id, settings.pool_id, run_id,
                    refresh_task_script=application_files[0] if reused_pool else None)
-        job_created = True
+        left.job = 'made'
 
         # Step 5: add one task per input file.
         task_count = add_tasks(batch_client, settings.job_id, input_files, _OUTPUT_CONTAINER_NAME,
@@ -955,11 +1003,11 @@ def main(settings: Settings, blob_service_client: BlobServiceClient, batch_clien
         print("  Success! All tasks reached the 'Completed' state within the specified timeout period.")
         failed_tasks = report_failed_tasks(batch_client, settings.job_id)
 
-        # Step 7: download the tasks' output.
-        download_problems = download_blobs_from_container(blob_service_client, _OUTPUT_CONTAINER_NAME,
-                                                          settings.output_dir)
-        downloaded = True
-        exit_code = 1 if failed_tasks or download_problems else 0
+        # Step 7: download the results the tasks were asked to produce; any other blob stays in the container.
+        not_downloaded = download_blobs_from_container(blob_service_client, _OUTPUT_CONTAINER_NAME,
+                                                       settings.output_dir, expected_results(settings.input_files))
+        downloaded = not not_downloaded
+        exit_code = 1 if failed_tasks or not_downloaded else 0
     except KeyboardInterrupt:
         print('\nInterrupted: cleaning up.')
         exit_code = 130
@@ -971,60 +1019,106 @@ def main(settings: Settings, blob_service_client: BlobServiceClient, batch_clien
     except (ServiceRequestError, ServiceResponseError) as error:
         print_unreachable(error)
     finally:
-        # Step 8: delete the containers this run created. Results not yet
-        # downloaded are kept, and so are containers that existed before.
-        keep_output = (not downloaded and _OUTPUT_CONTAINER_NAME in created_containers
-                       and _holds_blobs(blob_service_client, _OUTPUT_CONTAINER_NAME))
-        left_behind = [f'Kept container [{name}]: it existed before this run.' for name in reused_containers]
-        if keep_output:
-            left_behind.append(f'Kept container [{_OUTPUT_CONTAINER_NAME}]: it may hold results that were not '
-                               'downloaded.')
-        to_delete = [name for name in created_containers if not (keep_output and name == _OUTPUT_CONTAINER_NAME)]
-        if to_delete:
-            _delete_containers(blob_service_client, to_delete)
+        try:
+            # Step 8: delete the containers this run created. Blobs not downloaded are
+            # kept, and so are containers that existed before.
+            left.output_kept = (not downloaded and _OUTPUT_CONTAINER_NAME in left.containers
+                                and _holds_blobs(blob_service_client, _OUTPUT_CONTAINER_NAME))
+            to_delete = [name for name in left.containers if not (left.output_kept and name == _OUTPUT_CONTAINER_NAME)]
+            if to_delete:
+                _delete_containers(blob_service_client, to_delete, left)
 
-        end_time = datetime.datetime.now().replace(microsecond=0)
-        print(f'\nSample end: {end_time}')
-        print(f'Elapsed time: {end_time - start_time}\n')
+            end_time = datetime.datetime.now().replace(microsecond=0)
+            print(f'\nSample end: {end_time}')
+            print(f'Elapsed time: {end_time - start_time}\n')
 
-        # Step 9: delete the job and the pool. Jobs cost nothing; nodes do.
-        left_behind += _delete_job_and_pool(batch_client, settings, job_created=job_created, pool_used=pool_used)
-        for line in left_behind:
-            print(line)
-        if sys.stdin is not None and sys.stdin.isatty() and not settings.assume_yes:
-            with contextlib.suppress(EOFError):
+            # Step 9: delete the job and the pool. Jobs cost nothing; nodes do.
+            _delete_job_and_pool(batch_client, settings, left, run_id)
+        except KeyboardInterrupt:  # a (second) Ctrl-C during clean-up: stop it, but say what is left
+            print('\nInterrupted: clean-up stopped.')
+            exit_code = 130
+        print_leftovers(settings, left)
+        if exit_code != 130 and sys.stdin is not None and sys.stdin.isatty() and not settings.assume_yes:
+            try:
                 input('\nPress ENTER to exit...')
+            except EOFError:
+                pass
+            except KeyboardInterrupt:
+                print()
+                exit_code = 130
     return exit_code
 
 
-def _delete_job_and_pool(batch_client: BatchClient, settings: Settings, *, job_created: bool,
-                         pool_used: bool) -> list[str]:
-    """Asks before deleting the job and the pool; returns what is left running."""
-    left_behind = []
-    if job_created:
-        if query_yes_no('Delete job?', assume_yes=settings.assume_yes) == 'yes':
-            try:
-                batch_client.begin_delete_job(settings.job_id)
-            except (HttpResponseError, ServiceRequestError) as error:
-                left_behind.append(f'Could not delete job [{settings.job_id}]: '
-                                   f'{redact_secrets(str(error)).splitlines()[0]}')
-        else:
-            left_behind.append(f'Job [{settings.job_id}] is left; its unfinished tasks keep running.')
-    if pool_used:
-        if query_yes_no('Delete pool?', assume_yes=settings.assume_yes) == 'yes':
-            try:
-                batch_client.begin_delete_pool(settings.pool_id)
-            except ResourceNotFoundError:
-                pass
-            except (HttpResponseError, ServiceRequestError) as error:
-                left_behind.append(f'Could not delete pool [{settings.pool_id}]: '
-                                   f'{redact_secrets(str(error)).splitlines()[0]}')
-        elif settings.local:
-            left_behind.append(f'Pool [{settings.pool_id}] is left; the local emulator stops when this run ends.')
-        else:
-            left_behind.append(f'Pool [{settings.pool_id}] is left running: its nodes are billed until you '
-                               'delete it.')
-    return left_behind
+def _delete(delete: Callable[[str], Any], kind: str, name: str) -> bool:
+    """Calls a delete operation; returns False, with one line, when the service refused it."""
+    try:
+        delete(name)
+    except ResourceNotFoundError:
+        pass
+    except (HttpResponseError, ServiceRequestError, ServiceResponseError) as error:
+        print(f'  Could not delete {kind} [{name}]: {redact_secrets(str(error)).splitlines()[0]}')
+        return False
+    return True
+
+
+def _delete_containers(blob_service_client: BlobServiceClient, names: Sequence[str], left: Leftovers) -> None:
+    print('Deleting containers...')
+    for name in names:
+        if _delete(blob_service_client.delete_container, 'container', name):
+            left.containers.remove(name)
+
+
+def _made_by_run(get: Callable[[str], Any], resource_id: str, run_id: str) -> bool:
+    """Whether a pool or job whose create did not return exists, made by this run."""
+    try:
+        return _created_by(get(resource_id).metadata, run_id)
+    except ResourceNotFoundError:
+        return False
+    except (HttpResponseError, ServiceRequestError, ServiceResponseError):
+        return True  # cannot tell: count it as left rather than leave a billed pool unmentioned
+
+
+def _delete_job_and_pool(batch_client: BatchClient, settings: Settings, left: Leftovers, run_id: str) -> None:
+    """Asks before deleting the job and the pool; what is deleted is taken out of ``left``."""
+    if left.job == 'requested':
+        left.job = 'made' if _made_by_run(batch_client.get_job, settings.job_id, run_id) else ''
+    if left.pool == 'requested':
+        left.pool = 'made' if _made_by_run(batch_client.get_pool, settings.pool_id, run_id) else ''
+    if left.job and query_yes_no('Delete job?', assume_yes=settings.assume_yes) == 'yes':
+        if _delete(batch_client.begin_delete_job, 'job', settings.job_id):
+            left.job = ''
+    if left.pool and query_yes_no('Delete pool?', assume_yes=settings.assume_yes) == 'yes':
+        if _delete(batch_client.begin_delete_pool, 'pool', settings.pool_id):
+            left.pool = ''
+
+
+def print_leftovers(settings: Settings, left: Leftovers) -> None:
+    """Lists what the run leaves behind and the Azure CLI commands that delete it."""
+    lines = [f'Kept container [{name}]: it existed before this run.' for name in left.reused_containers]
+    commands = []
+    storage_account = f' --account-name {settings.storage_account_name}' + (
+        ' --auth-mode login' if settings.auth == 'entra' else '')
+    batch_account = f' --account-name {settings.batch_account_name} --account-endpoint {settings.batch_account_url}'
+    for name in left.containers:
+        lines.append(f'Kept container [{name}]: it may hold blobs that were not downloaded.'
+                     if left.output_kept and name == _OUTPUT_CONTAINER_NAME else f'Container [{name}] is left.')
+        commands.append(_AZ_DELETE['container'].format(name) + storage_account)
+    if left.job:
+        lines.append(f'Job [{settings.job_id}] is left; its unfinished tasks keep running.')
+        commands.append(_AZ_DELETE['job'].format(settings.job_id) + batch_account)
+    if left.pool:
+        lines.append(f'Pool [{settings.pool_id}] is left; the local emulator stops when this run ends.'
+                     if settings.local else
+                     f'Pool [{settings.pool_id}] is left running: its nodes are billed until you delete it.')
+        commands.append(_AZ_DELETE['pool'].format(settings.pool_id) + batch_account)
+    for line in lines:
+        print(line)
+    # A --local run's services and their data are removed when it ends: nothing to delete.
+    if commands and not settings.local:
+        cloud = ', after "az cloud set --name AzureChinaCloud"' if settings.cloud == 'china' else ''
+        print(f'To delete what is left (Azure CLI{cloud}):')
+        for command in commands:
+            print('  ' + command)
 
 
 if __name__ == '__main__':

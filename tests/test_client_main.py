@@ -4,10 +4,16 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 
 import pytest
 from azure.batch import models as batchmodels
-from azure.core.exceptions import HttpResponseError, ResourceExistsError, ServiceRequestError
+from azure.core.exceptions import (
+    HttpResponseError,
+    ResourceExistsError,
+    ResourceNotFoundError,
+    ServiceRequestError,
+)
 
 import python_tutorial_client as client
 
@@ -208,6 +214,7 @@ def test_a_successful_run_prints_the_tutorials_transcript(mocker, tmp_path, caps
     batch.begin_delete_pool.assert_called_once_with('PythonTutorialPool')
     assert sorted(os.listdir(tmp_path / 'out')) == ['taskdata1_OUTPUT.txt', 'taskdata2_OUTPUT.txt',
                                                     'taskdata3_OUTPUT.txt']
+    assert leftover_lines(out) == []
 
 
 def test_existing_containers_are_reused_and_kept(mocker, tmp_path, capsys):
@@ -280,23 +287,6 @@ def test_failed_tasks_make_the_run_exit_1_after_downloading(mocker, tmp_path, ca
     assert 'Download complete!' in out
 
 
-def test_ctrl_c_while_monitoring_cleans_up_and_says_what_is_left(mocker, tmp_path, capsys):
-    blob_service, batch = working_services(mocker)
-    batch.get_job_task_counts.side_effect = KeyboardInterrupt
-    settings = tutorial_settings(tmp_path, assume_yes=False)
-    answers = iter(['n', 'n'])
-    mocker.patch.object(client, 'query_yes_no', side_effect=lambda question, **kwargs: next(answers))
-
-    assert client.main(settings, blob_service, batch, KEY) == 130
-
-    out = capsys.readouterr().out
-    assert 'Interrupted: cleaning up.' in out
-    assert 'Job [PythonTutorialJob] is left; its unfinished tasks keep running.' in out
-    assert 'Pool [PythonTutorialPool] is left running' in out
-    batch.begin_delete_job.assert_not_called()
-    assert [c.args[0] for c in blob_service.delete_container.call_args_list] == ['application', 'input']
-
-
 def test_a_job_that_already_exists_is_not_offered_for_deletion(mocker, tmp_path, capsys):
     blob_service, batch = working_services(mocker)
     error = ResourceExistsError(message='JobExists')
@@ -307,6 +297,139 @@ def test_a_job_that_already_exists_is_not_offered_for_deletion(mocker, tmp_path,
     assert 'job [PythonTutorialJob] already exists' in captured.err
     assert 'Delete job?' not in captured.out
     batch.begin_delete_job.assert_not_called()
+
+
+def test_a_blob_that_is_not_a_result_stays_in_the_kept_container_and_the_run_exits_1(mocker, tmp_path, capsys):
+    blob_service, batch = working_services(mocker)
+    container = blob_service.get_container_client.return_value
+    container.list_blobs.return_value += [argparse.Namespace(name=name) for name in ('.bashrc', 'notes.txt')]
+
+    assert client.main(tutorial_settings(tmp_path), blob_service, batch, KEY) == 1
+
+    assert sorted(os.listdir(tmp_path / 'out')) == ['taskdata1_OUTPUT.txt', 'taskdata2_OUTPUT.txt',
+                                                    'taskdata3_OUTPUT.txt']
+    assert [c.args[0] for c in blob_service.delete_container.call_args_list] == ['application', 'input']
+    assert leftover_lines(capsys.readouterr().out) == expected_leftovers('kept output')
+
+
+# ----- Ctrl-C, once or twice, anywhere: the exact list of what is left, and how to delete it -------
+
+AZ_STORAGE = ' --account-name mystorage'
+AZ_BATCH = ' --account-name mybatch --account-endpoint https://mybatch.eastus.batch.azure.com'
+# What may be left -> (its line, the command that deletes it)
+LEFT = {
+    **{name: (f'Container [{name}] is left.', f'  az storage container delete --name {name}' + AZ_STORAGE)
+       for name in ('application', 'input', 'output')},
+    'kept output': ('Kept container [output]: it may hold blobs that were not downloaded.',
+                    '  az storage container delete --name output' + AZ_STORAGE),
+    'job': ('Job [PythonTutorialJob] is left; its unfinished tasks keep running.',
+            '  az batch job delete --job-id PythonTutorialJob --yes' + AZ_BATCH),
+    'pool': ('Pool [PythonTutorialPool] is left running: its nodes are billed until you delete it.',
+             '  az batch pool delete --pool-id PythonTutorialPool --yes' + AZ_BATCH),
+}
+
+
+def leftover_lines(out: str) -> list[str]:
+    """The summary's lines: what is left, then the commands (after their heading)."""
+    lines = out.splitlines()
+    listed = [line for line in lines if re.match(r'(Kept container|Container|Job|Pool) \[', line)]
+    commands = lines[lines.index('To delete what is left (Azure CLI):') + 1:] if listed else []
+    return listed + commands
+
+
+def expected_leftovers(*names: str) -> list[str]:
+    return [LEFT[name][0] for name in names] + [LEFT[name][1] for name in names]
+
+
+def ctrl_c_in(owner: str, method: str):
+    """Ctrl-C during a call to the blob service or the Batch client."""
+    def install(blob_service, batch):
+        getattr({'blob': blob_service, 'batch': batch}[owner], method).side_effect = KeyboardInterrupt
+    return install
+
+
+def ctrl_c_in_create_pool(created: bool):
+    """Ctrl-C while create_pool waits for its answer; the service did (or did not) create the pool."""
+    def install(blob_service, batch):
+        def create_pool(pool):
+            if created:
+                batch.get_pool.return_value = batchmodels.BatchPool(id=pool.id, metadata=pool.metadata)
+            else:
+                batch.get_pool.side_effect = ResourceNotFoundError('PoolNotFound')
+            raise KeyboardInterrupt
+        batch.create_pool.side_effect = create_pool
+    return install
+
+
+def no_ctrl_c(blob_service, batch):
+    pass
+
+
+def main_interrupted(*args) -> int:
+    """main(), which must end with its own exit code: a Ctrl-C escaping it would skip the summary."""
+    try:
+        return client.main(*args)
+    except KeyboardInterrupt:
+        pytest.fail('KeyboardInterrupt escaped main()')
+
+
+# Where Ctrl-C comes -> (the call that raises it, answers typed at the prompts (a Ctrl-C too), what is left)
+INTERRUPTS = {
+    'while-the-tasks-run': (ctrl_c_in('batch', 'get_job_task_counts'), ['n', 'n'],
+                                  ['kept output', 'job', 'pool']),
+    'twice-while-the-tasks-run-then-at-delete-job': (ctrl_c_in('batch', 'get_job_task_counts'),
+                                                        [KeyboardInterrupt], ['kept output', 'job', 'pool']),
+    'at-delete-job-after-a-complete-run': (no_ctrl_c, [KeyboardInterrupt], ['job', 'pool']),
+    'at-delete-pool': (no_ctrl_c, ['y', KeyboardInterrupt], ['pool']),
+    'while-deleting-the-containers': (ctrl_c_in('blob', 'delete_container'), [],
+                                      ['application', 'input', 'output', 'job', 'pool']),
+    'while-deleting-the-job': (ctrl_c_in('batch', 'begin_delete_job'), ['y'], ['job', 'pool']),
+    'while-deleting-the-pool': (ctrl_c_in('batch', 'begin_delete_pool'), ['y', 'y'], ['pool']),
+    'while-creating-the-pool-which-the-service-created': (ctrl_c_in_create_pool(created=True), ['n'],
+                                                           ['kept output', 'pool']),
+    'while-creating-the-pool-which-was-not-created': (ctrl_c_in_create_pool(created=False), [],
+                                                                  ['kept output']),
+}
+
+
+@pytest.mark.parametrize('where', INTERRUPTS)
+def test_ctrl_c_anywhere_ends_with_what_is_left_and_the_commands_that_delete_it(mocker, tmp_path, capsys, where):
+    install_ctrl_c, answers, left = INTERRUPTS[where]
+    blob_service, batch = working_services(mocker)
+    install_ctrl_c(blob_service, batch)
+    mocker.patch.object(client.sys, 'stdin').isatty.return_value = True  # the prompts read the terminal
+    typed = mocker.patch('builtins.input', side_effect=answers)
+
+    assert main_interrupted(tutorial_settings(tmp_path, assume_yes=False), blob_service, batch, KEY) == 130
+
+    out = capsys.readouterr().out
+    assert leftover_lines(out) == expected_leftovers(*left)
+    assert out.endswith(expected_leftovers(*left)[-1] + '\n')
+    assert typed.call_count == len(answers)  # no prompt after a Ctrl-C at a prompt, no "Press ENTER"
+    assert KEY not in out and 'sig=' not in out
+
+
+def test_ctrl_c_in_a_local_run_says_nothing_is_billed_and_needs_no_commands(mocker, tmp_path, capsys):
+    blob_service, batch = working_services(mocker)
+    mocker.patch.object(client.sys, 'stdin').isatty.return_value = True
+    mocker.patch('builtins.input', side_effect=KeyboardInterrupt)
+
+    assert main_interrupted(tutorial_settings(tmp_path, assume_yes=False, local=True), blob_service, batch,
+                            KEY) == 130
+
+    out = capsys.readouterr().out
+    assert out.endswith('Job [PythonTutorialJob] is left; its unfinished tasks keep running.\n'
+                        'Pool [PythonTutorialPool] is left; the local emulator stops when this run ends.\n')
+    assert 'billed' not in out and 'az ' not in out
+
+
+def test_the_commands_use_the_signed_in_identity_and_name_the_cloud(tmp_path, capsys):
+    settings = tutorial_settings(tmp_path, auth='entra', cloud='china')
+    client.print_leftovers(settings, client.Leftovers(containers=['output'], pool='made'))
+    assert capsys.readouterr().out.splitlines()[-3:] == [
+        'To delete what is left (Azure CLI, after "az cloud set --name AzureChinaCloud"):',
+        '  az storage container delete --name output --account-name mystorage --auth-mode login',
+        '  az batch pool delete --pool-id PythonTutorialPool --yes' + AZ_BATCH]
 
 
 # ----- --local --------------------------------------------------------------------------------

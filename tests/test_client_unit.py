@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import datetime
+import os
 import shlex
 import urllib.parse
 
@@ -450,20 +451,79 @@ def test_report_failed_tasks_shows_exit_code_and_stderr_tail(mocker, capsys):
 
 # ----- download ------------------------------------------------------------------------------
 
-def test_download_refuses_blob_names_that_leave_the_folder(mocker, tmp_path, capsys):
+def output_container(mocker, blob_names):
+    """A blob service whose output container holds ``blob_names``; each blob's content is its own name."""
     service = mocker.MagicMock()
     container = service.get_container_client.return_value
-    container.list_blobs.return_value = [argparse.Namespace(name=name) for name in
-                                         ('taskdata1_OUTPUT.txt', '../escape.txt', 'sub/ok.txt', '/etc/passwd')]
+    container.list_blobs.return_value = [argparse.Namespace(name=name) for name in blob_names]
     container.download_blob.side_effect = lambda name: mocker.MagicMock(
         readinto=lambda file: file.write(name.encode()))
+    return service, container
 
-    problems = client.download_blobs_from_container(service, 'output', str(tmp_path / 'out'))
 
-    assert problems == 2
-    assert (tmp_path / 'out' / 'taskdata1_OUTPUT.txt').read_text() == 'taskdata1_OUTPUT.txt'
-    assert (tmp_path / 'out' / 'sub' / 'ok.txt').exists()
-    assert not (tmp_path / 'escape.txt').exists()
+HOSTILE_BLOBS = ['.bashrc', '../x', '.ssh/authorized_keys', 'sub/dir.txt', 'back\\slash.txt', 'a..b_OUTPUT.txt']
+EXPECTED = ['taskdata1_OUTPUT.txt', 'taskdata2_OUTPUT.txt', 'a..b_OUTPUT.txt']
+
+
+def test_download_takes_only_this_runs_results_and_leaves_the_rest(mocker, tmp_path, capsys):
+    """A task with the container's write SAS uploads .bashrc, .ssh/authorized_keys, ...: none reaches the folder."""
+    home = tmp_path / 'home'
+    home.mkdir()
+    (home / '.bashrc').write_text('mine')
+    (home / 'notes.txt').write_text('mine')
+    (home / 'taskdata1_OUTPUT.txt').write_text('earlier result')
+    service, container = output_container(mocker, ['taskdata1_OUTPUT.txt', 'taskdata2_OUTPUT.txt', 'notes.txt',
+                                                   *HOSTILE_BLOBS])
+
+    left = client.download_blobs_from_container(service, 'output', str(home), EXPECTED)
+
+    assert sorted(left) == sorted(['notes.txt', *HOSTILE_BLOBS])
+    assert sorted(c.args[0] for c in container.download_blob.call_args_list) == ['taskdata1_OUTPUT.txt',
+                                                                                 'taskdata2_OUTPUT.txt']
+    assert sorted(p.name for p in tmp_path.iterdir()) == ['home']  # nothing next to the folder ('../x')
+    assert {p.name: p.read_text() for p in home.iterdir()} == {
+        '.bashrc': 'mine', 'notes.txt': 'mine',  # not results: never written
+        'taskdata1_OUTPUT.txt': 'taskdata1_OUTPUT.txt',  # an earlier result of the same name: replaced
+        'taskdata2_OUTPUT.txt': 'taskdata2_OUTPUT.txt'}
     out = capsys.readouterr().out
-    assert 'refused blob [../escape.txt]' in out and 'refused blob [/etc/passwd]' in out
-    assert f"Downloaded blob [taskdata1_OUTPUT.txt] from container [output] to {tmp_path / 'out'}" in out
+    assert ("  Left 6 blob(s) in container [output] (refused: a name that starts with '.' or holds '/', '\\' or "
+            "'..'): [.bashrc], [../x], [.ssh/authorized_keys], [sub/dir.txt], [back\\slash.txt], ...\n") in out
+    assert "  Left 1 blob(s) in container [output] (not a result of this run's tasks): [notes.txt]\n" in out
+    assert f"  Downloaded blob [taskdata1_OUTPUT.txt] from container [output] to {home / 'taskdata1_OUTPUT.txt'}" in out
+    assert '  Download finished; 7 blob(s) left in the container.' in out
+    assert 'Download complete!' not in out
+
+
+def test_download_never_prints_a_blob_names_control_characters(mocker, tmp_path, capsys):
+    service, _ = output_container(mocker, ['\x1b]0;owned\x07\x1b[2Jx.txt', 'two\nlines.txt'])
+    client.download_blobs_from_container(service, 'output', str(tmp_path), EXPECTED)
+    out = capsys.readouterr().out
+    assert '\x1b' not in out and '\x07' not in out
+    assert r"[\x1b]0;owned\x07\x1b[2Jx.txt], [two\nlines.txt]" in out
+
+
+def test_download_does_not_follow_a_symlink_in_place_of_a_result(mocker, tmp_path, capsys):
+    (tmp_path / '.bashrc').write_text('mine')
+    (tmp_path / 'taskdata1_OUTPUT.txt').symlink_to(tmp_path / '.bashrc')
+    service, _ = output_container(mocker, ['taskdata1_OUTPUT.txt'])
+
+    assert client.download_blobs_from_container(service, 'output', str(tmp_path), EXPECTED) == [
+        'taskdata1_OUTPUT.txt']
+    assert (tmp_path / '.bashrc').read_text() == 'mine'
+    assert '  Error: blob [taskdata1_OUTPUT.txt] not downloaded: ' in capsys.readouterr().out
+
+
+def test_a_complete_download_says_so(mocker, tmp_path, capsys):
+    service, _ = output_container(mocker, EXPECTED[:2])
+    assert client.download_blobs_from_container(service, 'output', str(tmp_path / 'new'), EXPECTED) == []
+    assert sorted(p.name for p in (tmp_path / 'new').iterdir()) == EXPECTED[:2]
+    assert capsys.readouterr().out.endswith('  Download complete!\n')
+
+
+def test_the_expected_results_are_the_names_the_task_uploads(tmp_path):
+    import python_tutorial_task
+    paths = [str(tmp_path / 'taskdata1.txt'), '/data/report.final.md', 'README', 'data/.hidden.txt']
+    assert client.expected_results(paths) == [
+        python_tutorial_task.output_file_path(os.path.basename(path)) for path in paths]
+    assert client.expected_results(paths) == ['taskdata1_OUTPUT.txt', 'report.final_OUTPUT.md', 'README_OUTPUT',
+                                              '.hidden_OUTPUT.txt']
