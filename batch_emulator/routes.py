@@ -18,6 +18,7 @@ from urllib.parse import quote, urlencode
 
 from aiohttp import web
 
+from .contract import Operation, is_spec_path, operations
 from .errors import BatchServiceError, invalid_query
 from .files import TooManyFiles, inside, is_directory, list_files, read_chunks
 from .odata import apply_select
@@ -130,39 +131,39 @@ async def list_pools(request: web.Request) -> web.Response:
 
 async def get_pool(request: web.Request) -> web.Response:
     state = _state(request)
-    pool = state.get_pool(request.match_info['pool_id'])
+    pool = state.get_pool(request.match_info['poolId'])
     return _entity_response(request, state.pool_resource(pool), 'pools', pool.etag, pool.last_modified)
 
 
 async def pool_exists(request: web.Request) -> web.Response:
-    pool = _state(request).pools.get(request.match_info['pool_id'].lower())
+    pool = _state(request).pools.get(request.match_info['poolId'].lower())
     if pool is None:
         return web.Response(status=404)
     return json_response(request, None, etag=pool.etag, last_modified=pool.last_modified)
 
 
 async def delete_pool(request: web.Request) -> web.Response:
-    _state(request).delete_pool(request.match_info['pool_id'])
+    _state(request).delete_pool(request.match_info['poolId'])
     return json_response(request, None, status=202)
 
 
 async def update_pool(request: web.Request) -> web.Response:
-    pool = _state(request).update_pool(request.match_info['pool_id'], await _body(request), replace=False)
+    pool = _state(request).update_pool(request.match_info['poolId'], await _body(request), replace=False)
     return json_response(request, None, etag=pool.etag, last_modified=pool.last_modified)
 
 
 async def replace_pool_properties(request: web.Request) -> web.Response:
-    pool = _state(request).update_pool(request.match_info['pool_id'], await _body(request), replace=True)
+    pool = _state(request).update_pool(request.match_info['poolId'], await _body(request), replace=True)
     return json_response(request, None, status=204, etag=pool.etag, last_modified=pool.last_modified)
 
 
 async def resize_pool(request: web.Request) -> web.Response:
-    pool = _state(request).resize_pool(request.match_info['pool_id'], await _body(request))
+    pool = _state(request).resize_pool(request.match_info['poolId'], await _body(request))
     return json_response(request, None, status=202, etag=pool.etag, last_modified=pool.last_modified)
 
 
 async def stop_resize_pool(request: web.Request) -> web.Response:
-    pool = _state(request).stop_resize(request.match_info['pool_id'])
+    pool = _state(request).stop_resize(request.match_info['poolId'])
     return json_response(request, None, status=202, etag=pool.etag, last_modified=pool.last_modified)
 
 
@@ -183,18 +184,18 @@ async def list_pool_node_counts(request: web.Request) -> web.Response:
 # ----- nodes ---------------------------------------------------------------------------------
 
 async def list_nodes(request: web.Request) -> web.Response:
-    return _list_response(request, _state(request).list_nodes(request.match_info['pool_id']), 'nodes')
+    return _list_response(request, _state(request).list_nodes(request.match_info['poolId']), 'nodes')
 
 
 async def get_node(request: web.Request) -> web.Response:
     state = _state(request)
-    pool, node = state.get_node(request.match_info['pool_id'], request.match_info['node_id'])
+    pool, node = state.get_node(request.match_info['poolId'], request.match_info['nodeId'])
     return _entity_response(request, state.node_resource(pool, node), 'nodes', pool.etag, node.state_transition_time)
 
 
 async def reboot_node(request: web.Request) -> web.Response:
     state = _state(request)
-    pool, node = state.get_node(request.match_info['pool_id'], request.match_info['node_id'])
+    pool, node = state.get_node(request.match_info['poolId'], request.match_info['nodeId'])
     if node.state not in ('idle', 'running', 'starttaskfailed', 'unusable'):
         raise BatchServiceError('OperationInvalidForCurrentState', 'The node is not in a state that allows reboot.')
     request.app[SCHEDULER].reboot_node(pool, node)
@@ -215,45 +216,45 @@ async def list_jobs(request: web.Request) -> web.Response:
 
 async def get_job(request: web.Request) -> web.Response:
     state = _state(request)
-    job = state.get_job(request.match_info['job_id'])
+    job = state.get_job(request.match_info['jobId'])
     return _entity_response(request, state.job_resource(job), 'jobs', job.etag, job.last_modified)
 
 
 async def update_job(request: web.Request) -> web.Response:
-    job = _state(request).update_job(request.match_info['job_id'], await _body(request))
+    job = _state(request).update_job(request.match_info['jobId'], await _body(request))
     return json_response(request, None, etag=job.etag, last_modified=job.last_modified)
 
 
 async def delete_job(request: web.Request) -> web.Response:
-    _state(request).delete_job(request.match_info['job_id'])
+    _state(request).delete_job(request.match_info['jobId'])
     return json_response(request, None, status=202)
 
 
 async def terminate_job(request: web.Request) -> web.Response:
     body = await _body(request) if request.can_read_body and request.content_length else {}
-    _state(request).terminate_job(request.match_info['job_id'], body.get('terminateReason'))
+    _state(request).terminate_job(request.match_info['jobId'], body.get('terminateReason'))
     return json_response(request, None, status=202)
 
 
 async def disable_job(request: web.Request) -> web.Response:
     body = await _body(request)
-    _state(request).disable_job(request.match_info['job_id'], body.get('disableTasks'))
+    _state(request).disable_job(request.match_info['jobId'], body.get('disableTasks'))
     return json_response(request, None, status=202)
 
 
 async def enable_job(request: web.Request) -> web.Response:
-    _state(request).enable_job(request.match_info['job_id'])
+    _state(request).enable_job(request.match_info['jobId'])
     return json_response(request, None, status=202)
 
 
 async def get_task_counts(request: web.Request) -> web.Response:
-    counts = _state(request).task_counts(request.match_info['job_id'])
+    counts = _state(request).task_counts(request.match_info['jobId'])
     return json_response(request, {'odata.metadata': _metadata(request, 'taskcounts'), **counts})
 
 
 async def list_preparation_and_release_status(request: web.Request) -> web.Response:
     state = _state(request)
-    job = state.get_job(request.match_info['job_id'])
+    job = state.get_job(request.match_info['jobId'])
     pool = state.pools.get(job.pool_id.lower())
     items = []
     for node in (pool.nodes.values() if pool else []):
@@ -271,7 +272,7 @@ async def list_preparation_and_release_status(request: web.Request) -> web.Respo
 # ----- tasks ---------------------------------------------------------------------------------
 
 async def create_task(request: web.Request) -> web.Response:
-    job_id = request.match_info['job_id']
+    job_id = request.match_info['jobId']
     task = _state(request).add_task(job_id, await _body(request))
     return json_response(request, None, status=201, etag=task.etag, last_modified=task.last_modified,
                          location=f"{request.app[SETTINGS]['base_url']}/jobs/{task.job_id}/tasks/{task.id}")
@@ -279,33 +280,33 @@ async def create_task(request: web.Request) -> web.Response:
 
 async def add_task_collection(request: web.Request) -> web.Response:
     body = await _body(request, MAX_TASK_COLLECTION_BYTES)
-    results = _state(request).add_task_collection(request.match_info['job_id'], body.get('value'))
+    results = _state(request).add_task_collection(request.match_info['jobId'], body.get('value'))
     return json_response(request, {'odata.metadata': _metadata(request, 'taskaddresult', element=False),
                                    'value': results})
 
 
 async def list_tasks(request: web.Request) -> web.Response:
-    return _list_response(request, _state(request).list_tasks(request.match_info['job_id']), 'tasks')
+    return _list_response(request, _state(request).list_tasks(request.match_info['jobId']), 'tasks')
 
 
 async def get_task(request: web.Request) -> web.Response:
     state = _state(request)
-    _, task = state.get_task(request.match_info['job_id'], request.match_info['task_id'])
+    _, task = state.get_task(request.match_info['jobId'], request.match_info['taskId'])
     return _entity_response(request, state.task_resource(task), 'tasks', task.etag, task.last_modified)
 
 
 async def delete_task(request: web.Request) -> web.Response:
-    _state(request).delete_task(request.match_info['job_id'], request.match_info['task_id'])
+    _state(request).delete_task(request.match_info['jobId'], request.match_info['taskId'])
     return json_response(request, None, status=200)
 
 
 async def terminate_task(request: web.Request) -> web.Response:
-    _state(request).terminate_task(request.match_info['job_id'], request.match_info['task_id'])
+    _state(request).terminate_task(request.match_info['jobId'], request.match_info['taskId'])
     return json_response(request, None, status=204)
 
 
 async def reactivate_task(request: web.Request) -> web.Response:
-    _state(request).reactivate_task(request.match_info['job_id'], request.match_info['task_id'])
+    _state(request).reactivate_task(request.match_info['jobId'], request.match_info['taskId'])
     return json_response(request, None, status=204)
 
 
@@ -314,7 +315,7 @@ async def reactivate_task(request: web.Request) -> web.Response:
 def _task_root(request: web.Request) -> tuple[str, str]:
     """The task's folder on its node and the files URL prefix."""
     state = _state(request)
-    _, task = state.get_task(request.match_info['job_id'], request.match_info['task_id'])
+    _, task = state.get_task(request.match_info['jobId'], request.match_info['taskId'])
     if task.node is None or not task.node_info:
         raise BatchServiceError('OperationInvalidForCurrentState',
                                 'The task has not been scheduled on a node, so it has no files.', status=409)
@@ -324,7 +325,7 @@ def _task_root(request: web.Request) -> tuple[str, str]:
 
 def _node_root(request: web.Request) -> tuple[str, str]:
     state = _state(request)
-    pool, node = state.get_node(request.match_info['pool_id'], request.match_info['node_id'])
+    pool, node = state.get_node(request.match_info['poolId'], request.match_info['nodeId'])
     return node.root_dir, f'{state.base_url}/pools/{pool.id}/nodes/{node.id}/files'
 
 
@@ -380,7 +381,7 @@ def _file_lookup(root: str, relative: str) -> tuple[str, os.stat_result] | None:
 
 async def _file_response(request: web.Request, root: str, url_prefix: str) -> web.StreamResponse:
     """A file's properties (HEAD) or content, streamed in pieces read off the event loop (ocp-range honoured)."""
-    relative = request.match_info['file_path']
+    relative = request.match_info['filePath']
     found = await asyncio.to_thread(_file_lookup, root, relative)
     if found is None:
         raise BatchServiceError('FileNotFound')
@@ -435,66 +436,73 @@ async def get_node_file(request: web.Request) -> web.StreamResponse:
     return await _file_response(request, *_node_root(request))
 
 
-# ----- everything else -----------------------------------------------------------------------
+# ----- the route table, from the spec --------------------------------------------------------
 
-# Operations of the 2025-06-01 API that the emulator does not implement: a clear 501, not a 404.
-_NOT_IMPLEMENTED = [
-    (r'/applications(/[^/]+)?', 'Applications'), (r'/jobschedules(/.*)?', 'JobSchedules'),
-    (r'/poolusagemetrics', 'Pools_ListPoolUsageMetrics'),
-    (r'/pools/[^/]+/(enableautoscale|disableautoscale|evaluateautoscale)', 'Pools autoscale'),
-    (r'/pools/[^/]+/removenodes', 'Pools_RemoveNodes'),
-    (r'/pools/[^/]+/nodes/[^/]+/(users.*|reimage|start|deallocate|disablescheduling|enablescheduling'
-     r'|remoteloginsettings|uploadbatchservicelogs|extensions.*)', 'Nodes'),
-    (r'/jobs/[^/]+/tasks/[^/]+/subtasksinfo', 'Tasks_ListSubTasks'),
-]
+# operation id of the spec -> handler. Every other operation of the spec answers 501 naming it.
+HANDLERS = {
+    'Pools_ListSupportedImages': list_supported_images,
+    'Pools_ListPoolNodeCounts': list_pool_node_counts,
+    'Pools_CreatePool': create_pool,
+    'Pools_ListPools': list_pools,
+    'Pools_GetPool': get_pool,
+    'Pools_PoolExists': pool_exists,
+    'Pools_UpdatePool': update_pool,
+    'Pools_DeletePool': delete_pool,
+    'Pools_ReplacePoolProperties': replace_pool_properties,
+    'Pools_ResizePool': resize_pool,
+    'Pools_StopPoolResize': stop_resize_pool,
+    'Nodes_ListNodes': list_nodes,
+    'Nodes_GetNode': get_node,
+    'Nodes_RebootNode': reboot_node,
+    'Nodes_ListNodeFiles': list_node_files,
+    'Nodes_GetNodeFile': get_node_file,
+    'Nodes_GetNodeFileProperties': get_node_file,
+    'Jobs_CreateJob': create_job,
+    'Jobs_ListJobs': list_jobs,
+    'Jobs_GetJob': get_job,
+    'Jobs_UpdateJob': update_job,
+    'Jobs_DeleteJob': delete_job,
+    'Jobs_TerminateJob': terminate_job,
+    'Jobs_DisableJob': disable_job,
+    'Jobs_EnableJob': enable_job,
+    'Jobs_GetJobTaskCounts': get_task_counts,
+    'Jobs_ListJobPreparationAndReleaseTaskStatus': list_preparation_and_release_status,
+    'Tasks_CreateTaskCollection': add_task_collection,
+    'Tasks_CreateTask': create_task,
+    'Tasks_ListTasks': list_tasks,
+    'Tasks_GetTask': get_task,
+    'Tasks_DeleteTask': delete_task,
+    'Tasks_TerminateTask': terminate_task,
+    'Tasks_ReactivateTask': reactivate_task,
+    'Tasks_ListTaskFiles': list_task_files,
+    'Tasks_GetTaskFile': get_task_file,
+    'Tasks_GetTaskFileProperties': get_task_file,
+}
 
 
-async def not_supported(request: web.Request) -> web.Response:
-    for pattern, operation in _NOT_IMPLEMENTED:
-        if re.fullmatch(pattern, request.path):
-            raise BatchServiceError('NotImplemented', f'The local Batch emulator does not implement {operation} '
-                                                      f'({request.method} {request.path}).')
-    if re.fullmatch(r'/(pools|jobs|supportedimages|nodecounts)(/.*)?', request.path):
+def _not_implemented(operation: Operation):
+    async def handler(request: web.Request) -> web.Response:
+        raise BatchServiceError('NotImplemented', f'The local Batch emulator does not implement '
+                                                  f'{operation.operation_id} ({operation.method} {operation.path}).')
+    return handler
+
+
+def _for_operation(operation: Operation, handler):
+    async def wrapper(request: web.Request) -> web.StreamResponse:
+        request['operation_id'] = operation.operation_id  # for the request log
+        return await handler(request)
+    return wrapper
+
+
+async def not_in_spec(request: web.Request) -> web.Response:
+    """A path of the spec with a method it does not have, or no path of the spec at all: the service's errors."""
+    if is_spec_path(request.path):
         raise BatchServiceError('UnsupportedHttpVerb', values={'HttpVerb': request.method})
     raise BatchServiceError('InvalidUri', values={'RequestUri': request.path})
 
 
 def add_routes(app: web.Application) -> None:
-    r = app.router
-    r.add_get('/supportedimages', list_supported_images)
-    r.add_get('/nodecounts', list_pool_node_counts)
-    r.add_post('/pools', create_pool)
-    r.add_get('/pools', list_pools)
-    r.add_get('/pools/{pool_id}', get_pool, allow_head=False)
-    r.add_head('/pools/{pool_id}', pool_exists)
-    r.add_patch('/pools/{pool_id}', update_pool)
-    r.add_delete('/pools/{pool_id}', delete_pool)
-    r.add_post('/pools/{pool_id}/updateproperties', replace_pool_properties)
-    r.add_post('/pools/{pool_id}/resize', resize_pool)
-    r.add_post('/pools/{pool_id}/stopresize', stop_resize_pool)
-    r.add_get('/pools/{pool_id}/nodes', list_nodes)
-    r.add_get('/pools/{pool_id}/nodes/{node_id}', get_node)
-    r.add_post('/pools/{pool_id}/nodes/{node_id}/reboot', reboot_node)
-    r.add_get('/pools/{pool_id}/nodes/{node_id}/files', list_node_files)
-    r.add_get('/pools/{pool_id}/nodes/{node_id}/files/{file_path:.+}', get_node_file)  # GET and HEAD
-    r.add_post('/jobs', create_job)
-    r.add_get('/jobs', list_jobs)
-    r.add_get('/jobs/{job_id}', get_job)
-    r.add_patch('/jobs/{job_id}', update_job)
-    r.add_delete('/jobs/{job_id}', delete_job)
-    r.add_post('/jobs/{job_id}/terminate', terminate_job)
-    r.add_post('/jobs/{job_id}/disable', disable_job)
-    r.add_post('/jobs/{job_id}/enable', enable_job)
-    r.add_get('/jobs/{job_id}/taskcounts', get_task_counts)
-    r.add_get('/jobs/{job_id}/jobpreparationandreleasetaskstatus', list_preparation_and_release_status)
-    r.add_post('/jobs/{job_id}/addtaskcollection', add_task_collection)
-    r.add_post('/jobs/{job_id}/tasks', create_task)
-    r.add_get('/jobs/{job_id}/tasks', list_tasks)
-    r.add_get('/jobs/{job_id}/tasks/{task_id}', get_task)
-    r.add_delete('/jobs/{job_id}/tasks/{task_id}', delete_task)
-    r.add_post('/jobs/{job_id}/tasks/{task_id}/terminate', terminate_task)
-    r.add_post('/jobs/{job_id}/tasks/{task_id}/reactivate', reactivate_task)
-    r.add_get('/jobs/{job_id}/tasks/{task_id}/files', list_task_files)
-    r.add_get('/jobs/{job_id}/tasks/{task_id}/files/{file_path:.+}', get_task_file)  # GET and HEAD
-    r.add_route('*', '/{tail:.*}', not_supported)
-
+    for operation in operations():
+        handler = HANDLERS.get(operation.operation_id) or _not_implemented(operation)
+        app.router.add_route(operation.method, operation.route, _for_operation(operation, handler))
+    app.router.add_route('*', '/{tail:.*}', not_in_spec)

@@ -94,7 +94,8 @@ async def request_log_middleware(request: web.Request, handler: Handler) -> web.
 def _log_request(request: web.Request, status: int, started: float) -> None:
     settings = request.app[SETTINGS]
     entry = {'time': time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime()), 'method': request.method,
-             'path': request.path, 'query': dict(request.query), 'status': status,
+             'path': request.path, 'query': dict(request.query), 'operation': request.get('operation_id'),
+             'status': status,
              'ms': round((time.perf_counter() - started) * 1000, 2)}
     settings['recent_requests'].append(entry)
     log_file = settings.get('request_log_file')

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import time
 import urllib.error
 import urllib.request
@@ -16,12 +17,13 @@ from azure.core import PipelineClient
 from azure.core.exceptions import HttpResponseError, ResourceExistsError, ResourceNotFoundError
 from azure.core.rest import HttpRequest
 
-from batch_emulator import auth
-from tests.conftest import eventually
+from batch_emulator import auth, contract
+from batch_emulator.routes import HANDLERS
+from tests.conftest import PROJECT_DIR, eventually
 
 pytestmark = pytest.mark.emulator
 
-with open(os.path.join(os.path.dirname(__file__), 'spec', 'BatchService.json'), encoding='utf-8') as _spec_file:
+with open(os.path.join(PROJECT_DIR, 'batch_emulator', 'spec', 'BatchService.json'), encoding='utf-8') as _spec_file:
     SPEC = json.load(_spec_file)
 
 API = 'api-version=2025-06-01'
@@ -481,3 +483,31 @@ def test_the_shared_key_string_to_sign_matches_the_sdk(emulator):
                                 'ocp-date': 'Tue, 01 Jan 2030 00:00:00 GMT', 'client-request-id': 'x'}, 'acct')
     assert text == ('POST\n\n\n12\n\napplication/json\n\n\n\n\n\n\nocp-date:Tue, 01 Jan 2030 00:00:00 GMT\n'
                     "/acct/jobs/j/addtaskcollection\n$filter:a eq 'b'\napi-version:2025-06-01")
+
+
+# ----- the route table comes from the spec ------------------------------------------------------------
+
+def _filled(path: str) -> str:
+    return re.sub(r'\{(\w+)\}', lambda match: 'no-such-' + match.group(1).lower(), path)
+
+
+@pytest.mark.parametrize('operation', contract.operations(), ids=lambda operation: operation.operation_id)
+def test_every_operation_of_the_spec_is_routed(batch_client, operation):
+    """Each operation of the spec answers its behaviour or 501 naming it; none falls through routing."""
+    body = {} if operation.body_schema else None
+    response = raw(batch_client, operation.method, _filled(operation.path), body=body)
+    code = None if operation.method == 'HEAD' else response.json().get('code')
+    if operation.operation_id in HANDLERS:
+        assert response.status_code < 500 and code not in ('UnsupportedHttpVerb', 'InvalidUri', 'NotImplemented')
+    else:
+        assert response.status_code == 501
+        if operation.method != 'HEAD':  # a HEAD answer has no body
+            assert code == 'NotImplemented' and operation.operation_id in response.json()['message']['value']
+
+
+@pytest.mark.parametrize(('method', 'path', 'status', 'code'), [
+    ('PUT', '/pools/p', 405, 'UnsupportedHttpVerb'), ('DELETE', '/supportedimages', 405, 'UnsupportedHttpVerb'),
+    ('GET', '/no/such/thing', 400, 'InvalidUri'), ('GET', '/pools/p/nodes/n/nothing', 400, 'InvalidUri')])
+def test_methods_and_paths_outside_the_spec_get_the_services_errors(batch_client, method, path, status, code):
+    response = raw(batch_client, method, path)
+    assert (response.status_code, response.json()['code']) == (status, code)

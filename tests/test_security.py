@@ -12,12 +12,14 @@ import os
 import signal
 import stat
 import time
+from email.utils import formatdate
 
 import psutil
 import pytest
 from azure.batch import models as m
 from azure.core.exceptions import HttpResponseError
 
+from batch_emulator import DEFAULT_ACCOUNT_KEY, DEFAULT_ACCOUNT_NAME, auth
 from tests.conftest import eventually
 from tests.hostile import (
     API,
@@ -98,7 +100,6 @@ def test_a_request_without_a_valid_date_is_refused(emulator, headers):
 
 
 def test_the_date_header_serves_when_there_is_no_ocp_date(emulator):
-    from email.utils import formatdate
     answer = send(emulator.endpoint, 'GET', f'/pools?{API}', headers={'ocp-date': None,
                                                                      'Date': formatdate(time.time(), usegmt=True)})
     assert answer.status == 200
@@ -118,7 +119,13 @@ def test_a_request_without_content_length_signs_an_empty_line(emulator, unique_i
     """The JavaScript and .NET SDKs send no Content-Length on a DELETE and sign an empty line; it verifies."""
     pool_id = unique_id('nolength')
     assert send(emulator.endpoint, 'POST', f'/pools?{API}', pool_body(pool_id)).status == 201
-    answer = send(emulator.endpoint, 'DELETE', f'/pools/{pool_id}?{API}', headers={'Content-Length': None})
+    date = formatdate(time.time(), usegmt=True)
+    # Signed as those SDKs sign it: the Content-Length line (the 4th) is empty, not "0".
+    text = '\n'.join(['DELETE'] + [''] * 11 + [f'ocp-date:{date}', f'/{DEFAULT_ACCOUNT_NAME}/pools/{pool_id}',
+                                                'api-version:2025-06-01'])
+    signature = auth.sign(DEFAULT_ACCOUNT_KEY, text)
+    answer = send(emulator.endpoint, 'DELETE', f'/pools/{pool_id}?{API}', headers={
+        'Content-Length': None, 'ocp-date': date, 'Authorization': f'SharedKey {DEFAULT_ACCOUNT_NAME}:{signature}'})
     assert answer.status == 202, answer.body
 
 
