@@ -65,3 +65,98 @@ def _path_patterns() -> tuple[re.Pattern[str], ...]:
 def is_spec_path(path: str) -> bool:
     """Does a request path name a resource of the spec (whatever the method)?"""
     return any(pattern.match(path) for pattern in _path_patterns())
+
+
+# ----- request bodies: parsed by the schema, as the service's deserialiser parses them ---------------------
+
+_INT32 = (-2 ** 31, 2 ** 31 - 1)
+_DURATION = re.compile(r'^P(?!$)(\d+Y)?(\d+M)?(\d+W)?(\d+D)?(T(?=\d)(\d+H)?(\d+M)?(\d+(\.\d+)?S)?)?$')
+_DATE_TIME = re.compile(r'^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}:\d{2})$', re.IGNORECASE)
+_INTEGER_TEXT = re.compile(r'^\s*-?\d+\s*$')
+
+
+def conform(value: object, schema: dict | None, name: str = '') -> object:
+    """The body as the handlers may rely on it: types, formats and enums checked against the schema.
+
+    Lenient where the service's deserialiser is: numbers and booleans sent as strings (the Azure CLI
+    sends "targetDedicatedNodes": "1"), numbers where a string is expected, enum values in any
+    casing (given back in the spec's casing), nulls (dropped, as if absent). Strict where it is:
+    a missing required property is MissingRequiredProperty, anything else that does not fit is
+    InvalidPropertyValue naming the property (its own name, as the service names it).
+    """
+    from .errors import invalid_property, missing_property
+
+    if schema is None:
+        return value
+    schema = resolve(schema)
+    kind = schema.get('type') or ('object' if 'properties' in schema else None)
+    if kind == 'object':
+        if not isinstance(value, dict):
+            raise invalid_property(name or 'body', _shown(value))
+        properties = schema.get('properties', {})
+        for required in schema.get('required', []):
+            if value.get(required) is None:
+                raise missing_property(required)
+        extra = schema.get('additionalProperties')
+        return {key: conform(item, properties.get(key, extra if isinstance(extra, dict) else None), key)
+                for key, item in value.items() if item is not None}
+    if kind == 'array':
+        if not isinstance(value, list):
+            raise invalid_property(name, _shown(value))
+        return [conform(item, schema.get('items'), name) for item in value if item is not None]
+    if kind == 'integer':
+        return _integer(value, name)
+    if kind == 'number':
+        if isinstance(value, str):
+            try:
+                return float(value)
+            except ValueError:
+                raise invalid_property(name, value) from None
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise invalid_property(name, _shown(value))
+        return value
+    if kind == 'boolean':
+        if isinstance(value, str) and value.strip().lower() in ('true', 'false'):
+            return value.strip().lower() == 'true'
+        if not isinstance(value, bool):
+            raise invalid_property(name, _shown(value))
+        return value
+    if kind == 'string':
+        return _string(value, schema, name)
+    return value
+
+
+def _integer(value: object, name: str) -> int:
+    from .errors import invalid_property
+
+    if isinstance(value, str) and _INTEGER_TEXT.match(value):
+        value = int(value)
+    elif isinstance(value, float) and value.is_integer():
+        value = int(value)
+    if isinstance(value, bool) or not isinstance(value, int) or not _INT32[0] <= value <= _INT32[1]:
+        raise invalid_property(name, _shown(value))
+    return value
+
+
+def _string(value: object, schema: dict, name: str) -> str:
+    from .errors import invalid_property
+
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        value = str(value)
+    if not isinstance(value, str):
+        raise invalid_property(name, _shown(value))
+    if 'enum' in schema:
+        for allowed in schema['enum']:
+            if allowed.lower() == value.lower():
+                return allowed
+        raise invalid_property(name, value)
+    form = schema.get('format')
+    if form == 'duration' and not _DURATION.match(value) or form == 'date-time' and not _DATE_TIME.match(value) \
+            or form == 'int64' and not _INTEGER_TEXT.match(value):
+        raise invalid_property(name, value)
+    return value
+
+
+def _shown(value: object) -> str:
+    text = value if isinstance(value, str) else json.dumps(value)
+    return text if len(text) <= 200 else text[:200] + '...'

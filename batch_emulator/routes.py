@@ -18,7 +18,7 @@ from urllib.parse import quote, urlencode
 
 from aiohttp import web
 
-from .contract import Operation, is_spec_path, operations
+from .contract import Operation, conform, is_spec_path, operations
 from .errors import BatchServiceError, invalid_query
 from .files import TooManyFiles, inside, is_directory, list_files, read_chunks
 from .odata import apply_select
@@ -57,7 +57,7 @@ def _depth(value: object) -> int:
     return deepest
 
 
-async def _body(request: web.Request, limit: int = MAX_REQUEST_BODY_BYTES) -> dict:
+async def _body(request: web.Request, limit: int = MAX_REQUEST_BODY_BYTES, *, parse: bool = True) -> dict:
     if not request.can_read_body:
         raise BatchServiceError('InvalidRequestBody', 'The request body is missing.')
     data = await _read_limited(request, limit)
@@ -73,7 +73,8 @@ async def _body(request: web.Request, limit: int = MAX_REQUEST_BODY_BYTES) -> di
         raise too_deep
     if not isinstance(body, dict):
         raise BatchServiceError('InvalidRequestBody', values={'Reason': 'The body must be a JSON object.'})
-    return body
+    operation = request.get('operation')
+    return conform(body, operation.body_schema) if parse and operation is not None else body
 
 
 def _metadata(request: web.Request, entity_set: str, element: bool = True) -> str:
@@ -278,9 +279,13 @@ async def create_task(request: web.Request) -> web.Response:
                          location=f"{request.app[SETTINGS]['base_url']}/jobs/{task.job_id}/tasks/{task.id}")
 
 
+_TASK_SCHEMA = {'$ref': '#/definitions/BatchTaskCreateOptions'}
+
+
 async def add_task_collection(request: web.Request) -> web.Response:
-    body = await _body(request, MAX_TASK_COLLECTION_BYTES)
-    results = _state(request).add_task_collection(request.match_info['jobId'], body.get('value'))
+    body = await _body(request, MAX_TASK_COLLECTION_BYTES, parse=False)  # each task is parsed on its own:
+    results = _state(request).add_task_collection(                         # one bad task is one clienterror
+        request.match_info['jobId'], body.get('value'), parse=lambda task: conform(task, _TASK_SCHEMA))
     return json_response(request, {'odata.metadata': _metadata(request, 'taskaddresult', element=False),
                                    'value': results})
 
@@ -489,6 +494,7 @@ def _not_implemented(operation: Operation):
 
 def _for_operation(operation: Operation, handler):
     async def wrapper(request: web.Request) -> web.StreamResponse:
+        request['operation'] = operation  # its body schema parses the request
         request['operation_id'] = operation.operation_id  # for the request log
         return await handler(request)
     return wrapper

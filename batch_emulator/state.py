@@ -26,7 +26,7 @@ from . import images
 from .errors import BatchServiceError, invalid_property, missing_property
 from .odata import apply_select, compile_filter
 
-_ID = re.compile(r'^[A-Za-z0-9_-]{1,64}$')
+_ID = re.compile(r'[A-Za-z0-9_-]{1,64}')  # fullmatch: 'id\n' is not an id
 MAX_TASKS_PER_COLLECTION = 100
 MAX_LIST_RESULTS = 1000
 MAX_TASK_SLOTS = 256  # taskSlotsPerNode: at most 4 x the VM's cores and never more than 256 (the spec)
@@ -169,7 +169,7 @@ def _check_id(body: dict, name: str = 'id') -> str:
     value = body.get(name)
     if value is None or value == '':
         raise missing_property(name)
-    if not isinstance(value, str) or not _ID.match(value):
+    if not isinstance(value, str) or not _ID.fullmatch(value):
         raise invalid_property(name, value, 'The id can contain any combination of alphanumeric characters '
                                              'including hyphens and underscores, and cannot contain more than '
                                              '64 characters.')
@@ -706,8 +706,9 @@ class BatchState:
         self._enqueue_new(job, [task])
         return task
 
-    def add_task_collection(self, job_id: str, bodies: list) -> list[dict]:
-        """Adds up to 100 tasks; returns the per-task results (success or clienterror)."""
+    def add_task_collection(self, job_id: str, bodies: list,
+                            parse: Callable[[dict], dict] = lambda body: body) -> list[dict]:
+        """Adds up to 100 tasks (each parsed by ``parse``); returns the per-task results (success or clienterror)."""
         job = self._active_job(job_id)
         if not isinstance(bodies, list) or not bodies:
             raise missing_property('value')
@@ -717,7 +718,7 @@ class BatchState:
         results, added = [], []
         for body in bodies:
             try:
-                task = self._validated_task(job, body)
+                task = self._validated_task(job, parse(body))
                 if task.id.lower() in job.tasks or any(t.id.lower() == task.id.lower() for t in added):
                     raise BatchServiceError('TaskExists')
             except BatchServiceError as error:

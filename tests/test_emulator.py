@@ -228,7 +228,9 @@ def test_add_task_collection_gives_per_task_results_and_lists_page(batch_client,
     by_id = {r['taskId']: r for r in body['value']}
     assert by_id['t000']['status'] == 'clienterror' and by_id['t000']['error']['code'] == 'TaskExists'
     assert by_id['new-one']['status'] == 'success' and by_id['new-one']['eTag']
-    assert by_id['no command']['error']['code'] == 'InvalidPropertyValue'
+    # The body is parsed before the id is checked: the missing commandLine is what the service names.
+    assert by_id['no command']['error']['code'] == 'MissingRequiredProperty'
+    assert {'key': 'PropertyName', 'value': 'commandLine'} in by_id['no command']['error']['values']
 
     too_many = raw(batch_client, 'POST', f'/jobs/{job_id}/addtaskcollection',
                    {'value': [{'id': f'x{i}', 'commandLine': 'true'} for i in range(101)]})
@@ -511,3 +513,63 @@ def test_every_operation_of_the_spec_is_routed(batch_client, operation):
 def test_methods_and_paths_outside_the_spec_get_the_services_errors(batch_client, method, path, status, code):
     response = raw(batch_client, method, path)
     assert (response.status_code, response.json()['code']) == (status, code)
+
+
+# ----- request bodies are parsed by the spec's schemas -------------------------------------------------
+
+def _pool(pool_id: str, **extra) -> dict:
+    return {'id': pool_id, 'vmSize': 'standard_d2s_v3', 'targetDedicatedNodes': 0, **extra,
+            'virtualMachineConfiguration': extra.get('virtualMachineConfiguration', {
+                'imageReference': {'publisher': 'canonical', 'offer': 'ubuntu-24_04-lts', 'sku': 'server'},
+                'nodeAgentSKUId': 'batch.node.ubuntu 24.04'})}
+
+
+def test_numbers_and_booleans_sent_as_strings_and_enums_in_any_casing_are_accepted(batch_client, unique_id):
+    """The Azure CLI sends "targetDedicatedNodes": "1"; the service's deserialiser takes it, and so do we."""
+    pool_id = unique_id('strings')
+    response = raw(batch_client, 'POST', '/pools', _pool(pool_id, targetDedicatedNodes='1', taskSlotsPerNode='2',
+                                                         enableInterNodeCommunication='False',
+                                                         taskSchedulingPolicy={'nodeFillType': 'Pack'}))
+    assert response.status_code == 201, response.text()
+    pool = batch_client.get_pool(pool_id)
+    assert (pool.target_dedicated_nodes, pool.task_slots_per_node) == (1, 2)
+    assert pool.task_scheduling_policy.node_fill_type == 'pack' and pool.enable_inter_node_communication is False
+    batch_client.begin_delete_pool(pool_id)
+
+
+@pytest.mark.parametrize(('extra', 'code', 'property_name'), [
+    ({'virtualMachineConfiguration': 'abc'}, 'InvalidPropertyValue', 'virtualMachineConfiguration'),
+    ({'targetDedicatedNodes': 'one'}, 'InvalidPropertyValue', 'targetDedicatedNodes'),
+    ({'targetDedicatedNodes': 2 ** 31}, 'InvalidPropertyValue', 'targetDedicatedNodes'),
+    ({'resizeTimeout': 'PT1.2.3S'}, 'InvalidPropertyValue', 'resizeTimeout'),
+    ({'taskSchedulingPolicy': {'nodeFillType': 'sideways'}}, 'InvalidPropertyValue', 'nodeFillType'),
+    ({'startTask': {'waitForSuccess': True}}, 'MissingRequiredProperty', 'commandLine'),
+    ({'metadata': [{'name': 'a', 'value': {'nested': 1}}]}, 'InvalidPropertyValue', 'value'),
+    ({'enableAutoScale': 'maybe'}, 'InvalidPropertyValue', 'enableAutoScale'),
+])
+def test_bodies_that_do_not_fit_the_schema_get_400_naming_the_property(batch_client, unique_id, extra, code,
+                                                                       property_name):
+    pool_id = unique_id('misfit')
+    response = raw(batch_client, 'POST', '/pools', _pool(pool_id, **extra))
+    assert (response.status_code, response.json()['code']) == (400, code), response.text()
+    assert {'key': 'PropertyName', 'value': property_name} in response.json()['values']
+    assert raw(batch_client, 'GET', f'/pools/{pool_id}').status_code == 404
+
+
+def test_a_number_for_a_string_property_is_taken_as_text_and_breaks_nothing(batch_client, unique_id):
+    job_id = unique_id('numbered')
+    response = raw(batch_client, 'POST', '/jobs', {'id': job_id, 'poolInfo': {'poolId': 123}})
+    assert response.status_code == 201, response.text()
+    assert batch_client.get_job(job_id).pool_info.pool_id == '123'
+    pool_id = unique_id('after')
+    assert raw(batch_client, 'POST', '/pools', _pool(pool_id)).status_code == 201  # pools still get created
+    batch_client.begin_delete_pool(pool_id)
+    batch_client.begin_delete_job(job_id)
+
+
+@pytest.mark.parametrize('body', [{'id': 'x', 'commandLine': 'true', 'constraints': {'maxWallClockTime': 'PT1.2.3S'}},
+                                  {'id': 'newline\n', 'commandLine': 'true'}])
+def test_a_task_with_a_bad_duration_or_id_is_refused(batch_client, pool_and_job, body):
+    _, job_id = pool_and_job
+    response = raw(batch_client, 'POST', f'/jobs/{job_id}/tasks', body)
+    assert (response.status_code, response.json()['code']) == (400, 'InvalidPropertyValue')
