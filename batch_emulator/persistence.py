@@ -18,15 +18,13 @@ from collections import deque
 from typing import Any
 
 from .processes import stop_survivors
-from .state import BatchState, Job, Node, Pool, Task, iso
+from .state import BatchState, Job, Node, Pool, Task, iso, parse_iso
 
 STATE_FILE = 'state.jsonl'
 
 
 def _time(text: str | None) -> datetime.datetime | None:
-    if not text:
-        return None
-    return datetime.datetime.strptime(text, '%Y-%m-%dT%H:%M:%S.%fZ').replace(tzinfo=datetime.timezone.utc)
+    return parse_iso(text)
 
 
 def pool_record(pool: Pool) -> dict:

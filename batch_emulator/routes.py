@@ -14,7 +14,6 @@ import json
 import os
 import re
 from email.utils import format_datetime
-from urllib.parse import quote, urlencode
 
 from aiohttp import web
 
@@ -23,7 +22,7 @@ from .errors import BatchServiceError, invalid_query
 from .files import TooManyFiles, inside, is_directory, list_files, read_chunks
 from .odata import apply_select
 from .server import MAX_JSON_DEPTH, MAX_REQUEST_BODY_BYTES, SCHEDULER, SETTINGS, STATE, json_response
-from .state import MAX_LIST_RESULTS, BatchState, page
+from .state import MAX_LIST_RESULTS, BatchState, iso, page
 
 MAX_TASK_COLLECTION_BYTES = 1024 * 1024
 
@@ -96,12 +95,13 @@ def _list_response(request: web.Request, items: list[dict], entity_set: str) -> 
                             max_results=limit, skip=skip)
     body: dict = {'odata.metadata': _metadata(request, entity_set, element=False), 'value': chunk}
     if next_skip is not None:
-        # The SDK does not resend $filter/$select/maxresults for the next page: the link carries them.
-        carried = {'api-version': query['api-version']}
-        carried.update((key, value) for key, value in query.items() if key not in ('$skiptoken', 'api-version'))
-        carried['$skiptoken'] = str(next_skip)
-        link_query = urlencode(carried, quote_via=quote, safe="$,'")
-        body['odata.nextLink'] = f"{request.app[SETTINGS]['base_url']}{request.path}?{link_query}"
+        # The SDK does not resend $filter/$select/maxresults for the next page: the link carries them,
+        # as the service does, in the caller's order and as the caller encoded them, then $skiptoken.
+        carried = [part for part in request.rel_url.raw_query_string.split('&')
+                   if part and not part.startswith('$skiptoken=')]
+        carried.append(f'$skiptoken={next_skip}')
+        body['odata.nextLink'] = f"{request.app[SETTINGS]['base_url']}{request.raw_path.partition('?')[0]}?" \
+                                 + '&'.join(carried)
     return json_response(request, body)
 
 
@@ -191,7 +191,9 @@ async def list_nodes(request: web.Request) -> web.Response:
 async def get_node(request: web.Request) -> web.Response:
     state = _state(request)
     pool, node = state.get_node(request.match_info['poolId'], request.match_info['nodeId'])
-    return _entity_response(request, state.node_resource(pool, node), 'nodes', pool.etag, node.state_transition_time)
+    body = {'odata.metadata': _metadata(request, 'nodes'), **apply_select(state.node_resource(pool, node),
+                                                                          request.query.get('$select'))}
+    return json_response(request, body)  # a node has no ETag or Last-Modified
 
 
 async def reboot_node(request: web.Request) -> web.Response:
@@ -250,7 +252,7 @@ async def enable_job(request: web.Request) -> web.Response:
 
 async def get_task_counts(request: web.Request) -> web.Response:
     counts = _state(request).task_counts(request.match_info['jobId'])
-    return json_response(request, {'odata.metadata': _metadata(request, 'taskcounts'), **counts})
+    return json_response(request, {'odata.metadata': _metadata(request, 'taskcountsresult'), **counts})
 
 
 async def list_preparation_and_release_status(request: web.Request) -> web.Response:
@@ -267,7 +269,7 @@ async def list_preparation_and_release_status(request: web.Request) -> web.Respo
             if 'release' in status:
                 item['jobReleaseTaskExecutionInfo'] = status['release']
             items.append(item)
-    return _list_response(request, items, 'jobpreparationandreleasetaskstatus')
+    return _list_response(request, items, 'jobpreparationandreleasetaskstatuslist')
 
 
 # ----- tasks ---------------------------------------------------------------------------------
@@ -343,7 +345,7 @@ def _file_properties(info: os.stat_result) -> dict:
 
 
 def _iso(timestamp: float) -> str:
-    return datetime.datetime.fromtimestamp(timestamp, datetime.timezone.utc).strftime('%Y-%m-%dT%H:%M:%S.%fZ')
+    return iso(datetime.datetime.fromtimestamp(timestamp, datetime.timezone.utc))
 
 
 async def _list_files(request: web.Request, root: str, url_prefix: str) -> web.Response:

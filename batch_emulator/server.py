@@ -36,6 +36,10 @@ DEFAULT_ACCOUNT_NAME = 'devbatchaccount1'
 DEFAULT_ACCOUNT_KEY = 'QmF0Y2hFbXVsYXRvckxvY2FsRGV2ZWxvcG1lbnRLZXlOb3RBU2VjcmV0MDAwMDAwMDAwMDAwMDAwMDAwMDAwMDA9PQ=='
 
 LOOPBACK_NAMES = ('127.0.0.1', 'localhost', '[::1]')
+JSON_CONTENT_TYPE = 'application/json; odata=minimalmetadata'
+# On every response of the service (the recordings' section 1.1).
+SERVICE_HEADERS = {'Server': 'Microsoft-HTTPAPI/2.0', 'X-Content-Type-Options': 'nosniff',
+                   'Strict-Transport-Security': 'max-age=31536000; includeSubDomains'}
 MAX_REQUEST_BODY_BYTES = 4 * 1024 * 1024  # far above any Batch entity; parsing more would stall the loop
 MAX_JSON_DEPTH = 64  # no entity of the spec nests half as deep
 
@@ -60,7 +64,7 @@ def json_response(request: web.Request, body: dict | None, *, status: int = 200,
         headers['DataServiceId'] = location
     if body is None:
         return web.Response(status=status, headers=headers)
-    headers['Content-Type'] = 'application/json;odata=minimalmetadata'
+    headers['Content-Type'] = JSON_CONTENT_TYPE
     return web.Response(status=status, headers=headers, body=json.dumps(body, separators=(',', ':')).encode())
 
 
@@ -70,8 +74,7 @@ def error_response(request: web.Request, error: BatchServiceError) -> web.Respon
     if request.method == 'HEAD':
         return web.Response(status=error.status)
     return web.Response(status=error.status, body=json.dumps(body).encode(),
-                        headers={'Content-Type': 'application/json;odata=minimalmetadata',
-                                 'DataServiceVersion': '3.0'})
+                        headers={'Content-Type': JSON_CONTENT_TYPE, 'DataServiceVersion': '3.0'})
 
 
 @web.middleware
@@ -82,8 +85,11 @@ async def request_log_middleware(request: web.Request, handler: Handler) -> web.
     try:
         response = await handler(request)
         status = response.status
+        response.headers.update(SERVICE_HEADERS)
         response.headers['request-id'] = request['request_id']
-        if 'client-request-id' in request.headers:
+        # The service echoes client-request-id only when asked to (return-client-request-id: true).
+        if request.headers.get('return-client-request-id', '').lower() == 'true' and \
+                'client-request-id' in request.headers:
             response.headers['client-request-id'] = request.headers['client-request-id']
         return response
     finally:

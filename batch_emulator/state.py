@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import dataclasses
 import datetime
-import itertools
 import re
 import secrets
 import time
@@ -30,7 +29,6 @@ _ID = re.compile(r'[A-Za-z0-9_-]{1,64}')  # fullmatch: 'id\n' is not an id
 MAX_TASKS_PER_COLLECTION = 100
 MAX_LIST_RESULTS = 1000
 MAX_TASK_SLOTS = 256  # taskSlotsPerNode: at most 4 x the VM's cores and never more than 256 (the spec)
-_etag_counter = itertools.count(1)
 
 
 def utc_now() -> datetime.datetime:
@@ -38,16 +36,44 @@ def utc_now() -> datetime.datetime:
 
 
 def iso(moment: datetime.datetime | None) -> str | None:
-    return moment.strftime('%Y-%m-%dT%H:%M:%S.%fZ') if moment else None
+    """ISO 8601 UTC as the service writes it: ``Z``, the fraction's trailing zeros dropped."""
+    if moment is None:
+        return None
+    text = moment.strftime('%Y-%m-%dT%H:%M:%S.%f').rstrip('0').rstrip('.')
+    return text + 'Z'
+
+
+def parse_iso(text: str | None) -> datetime.datetime | None:
+    """The inverse of ``iso`` (any number of fraction digits, or none)."""
+    if not text:
+        return None
+    whole, _, fraction = text.rstrip('Z').partition('.')
+    moment = datetime.datetime.strptime(whole, '%Y-%m-%dT%H:%M:%S').replace(tzinfo=datetime.timezone.utc)
+    return moment.replace(microsecond=int((fraction + '000000')[:6]))
+
+
+_TICKS_AT_EPOCH = 621355968000000000  # .NET ticks (100 ns since 0001-01-01) at 1970-01-01
+_last_stamp = datetime.datetime.min.replace(tzinfo=datetime.timezone.utc)
+
+
+def etag_for(moment: datetime.datetime) -> str:
+    """The service's ETag: 0x and the upper-case hex of the .NET tick count of lastModified."""
+    ticks = _TICKS_AT_EPOCH + (moment - datetime.datetime(1970, 1, 1, tzinfo=datetime.timezone.utc)) \
+        // datetime.timedelta(microseconds=1) * 10
+    return f'0x{ticks:X}'
+
+
+def stamp() -> tuple[str, datetime.datetime]:
+    """(ETag, lastModified) of a change: the time now, never the same as the change before."""
+    global _last_stamp
+    moment = max(utc_now(), _last_stamp + datetime.timedelta(microseconds=1))
+    _last_stamp = moment
+    return etag_for(moment), moment
 
 
 def retry_delay(retry_count: int) -> float:
     """The back-off before a failed task's (or start task's) next try: 0.1 s, doubling, at most 30 s."""
     return min(0.1 * 2 ** max(retry_count - 1, 0), 30.0)
-
-
-def new_etag() -> str:
-    return f'0x8DE{next(_etag_counter):013X}'
 
 
 class SchedulerHooks(Protocol):
@@ -110,8 +136,7 @@ class Pool:
         return int(self.spec.get('taskSlotsPerNode') or 1)
 
     def touch(self) -> None:
-        self.etag = new_etag()
-        self.last_modified = utc_now()
+        self.etag, self.last_modified = stamp()
 
 
 @dataclasses.dataclass(eq=False)
@@ -162,7 +187,7 @@ class Job:
         if state != self.state:
             self.previous_state, self.previous_state_transition_time = self.state, self.state_transition_time
             self.state, self.state_transition_time = state, utc_now()
-            self.etag, self.last_modified = new_etag(), utc_now()
+            self.etag, self.last_modified = stamp()
 
 
 def _check_id(body: dict, name: str = 'id') -> str:
@@ -409,8 +434,8 @@ class BatchState:
             raise invalid_property('taskSlotsPerNode', body['taskSlotsPerNode'],
                                    f'The value must be between 1 and {MAX_TASK_SLOTS}.')
         _check_command_line(body.get('startTask'), 'startTask')
-        now = utc_now()
-        pool = Pool(id=pool_id, spec=dict(body), etag=new_etag(), creation_time=now, last_modified=now)
+        etag, now = stamp()
+        pool = Pool(id=pool_id, spec=dict(body), etag=etag, creation_time=now, last_modified=now)
         self.pools[pool_id.lower()] = pool
         # Tasks of jobs that already name this pool (it was deleted and created again) wait for it.
         for job in self.jobs.values():
@@ -547,10 +572,10 @@ class BatchState:
         on_complete = str(body.get('onAllTasksComplete', 'noaction')).lower()
         if on_complete not in ('noaction', 'terminatejob'):
             raise invalid_property('onAllTasksComplete', body.get('onAllTasksComplete'))
-        now = utc_now()
         spec = dict(body)
         spec['onAllTasksComplete'] = on_complete
-        job = Job(id=job_id, spec=spec, pool_id=pool_info['poolId'], etag=new_etag(), creation_time=now,
+        etag, now = stamp()
+        job = Job(id=job_id, spec=spec, pool_id=pool_info['poolId'], etag=etag, creation_time=now,
                   last_modified=now)
         self.jobs[job_id.lower()] = job
         self.changed('job', job)
@@ -573,7 +598,7 @@ class BatchState:
         for key in ('priority', 'maxParallelTasks', 'constraints', 'metadata', 'onAllTasksComplete'):
             if key in body:
                 job.spec[key] = str(body[key]).lower() if key == 'onAllTasksComplete' else body[key]
-        job.etag, job.last_modified = new_etag(), utc_now()
+        job.etag, job.last_modified = stamp()
         self.changed('job', job)
         self.check_job_completion(job)
         return job
@@ -694,8 +719,8 @@ class BatchState:
                                                                    'tasks.')
         if body.get('dependsOn'):
             raise invalid_property('dependsOn', '...', 'The local emulator does not support task dependencies.')
-        now = utc_now()
-        return Task(id=task_id, job_id=job.id, spec=dict(body), etag=new_etag(), creation_time=now,
+        etag, now = stamp()
+        return Task(id=task_id, job_id=job.id, spec=dict(body), etag=etag, creation_time=now,
                     last_modified=now)
 
     def add_task(self, job_id: str, body: dict) -> Task:
@@ -819,7 +844,7 @@ class BatchState:
         self._count(job, task, task.state, None)
         task.previous_state, task.previous_state_transition_time = task.state, task.state_transition_time
         task.state, task.state_transition_time = state, utc_now()
-        task.etag, task.last_modified = new_etag(), utc_now()
+        task.etag, task.last_modified = stamp()
         self._count(job, task, None, state)
         self.changed('task', task)
 

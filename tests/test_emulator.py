@@ -38,13 +38,13 @@ def validate(body: dict, definition: str) -> None:
     jsonschema.Draft4Validator(schema).validate(body)
 
 
-def raw(client, method: str, path: str, body: dict | None = None, query: str = API):
+def raw(client, method: str, path: str, body: dict | None = None, query: str = API, headers: dict | None = None):
     """A request signed by the SDK's own SharedKey policy, without its error policy: the raw HTTP response."""
     endpoint = client._config.endpoint
     pipeline = PipelineClient(base_url=endpoint, policies=[BatchSharedKeyAuthPolicy(client._config.credential)])
     separator = '&' if '?' in path else '?'
     url = f'{endpoint}{path}{separator}{query}' if query else f'{endpoint}{path}'
-    return pipeline.send_request(HttpRequest(method, url, json=body))
+    return pipeline.send_request(HttpRequest(method, url, json=body, headers=headers))
 
 
 def raw_json(client, path: str) -> dict:
@@ -239,8 +239,9 @@ def test_add_task_collection_gives_per_task_results_and_lists_page(batch_client,
     validate(raw_json(batch_client, f'/jobs/{job_id}/tasks?maxresults=10'), 'BatchTaskListResult')
     first_page = raw_json(batch_client, f'/jobs/{job_id}/tasks?maxresults=100&$select=id')
     assert len(first_page['value']) == 100 and set(first_page['value'][0]) == {'id'}
-    assert first_page['odata.nextLink'].endswith(f'/jobs/{job_id}/tasks?api-version=2025-06-01&maxresults=100'
-                                                 '&$select=id&$skiptoken=100')
+    # As the service does: the caller's query in the caller's order, then $skiptoken (recorded with JS and Python).
+    assert first_page['odata.nextLink'].endswith(f'/jobs/{job_id}/tasks?maxresults=100&$select=id'
+                                                 '&api-version=2025-06-01&$skiptoken=100')
     listed = [t.id for t in batch_client.list_tasks(job_id, max_results=100, select=['id'])]
     assert len(listed) == 251 and len(set(listed)) == 251
     eventually(lambda: batch_client.get_job_task_counts(job_id).task_counts.completed == 251, message='all done')
@@ -573,3 +574,46 @@ def test_a_task_with_a_bad_duration_or_id_is_refused(batch_client, pool_and_job,
     _, job_id = pool_and_job
     response = raw(batch_client, 'POST', f'/jobs/{job_id}/tasks', body)
     assert (response.status_code, response.json()['code']) == (400, 'InvalidPropertyValue')
+
+
+# ----- headers and bodies as the real service sends them (recorded-service-behaviour.md, section 1) -------
+
+@pytest.mark.parametrize(('last_modified', 'etag'), [
+    # Pairs recorded from the real service: ETag = 0x + hex of the .NET ticks of lastModified.
+    ('2026-01-22T22:54:28.3312136Z', '0x8DE5A0932997408'), ('2026-01-22T22:58:03.4323848Z', '0x8DE5A09B2CF4988'),
+    ('2026-01-22T23:07:36.1483897Z', '0x8DE5A0B082CD079'), ('2026-02-03T01:09:19.3786162Z', '0x8DE62C0DBC88F32')])
+def test_the_etag_is_the_tick_count_of_last_modified(last_modified, etag):
+    from batch_emulator.state import etag_for, parse_iso
+    moment = parse_iso(last_modified)
+    extra_ticks = int(last_modified.rstrip('Z').rsplit('.', 1)[1][6:] or 0)  # the 7th digit Python cannot hold
+    assert int(etag_for(moment), 16) + extra_ticks == int(etag, 16)
+
+
+def test_responses_carry_the_services_headers_etag_and_timestamps(batch_client, pool_and_job):
+    pool_id, job_id = pool_and_job
+    response = raw(batch_client, 'GET', f'/pools/{pool_id}')
+    body = response.json()
+    assert response.headers['Content-Type'] == 'application/json; odata=minimalmetadata'
+    assert response.headers['Server'] == 'Microsoft-HTTPAPI/2.0'
+    assert response.headers['X-Content-Type-Options'] == 'nosniff'
+    assert response.headers['DataServiceVersion'] == '3.0' and 'client-request-id' not in response.headers
+    assert response.headers['ETag'] == body['eTag'] == auth_etag(body['lastModified'])
+    assert re.fullmatch(r'\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d*[1-9])?Z', body['lastModified'])
+    node_id = wait_for_nodes(batch_client, pool_id)[0].id
+    node = raw(batch_client, 'GET', f'/pools/{pool_id}/nodes/{node_id}')
+    assert node.status_code == 200 and 'ETag' not in node.headers and 'Last-Modified' not in node.headers
+    counts = raw_json(batch_client, f'/jobs/{job_id}/taskcounts')
+    assert counts['odata.metadata'].endswith('$metadata#taskcountsresult/@Element')
+    created = raw(batch_client, 'POST', f'/jobs/{job_id}/tasks', {'id': 'headers', 'commandLine': 'true'})
+    assert created.status_code == 201 and 'Content-Type' not in created.headers
+    assert created.headers['Location'] == created.headers['DataServiceId']
+
+
+def test_client_request_id_is_echoed_only_when_asked(batch_client):
+    asked = raw(batch_client, 'GET', '/pools', headers={'client-request-id': 'abc', 'return-client-request-id': 'true'})
+    assert asked.headers['client-request-id'] == 'abc'
+
+
+def auth_etag(last_modified: str) -> str:
+    from batch_emulator.state import etag_for, parse_iso
+    return etag_for(parse_iso(last_modified))

@@ -21,7 +21,7 @@ from aiohttp import web
 from ..errors import BatchServiceError
 from ..files import TooManyFiles, inside, list_files
 from ..server import SETTINGS, STATE, public_page
-from ..state import BatchState, Job, Task, utc_now
+from ..state import BatchState, Job, Task, parse_iso, utc_now
 
 STATIC_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), 'static')
 _STATIC_FILES = {'portal.js': 'application/javascript', 'portal.css': 'text/css'}
@@ -70,7 +70,7 @@ async def static(request: web.Request) -> web.StreamResponse:
 
 
 def _parse(moment: str) -> datetime.datetime:
-    return datetime.datetime.strptime(moment, '%Y-%m-%dT%H:%M:%S.%fZ').replace(tzinfo=datetime.timezone.utc)
+    return parse_iso(moment)
 
 
 def _duration(task: Task) -> float | None:
