@@ -30,6 +30,18 @@ if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$wanted" ]; then
     echo "$wanted" > "$stamp"
 fi
 
+# The Azure CLI, for the test that drives the emulator with it unmodified: its own virtual environment in
+# .cache (it is a client under test, not a dependency of the project), installed once.
+azure_cli_version=2.91.0
+if [ "$command" = test ] && [ ! -x ".cache/azure-cli-$azure_cli_version/bin/az" ]; then
+    echo "Setting up: the Azure CLI $azure_cli_version in .cache (once, a few minutes) ..."
+    rm -rf ".cache/azure-cli-$azure_cli_version"
+    "$python" -m venv ".cache/azure-cli-$azure_cli_version"
+    ".cache/azure-cli-$azure_cli_version/bin/python" -m pip install --quiet --disable-pip-version-check \
+        "azure-cli==$azure_cli_version"
+fi
+export BATCH_TUTORIAL_AZ=".cache/azure-cli-$azure_cli_version/bin/az"
+
 case "$command" in
     local) exec .venv/bin/python python_tutorial_client.py --local --yes "$@" ;;
     test)  exec .venv/bin/python -m pytest "$@" ;;
