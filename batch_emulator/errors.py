@@ -24,6 +24,8 @@ _KNOWN = {
     'JobNotFound': (404, 'The specified job does not exist.'),
     'JobBeingDeleted': (409, 'The specified job has been marked for deletion and is being garbage collected.'),
     'JobBeingTerminated': (409, 'The specified job is already in the process of being terminated.'),
+    'JobPreparationTaskOrReleaseTaskNotSpecified': (409, 'The specified job does not have either job preparation '
+                                                         'task or job release task.'),
     'JobCompleted': (409, 'The specified job is already in a completed state.'),
     'JobNotActive': (409, 'The specified job is not in an active state.'),
     'TaskExists': (409, 'The specified task already exists.'),

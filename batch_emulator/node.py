@@ -205,7 +205,9 @@ class NodeRunner:
             self._processes.pop(key, None)
             self._stop_leftovers(process.pid, env.get('AZ_BATCH_TASK_DIR', ''))
         return exit_code, (None if exit_code == 0 else failure(
-            'FailureExitCode', 'The task exited with an exit code representing a failure'))
+            'FailureExitCode', 'The task exited with an exit code representing a failure',
+            details={'Message': 'The task process exited with an unexpected exit code',
+                     'AdditionalErrorCode': 'FailureExitCode'}))
 
     async def _download_resource_files(self, resource_files: list[dict], working_dir: str) -> dict | None:
         for resource_file in resource_files:

@@ -89,8 +89,10 @@ def _list_response(request: web.Request, items: list[dict], entity_set: str) -> 
         skip = int(query.get('$skiptoken', '0') or 0)
     except ValueError:
         raise invalid_query('maxresults', max_results or '', 'The value must be an integer.') from None
-    if limit is not None and not 1 <= limit <= MAX_LIST_RESULTS:
-        raise invalid_query('maxresults', str(limit), f'The value must be between 1 and {MAX_LIST_RESULTS}.')
+    if limit is not None and limit < 1:
+        raise invalid_query('maxresults', str(limit), 'MaxResults cannot be less than 1')
+    if limit is not None and limit > MAX_LIST_RESULTS:
+        raise invalid_query('maxresults', str(limit), f'MaxResults cannot be more than {MAX_LIST_RESULTS}')
     chunk, next_skip = page(items, filter_text=query.get('$filter'), select=query.get('$select'),
                             max_results=limit, skip=skip)
     body: dict = {'odata.metadata': _metadata(request, entity_set, element=False), 'value': chunk}
@@ -258,6 +260,8 @@ async def get_task_counts(request: web.Request) -> web.Response:
 async def list_preparation_and_release_status(request: web.Request) -> web.Response:
     state = _state(request)
     job = state.get_job(request.match_info['jobId'])
+    if not job.spec.get('jobPreparationTask') and not job.spec.get('jobReleaseTask'):
+        raise BatchServiceError('JobPreparationTaskOrReleaseTaskNotSpecified')
     pool = state.pools.get(job.pool_id.lower())
     items = []
     for node in (pool.nodes.values() if pool else []):

@@ -617,3 +617,30 @@ def test_client_request_id_is_echoed_only_when_asked(batch_client):
 def auth_etag(last_modified: str) -> str:
     from batch_emulator.state import etag_for, parse_iso
     return etag_for(parse_iso(last_modified))
+
+
+@pytest.mark.parametrize(('path', 'status', 'code', 'values'), [
+    # As recorded from the real service (recorded-service-behaviour.md section 3).
+    ('/pools?maxresults=-5', 400, 'InvalidQueryParameterValue',
+     [{'key': 'QueryParameterName', 'value': 'maxresults'}, {'key': 'QueryParameterValue', 'value': '-5'},
+      {'key': 'Reason', 'value': 'MaxResults cannot be less than 1'}]),
+    ('/jobs/{job}/jobpreparationandreleasetaskstatus', 409, 'JobPreparationTaskOrReleaseTaskNotSpecified', None),
+])
+def test_failing_requests_answer_as_recorded(batch_client, pool_and_job, path, status, code, values):
+    response = raw(batch_client, 'GET', path.format(job=pool_and_job[1]))
+    body = response.json()
+    assert (response.status_code, body['code'], body.get('values')) == (status, code, values)
+
+
+def test_a_failing_exit_code_is_reported_as_recorded(batch_client, pool_and_job):
+    _, job_id = pool_and_job
+    batch_client.create_task(job_id, m.BatchTaskCreateOptions(id='exit2', command_line="/bin/sh -c 'exit 2'"))
+    wait_for_task(batch_client, job_id, 'exit2')
+    info = raw_json(batch_client, f'/jobs/{job_id}/tasks/exit2')['executionInfo']
+    assert (info['exitCode'], info['result']) == (2, 'failure')
+    # The recording shows category "UserError"; the spec's enum is "usererror", and the spec comes first.
+    assert info['failureInfo'] == {
+        'category': 'usererror', 'code': 'FailureExitCode',
+        'message': 'The task exited with an exit code representing a failure',
+        'details': [{'name': 'Message', 'value': 'The task process exited with an unexpected exit code'},
+                    {'name': 'AdditionalErrorCode', 'value': 'FailureExitCode'}]}
