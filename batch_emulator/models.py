@@ -1,0 +1,177 @@
+"""The account's plain data: nodes, pools, jobs and tasks, and the clock they are stamped with.
+
+The dataclasses hold the state; the rules about it are in the rooms (``pools``, ``jobs``, ``tasks``).
+``iso`` / ``parse_iso`` write and read the service's timestamps; ``stamp`` gives every change
+its ETag and lastModified. ``SchedulerHooks`` is what the account tells the scheduler.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime
+from collections import deque
+from collections.abc import Callable
+from typing import Protocol
+
+MAX_TASKS_PER_COLLECTION = 100
+MAX_LIST_RESULTS = 1000
+MAX_TASK_SLOTS = 256  # taskSlotsPerNode: at most 4 x the VM's cores and never more than 256 (the spec)
+
+
+def utc_now() -> datetime.datetime:
+    return datetime.datetime.now(datetime.timezone.utc)
+
+
+def iso(moment: datetime.datetime | None) -> str | None:
+    """ISO 8601 UTC as the service writes it: ``Z``, the fraction's trailing zeros dropped."""
+    if moment is None:
+        return None
+    text = moment.strftime('%Y-%m-%dT%H:%M:%S.%f').rstrip('0').rstrip('.')
+    return text + 'Z'
+
+
+def parse_iso(text: str | None) -> datetime.datetime | None:
+    """The inverse of ``iso`` (any number of fraction digits, or none)."""
+    if not text:
+        return None
+    whole, _, fraction = text.rstrip('Z').partition('.')
+    moment = datetime.datetime.strptime(whole, '%Y-%m-%dT%H:%M:%S').replace(tzinfo=datetime.timezone.utc)
+    return moment.replace(microsecond=int((fraction + '000000')[:6]))
+
+
+_TICKS_AT_EPOCH = 621355968000000000  # .NET ticks (100 ns since 0001-01-01) at 1970-01-01
+_last_stamp = datetime.datetime.min.replace(tzinfo=datetime.timezone.utc)
+
+
+def etag_for(moment: datetime.datetime) -> str:
+    """The service's ETag: 0x and the upper-case hex of the .NET tick count of lastModified."""
+    ticks = _TICKS_AT_EPOCH + (moment - datetime.datetime(1970, 1, 1, tzinfo=datetime.timezone.utc)) \
+        // datetime.timedelta(microseconds=1) * 10
+    return f'0x{ticks:X}'
+
+
+def stamp() -> tuple[str, datetime.datetime]:
+    """(ETag, lastModified) of a change: the time now, never the same as the change before."""
+    global _last_stamp
+    moment = max(utc_now(), _last_stamp + datetime.timedelta(microseconds=1))
+    _last_stamp = moment
+    return etag_for(moment), moment
+
+
+def retry_delay(retry_count: int) -> float:
+    """The back-off before a failed task's (or start task's) next try: 0.1 s, doubling, at most 30 s."""
+    return min(0.1 * 2 ** max(retry_count - 1, 0), 30.0)
+
+
+class SchedulerHooks(Protocol):
+    def pool_created(self, pool: Pool) -> None: ...
+    def pool_deleted(self, pool: Pool) -> None: ...
+    def work_available(self) -> None: ...
+    def stop_task(self, task: Task) -> None: ...
+    def requeue_task(self, task: Task) -> None: ...
+    def job_ended(self, job: Job) -> None: ...
+
+
+class _NoHooks:
+    def __getattr__(self, name: str) -> Callable[..., None]:
+        return lambda *args, **kwargs: None
+
+
+@dataclasses.dataclass(eq=False)
+class Node:
+    id: str
+    pool_id: str
+    root_dir: str
+    ip_address: str
+    state: str = 'creating'
+    state_transition_time: datetime.datetime = dataclasses.field(default_factory=utc_now)
+    allocation_time: datetime.datetime = dataclasses.field(default_factory=utc_now)
+    last_boot_time: datetime.datetime | None = None
+    scheduling_state: str = 'enabled'
+    start_task_info: dict | None = None
+    running: dict[str, Task] = dataclasses.field(default_factory=dict)
+    running_slots: int = 0
+    total_tasks_run: int = 0
+    total_tasks_succeeded: int = 0
+    recent_tasks: deque = dataclasses.field(default_factory=lambda: deque(maxlen=5))
+    prepared_jobs: dict[str, dict] = dataclasses.field(default_factory=dict)  # job key -> prep/release status
+    errors: list[dict] = dataclasses.field(default_factory=list)
+
+    def set_state(self, state: str) -> None:
+        if state != self.state:
+            self.state = state
+            self.state_transition_time = utc_now()
+
+
+@dataclasses.dataclass(eq=False)
+class Pool:
+    id: str
+    spec: dict
+    etag: str
+    creation_time: datetime.datetime
+    last_modified: datetime.datetime
+    state: str = 'active'
+    state_transition_time: datetime.datetime = dataclasses.field(default_factory=utc_now)
+    allocation_state: str = 'resizing'
+    allocation_state_transition_time: datetime.datetime = dataclasses.field(default_factory=utc_now)
+    nodes: dict[str, Node] = dataclasses.field(default_factory=dict)
+    resize_errors: list[dict] = dataclasses.field(default_factory=list)
+    pending: deque = dataclasses.field(default_factory=deque)  # tasks waiting for a slot, in order
+
+    @property
+    def slots_per_node(self) -> int:
+        return int(self.spec.get('taskSlotsPerNode') or 1)
+
+    def touch(self) -> None:
+        self.etag, self.last_modified = stamp()
+
+
+@dataclasses.dataclass(eq=False)
+class Task:
+    id: str
+    job_id: str
+    spec: dict
+    etag: str
+    creation_time: datetime.datetime
+    last_modified: datetime.datetime
+    state: str = 'active'
+    state_transition_time: datetime.datetime = dataclasses.field(default_factory=utc_now)
+    previous_state: str | None = None
+    previous_state_transition_time: datetime.datetime | None = None
+    execution_info: dict = dataclasses.field(default_factory=lambda: {'retryCount': 0, 'requeueCount': 0})
+    node_info: dict | None = None
+    node: Node | None = None
+    terminate_requested: bool = False
+    process_id: int | None = None  # of the running process (its group), so a restarted emulator can stop it
+    process_start_time: int | None = None  # the process's start time: a reused process id is never touched
+    not_before: float = 0.0  # monotonic time before which a retry does not start (its back-off)
+
+    @property
+    def required_slots(self) -> int:
+        return int(self.spec.get('requiredSlots') or 1)
+
+
+@dataclasses.dataclass(eq=False)
+class Job:
+    id: str
+    spec: dict
+    pool_id: str
+    etag: str
+    creation_time: datetime.datetime
+    last_modified: datetime.datetime
+    state: str = 'active'
+    state_transition_time: datetime.datetime = dataclasses.field(default_factory=utc_now)
+    previous_state: str | None = None
+    previous_state_transition_time: datetime.datetime | None = None
+    execution_info: dict = dataclasses.field(default_factory=dict)
+    tasks: dict[str, Task] = dataclasses.field(default_factory=dict)
+    counts: dict[str, int] = dataclasses.field(
+        default_factory=lambda: {'active': 0, 'running': 0, 'completed': 0, 'succeeded': 0, 'failed': 0})
+    slot_counts: dict[str, int] = dataclasses.field(
+        default_factory=lambda: {'active': 0, 'running': 0, 'completed': 0, 'succeeded': 0, 'failed': 0})
+
+    def set_state(self, state: str) -> None:
+        if state != self.state:
+            self.previous_state, self.previous_state_transition_time = self.state, self.state_transition_time
+            self.state, self.state_transition_time = state, utc_now()
+            self.etag, self.last_modified = stamp()

@@ -1,0 +1,236 @@
+"""Pools and their nodes: create, resize and delete pools; the nodes the scheduler brings up."""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Callable
+
+from . import images
+from .errors import BatchServiceError, invalid_property, missing_property
+from .models import MAX_TASK_SLOTS, Node, Pool, iso, stamp, utc_now
+from .room import Room, _check_command_line, _check_id
+
+
+def _pool_resource(pool: Pool, base_url: str) -> dict:
+    nodes = list(pool.nodes.values())
+    body = {
+        'id': pool.id,
+        'url': f'{base_url}/pools/{pool.id}',
+        'eTag': pool.etag,
+        'lastModified': iso(pool.last_modified),
+        'creationTime': iso(pool.creation_time),
+        'state': pool.state,
+        'stateTransitionTime': iso(pool.state_transition_time),
+        'allocationState': pool.allocation_state,
+        'allocationStateTransitionTime': iso(pool.allocation_state_transition_time),
+        'vmSize': pool.spec['vmSize'].lower(),
+        'resizeTimeout': pool.spec.get('resizeTimeout', 'PT15M'),
+        'currentDedicatedNodes': len(nodes),
+        'currentLowPriorityNodes': 0,
+        'targetDedicatedNodes': int(pool.spec.get('targetDedicatedNodes') or 0),
+        'targetLowPriorityNodes': int(pool.spec.get('targetLowPriorityNodes') or 0),
+        'enableAutoScale': False,
+        'enableInterNodeCommunication': bool(pool.spec.get('enableInterNodeCommunication', False)),
+        'taskSlotsPerNode': pool.slots_per_node,
+        'taskSchedulingPolicy': pool.spec.get('taskSchedulingPolicy', {'nodeFillType': 'spread'}),
+    }
+    for key in ('displayName', 'virtualMachineConfiguration', 'startTask', 'metadata', 'userAccounts',
+                'applicationPackageReferences', 'networkConfiguration', 'mountConfiguration', 'upgradePolicy'):
+        if key in pool.spec:
+            body[key] = pool.spec[key]
+    if pool.resize_errors:
+        body['resizeErrors'] = pool.resize_errors
+    return body
+
+
+def _node_resource(node: Node, pool: Pool, base_url: str) -> dict:
+    body = {
+        'id': node.id,
+        'url': f'{base_url}/pools/{pool.id}/nodes/{node.id}',
+        'state': node.state,
+        'schedulingState': node.scheduling_state,
+        'stateTransitionTime': iso(node.state_transition_time),
+        'lastBootTime': iso(node.last_boot_time or node.allocation_time),
+        'allocationTime': iso(node.allocation_time),
+        'ipAddress': node.ip_address,
+        'ipv6Address': '',
+        'affinityId': f'TVM:{node.id}',
+        'vmSize': pool.spec['vmSize'].lower(),
+        'totalTasksRun': node.total_tasks_run,
+        'runningTasksCount': len(node.running),
+        'runningTaskSlotsCount': node.running_slots,
+        'totalTasksSucceeded': node.total_tasks_succeeded,
+        'isDedicated': True,
+        'nodeAgentInfo': {'version': '1.12.0-emulated', 'lastUpdateTime': iso(node.allocation_time)},
+        'virtualMachineInfo': {'imageReference': pool.spec['virtualMachineConfiguration']['imageReference']},
+        'endpointConfiguration': {'inboundEndpoints': []},
+    }
+    if node.recent_tasks:
+        body['recentTasks'] = list(node.recent_tasks)
+    if 'startTask' in pool.spec:
+        body['startTask'] = pool.spec['startTask']
+    if node.start_task_info:
+        body['startTaskInfo'] = node.start_task_info
+    if node.errors:
+        body['errors'] = node.errors
+    return body
+
+
+class PoolRoom(Room):
+    """Pools and nodes: every rule about them."""
+
+    # ----- pools -------------------------------------------------------------------------
+
+    def create_pool(self, body: dict) -> Pool:
+        pool_id = _check_id(body)
+        if pool_id.lower() in self.pools:
+            existing = self.pools[pool_id.lower()]
+            raise BatchServiceError('PoolBeingDeleted' if existing.state == 'deleting' else 'PoolExists')
+        if not body.get('vmSize'):
+            raise missing_property('vmSize')
+        if not images.is_supported_vm_size(body['vmSize']):
+            raise invalid_property('vmSize', body['vmSize'],
+                                   f"The VM size {body['vmSize']} is not supported by Azure Batch (retired or "
+                                   'unknown); use a current size such as STANDARD_D2S_V3.')
+        if 'cloudServiceConfiguration' in body:
+            raise invalid_property('cloudServiceConfiguration', '...', 'CloudServiceConfiguration pools are '
+                                                                      'retired; use virtualMachineConfiguration.')
+        vm_config = body.get('virtualMachineConfiguration')
+        if not vm_config:
+            raise missing_property('virtualMachineConfiguration')
+        if not vm_config.get('imageReference'):
+            raise missing_property('virtualMachineConfiguration.imageReference')
+        if not vm_config.get('nodeAgentSKUId'):
+            raise missing_property('virtualMachineConfiguration.nodeAgentSKUId')
+        image = images.find_image(vm_config['imageReference'], vm_config['nodeAgentSKUId'])
+        if image is None:
+            raise invalid_property('virtualMachineConfiguration.nodeAgentSKUId', vm_config['nodeAgentSKUId'],
+                                   'The image and node agent SKU are not a supported combination '
+                                   '(see GET /supportedimages).')
+        if image['osType'] != 'linux':
+            raise invalid_property('virtualMachineConfiguration.imageReference', image['imageReference']['sku'],
+                                   'The local emulator runs Linux images only.')
+        if body.get('enableAutoScale'):
+            raise invalid_property('enableAutoScale', True, 'The local emulator does not evaluate autoscale '
+                                                            'formulas; set targetDedicatedNodes.')
+        for name in ('targetDedicatedNodes', 'targetLowPriorityNodes', 'taskSlotsPerNode'):
+            value = body.get(name)
+            if value is not None and (not isinstance(value, int) or value < 0):
+                raise invalid_property(name, value)
+        if not 1 <= body.get('taskSlotsPerNode', 1) <= MAX_TASK_SLOTS:
+            raise invalid_property('taskSlotsPerNode', body['taskSlotsPerNode'],
+                                   f'The value must be between 1 and {MAX_TASK_SLOTS}.')
+        _check_command_line(body.get('startTask'), 'startTask')
+        etag, now = stamp()
+        pool = Pool(id=pool_id, spec=dict(body), etag=etag, creation_time=now, last_modified=now)
+        self.pools[pool_id.lower()] = pool
+        # Tasks of jobs that already name this pool (it was deleted and created again) wait for it.
+        for job in self.jobs.values():
+            if job.pool_id.lower() == pool_id.lower() and job.state in ('active', 'disabled'):
+                pool.pending.extend(task for task in job.tasks.values() if task.state == 'active')
+        self.changed('pool', pool)
+        self.hooks.pool_created(pool)
+        return pool
+
+    def get_pool(self, pool_id: str) -> Pool:
+        pool = self.pools.get(pool_id.lower())
+        if pool is None:
+            raise BatchServiceError('PoolNotFound')
+        return pool
+
+    def pool_resource(self, pool: Pool) -> dict:
+        return _pool_resource(pool, self.base_url)
+
+    def list_pools(self) -> list[dict]:
+        return [self.pool_resource(pool) for pool in self.pools.values()]
+
+    def delete_pool(self, pool_id: str) -> None:
+        pool = self.get_pool(pool_id)
+        if pool.state != 'deleting':
+            pool.state, pool.state_transition_time = 'deleting', utc_now()
+            pool.allocation_state = 'resizing'
+            pool.touch()
+            self.changed('pool', pool)
+            self.hooks.pool_deleted(pool)
+
+    def forget_pool(self, pool: Pool) -> None:
+        """Called by the scheduler once a deleting pool's nodes are gone."""
+        if self.pools.get(pool.id.lower()) is pool:
+            del self.pools[pool.id.lower()]
+            self._removed('pool', pool)
+
+    def update_pool(self, pool_id: str, body: dict, *, replace: bool) -> Pool:
+        """PATCH (replace=False) changes the given properties; updateproperties replaces them."""
+        pool = self._active_pool(pool_id)
+        if 'startTask' in body:
+            _check_command_line(body.get('startTask'), 'startTask')
+        for key in ('startTask', 'metadata', 'applicationPackageReferences', 'targetNodeCommunicationMode'):
+            if key in body:
+                pool.spec[key] = body[key]
+            elif replace and key in pool.spec and key != 'targetNodeCommunicationMode':
+                del pool.spec[key]
+        pool.touch()
+        self.changed('pool', pool)
+        return pool
+
+    def resize_pool(self, pool_id: str, body: dict) -> Pool:
+        pool = self._active_pool(pool_id)
+        if pool.allocation_state != 'steady':
+            raise BatchServiceError('PoolNotSteady')
+        target = body.get('targetDedicatedNodes', pool.spec.get('targetDedicatedNodes', 0))
+        if not isinstance(target, int) or target < 0:
+            raise invalid_property('targetDedicatedNodes', target)
+        pool.spec['targetDedicatedNodes'] = target
+        pool.resize_errors = []
+        pool.allocation_state, pool.allocation_state_transition_time = 'resizing', utc_now()
+        pool.touch()
+        self.changed('pool', pool)
+        self.hooks.pool_created(pool)  # the scheduler brings the node count to the target
+        return pool
+
+    def stop_resize(self, pool_id: str) -> Pool:
+        pool = self._active_pool(pool_id)
+        pool.spec['targetDedicatedNodes'] = len(pool.nodes)
+        pool.allocation_state, pool.allocation_state_transition_time = 'steady', utc_now()
+        pool.touch()
+        self.changed('pool', pool)
+        return pool
+
+    def _active_pool(self, pool_id: str) -> Pool:
+        pool = self.get_pool(pool_id)
+        if pool.state == 'deleting':
+            raise BatchServiceError('PoolBeingDeleted')
+        return pool
+
+    # ----- nodes -------------------------------------------------------------------------
+
+    def new_node(self, pool: Pool, root_dir_for: Callable[[str], str]) -> Node:
+        node_id = f'tvmps_{secrets.token_hex(32)}_d'
+        node = Node(id=node_id, pool_id=pool.id, root_dir=root_dir_for(node_id),
+                    ip_address=f'10.0.0.{len(pool.nodes) + 4}')
+        pool.nodes[node_id] = node
+        self.changed('pool', pool)
+        return node
+
+    def get_node(self, pool_id: str, node_id: str) -> tuple[Pool, Node]:
+        pool = self.get_pool(pool_id)
+        node = pool.nodes.get(node_id)
+        if node is None:
+            raise BatchServiceError('NodeNotFound')
+        return pool, node
+
+    def node_resource(self, pool: Pool, node: Node) -> dict:
+        return _node_resource(node, pool, self.base_url)
+
+    def list_nodes(self, pool_id: str) -> list[dict]:
+        pool = self.get_pool(pool_id)
+        return [self.node_resource(pool, node) for node in pool.nodes.values()]
+
+    def update_allocation_state(self, pool: Pool, reachable: int, errors: list[dict]) -> None:
+        """A resize ended: steady once the pool has the nodes it can get; errors say why they are fewer."""
+        if errors:
+            pool.resize_errors = errors
+        if pool.state != 'deleting' and len(pool.nodes) == reachable and pool.allocation_state != 'steady':
+            pool.allocation_state, pool.allocation_state_transition_time = 'steady', utc_now()
+            pool.touch()
+            self.changed('pool', pool)
