@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections import deque
 
 from .errors import BatchServiceError, invalid_property, missing_property
-from .models import Job, iso, stamp, utc_now
+from .models import Job, iso, preparation_task_resource, release_task_resource, stamp, utc_now
 from .room import Room, _check_command_line, _check_id
 from .tasks import _task_ended_failure
 
@@ -33,10 +33,13 @@ def _job_resource(job: Job, base_url: str) -> dict:
     if job.previous_state:
         body['previousState'] = job.previous_state
         body['previousStateTransitionTime'] = iso(job.previous_state_transition_time)
-    for key in ('displayName', 'jobManagerTask', 'jobPreparationTask', 'jobReleaseTask',
-                'commonEnvironmentSettings', 'metadata', 'networkConfiguration'):
+    for key in ('displayName', 'jobManagerTask', 'commonEnvironmentSettings', 'metadata', 'networkConfiguration'):
         if key in job.spec:
             body[key] = job.spec[key]
+    if 'jobPreparationTask' in job.spec:  # with the defaults the service fills in (recorded, section 2.2)
+        body['jobPreparationTask'] = preparation_task_resource(job.spec['jobPreparationTask'])
+    if 'jobReleaseTask' in job.spec:
+        body['jobReleaseTask'] = release_task_resource(job.spec['jobReleaseTask'])
     return body
 
 

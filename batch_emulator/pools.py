@@ -7,7 +7,7 @@ from collections.abc import Callable
 
 from . import images
 from .errors import BatchServiceError, invalid_property, missing_property
-from .models import MAX_TASK_SLOTS, Node, Pool, iso, stamp, utc_now
+from .models import MAX_TASK_SLOTS, Node, Pool, iso, stamp, start_task_resource, utc_now, with_defaults
 from .room import Room, _check_command_line, _check_id
 
 
@@ -32,15 +32,32 @@ def _pool_resource(pool: Pool, base_url: str) -> dict:
         'enableAutoScale': False,
         'enableInterNodeCommunication': bool(pool.spec.get('enableInterNodeCommunication', False)),
         'taskSlotsPerNode': pool.slots_per_node,
-        'taskSchedulingPolicy': pool.spec.get('taskSchedulingPolicy', {'nodeFillType': 'spread'}),
+        'taskSchedulingPolicy': with_defaults(pool.spec.get('taskSchedulingPolicy'),
+                                              {'nodeFillType': 'spread', 'jobDefaultOrder': 'none'}),
     }
-    for key in ('displayName', 'virtualMachineConfiguration', 'startTask', 'metadata', 'userAccounts',
-                'applicationPackageReferences', 'networkConfiguration', 'mountConfiguration', 'upgradePolicy'):
+    for key in ('displayName', 'metadata', 'applicationPackageReferences', 'networkConfiguration', 'upgradePolicy'):
         if key in pool.spec:
             body[key] = pool.spec[key]
+    # The defaults the service fills in, and the secrets it never gives back (recorded, section 2.1).
+    vm_config = pool.spec['virtualMachineConfiguration']
+    body['virtualMachineConfiguration'] = {**vm_config, 'imageReference': with_defaults(
+        vm_config.get('imageReference'), {'version': 'latest'})}
+    if 'startTask' in pool.spec:
+        body['startTask'] = start_task_resource(pool.spec['startTask'])
+    if 'userAccounts' in pool.spec:
+        body['userAccounts'] = [with_defaults({k: v for k, v in account.items() if k != 'password'},
+                                              {'elevationLevel': 'nonadmin'}) for account in pool.spec['userAccounts']]
+    if 'mountConfiguration' in pool.spec:
+        body['mountConfiguration'] = [_without_mount_secrets(mount) for mount in pool.spec['mountConfiguration']]
     if pool.resize_errors:
         body['resizeErrors'] = pool.resize_errors
     return body
+
+
+def _without_mount_secrets(mount: dict) -> dict:
+    secrets = {'accountKey', 'sasKey', 'password'}
+    return {kind: {k: v for k, v in settings.items() if k not in secrets} if isinstance(settings, dict) else settings
+            for kind, settings in mount.items()}
 
 
 def _node_resource(node: Node, pool: Pool, base_url: str) -> dict:
@@ -68,7 +85,7 @@ def _node_resource(node: Node, pool: Pool, base_url: str) -> dict:
     if node.recent_tasks:
         body['recentTasks'] = list(node.recent_tasks)
     if 'startTask' in pool.spec:
-        body['startTask'] = pool.spec['startTask']
+        body['startTask'] = start_task_resource(pool.spec['startTask'])
     if node.start_task_info:
         body['startTaskInfo'] = node.start_task_info
     if node.errors:

@@ -644,3 +644,36 @@ def test_a_failing_exit_code_is_reported_as_recorded(batch_client, pool_and_job)
         'message': 'The task exited with an exit code representing a failure',
         'details': [{'name': 'Message', 'value': 'The task process exited with an unexpected exit code'},
                     {'name': 'AdditionalErrorCode', 'value': 'FailureExitCode'}]}
+
+
+def test_get_fills_in_the_defaults_the_service_fills_in_and_drops_secrets(batch_client, unique_id):
+    """Recorded-service-behaviour section 2: what a pool and a job read back as when little was sent."""
+    pool_id, job_id = unique_id('defaults'), unique_id('defaults')
+    response = raw(batch_client, 'POST', '/pools', _pool(pool_id, startTask={'commandLine': 'true'}, userAccounts=[
+        {'name': 'someone', 'password': 'not-to-be-returned'}], virtualMachineConfiguration={
+        'imageReference': {'publisher': 'canonical', 'offer': 'ubuntu-24_04-lts', 'sku': 'server'},
+        'nodeAgentSKUId': 'batch.node.ubuntu 24.04'}))
+    assert response.status_code == 201, response.text()
+    pool = raw_json(batch_client, f'/pools/{pool_id}')
+    assert pool['taskSchedulingPolicy'] == {'nodeFillType': 'spread', 'jobDefaultOrder': 'none'}
+    assert pool['virtualMachineConfiguration']['imageReference']['version'] == 'latest'
+    assert pool['startTask'] == {'commandLine': 'true', 'maxTaskRetryCount': 0, 'waitForSuccess': True,
+                                 'userIdentity': {'autoUser': {'scope': 'pool', 'elevationLevel': 'nonadmin'}}}
+    # The service never gives a password back (recorded), though the spec marks it required in UserAccount.
+    assert pool['userAccounts'] == [{'name': 'someone', 'elevationLevel': 'nonadmin'}]
+    validate({key: value for key, value in pool.items() if key != 'userAccounts'}, 'BatchPool')
+    raw(batch_client, 'POST', '/jobs', {'id': job_id, 'poolInfo': {'poolId': pool_id},
+                                       'jobPreparationTask': {'commandLine': 'true'},
+                                       'jobReleaseTask': {'commandLine': 'true'}})
+    job = raw_json(batch_client, f'/jobs/{job_id}')
+    assert job['jobPreparationTask'] == {
+        'id': 'jobpreparation', 'commandLine': 'true', 'waitForSuccess': True, 'rerunOnNodeRebootAfterSuccess': True,
+        'userIdentity': {'autoUser': {'scope': 'pool', 'elevationLevel': 'nonadmin'}},
+        'constraints': {'maxWallClockTime': 'P10675199DT2H48M5.4775807S', 'retentionTime': 'P7D',
+                        'maxTaskRetryCount': 0}}
+    assert job['jobReleaseTask'] == {'id': 'jobrelease', 'commandLine': 'true', 'maxWallClockTime': 'PT15M',
+                                     'retentionTime': 'P7D',
+                                     'userIdentity': {'autoUser': {'scope': 'pool', 'elevationLevel': 'nonadmin'}}}
+    validate(job, 'BatchJob')
+    batch_client.begin_delete_job(job_id)
+    batch_client.begin_delete_pool(pool_id)
