@@ -152,22 +152,22 @@ async def delete_pool(request: web.Request) -> web.Response:
 
 async def update_pool(request: web.Request) -> web.Response:
     pool = _state(request).update_pool(request.match_info['poolId'], await _body(request), replace=False)
-    return json_response(request, None, etag=pool.etag, last_modified=pool.last_modified)
+    return json_response(request, None, etag=pool.etag, last_modified=pool.last_modified, acted=True)
 
 
 async def replace_pool_properties(request: web.Request) -> web.Response:
     pool = _state(request).update_pool(request.match_info['poolId'], await _body(request), replace=True)
-    return json_response(request, None, status=204, etag=pool.etag, last_modified=pool.last_modified)
+    return json_response(request, None, status=204, etag=pool.etag, last_modified=pool.last_modified, acted=True)
 
 
 async def resize_pool(request: web.Request) -> web.Response:
     pool = _state(request).resize_pool(request.match_info['poolId'], await _body(request))
-    return json_response(request, None, status=202, etag=pool.etag, last_modified=pool.last_modified)
+    return json_response(request, None, status=202, etag=pool.etag, last_modified=pool.last_modified, acted=True)
 
 
 async def stop_resize_pool(request: web.Request) -> web.Response:
     pool = _state(request).stop_resize(request.match_info['poolId'])
-    return json_response(request, None, status=202, etag=pool.etag, last_modified=pool.last_modified)
+    return json_response(request, None, status=202, etag=pool.etag, last_modified=pool.last_modified, acted=True)
 
 
 async def list_pool_node_counts(request: web.Request) -> web.Response:
@@ -204,7 +204,7 @@ async def reboot_node(request: web.Request) -> web.Response:
     if node.state not in ('idle', 'running', 'starttaskfailed', 'unusable'):
         raise BatchServiceError('OperationInvalidForCurrentState', 'The node is not in a state that allows reboot.')
     request.app[SCHEDULER].reboot_node(pool, node)
-    return json_response(request, None, status=202)
+    return json_response(request, None, status=202, acted=True)  # a node action: DataServiceId only
 
 
 # ----- jobs ----------------------------------------------------------------------------------
@@ -227,7 +227,7 @@ async def get_job(request: web.Request) -> web.Response:
 
 async def update_job(request: web.Request) -> web.Response:
     job = _state(request).update_job(request.match_info['jobId'], await _body(request))
-    return json_response(request, None, etag=job.etag, last_modified=job.last_modified)
+    return json_response(request, None, etag=job.etag, last_modified=job.last_modified, acted=True)
 
 
 async def delete_job(request: web.Request) -> web.Response:
@@ -238,18 +238,24 @@ async def delete_job(request: web.Request) -> web.Response:
 async def terminate_job(request: web.Request) -> web.Response:
     body = await _body(request) if request.can_read_body and request.content_length else {}
     _state(request).terminate_job(request.match_info['jobId'], body.get('terminateReason'))
-    return json_response(request, None, status=202)
+    return _job_acted(request)
 
 
 async def disable_job(request: web.Request) -> web.Response:
     body = await _body(request)
     _state(request).disable_job(request.match_info['jobId'], body.get('disableTasks'))
-    return json_response(request, None, status=202)
+    return _job_acted(request)
 
 
 async def enable_job(request: web.Request) -> web.Response:
     _state(request).enable_job(request.match_info['jobId'])
-    return json_response(request, None, status=202)
+    return _job_acted(request)
+
+
+def _job_acted(request: web.Request) -> web.Response:
+    """202 for a job action, with DataServiceId, ETag and Last-Modified (as recorded)."""
+    job = _state(request).get_job(request.match_info['jobId'])
+    return json_response(request, None, status=202, etag=job.etag, last_modified=job.last_modified, acted=True)
 
 
 async def get_task_counts(request: web.Request) -> web.Response:
@@ -312,13 +318,17 @@ async def delete_task(request: web.Request) -> web.Response:
 
 
 async def terminate_task(request: web.Request) -> web.Response:
-    _state(request).terminate_task(request.match_info['jobId'], request.match_info['taskId'])
-    return json_response(request, None, status=204)
+    state = _state(request)
+    state.terminate_task(request.match_info['jobId'], request.match_info['taskId'])
+    _, task = state.get_task(request.match_info['jobId'], request.match_info['taskId'])
+    return json_response(request, None, status=204, etag=task.etag, last_modified=task.last_modified, acted=True)
 
 
 async def reactivate_task(request: web.Request) -> web.Response:
-    _state(request).reactivate_task(request.match_info['jobId'], request.match_info['taskId'])
-    return json_response(request, None, status=204)
+    state = _state(request)
+    state.reactivate_task(request.match_info['jobId'], request.match_info['taskId'])
+    _, task = state.get_task(request.match_info['jobId'], request.match_info['taskId'])
+    return json_response(request, None, status=204, etag=task.etag, last_modified=task.last_modified)  # no id
 
 
 # ----- files ---------------------------------------------------------------------------------

@@ -53,8 +53,11 @@ SETTINGS = web.AppKey('settings', dict)
 
 
 def json_response(request: web.Request, body: dict | None, *, status: int = 200, etag: str | None = None,
-                  last_modified=None, location: str | None = None) -> web.Response:
+                  last_modified=None, location: str | None = None, acted: bool = False) -> web.Response:
+    """``acted``: an update or action, answered with DataServiceId naming the URL it was sent to (as recorded)."""
     headers = {'DataServiceVersion': '3.0'}
+    if acted:
+        headers['DataServiceId'] = request.app[SETTINGS]['base_url'] + request.path
     if etag:
         headers['ETag'] = etag
     if last_modified is not None:

@@ -727,3 +727,28 @@ def test_no_body_of_a_wrong_type_gets_a_500(batch_client, live_ids, operation_id
     method = next(o.method for o in contract.operations() if o.operation_id == operation_id)
     response = raw(batch_client, method, url, body=body)
     assert response.status_code < 500, (operation_id, name, value, response.text())
+
+
+def test_updates_and_actions_carry_the_headers_the_service_sends(batch_client, pool_and_job):
+    """Section 1.2 of the recorded behaviour: which answers name DataServiceId, ETag and Last-Modified."""
+    pool_id, job_id = pool_and_job
+    endpoint = batch_client._config.endpoint
+    batch_client.create_task(job_id, m.BatchTaskCreateOptions(id='acted', command_line='false'))
+    wait_for_task(batch_client, job_id, 'acted')
+    node_id = wait_for_nodes(batch_client, pool_id)[0].id
+    cases = [  # method, path, body, status, DataServiceId (None: absent), has ETag and Last-Modified
+        ('PATCH', f'/pools/{pool_id}', {'metadata': []}, 200, f'/pools/{pool_id}', True),
+        ('PATCH', f'/jobs/{job_id}', {'priority': 1}, 200, f'/jobs/{job_id}', True),
+        ('POST', f'/jobs/{job_id}/tasks/acted/reactivate', None, 204, None, True),
+        ('POST', f'/jobs/{job_id}/tasks/acted/terminate', None, 204, f'/jobs/{job_id}/tasks/acted/terminate', True),
+        ('POST', f'/pools/{pool_id}/nodes/{node_id}/reboot', {'nodeRebootKind': 'requeue'}, 202,
+         f'/pools/{pool_id}/nodes/{node_id}/reboot', False),
+        ('POST', f'/jobs/{job_id}/disable', {'disableTasks': 'requeue'}, 202, f'/jobs/{job_id}/disable', True),
+        ('POST', f'/jobs/{job_id}/enable', None, 202, f'/jobs/{job_id}/enable', True),
+        ('DELETE', f'/jobs/{job_id}/tasks/acted', None, 200, None, False),
+    ]
+    for method, path, body, status, data_service_id, stamped in cases:
+        response = raw(batch_client, method, path, body=body)
+        assert response.status_code == status, (path, response.text())
+        assert response.headers.get('DataServiceId') == (endpoint + data_service_id if data_service_id else None), path
+        assert ('ETag' in response.headers and 'Last-Modified' in response.headers) == stamped, path
