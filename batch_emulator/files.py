@@ -40,12 +40,15 @@ def inside(root: str, relative: str) -> str | None:
     return path if path == root or path.startswith(root + os.sep) else None
 
 
-def _walk(base: str, limit: int) -> Iterator[tuple[str, os.stat_result]]:
-    """(relative name with '/', lstat) of every entry below base, folders first, links not followed."""
+def _walk(base: str, limit: int, recursive: bool = True) -> Iterator[tuple[str, os.stat_result]]:
+    """(relative name with '/', lstat) of the entries below base (or in it only), folders first, links not followed."""
     count = 0
     for directory, folders, files in os.walk(base, followlinks=False):
         folders.sort()
-        for name in folders + sorted(files):
+        listed = folders + sorted(files)
+        if not recursive:
+            folders.clear()  # os.walk descends no further
+        for name in listed:
             count += 1
             if count > limit:
                 raise TooManyFiles(f'more than {limit} files and folders')
@@ -62,11 +65,7 @@ def list_files(root: str, recursive: bool, limit: int = MAX_LISTED) -> list[tupl
     base = os.path.realpath(root)
     if not os.path.isdir(base):
         return []
-    results = []
-    for name, info in _walk(base, limit):
-        if recursive or '/' not in name:
-            results.append((name, info))
-    return results
+    return list(_walk(base, limit, recursive))
 
 
 def is_directory(info: os.stat_result) -> bool:
@@ -80,7 +79,7 @@ def _pattern_base(working_dir: str, pattern: str) -> tuple[str, list[str]]:
     for index, segment in enumerate(segments):
         if any(character in segment for character in '*?['):
             return os.path.normpath(os.path.join(working_dir, *fixed) if fixed else working_dir), segments[index:]
-        fixed.append(segment or os.sep if index == 0 else segment)
+        fixed.append(os.sep if index == 0 and not segment else segment)  # '' first: an absolute pattern
     return os.path.normpath(os.path.join(working_dir, *fixed)), []
 
 

@@ -308,9 +308,7 @@ class NodeRunner:
 
     def stop_node(self, root_dir: str) -> None:
         """A node reboots or goes away: whatever still runs there from its earlier life dies too."""
-        survivors = processes.marked_processes(processes.orphans(self._tracked_pids()), 'AZ_BATCH_NODE_ROOT_DIR',
-                                               lambda value: value == root_dir)
-        processes.kill_trees(survivors)
+        processes.kill_trees(self._orphans_marked('AZ_BATCH_NODE_ROOT_DIR', root_dir))
 
     def reap(self) -> None:
         """Collects orphans that ended; skipped while a process is being created (its id is not tracked yet)."""
@@ -322,9 +320,11 @@ class NodeRunner:
 
     def _stop_leftovers(self, group: int, task_dir: str) -> None:
         """After a task's main process ended: its group and every orphan it left (found by its task folder)."""
-        survivors = processes.marked_processes(processes.orphans(self._tracked_pids()), 'AZ_BATCH_TASK_DIR',
-                                               lambda value: value == task_dir) if task_dir else []
-        processes.kill_trees(survivors, groups=[group])
+        processes.kill_trees(self._orphans_marked('AZ_BATCH_TASK_DIR', task_dir) if task_dir else [], groups=[group])
+
+    def _orphans_marked(self, name: str, value: str) -> list[int]:
+        """The orphans tasks left whose inherited variable ``name`` is ``value`` (a task's or a node's folder)."""
+        return processes.marked_processes(processes.orphans(self._tracked_pids()), name, lambda found: found == value)
 
     @staticmethod
     def _kill(process: asyncio.subprocess.Process) -> None:

@@ -23,10 +23,6 @@ from .state import BatchState, Job, Node, Pool, Task, iso, parse_iso
 STATE_FILE = 'state.jsonl'
 
 
-def _time(text: str | None) -> datetime.datetime | None:
-    return parse_iso(text)
-
-
 def pool_record(pool: Pool) -> dict:
     return {'id': pool.id, 'spec': pool.spec, 'etag': pool.etag, 'creationTime': iso(pool.creation_time),
             'lastModified': iso(pool.last_modified), 'state': pool.state,
@@ -173,12 +169,12 @@ def restore(state: BatchState, journal: Journal) -> None:
         if record['state'] == 'deleting':
             continue  # its deletion finishes now
         pool = Pool(id=record['id'], spec=record['spec'], etag=record['etag'],
-                    creation_time=_time(record['creationTime']), last_modified=_time(record['lastModified']),
-                    state=record['state'], state_transition_time=_time(record['stateTransitionTime']),
+                    creation_time=parse_iso(record['creationTime']), last_modified=parse_iso(record['lastModified']),
+                    state=record['state'], state_transition_time=parse_iso(record['stateTransitionTime']),
                     allocation_state='resizing', resize_errors=record['resizeErrors'])
         for saved in record['nodes']:
             node = Node(id=saved['id'], pool_id=pool.id, root_dir=saved['rootDir'], ip_address=saved['ipAddress'],
-                        state='rebooting', allocation_time=_time(saved['allocationTime']),
+                        state='rebooting', allocation_time=parse_iso(saved['allocationTime']),
                         start_task_info=saved['startTaskInfo'], total_tasks_run=saved['totalTasksRun'],
                         total_tasks_succeeded=saved['totalTasksSucceeded'], prepared_jobs=saved['preparedJobs'])
             pool.nodes[node.id] = node
@@ -188,11 +184,11 @@ def restore(state: BatchState, journal: Journal) -> None:
         if record['state'] == 'deleting':
             continue
         job = Job(id=record['id'], spec=record['spec'], pool_id=record['poolId'], etag=record['etag'],
-                  creation_time=_time(record['creationTime']), last_modified=_time(record['lastModified']),
+                  creation_time=parse_iso(record['creationTime']), last_modified=parse_iso(record['lastModified']),
                   state='completed' if record['state'] == 'terminating' else record['state'],
-                  state_transition_time=_time(record['stateTransitionTime']),
+                  state_transition_time=parse_iso(record['stateTransitionTime']),
                   previous_state=record['previousState'],
-                  previous_state_transition_time=_time(record['previousStateTransitionTime']),
+                  previous_state_transition_time=parse_iso(record['previousStateTransitionTime']),
                   execution_info=record['executionInfo'])
         state.jobs[job.id.lower()] = job
     for record in tasks.values():
@@ -200,10 +196,10 @@ def restore(state: BatchState, journal: Journal) -> None:
         if job is None:
             continue
         task = Task(id=record['id'], job_id=job.id, spec=record['spec'], etag=record['etag'],
-                    creation_time=_time(record['creationTime']), last_modified=_time(record['lastModified']),
-                    state=record['state'], state_transition_time=_time(record['stateTransitionTime']),
+                    creation_time=parse_iso(record['creationTime']), last_modified=parse_iso(record['lastModified']),
+                    state=record['state'], state_transition_time=parse_iso(record['stateTransitionTime']),
                     previous_state=record['previousState'],
-                    previous_state_transition_time=_time(record['previousStateTransitionTime']),
+                    previous_state_transition_time=parse_iso(record['previousStateTransitionTime']),
                     execution_info=record['executionInfo'], node_info=record['nodeInfo'],
                     node=nodes_by_id.get(record['nodeId'] or ''))
         if task.state in ('running', 'preparing'):

@@ -250,6 +250,7 @@ class Scheduler:
         waiting: list[Task] = []
         running_per_job: dict[str, int] = {}
         now = time.monotonic()
+        next_retry = None  # the earliest back-off that ends after this pass
         while pool.pending:
             task = pool.pending[0]
             job = self.state.jobs.get(task.job_id.lower())
@@ -258,7 +259,7 @@ class Scheduler:
                 continue
             if task.not_before > now:  # a retry waits out its back-off
                 waiting.append(pool.pending.popleft())
-                asyncio.get_running_loop().call_later(task.not_before - now, self.work_available)
+                next_retry = min(next_retry or task.not_before, task.not_before)
                 continue
             limit = int(job.spec.get('maxParallelTasks', -1))
             if limit != -1:
@@ -282,6 +283,8 @@ class Scheduler:
                 running_per_job[job.id] += 1
             self._start(pool, node, job, task)
         pool.pending.extendleft(reversed(waiting))
+        if next_retry is not None:
+            asyncio.get_running_loop().call_later(next_retry - now, self.work_available)
 
     @staticmethod
     def _preparation_blocks(node: Node, job: Job) -> bool:

@@ -392,3 +392,15 @@ def test_a_resource_file_mode_never_sets_setuid_or_setgid(batch_client, pool_and
         assert b''.join(batch_client.download_task_file(job_id, 'modes', 'stdout.txt')).strip() == b'777'
     finally:
         container.delete_container()
+
+
+def test_a_listing_that_is_not_recursive_reads_one_folder_only(tmp_path):
+    """The bound is on what a listing reads: a deep tree below a folder does not count against a flat listing."""
+    from batch_emulator.files import TooManyFiles, list_files
+    (tmp_path / 'deep').mkdir()
+    for index in range(20):
+        (tmp_path / 'deep' / f'f{index}').write_text('x')
+    (tmp_path / 'top.txt').write_text('x')
+    assert [name for name, _ in list_files(str(tmp_path), recursive=False, limit=5)] == ['deep', 'top.txt']
+    with pytest.raises(TooManyFiles):
+        list_files(str(tmp_path), recursive=True, limit=5)
