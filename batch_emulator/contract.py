@@ -24,6 +24,7 @@ class Operation:
     path: str            # the spec's template: /pools/{poolId}/nodes/{nodeId}
     operation_id: str    # Pools_CreatePool
     body_schema: dict | None  # the request body's schema ($ref resolved once), if the operation takes one
+    response_schema: dict | None = None  # the success response body's schema, if it has one
 
     @property
     def route(self) -> str:
@@ -52,7 +53,9 @@ def operations() -> tuple[Operation, ...]:
             if method in item:
                 body = next((parameter['schema'] for parameter in item[method].get('parameters', [])
                              if parameter.get('in') == 'body'), None)
-                found.append(Operation(method.upper(), path, item[method]['operationId'], body))
+                response = next((answer['schema'] for code, answer in item[method]['responses'].items()
+                                 if code.startswith('2') and 'schema' in answer), None)
+                found.append(Operation(method.upper(), path, item[method]['operationId'], body, response))
     return tuple(found)
 
 
@@ -155,6 +158,73 @@ def _string(value: object, schema: dict, name: str) -> str:
             or form == 'int64' and not _INTEGER_TEXT.match(value):
         raise invalid_property(name, value)
     return value
+
+
+# ----- response bodies: written as the service's serialiser writes them ------------------------------
+
+def render(value: object, schema: dict | None) -> object:
+    """A response body as the service writes it, from the handler's plain data.
+
+    The spec says which properties each definition has: others are not written, nor are nulls.
+    ``recorded.py`` adds what the service's serialiser does beyond the spec: the defaults it fills
+    in, how it spells some values, its key order. ``odata.*`` annotations are kept, first.
+    """
+    if schema is None:
+        return value
+    if isinstance(value, list):
+        items = resolve(schema).get('items')
+        return [render(item, items) for item in value if item is not None] if items else value
+    if isinstance(value, dict):
+        plan = _plan(schema['$ref'].rsplit('/', 1)[1]) if '$ref' in schema else _inline_plan(schema)
+        if plan is None:
+            return value  # free-form (settings, additionalProperties)
+        defaults, properties = plan
+        if defaults:
+            value = {**defaults, **value}
+        body = {key: item for key, item in value.items() if key.startswith('odata.')}
+        for key, child, spell in properties:
+            item = value.get(key)
+            if item is not None:
+                item = render(item, child) if child is not None else item
+                body[key] = spell(item) if spell is not None else item
+        return body
+    return value
+
+
+_Plan = tuple[dict, tuple[tuple[str, 'dict | None', object], ...]]
+
+
+@functools.cache
+def _plan(name: str) -> _Plan | None:
+    from . import recorded
+
+    definition = resolve({'$ref': f'#/definitions/{name}'})
+    properties = definition.get('properties')
+    if not properties:
+        return None
+    order = [key for key in recorded.ORDER.get(name, ()) if key in properties]
+    order += [key for key in properties if key not in order]
+    return recorded.DEFAULTS.get(name, {}), tuple(
+        (key, _child(properties[key]), recorded.SPELLING.get((name, key))) for key in order)
+
+
+def _inline_plan(schema: dict) -> _Plan | None:
+    properties = resolve(schema).get('properties')
+    if not properties:
+        return None
+    return {}, tuple((key, _child(child), None) for key, child in properties.items())
+
+
+def _child(schema: dict) -> dict | None:
+    """The schema to render a property with, or None when it is a plain value (nothing to do)."""
+    if '$ref' in schema:
+        target = resolve(schema)
+        return schema if target.get('properties') or target.get('type') == 'array' else None
+    if schema.get('type') == 'array' and _child(schema.get('items') or {}) is not None:
+        return schema
+    if schema.get('properties'):
+        return schema
+    return None
 
 
 def _shown(value: object) -> str:

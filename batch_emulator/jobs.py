@@ -5,13 +5,15 @@ from __future__ import annotations
 from collections import deque
 
 from .errors import BatchServiceError, invalid_property, missing_property
-from .models import Job, iso, preparation_task_resource, release_task_resource, stamp, utc_now
+from .models import Job, iso, stamp, utc_now
 from .room import Room, _check_command_line, _check_id
 from .tasks import _task_ended_failure
 
 
 def _job_resource(job: Job, base_url: str) -> dict:
-    body = {
+    """The job's state and what was sent; ``contract.render`` adds the defaults the service writes."""
+    return {
+        **job.spec,
         'id': job.id,
         'url': f'{base_url}/jobs/{job.id}',
         'eTag': job.etag,
@@ -19,28 +21,10 @@ def _job_resource(job: Job, base_url: str) -> dict:
         'creationTime': iso(job.creation_time),
         'state': job.state,
         'stateTransitionTime': iso(job.state_transition_time),
-        'priority': int(job.spec.get('priority') or 0),
-        'maxParallelTasks': int(job.spec.get('maxParallelTasks', -1)),
-        'allowTaskPreemption': bool(job.spec.get('allowTaskPreemption', False)),
-        'usesTaskDependencies': bool(job.spec.get('usesTaskDependencies', False)),
-        'constraints': job.spec.get('constraints') or {'maxWallClockTime': 'P10675199DT2H48M5.4775807S',
-                                                       'maxTaskRetryCount': 0},
-        'poolInfo': job.spec['poolInfo'],
-        'onAllTasksComplete': job.spec.get('onAllTasksComplete', 'noaction'),
-        'onTaskFailure': job.spec.get('onTaskFailure', 'noaction'),
+        'previousState': job.previous_state,
+        'previousStateTransitionTime': iso(job.previous_state_transition_time),
         'executionInfo': {'startTime': iso(job.creation_time), 'poolId': job.pool_id, **job.execution_info},
     }
-    if job.previous_state:
-        body['previousState'] = job.previous_state
-        body['previousStateTransitionTime'] = iso(job.previous_state_transition_time)
-    for key in ('displayName', 'jobManagerTask', 'commonEnvironmentSettings', 'metadata', 'networkConfiguration'):
-        if key in job.spec:
-            body[key] = job.spec[key]
-    if 'jobPreparationTask' in job.spec:  # with the defaults the service fills in (recorded, section 2.2)
-        body['jobPreparationTask'] = preparation_task_resource(job.spec['jobPreparationTask'])
-    if 'jobReleaseTask' in job.spec:
-        body['jobReleaseTask'] = release_task_resource(job.spec['jobReleaseTask'])
-    return body
 
 
 class JobRoom(Room):

@@ -18,33 +18,6 @@ MAX_LIST_RESULTS = 1000
 MAX_TASK_SLOTS = 256  # taskSlotsPerNode: at most 4 x the VM's cores and never more than 256 (the spec)
 
 
-UNLIMITED = 'P10675199DT2H48M5.4775807S'  # the service's "no limit" duration (.NET TimeSpan.MaxValue)
-_AUTO_USER = {'autoUser': {'scope': 'pool', 'elevationLevel': 'nonadmin'}}
-
-
-def with_defaults(sent: dict | None, defaults: dict) -> dict:
-    """What the service gives back for an entity part: the defaults it fills in, then what was sent."""
-    return {**defaults, **(sent or {})}
-
-
-def start_task_resource(task: dict) -> dict:
-    """A start task as GET returns it (recorded: userIdentity, maxTaskRetryCount and waitForSuccess filled in)."""
-    return with_defaults(task, {'userIdentity': _AUTO_USER, 'maxTaskRetryCount': 0, 'waitForSuccess': True})
-
-
-def preparation_task_resource(task: dict) -> dict:
-    return with_defaults(task, {
-        'id': 'jobpreparation', 'userIdentity': _AUTO_USER, 'waitForSuccess': True,
-        'rerunOnNodeRebootAfterSuccess': True,
-        'constraints': with_defaults(task.get('constraints'), {'maxWallClockTime': UNLIMITED, 'retentionTime': 'P7D',
-                                                               'maxTaskRetryCount': 0})})
-
-
-def release_task_resource(task: dict) -> dict:
-    return with_defaults(task, {'id': 'jobrelease', 'userIdentity': _AUTO_USER, 'maxWallClockTime': 'PT15M',
-                                'retentionTime': 'P7D'})
-
-
 def utc_now() -> datetime.datetime:
     return datetime.datetime.now(datetime.timezone.utc)
 

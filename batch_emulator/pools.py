@@ -7,13 +7,15 @@ from collections.abc import Callable
 
 from . import images
 from .errors import BatchServiceError, invalid_property, missing_property
-from .models import MAX_TASK_SLOTS, Node, Pool, iso, stamp, start_task_resource, utc_now, with_defaults
+from .models import MAX_TASK_SLOTS, Node, Pool, iso, stamp, utc_now
 from .room import Room, _check_command_line, _check_id
 
 
 def _pool_resource(pool: Pool, base_url: str) -> dict:
-    nodes = list(pool.nodes.values())
+    """The pool's state and what was sent; ``contract.render`` adds the defaults the service writes."""
+    secrets = {'password'}
     body = {
+        **pool.spec,
         'id': pool.id,
         'url': f'{base_url}/pools/{pool.id}',
         'eTag': pool.etag,
@@ -23,34 +25,18 @@ def _pool_resource(pool: Pool, base_url: str) -> dict:
         'stateTransitionTime': iso(pool.state_transition_time),
         'allocationState': pool.allocation_state,
         'allocationStateTransitionTime': iso(pool.allocation_state_transition_time),
-        'vmSize': pool.spec['vmSize'].lower(),
-        'resizeTimeout': pool.spec.get('resizeTimeout', 'PT15M'),
-        'currentDedicatedNodes': len(nodes),
+        'currentDedicatedNodes': len(pool.nodes),
         'currentLowPriorityNodes': 0,
         'targetDedicatedNodes': int(pool.spec.get('targetDedicatedNodes') or 0),
         'targetLowPriorityNodes': int(pool.spec.get('targetLowPriorityNodes') or 0),
-        'enableAutoScale': False,
-        'enableInterNodeCommunication': bool(pool.spec.get('enableInterNodeCommunication', False)),
-        'taskSlotsPerNode': pool.slots_per_node,
-        'taskSchedulingPolicy': with_defaults(pool.spec.get('taskSchedulingPolicy'),
-                                              {'nodeFillType': 'spread', 'jobDefaultOrder': 'none'}),
+        'resizeErrors': pool.resize_errors or None,
     }
-    for key in ('displayName', 'metadata', 'applicationPackageReferences', 'networkConfiguration', 'upgradePolicy'):
-        if key in pool.spec:
-            body[key] = pool.spec[key]
-    # The defaults the service fills in, and the secrets it never gives back (recorded, section 2.1).
-    vm_config = pool.spec['virtualMachineConfiguration']
-    body['virtualMachineConfiguration'] = {**vm_config, 'imageReference': with_defaults(
-        vm_config.get('imageReference'), {'version': 'latest'})}
-    if 'startTask' in pool.spec:
-        body['startTask'] = start_task_resource(pool.spec['startTask'])
+    # The secrets the service never gives back (recorded, section 2.1).
     if 'userAccounts' in pool.spec:
-        body['userAccounts'] = [with_defaults({k: v for k, v in account.items() if k != 'password'},
-                                              {'elevationLevel': 'nonadmin'}) for account in pool.spec['userAccounts']]
+        body['userAccounts'] = [{k: v for k, v in account.items() if k not in secrets}
+                                for account in pool.spec['userAccounts']]
     if 'mountConfiguration' in pool.spec:
         body['mountConfiguration'] = [_without_mount_secrets(mount) for mount in pool.spec['mountConfiguration']]
-    if pool.resize_errors:
-        body['resizeErrors'] = pool.resize_errors
     return body
 
 
@@ -67,25 +53,25 @@ def _node_resource(node: Node, pool: Pool, base_url: str) -> dict:
         'state': node.state,
         'schedulingState': node.scheduling_state,
         'stateTransitionTime': iso(node.state_transition_time),
-        'lastBootTime': iso(node.last_boot_time or node.allocation_time),
+        'lastBootTime': iso(node.last_boot_time),  # from its first boot on (recorded: absent while creating)
         'allocationTime': iso(node.allocation_time),
         'ipAddress': node.ip_address,
-        'ipv6Address': '',
         'affinityId': f'TVM:{node.id}',
-        'vmSize': pool.spec['vmSize'].lower(),
+        'vmSize': pool.spec['vmSize'],
         'totalTasksRun': node.total_tasks_run,
         'runningTasksCount': len(node.running),
         'runningTaskSlotsCount': node.running_slots,
         'totalTasksSucceeded': node.total_tasks_succeeded,
         'isDedicated': True,
-        'nodeAgentInfo': {'version': '1.12.0-emulated', 'lastUpdateTime': iso(node.allocation_time)},
-        'virtualMachineInfo': {'imageReference': pool.spec['virtualMachineConfiguration']['imageReference']},
-        'endpointConfiguration': {'inboundEndpoints': []},
+        'virtualMachineInfo': {'imageReference': {**pool.spec['virtualMachineConfiguration']['imageReference'],
+                                                  'exactVersion': 'latest'}},
     }
+    if node.last_boot_time:  # the agent reports from the node's first boot on (recorded: at idle)
+        body['nodeAgentInfo'] = {'version': '1.12.0-emulated', 'lastUpdateTime': iso(node.last_boot_time)}
     if node.recent_tasks:
         body['recentTasks'] = list(node.recent_tasks)
     if 'startTask' in pool.spec:
-        body['startTask'] = start_task_resource(pool.spec['startTask'])
+        body['startTask'] = pool.spec['startTask']
     if node.start_task_info:
         body['startTaskInfo'] = node.start_task_info
     if node.errors:

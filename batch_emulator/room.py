@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 from collections import deque
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING
 
 from .errors import invalid_property, missing_property
@@ -56,12 +56,20 @@ def _check_command_line(spec: dict | None, prefix: str) -> None:
 
 
 def page(items: Iterable[dict], *, filter_text: str | None, select: str | None, max_results: int | None,
-         skip: int) -> tuple[list[dict], int | None]:
-    """Filters, selects and pages REST items; returns the page and the next skip (or None)."""
+         skip: int, written: Callable[[dict], dict] = lambda item: item) -> tuple[list[dict], int | None]:
+    """Filters, selects and pages REST items; returns the page and the next skip (or None).
+
+    ``written`` turns an item into what the service writes (its defaults filled in): $filter sees
+    that, and only the page's items are written when there is no filter.
+    """
     predicate = compile_filter(filter_text)
     limit = min(max_results or MAX_LIST_RESULTS, MAX_LIST_RESULTS)
-    matched = [item for item in items if predicate is None or predicate(item)]
-    chunk = matched[skip:skip + limit]
+    if predicate is None:
+        matched = items if isinstance(items, list) else list(items)
+        chunk = [written(item) for item in matched[skip:skip + limit]]
+    else:
+        matched = [item for item in map(written, items) if predicate(item)]
+        chunk = matched[skip:skip + limit]
     next_skip = skip + limit if skip + limit < len(matched) else None
     return [apply_select(item, select) for item in chunk], next_skip
 

@@ -17,7 +17,7 @@ from email.utils import format_datetime
 
 from aiohttp import web
 
-from .contract import Operation, conform, is_spec_path, operations
+from .contract import Operation, conform, is_spec_path, operations, render, resolve
 from .errors import BatchServiceError, invalid_query
 from .files import TooManyFiles, inside, is_directory, list_files, read_chunks
 from .odata import apply_select
@@ -94,7 +94,7 @@ def _list_response(request: web.Request, items: list[dict], entity_set: str) -> 
     if limit is not None and limit > MAX_LIST_RESULTS:
         raise invalid_query('maxresults', str(limit), f'MaxResults cannot be more than {MAX_LIST_RESULTS}')
     chunk, next_skip = page(items, filter_text=query.get('$filter'), select=query.get('$select'),
-                            max_results=limit, skip=skip)
+                            max_results=limit, skip=skip, written=_writer(request, 'value'))
     body: dict = {'odata.metadata': _metadata(request, entity_set, element=False), 'value': chunk}
     if next_skip is not None:
         # The SDK does not resend $filter/$select/maxresults for the next page: the link carries them,
@@ -107,9 +107,19 @@ def _list_response(request: web.Request, items: list[dict], entity_set: str) -> 
     return json_response(request, body)
 
 
-def _entity_response(request: web.Request, resource: dict, entity_set: str, etag: str,
-                     last_modified: datetime.datetime) -> web.Response:
-    body = {'odata.metadata': _metadata(request, entity_set), **apply_select(resource, request.query.get('$select'))}
+def _writer(request: web.Request, part: str | None = None):
+    """What writes a response body (or its ``part``'s items) as the service does: its spec schema."""
+    operation: Operation | None = request.get('operation')
+    schema = operation.response_schema if operation is not None else None
+    if schema is not None and part is not None:
+        schema = resolve(schema).get('properties', {}).get(part, {}).get('items')
+    return (lambda body: body) if schema is None else (lambda body: render(body, schema))
+
+
+def _entity_response(request: web.Request, resource: dict, entity_set: str, etag: str | None = None,
+                     last_modified: datetime.datetime | None = None) -> web.Response:
+    written = _writer(request)(resource)
+    body = {'odata.metadata': _metadata(request, entity_set), **apply_select(written, request.query.get('$select'))}
     return json_response(request, body, etag=etag, last_modified=last_modified)
 
 
@@ -193,9 +203,7 @@ async def list_nodes(request: web.Request) -> web.Response:
 async def get_node(request: web.Request) -> web.Response:
     state = _state(request)
     pool, node = state.get_node(request.match_info['poolId'], request.match_info['nodeId'])
-    body = {'odata.metadata': _metadata(request, 'nodes'), **apply_select(state.node_resource(pool, node),
-                                                                          request.query.get('$select'))}
-    return json_response(request, body)  # a node has no ETag or Last-Modified
+    return _entity_response(request, state.node_resource(pool, node), 'nodes')  # no ETag or Last-Modified
 
 
 async def reboot_node(request: web.Request) -> web.Response:
@@ -259,8 +267,7 @@ def _job_acted(request: web.Request) -> web.Response:
 
 
 async def get_task_counts(request: web.Request) -> web.Response:
-    counts = _state(request).task_counts(request.match_info['jobId'])
-    return json_response(request, {'odata.metadata': _metadata(request, 'taskcountsresult'), **counts})
+    return _entity_response(request, _state(request).task_counts(request.match_info['jobId']), 'taskcountsresult')
 
 
 async def list_preparation_and_release_status(request: web.Request) -> web.Response:

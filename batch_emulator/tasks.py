@@ -12,35 +12,21 @@ from .room import Room, _check_command_line, _check_id
 
 
 def _task_resource(task: Task, base_url: str) -> dict:
-    constraints = task.spec.get('constraints') or {}
-    body = {
+    """The task's state and what was sent; ``contract.render`` adds the defaults the service writes."""
+    return {
+        **task.spec,
         'id': task.id,
         'url': f'{base_url}/jobs/{task.job_id}/tasks/{task.id}',
         'eTag': task.etag,
-        'lastModified': iso(task.last_modified),
         'creationTime': iso(task.creation_time),
+        'lastModified': iso(task.last_modified),
         'state': task.state,
         'stateTransitionTime': iso(task.state_transition_time),
-        'commandLine': task.spec['commandLine'],
-        'requiredSlots': task.required_slots,
-        'userIdentity': task.spec.get('userIdentity') or {'autoUser': {'scope': 'pool',
-                                                                        'elevationLevel': 'nonadmin'}},
-        'constraints': {'maxWallClockTime': constraints.get('maxWallClockTime', 'P10675199DT2H48M5.4775807S'),
-                        'retentionTime': constraints.get('retentionTime', 'P7D'),
-                        'maxTaskRetryCount': int(constraints.get('maxTaskRetryCount', 0))},
+        'previousState': task.previous_state,
+        'previousStateTransitionTime': iso(task.previous_state_transition_time),
         'executionInfo': task.execution_info,
+        'nodeInfo': task.node_info,
     }
-    if task.previous_state:
-        body['previousState'] = task.previous_state
-        body['previousStateTransitionTime'] = iso(task.previous_state_transition_time)
-    if task.node_info:
-        body['nodeInfo'] = task.node_info
-    for key in ('displayName', 'resourceFiles', 'outputFiles', 'environmentSettings', 'affinityInfo',
-                'exitConditions', 'containerSettings', 'multiInstanceSettings', 'dependsOn',
-                'applicationPackageReferences'):
-        if key in task.spec:
-            body[key] = task.spec[key]
-    return body
 
 
 class TaskRoom(Room):
