@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections import deque
 
 from .errors import BatchServiceError, invalid_property, missing_property
-from .models import Job, iso, stamp, utc_now
+from .models import Job, iso, stamp
 from .room import Room, _check_command_line, _check_id
 from .tasks import _task_ended_failure
 
@@ -30,8 +30,8 @@ def _job_resource(job: Job, base_url: str) -> dict:
 class JobRoom(Room):
     """Jobs: every rule about them."""
 
-    def _set_job_state(self, job: Job, state: str) -> None:
-        job.set_state(state)
+    def _set_job_state(self, job: Job, state: str, *, touch: bool = True, remember: bool = True) -> None:
+        job.set_state(state, touch=touch, remember=remember)
         self.changed('job', job)
 
     # ----- jobs --------------------------------------------------------------------------
@@ -62,7 +62,7 @@ class JobRoom(Room):
         spec['onAllTasksComplete'] = on_complete
         etag, now = stamp()
         job = Job(id=job_id, spec=spec, pool_id=pool_info['poolId'], etag=etag, creation_time=now,
-                  last_modified=now)
+                  last_modified=now, state_transition_time=now)
         self.jobs[job_id.lower()] = job
         self.changed('job', job)
         return job
@@ -93,7 +93,7 @@ class JobRoom(Room):
         job = self.get_job(job_id)
         if job.state == 'deleting':
             return
-        self._set_job_state(job, 'deleting')
+        self._set_job_state(job, 'deleting', touch=False)  # recorded: ETag and lastModified unchanged
         for task in job.tasks.values():
             if task.state in ('running', 'preparing'):
                 self.hooks.stop_task(task)
@@ -161,8 +161,9 @@ class JobRoom(Room):
             self._finish_termination(job)
 
     def _finish_termination(self, job: Job) -> None:
-        self._set_job_state(job, 'completed')
-        job.execution_info['endTime'] = iso(utc_now())
+        # Recorded: ETag unchanged, previousState still the one before terminating, endTime = the transition.
+        self._set_job_state(job, 'completed', touch=False, remember=False)
+        job.execution_info['endTime'] = iso(job.state_transition_time)
         self.hooks.job_ended(job)
 
     def check_job_completion(self, job: Job) -> None:

@@ -170,8 +170,14 @@ class Job:
     slot_counts: dict[str, int] = dataclasses.field(
         default_factory=lambda: {'active': 0, 'running': 0, 'completed': 0, 'succeeded': 0, 'failed': 0})
 
-    def set_state(self, state: str) -> None:
+    def set_state(self, state: str, *, touch: bool = True, remember: bool = True) -> None:
+        """A new state; ``touch``: a new ETag too; ``remember``: the old state becomes previousState.
+
+        Recorded [P:jobs]: disable and enable touch; terminating -> completed and deleting do not, and
+        a completed job's previousState is still the state before terminating."""
         if state != self.state:
-            self.previous_state, self.previous_state_transition_time = self.state, self.state_transition_time
+            if remember:
+                self.previous_state, self.previous_state_transition_time = self.state, self.state_transition_time
             self.state, self.state_transition_time = state, utc_now()
-            self.etag, self.last_modified = stamp()
+            if touch:
+                self.etag, self.last_modified = stamp()

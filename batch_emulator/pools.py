@@ -125,7 +125,8 @@ class PoolRoom(Room):
                                    f'The value must be between 1 and {MAX_TASK_SLOTS}.')
         _check_command_line(body.get('startTask'), 'startTask')
         etag, now = stamp()
-        pool = Pool(id=pool_id, spec=dict(body), etag=etag, creation_time=now, last_modified=now)
+        pool = Pool(id=pool_id, spec=dict(body), etag=etag, creation_time=now, last_modified=now,
+                    state_transition_time=now, allocation_state_transition_time=now)
         self.pools[pool_id.lower()] = pool
         # Tasks of jobs that already name this pool (it was deleted and created again) wait for it.
         for job in self.jobs.values():
@@ -150,9 +151,9 @@ class PoolRoom(Room):
     def delete_pool(self, pool_id: str) -> None:
         pool = self.get_pool(pool_id)
         if pool.state != 'deleting':
-            pool.state, pool.state_transition_time = 'deleting', utc_now()
-            pool.allocation_state = 'resizing'
-            pool.touch()
+            pool.touch()  # recorded: a new ETag; stateTransitionTime = the new lastModified
+            pool.state, pool.state_transition_time = 'deleting', pool.last_modified
+            pool.allocation_state, pool.allocation_state_transition_time = 'resizing', pool.last_modified
             self.changed('pool', pool)
             self.hooks.pool_deleted(pool)
 
@@ -185,18 +186,19 @@ class PoolRoom(Room):
             raise invalid_property('targetDedicatedNodes', target)
         pool.spec['targetDedicatedNodes'] = target
         pool.resize_errors = []
-        pool.allocation_state, pool.allocation_state_transition_time = 'resizing', utc_now()
-        pool.touch()
+        pool.touch()  # recorded: a new ETag; allocationStateTransitionTime = the new lastModified
+        pool.allocation_state, pool.allocation_state_transition_time = 'resizing', pool.last_modified
         self.changed('pool', pool)
         self.hooks.pool_created(pool)  # the scheduler brings the node count to the target
         return pool
 
     def stop_resize(self, pool_id: str) -> Pool:
+        """Recorded [P:scale_pools]: 'stopping' at once, the same ETag (the pool itself is not changed), the
+        targets kept; steady when the resize under way ends, with ResizeStopped if it fell short."""
         pool = self._active_pool(pool_id)
-        pool.spec['targetDedicatedNodes'] = len(pool.nodes)
-        pool.allocation_state, pool.allocation_state_transition_time = 'steady', utc_now()
-        pool.touch()
-        self.changed('pool', pool)
+        if pool.allocation_state == 'resizing':
+            pool.allocation_state, pool.allocation_state_transition_time = 'stopping', utc_now()
+            self.changed('pool', pool)
         return pool
 
     def _active_pool(self, pool_id: str) -> Pool:
@@ -233,7 +235,13 @@ class PoolRoom(Room):
         """A resize ended: steady once the pool has the nodes it can get; errors say why they are fewer."""
         if errors:
             pool.resize_errors = errors
-        if pool.state != 'deleting' and len(pool.nodes) == reachable and pool.allocation_state != 'steady':
+        stopped = pool.allocation_state == 'stopping'
+        if pool.state != 'deleting' and (len(pool.nodes) == reachable or stopped) and pool.allocation_state != 'steady':
+            if stopped and len(pool.nodes) != int(pool.spec.get('targetDedicatedNodes') or 0):
+                pool.resize_errors = [*pool.resize_errors, {
+                    'code': 'ResizeStopped',
+                    'message': 'Desired number of dedicated nodes could not be allocated due to a stop resize '
+                               'operation'}]
+            # Recorded: allocation-state changes touch neither the ETag nor lastModified.
             pool.allocation_state, pool.allocation_state_transition_time = 'steady', utc_now()
-            pool.touch()
             self.changed('pool', pool)

@@ -408,6 +408,8 @@ class Scheduler:
 
     async def _reboot(self, pool: Pool, node: Node) -> None:
         await asyncio.sleep(self.node_step_seconds)
+        node.set_state('starting')  # recorded: rebooting -> starting (lastBootTime not yet changed) -> idle
+        await asyncio.sleep(self.node_step_seconds)
         node.last_boot_time = utc_now()
         await self.run_start_task(pool, node)
 

@@ -60,7 +60,7 @@ class TaskRoom(Room):
             raise invalid_property('dependsOn', '...', 'The local emulator does not support task dependencies.')
         etag, now = stamp()
         return Task(id=task_id, job_id=job.id, spec=dict(body), etag=etag, creation_time=now,
-                    last_modified=now)
+                    last_modified=now, state_transition_time=now)
 
     def add_task(self, job_id: str, body: dict) -> Task:
         job = self._active_job(job_id)
@@ -144,6 +144,7 @@ class TaskRoom(Room):
         job, task = self.get_task(job_id, task_id)
         if task.state == 'completed':
             return
+        task.etag, task.last_modified = stamp()  # a change asked for: answered with the new ETag
         if task.state in ('running', 'preparing'):
             task.terminate_requested = True
             self.hooks.stop_task(task)
@@ -158,6 +159,7 @@ class TaskRoom(Room):
         if task.state != 'completed' or task.execution_info.get('result') != 'failure':
             raise BatchServiceError('OperationInvalidForCurrentState',
                                     'Only a completed task that failed can be reactivated.')
+        task.etag, task.last_modified = stamp()
         self._requeue(task, count_as='retryCount', reset=True)
 
     # ----- what the scheduler reports --------------------------------------------------------
@@ -185,9 +187,8 @@ class TaskRoom(Room):
         # Completed-outcome counts must see the old result, so count before changing it.
         self._count(job, task, task.state, None)
         task.previous_state, task.previous_state_transition_time = task.state, task.state_transition_time
-        task.state, task.state_transition_time = state, utc_now()
-        task.etag, task.last_modified = stamp()
-        self._count(job, task, None, state)
+        task.state, task.state_transition_time = state, utc_now()  # recorded: the ETag stays (active ->
+        self._count(job, task, None, state)                         # running -> completed) [P:files, J:task/uid]
         self.changed('task', task)
 
     def task_started(self, task: Task, pool: Pool, node: Node, state: str = 'running') -> None:
