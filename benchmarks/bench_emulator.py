@@ -7,8 +7,14 @@ over the same number of slots. Then the emulator (a real `python -m batch_emulat
 driven over HTTP by azure-batch) runs N trivial tasks (`true`) on one node with that many
 slots — with everything a task costs there: its folder, stdout/stderr files, state changes
 and the journal. Prints tasks per second and the ratio to the baseline, the median and 95th
-percentile dispatch latency (task added -> running) on an idle slot, and the emulator's
-memory per 10,000 completed tasks. Targets: >= 300 tasks/s, median dispatch <= 20 ms.
+percentile dispatch latency (task added -> running) on an idle slot, the time to list every
+task (whole bodies, as the service writes them), and the emulator's memory per 10,000 completed
+tasks. Targets: >= 300 tasks/s, median dispatch <= 20 ms.
+
+    .venv/bin/python benchmarks/bench_emulator.py --tasks 5000 --compare-with /tmp/old --rounds 3
+
+measures another checkout's emulator in turns with this one (e.g. the one before the spec-driven
+wire layer: `git worktree add /tmp/old 776a5fb`) and prints both.
 """
 
 from __future__ import annotations
@@ -60,23 +66,17 @@ def wait_until(condition, timeout: float = 600) -> None:
         time.sleep(0.05)
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[1])
-    parser.add_argument('--tasks', type=int, default=10_000)
-    parser.add_argument('--slots', type=int, default=4)
-    args = parser.parse_args()
-
-    baseline = asyncio.run(bare_loop(min(args.tasks, 2000), args.slots))
-
+def measure(project_dir: str, tasks: int, slots: int) -> dict:
+    """One emulator (from ``project_dir``): dispatch latency, throughput, memory and the time to list every task."""
     with tempfile.TemporaryDirectory() as location:
         emulator = subprocess.Popen(
             [sys.executable, '-m', 'batch_emulator', '--port', '0', '--location', location,
-             '--node-step-seconds', '0.05'], cwd=PROJECT_DIR, stdout=subprocess.PIPE, text=True)
+             '--node-step-seconds', '0.05'], cwd=project_dir, stdout=subprocess.PIPE, text=True)
         try:
             endpoint = re.search(r'(http://127\.0\.0\.1:\d+)', emulator.stdout.readline()).group(1)
             batch = BatchClient(endpoint, AzureNamedKeyCredential(DEFAULT_ACCOUNT_NAME, DEFAULT_ACCOUNT_KEY))
             batch.create_pool(m.BatchPoolCreateOptions(id='bench', vm_size='standard_d2s_v3',
-                                                       target_dedicated_nodes=1, task_slots_per_node=args.slots,
+                                                       target_dedicated_nodes=1, task_slots_per_node=slots,
                                                        virtual_machine_configuration=UBUNTU))
             wait_until(lambda: [n.state for n in batch.list_nodes('bench')] == ['idle'])
 
@@ -94,26 +94,62 @@ def main() -> None:
             memory_before = rss_mib(emulator.pid)
             batch.create_job(m.BatchJobCreateOptions(id='throughput', pool_info=m.BatchPoolInfo(pool_id='bench')))
             batch.create_tasks('throughput', [m.BatchTaskCreateOptions(id=f't{i}', command_line='true')
-                                              for i in range(args.tasks)], max_concurrency=4)
-            wait_until(lambda: batch.get_job_task_counts('throughput').task_counts.completed == args.tasks)
+                                              for i in range(tasks)], max_concurrency=4)
+            wait_until(lambda: batch.get_job_task_counts('throughput').task_counts.completed == tasks)
             memory_after = rss_mib(emulator.pid)
-            tasks = list(batch.list_tasks('throughput', select=['executionInfo']))
-            first_start = min(parse_time(t.as_dict()['executionInfo']['startTime']) for t in tasks)
-            last_end = max(parse_time(t.as_dict()['executionInfo']['endTime']) for t in tasks)
-            failed = sum(t.execution_info.result != 'success' for t in tasks)
+            listed = time.perf_counter()
+            every_task = list(batch.list_tasks('throughput'))  # whole bodies, as the service writes them
+            list_seconds = time.perf_counter() - listed
+            selected = list(batch.list_tasks('throughput', select=['executionInfo']))
+            first_start = min(parse_time(t.as_dict()['executionInfo']['startTime']) for t in selected)
+            last_end = max(parse_time(t.as_dict()['executionInfo']['endTime']) for t in selected)
+            failed = sum(t.execution_info.result != 'success' for t in every_task)
         finally:
             emulator.terminate()
             emulator.wait(30)
-
-    rate = args.tasks / (last_end - first_start).total_seconds()
     latencies.sort()
+    return {'rate': tasks / (last_end - first_start).total_seconds(), 'failed': failed,
+            'median': statistics.median(latencies), 'p95': latencies[int(len(latencies) * 0.95) - 1],
+            'memory': (memory_after - memory_before) * 10_000 / tasks, 'memory_before': memory_before,
+            'memory_after': memory_after, 'list_seconds': list_seconds}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[1])
+    parser.add_argument('--tasks', type=int, default=10_000)
+    parser.add_argument('--slots', type=int, default=4)
+    parser.add_argument('--compare-with', metavar='CHECKOUT',
+                        help='another checkout of this project (e.g. `git worktree add /tmp/old 776a5fb`): its '
+                             'emulator is measured in turns with this one and both are printed')
+    parser.add_argument('--rounds', type=int, default=3, help='turns each with --compare-with (medians printed)')
+    args = parser.parse_args()
+
+    baseline = asyncio.run(bare_loop(min(args.tasks, 2000), args.slots))
     print(f'bare asyncio loop:   {baseline:7.0f} processes/s over {args.slots} slots (baseline)')
-    print(f'emulator:            {rate:7.0f} tasks/s over {args.slots} slots = {rate / baseline:.2f}x the baseline '
-          f'({args.tasks} tasks, {failed} failed)')
-    print(f'dispatch latency:    median {statistics.median(latencies):.1f} ms, '
-          f'p95 {latencies[int(len(latencies) * 0.95) - 1]:.1f} ms (task added -> running, idle slot, 50 tasks)')
-    print(f'emulator memory:     {memory_before:.0f} MiB before, {memory_after:.0f} MiB after -> '
-          f'{(memory_after - memory_before) * 10_000 / args.tasks:.0f} MiB per 10,000 completed tasks')
+    if not args.compare_with:
+        result = measure(PROJECT_DIR, args.tasks, args.slots)
+        print(f"emulator:            {result['rate']:7.0f} tasks/s over {args.slots} slots = "
+              f"{result['rate'] / baseline:.2f}x the baseline ({args.tasks} tasks, {result['failed']} failed)")
+        print(f"dispatch latency:    median {result['median']:.1f} ms, p95 {result['p95']:.1f} ms "
+              f'(task added -> running, idle slot, 50 tasks)')
+        print(f"list every task:     {result['list_seconds']:.2f} s for {args.tasks} tasks (whole bodies, pages "
+              f'of 1000)')
+        print(f"emulator memory:     {result['memory_before']:.0f} MiB before, {result['memory_after']:.0f} MiB "
+              f"after -> {result['memory']:.0f} MiB per 10,000 completed tasks")
+        return
+    runs: dict[str, list[dict]] = {'this checkout': [], args.compare_with: []}
+    for _ in range(args.rounds):  # in turns, so that the machine's moods fall on both alike
+        for name, directory in (('this checkout', PROJECT_DIR), (args.compare_with, args.compare_with)):
+            runs[name].append(measure(directory, args.tasks, args.slots))
+    medians = {name: {key: statistics.median(run[key] for run in results) for key in ('rate', 'median', 'list_seconds')}
+               for name, results in runs.items()}
+    for name, values in medians.items():
+        print(f"{name:>20}: {values['rate']:6.0f} tasks/s ({values['rate'] / baseline:.2f}x the baseline), "
+              f"dispatch median {values['median']:.1f} ms, list every task {values['list_seconds']:.2f} s "
+              f'(medians of {args.rounds})')
+    this, other = medians['this checkout'], medians[args.compare_with]
+    print(f"this checkout vs the other: throughput {this['rate'] / other['rate']:.2f}x, "
+          f"listing {this['list_seconds'] / other['list_seconds']:.2f}x the time")
 
 
 if __name__ == '__main__':

@@ -473,11 +473,21 @@ def test_the_api_version_of_azure_batch_14_is_accepted(emulator):
     assert any(i.image_reference.sku == 'server' for i in old_client.list_supported_images())
 
 
-@pytest.mark.parametrize(('query', 'code'), [('api-version=2019-08-01.10.0', 'InvalidQueryParameterValue'),
+@pytest.mark.parametrize('version', ['2024-07-01.20.0', '2020-09-01.12.0', '2018-03-01.6.1'])
+def test_versions_newer_than_september_2017_still_answer(batch_client, version):
+    """Microsoft's API status page: every Batch API version newer than September 2017 is available."""
+    assert raw(batch_client, 'GET', '/pools', query=f'api-version={version}').status_code == 200
+
+
+@pytest.mark.parametrize(('query', 'code'), [('api-version=2017-09-01.6.0', 'InvalidQueryParameterValue'),
+                                             ('api-version=2016-07-01.3.1', 'InvalidQueryParameterValue'),
+                                             ('api-version=2099-01-01', 'InvalidQueryParameterValue'),
                                              ('', 'MissingRequiredQueryParameter')])
-def test_other_api_versions_get_the_services_error(batch_client, query, code):
+def test_removed_and_unknown_api_versions_get_the_services_error(batch_client, query, code):
     response = raw(batch_client, 'GET', '/pools', query=query)
     assert response.status_code == 400 and response.json()['code'] == code
+    if query:
+        assert {'key': 'QueryParameterName', 'value': 'api-version'} in response.json()['values']
 
 
 def test_unsupported_operations_answer_clearly(batch_client):
@@ -747,6 +757,43 @@ def test_no_body_of_a_wrong_type_gets_a_500(batch_client, live_ids, operation_id
     method = next(o.method for o in contract.operations() if o.operation_id == operation_id)
     response = raw(batch_client, method, url, body=body)
     assert response.status_code < 500, (operation_id, name, value, response.text())
+
+
+def _nested_wrong_bodies() -> list[tuple[str, str, str]]:
+    """(operation id, path, top-level property) for every object (or list of objects) property of a parsed body."""
+    cases = []
+    for operation in contract.operations():
+        if operation.body_schema is None or operation.operation_id not in HANDLERS:
+            continue
+        for name, schema in contract.resolve(operation.body_schema).get('properties', {}).items():
+            if _inner_properties(schema):
+                cases.append((operation.operation_id, operation.path, name))
+    return cases
+
+
+def _inner_properties(schema: dict) -> dict:
+    schema = contract.resolve(schema)
+    if schema.get('type') == 'array':
+        return contract.resolve(schema.get('items') or {}).get('properties', {})
+    return schema.get('properties', {})
+
+
+@pytest.mark.parametrize(('operation_id', 'path', 'name'), _nested_wrong_bodies())
+def test_no_nested_property_of_a_wrong_type_gets_a_500(batch_client, live_ids, operation_id, path, name):
+    """One level deeper: each property inside an object (or a list of objects), sent with each wrong type."""
+    operation = next(o for o in contract.operations() if o.operation_id == operation_id)
+    outer = contract.resolve(contract.resolve(operation.body_schema)['properties'][name])
+    url = re.sub(r'\{(\w+)\}', lambda match: live_ids.get(match.group(1), 'x'), path)
+    failures = []
+    for inner, schema in _inner_properties(outer).items():
+        for value in _wrong_values(schema):
+            part = {inner: value}
+            body = {'id': 'wrongtype', 'vmSize': 'standard_d2s_v3', 'commandLine': 'true',
+                    name: [part] if outer.get('type') == 'array' else part}
+            response = raw(batch_client, operation.method, url, body=body)
+            if response.status_code >= 500:
+                failures.append((inner, value, response.text()[:200]))
+    assert not failures, failures
 
 
 def test_updates_and_actions_carry_the_headers_the_service_sends(batch_client, pool_and_job):
