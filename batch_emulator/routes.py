@@ -21,6 +21,7 @@ from .contract import Operation, conform, is_spec_path, operations, render, reso
 from .errors import BatchServiceError, invalid_query
 from .files import TooManyFiles, inside, is_directory, list_files, read_chunks
 from .odata import apply_select
+from .schedule_routes import SCHEDULE_HANDLERS
 from .server import MAX_JSON_DEPTH, MAX_REQUEST_BODY_BYTES, SCHEDULER, SETTINGS, STATE, json_response
 from .state import MAX_LIST_RESULTS, BatchState, iso, page
 
@@ -505,6 +506,7 @@ HANDLERS = {
     'Tasks_ListTaskFiles': list_task_files,
     'Tasks_GetTaskFile': get_task_file,
     'Tasks_GetTaskFileProperties': get_task_file,
+    **SCHEDULE_HANDLERS,
 }
 
 

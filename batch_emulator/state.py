@@ -47,6 +47,7 @@ from .models import (
 )
 from .pools import PoolRoom
 from .room import page
+from .schedules import ScheduleRoom
 from .tasks import TaskRoom
 
 __all__ = [
@@ -56,5 +57,5 @@ __all__ = [
 ]
 
 
-class BatchState(PoolRoom, JobRoom, TaskRoom):
+class BatchState(PoolRoom, JobRoom, TaskRoom, ScheduleRoom):
     """The account: every pool, node, job and task, and every rule about them."""

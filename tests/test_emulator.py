@@ -491,9 +491,9 @@ def test_removed_and_unknown_api_versions_get_the_services_error(batch_client, q
 
 
 def test_unsupported_operations_answer_clearly(batch_client):
-    schedules = raw(batch_client, 'GET', '/jobschedules')
-    assert schedules.status_code == 501 and schedules.json()['code'] == 'NotImplemented'
-    assert 'JobSchedules' in schedules.json()['message']['value']
+    applications = raw(batch_client, 'GET', '/applications')
+    assert applications.status_code == 501 and applications.json()['code'] == 'NotImplemented'
+    assert 'Applications_ListApplications' in applications.json()['message']['value']
     unknown = raw(batch_client, 'GET', '/no/such/thing')
     assert unknown.status_code == 400 and unknown.json()['code'] == 'InvalidUri'
 
