@@ -30,9 +30,19 @@ from aiohttp import web
 from .auth import is_valid_key
 from .faults import FaultInjector
 from .scheduler import DEFAULT_NODE_QUOTA
-from .server import DEFAULT_ACCOUNT_KEY, DEFAULT_ACCOUNT_NAME, create_app, set_base_url
+from .server import DEFAULT_ACCOUNT_KEY, DEFAULT_ACCOUNT_NAME, STATE, create_app, set_base_url
 
 READY_LINE = 'Azure Batch emulator listening on'
+
+
+def _speed(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = 0.0
+    if not 0 < value <= 100_000:
+        raise argparse.ArgumentTypeError(f'{text!r} is not a speed-up factor between 0 and 100000')
+    return value
 
 
 def _share(text: str) -> float:
@@ -94,6 +104,9 @@ def parse_arguments(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument('--pass-env', action='append', default=[], metavar='NAME',
                         help="pass this variable of the emulator's environment to tasks (repeatable); tasks get "
                              "a node's environment and nothing else by default")
+    parser.add_argument('--clock-speed', type=_speed, default=1.0, metavar='F',
+                        help='run autoscale evaluation intervals and job schedules F times faster than real '
+                             'time (for tests; default 1: real time)')
     parser.add_argument('--parent-pid', type=int, help='exit when this process ends (used by --local runs)')
     parser.add_argument('--verbose', action='store_true', help='log diagnostics to stderr')
     args = parser.parse_args(argv)
@@ -117,6 +130,7 @@ async def serve(args: argparse.Namespace, data_dir: str) -> None:
                      request_log_path=args.request_log, node_step_seconds=args.node_step_seconds,
                      storage_connection_string=args.storage_connection_string, pass_environment=args.pass_env,
                      dedicated_node_quota=args.dedicated_node_quota, spot_node_quota=args.spot_node_quota)
+    app[STATE].clock_speed = args.clock_speed
     runner = web.AppRunner(app, access_log=None, handle_signals=False)
     await runner.setup()
     site = web.TCPSite(runner, args.host, args.port)

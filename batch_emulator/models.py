@@ -58,6 +58,19 @@ def stamp() -> tuple[str, datetime.datetime]:
     return etag_for(moment), moment
 
 
+def duration_text(seconds: float) -> str:
+    """A duration as the service writes it back (.NET's XmlConvert): PT06M00S -> PT6M, 86400 s -> P1D."""
+    whole, fraction = divmod(round(seconds * 10_000_000), 10_000_000)
+    days, rest = divmod(whole, 86400)
+    hours, rest = divmod(rest, 3600)
+    minutes, secs = divmod(rest, 60)
+    text = 'P' + (f'{days}D' if days else '')
+    clock = (f'{hours}H' if hours else '') + (f'{minutes}M' if minutes else '')
+    if secs or fraction:
+        clock += f'{secs}' + (f'.{fraction:07d}'.rstrip('0') if fraction else '') + 'S'
+    return text + ('T' + clock if clock else '') if (days or clock) else 'PT0S'
+
+
 def retry_delay(retry_count: int) -> float:
     """The back-off before a failed task's (or start task's) next try: 0.1 s, doubling, at most 30 s."""
     return min(0.1 * 2 ** max(retry_count - 1, 0), 30.0)
@@ -117,6 +130,12 @@ class Pool:
     nodes: dict[str, Node] = dataclasses.field(default_factory=dict)
     resize_errors: list[dict] = dataclasses.field(default_factory=list)
     pending: deque = dataclasses.field(default_factory=deque)  # tasks waiting for a slot, in order
+    # Autoscale: the last periodic run (GET shows it), when the next is due and when it was last enabled
+    # (monotonic seconds), and the sampled histories its formula reads ($PendingTasks, ...).
+    autoscale_run: dict | None = None
+    autoscale_due: float = 0.0
+    autoscale_enabled_at: float | None = None
+    samples: dict[str, deque] = dataclasses.field(default_factory=dict)
 
     @property
     def slots_per_node(self) -> int:

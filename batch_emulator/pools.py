@@ -30,6 +30,7 @@ def _pool_resource(pool: Pool, base_url: str) -> dict:
         'targetDedicatedNodes': int(pool.spec.get('targetDedicatedNodes') or 0),
         'targetLowPriorityNodes': int(pool.spec.get('targetLowPriorityNodes') or 0),
         'resizeErrors': pool.resize_errors or None,
+        'autoScaleRun': pool.autoscale_run,
     }
     # The secrets the service never gives back (recorded, section 2.1).
     if 'userAccounts' in pool.spec:
@@ -113,9 +114,7 @@ class PoolRoom(Room):
         if image['osType'] != 'linux':
             raise invalid_property('virtualMachineConfiguration.imageReference', image['imageReference']['sku'],
                                    'The local emulator runs Linux images only.')
-        if body.get('enableAutoScale'):
-            raise invalid_property('enableAutoScale', True, 'The local emulator does not evaluate autoscale '
-                                                            'formulas; set targetDedicatedNodes.')
+        self.check_autoscale_on_create(body)
         for name in ('targetDedicatedNodes', 'targetLowPriorityNodes', 'taskSlotsPerNode'):
             value = body.get(name)
             if value is not None and (not isinstance(value, int) or value < 0):
@@ -132,6 +131,8 @@ class PoolRoom(Room):
         for job in self.jobs.values():
             if job.pool_id.lower() == pool_id.lower() and job.state in ('active', 'disabled'):
                 pool.pending.extend(task for task in job.tasks.values() if task.state == 'active')
+        if body.get('enableAutoScale'):
+            self.start_autoscale(pool)
         self.changed('pool', pool)
         self.hooks.pool_created(pool)
         return pool

@@ -181,6 +181,22 @@ async def stop_resize_pool(request: web.Request) -> web.Response:
     return json_response(request, None, status=202, etag=pool.etag, last_modified=pool.last_modified, acted=True)
 
 
+async def enable_autoscale(request: web.Request) -> web.Response:
+    pool = _state(request).enable_autoscale(request.match_info['poolId'], await _body(request))
+    return json_response(request, None, etag=pool.etag, last_modified=pool.last_modified, acted=True)
+
+
+async def disable_autoscale(request: web.Request) -> web.Response:
+    pool = _state(request).disable_autoscale(request.match_info['poolId'])
+    return json_response(request, None, etag=pool.etag, last_modified=pool.last_modified, acted=True)
+
+
+async def evaluate_autoscale(request: web.Request) -> web.Response:
+    run = _state(request).evaluate_autoscale(request.match_info['poolId'], (await _body(request))['autoScaleFormula'])
+    metadata = f"{request.app[SETTINGS]['base_url']}/$metadata#Microsoft.Azure.Batch.Protocol.Entities.AutoScaleRun"
+    return json_response(request, {'odata.metadata': metadata, **_writer(request)(run)}, acted=True)  # no ETag
+
+
 async def list_pool_node_counts(request: web.Request) -> web.Response:
     counts = []
     for pool in _state(request).pools.values():
@@ -480,6 +496,9 @@ HANDLERS = {
     'Pools_ReplacePoolProperties': replace_pool_properties,
     'Pools_ResizePool': resize_pool,
     'Pools_StopPoolResize': stop_resize_pool,
+    'Pools_EnablePoolAutoScale': enable_autoscale,
+    'Pools_DisablePoolAutoScale': disable_autoscale,
+    'Pools_EvaluatePoolAutoScale': evaluate_autoscale,
     'Nodes_ListNodes': list_nodes,
     'Nodes_GetNode': get_node,
     'Nodes_RebootNode': reboot_node,

@@ -24,6 +24,7 @@ from typing import Any
 from . import processes
 from .faults import FaultInjector
 from .node import NodeLost, NodeRunner, parse_duration
+from .scaling import run_autoscale
 from .schedules import run_job_schedules
 from .state import BatchState, Job, Node, Pool, Task, iso, retry_delay, utc_now
 
@@ -64,6 +65,7 @@ class Scheduler:
             self._spawn(self._flush_journal_regularly())
         self._spawn(self._reap_regularly())
         self._spawn(run_job_schedules(self.state))
+        self._spawn(run_autoscale(self.state))
 
     async def _flush_journal_regularly(self) -> None:
         while True:

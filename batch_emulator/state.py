@@ -47,6 +47,7 @@ from .models import (
 )
 from .pools import PoolRoom
 from .room import page
+from .scaling import AutoScaleRoom
 from .schedules import ScheduleRoom
 from .tasks import TaskRoom
 
@@ -57,5 +58,5 @@ __all__ = [
 ]
 
 
-class BatchState(PoolRoom, JobRoom, TaskRoom, ScheduleRoom):
+class BatchState(PoolRoom, AutoScaleRoom, JobRoom, TaskRoom, ScheduleRoom):
     """The account: every pool, node, job and task, and every rule about them."""
