@@ -109,11 +109,13 @@ class Node:
     recent_tasks: deque = dataclasses.field(default_factory=lambda: deque(maxlen=5))
     prepared_jobs: dict[str, dict] = dataclasses.field(default_factory=dict)  # job key -> prep/release status
     errors: list[dict] = dataclasses.field(default_factory=list)
+    users: dict[str, dict] = dataclasses.field(default_factory=dict)  # node user name -> its settings
 
-    def set_state(self, state: str) -> None:
+    def set_state(self, state: str, *, keep_time: bool = False) -> None:
         if state != self.state:
             self.state = state
-            self.state_transition_time = utc_now()
+            if not keep_time:
+                self.state_transition_time = utc_now()
 
 
 @dataclasses.dataclass(eq=False)

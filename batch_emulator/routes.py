@@ -225,7 +225,7 @@ async def get_node(request: web.Request) -> web.Response:
 
 async def reboot_node(request: web.Request) -> web.Response:
     state = _state(request)
-    pool, node = state.get_node(request.match_info['poolId'], request.match_info['nodeId'])
+    pool, node = state.node_for_action(request.match_info['poolId'], request.match_info['nodeId'], 'reboot')
     if node.state not in ('idle', 'running', 'starttaskfailed', 'unusable'):
         raise BatchServiceError('OperationInvalidForCurrentState', 'The node is not in a state that allows reboot.')
     request.app[SCHEDULER].reboot_node(pool, node)
@@ -527,6 +527,11 @@ HANDLERS = {
     'Tasks_GetTaskFileProperties': get_task_file,
     **SCHEDULE_HANDLERS,
 }
+
+
+from .node_routes import NODE_HANDLERS  # noqa: E402 (it uses this module's helpers)
+
+HANDLERS.update(NODE_HANDLERS)
 
 
 def _not_implemented(operation: Operation):

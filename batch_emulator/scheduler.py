@@ -404,6 +404,67 @@ class Scheduler:
         _completed(status, exit_code, problem)
         return problem
 
+    # ----- node actions (the checks are the state's: nodes.py) ---------------------------------
+
+    async def end_node_tasks(self, node: Node, option: str) -> None:
+        """What happens to a node's running tasks when it leaves work: requeued, terminated, or left to finish."""
+        if option in ('taskcompletion', 'retaineddata'):
+            while node.running:
+                await asyncio.sleep(self.node_step_seconds)
+            return
+        for task in list(node.running.values()):
+            if option == 'terminate':
+                task.terminate_requested = True
+                self.runner.stop(task)
+            else:
+                self.runner.lose(task)
+
+    def disable_scheduling(self, node: Node, option: str) -> None:
+        if option != 'taskcompletion':
+            self._spawn(self.end_node_tasks(node, option))
+
+    def reimage_node(self, pool: Pool, node: Node, option: str) -> None:
+        """Reimage: tasks handled by the option, the node's disk wiped, then a fresh boot and start task."""
+        node.set_state('reimaging')
+        self._spawn(self._reimage(pool, node, option))
+
+    async def _reimage(self, pool: Pool, node: Node, option: str) -> None:
+        await self.end_node_tasks(node, option)
+        self._stop_node_work(node)
+        shutil.rmtree(node.root_dir, ignore_errors=True)
+        node.start_task_info, node.prepared_jobs = None, {}
+        await self._boot(pool, node)
+
+    def deallocate_node(self, pool: Pool, node: Node, option: str) -> None:
+        node.set_state('deallocating')
+        node.scheduling_state = 'disabled'  # recorded [J:node/dealloc]
+        self._spawn(self._deallocate(pool, node, option))
+
+    async def _deallocate(self, pool: Pool, node: Node, option: str) -> None:
+        await self.end_node_tasks(node, option)
+        self._stop_node_work(node)
+        await asyncio.sleep(self.node_step_seconds)
+        node.set_state('deallocated', keep_time=True)  # recorded: the same stateTransitionTime
+        self.state.changed('pool', pool)
+
+    def start_node(self, pool: Pool, node: Node) -> None:
+        node.set_state('starting')
+        node.scheduling_state = 'enabled'
+        self._spawn(self._reboot(pool, node))
+
+    def remove_nodes(self, pool: Pool, nodes: list[Node], option: str) -> None:
+        for node in nodes:
+            node.scheduling_state = 'disabled'
+        self._spawn(self._remove_nodes(pool, nodes, option))
+
+    async def _remove_nodes(self, pool: Pool, nodes: list[Node], option: str) -> None:
+        await asyncio.gather(*(self.end_node_tasks(node, option) for node in nodes))
+        await asyncio.sleep(self.node_step_seconds)
+        for node in nodes:
+            node.set_state('leavingpool')
+            self._remove_node(pool, node)
+        self.state.update_allocation_state(pool, len(pool.nodes), [])
+
     def reboot_node(self, pool: Pool, node: Node) -> None:
         """Reboot: running tasks are requeued, then the start task runs again (as on a real node)."""
         self._stop_node_work(node)

@@ -45,6 +45,7 @@ from .models import (
     stamp,
     utc_now,
 )
+from .nodes import NodeRoom
 from .pools import PoolRoom
 from .room import page
 from .scaling import AutoScaleRoom
@@ -58,5 +59,5 @@ __all__ = [
 ]
 
 
-class BatchState(PoolRoom, AutoScaleRoom, JobRoom, TaskRoom, ScheduleRoom):
+class BatchState(PoolRoom, NodeRoom, AutoScaleRoom, JobRoom, TaskRoom, ScheduleRoom):
     """The account: every pool, node, job and task, and every rule about them."""

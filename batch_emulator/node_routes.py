@@ -1,0 +1,177 @@
+"""Handlers of the node operations and file deletes: operation id -> handler (merged into routes.HANDLERS).
+
+Status codes and headers as recorded (section 1.2 and 5): node actions answer 202 (reboot, reimage,
+deallocate, start) or 200 (scheduling) with DataServiceId only; node users 201/200/200; file deletes 200.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import secrets
+import shutil
+import uuid
+
+from aiohttp import web
+
+from .errors import BatchServiceError
+from .files import inside
+from .node import _insert_blob_path
+from .routes import _body, _entity_response, _list_response, _node_root, _state, _task_root, _writer
+from .server import SCHEDULER, SETTINGS, json_response
+
+
+async def _optional_body(request: web.Request) -> dict:
+    """A body the SDKs may leave out (the JS SDK sends disablescheduling with none: 200)."""
+    if not request.can_read_body or (request.content_length == 0):
+        return {}
+    return await _body(request)
+
+
+def _ids(request: web.Request) -> tuple[str, str]:
+    return request.match_info['poolId'], request.match_info['nodeId']
+
+
+async def disable_scheduling(request: web.Request) -> web.Response:
+    node, option = _state(request).disable_scheduling(*_ids(request), await _optional_body(request))
+    request.app[SCHEDULER].disable_scheduling(node, option)
+    return json_response(request, None, acted=True)
+
+
+async def enable_scheduling(request: web.Request) -> web.Response:
+    _state(request).enable_scheduling(*_ids(request))
+    return json_response(request, None, acted=True)
+
+
+async def reimage_node(request: web.Request) -> web.Response:
+    state = _state(request)
+    option = state.requeue_option(await _optional_body(request), 'nodeReimageOption')
+    pool, node = state.node_for_action(*_ids(request), 'reimage')
+    request.app[SCHEDULER].reimage_node(pool, node, option)
+    return json_response(request, None, status=202, acted=True)
+
+
+async def deallocate_node(request: web.Request) -> web.Response:
+    state = _state(request)
+    option = state.requeue_option(await _optional_body(request), 'nodeDeallocateOption')
+    pool, node = state.node_for_action(*_ids(request), 'deallocate')
+    request.app[SCHEDULER].deallocate_node(pool, node, option)
+    return json_response(request, None, status=202, acted=True)
+
+
+async def start_node(request: web.Request) -> web.Response:
+    pool, node = _state(request).node_for_action(*_ids(request), 'start')
+    request.app[SCHEDULER].start_node(pool, node)
+    return json_response(request, None, status=202, acted=True)
+
+
+async def remove_nodes(request: web.Request) -> web.Response:
+    pool, nodes, option = _state(request).nodes_to_remove(request.match_info['poolId'], await _body(request))
+    request.app[SCHEDULER].remove_nodes(pool, nodes, option)
+    return json_response(request, None, status=202, etag=pool.etag, last_modified=pool.last_modified, acted=True)
+
+
+# ----- node users, remote login, extensions --------------------------------------------------------
+
+async def create_node_user(request: web.Request) -> web.Response:
+    name = _state(request).create_node_user(*_ids(request), await _body(request))
+    url = f"{request.app[SETTINGS]['base_url']}{request.path}/{name}"
+    return json_response(request, None, status=201, location=url)  # DataServiceId + Location, no ETag
+
+
+async def replace_node_user(request: web.Request) -> web.Response:
+    _state(request).replace_node_user(*_ids(request), request.match_info['userName'], await _body(request))
+    return json_response(request, None)
+
+
+async def delete_node_user(request: web.Request) -> web.Response:
+    _state(request).delete_node_user(*_ids(request), request.match_info['userName'])
+    return json_response(request, None)
+
+
+async def remote_login_settings(request: web.Request) -> web.Response:
+    settings = _state(request).remote_login_settings(*_ids(request))
+    metadata = f"{request.app[SETTINGS]['base_url']}/$metadata#Microsoft.Azure.Batch.Protocol.Entities." \
+               'RemoteLoginSettings'
+    return json_response(request, {'odata.metadata': metadata, **_writer(request)(settings)}, acted=True)
+
+
+async def list_node_extensions(request: web.Request) -> web.Response:
+    return _list_response(request, _state(request).node_extensions(*_ids(request)), 'extensions')
+
+
+async def get_node_extension(request: web.Request) -> web.Response:
+    extension = _state(request).node_extension(*_ids(request), request.match_info['extensionName'])
+    return _entity_response(request, extension, 'extensions')
+
+
+async def upload_node_logs(request: web.Request) -> web.Response:
+    """The node's agent logs (here: its start task's output and the emulator's record of the node) go to the
+    container URL, under the virtual folder the service names (recorded [P:nodes, J:node/logs])."""
+    state = _state(request)
+    body = await _body(request)
+    pool, node = state.get_node(*_ids(request))
+    folder = f"{state.account_name}-{secrets.token_hex(8).upper()}/{pool.id.lower()}/{node.id}/{uuid.uuid4()}"
+    startup = os.path.join(node.root_dir, 'startup')
+    files = [os.path.join(startup, name) for name in ('stdout.txt', 'stderr.txt')
+             if os.path.isfile(os.path.join(startup, name))]
+    summary = os.path.join(node.root_dir, 'emulator-node.log')
+    with open(summary, 'w', encoding='utf-8') as file:
+        file.write(f'node {node.id} of pool {pool.id}: state {node.state}, scheduling {node.scheduling_state}, '
+                   f'{node.total_tasks_run} tasks run, {node.total_tasks_succeeded} succeeded\n')
+    files.append(summary)
+    runner = request.app[SCHEDULER].runner
+    for path in files:
+        await runner._upload(path, _insert_blob_path(body['containerUrl'], f'{folder}/{os.path.basename(path)}'), [])
+    metadata = f"{request.app[SETTINGS]['base_url']}/$metadata#Microsoft.Azure.Batch.Protocol.Entities." \
+               'UploadBatchServiceLogsResult'
+    return json_response(request, {'odata.metadata': metadata, 'virtualDirectoryName': folder,
+                                   'numberOfFilesUploaded': len(files)})
+
+
+# ----- file deletes ---------------------------------------------------------------------------------
+
+def _delete(root: str, relative: str, recursive: bool) -> None:
+    path = inside(root, relative)
+    if path is None or path == os.path.realpath(root) or not os.path.lexists(path):
+        raise BatchServiceError('FileNotFound')
+    if os.path.isdir(path) and not os.path.islink(path):
+        if os.listdir(path) and not recursive:
+            raise BatchServiceError('OperationInvalidForCurrentState', 'The directory is not empty; delete it with '
+                                                                       'recursive=true.')
+        shutil.rmtree(path)
+    else:
+        os.remove(path)
+
+
+async def _delete_file(request: web.Request, root: str) -> web.Response:
+    recursive = request.query.get('recursive', 'false').lower() == 'true'
+    await asyncio.to_thread(_delete, root, request.match_info['filePath'], recursive)
+    return json_response(request, None)  # 200, chunked only (recorded)
+
+
+async def delete_task_file(request: web.Request) -> web.Response:
+    return await _delete_file(request, _task_root(request)[0])
+
+
+async def delete_node_file(request: web.Request) -> web.Response:
+    return await _delete_file(request, _node_root(request)[0])
+
+
+NODE_HANDLERS = {
+    'Nodes_DisableNodeScheduling': disable_scheduling,
+    'Nodes_EnableNodeScheduling': enable_scheduling,
+    'Nodes_ReimageNode': reimage_node,
+    'Nodes_DeallocateNode': deallocate_node,
+    'Nodes_StartNode': start_node,
+    'Pools_RemoveNodes': remove_nodes,
+    'Nodes_CreateNodeUser': create_node_user,
+    'Nodes_ReplaceNodeUser': replace_node_user,
+    'Nodes_DeleteNodeUser': delete_node_user,
+    'Nodes_GetNodeRemoteLoginSettings': remote_login_settings,
+    'Nodes_ListNodeExtensions': list_node_extensions,
+    'Nodes_GetNodeExtension': get_node_extension,
+    'Nodes_UploadNodeLogs': upload_node_logs,
+    'Tasks_DeleteTaskFile': delete_task_file,
+    'Nodes_DeleteNodeFile': delete_node_file,
+}
