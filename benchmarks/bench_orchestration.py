@@ -32,12 +32,12 @@ from common import PROJECT_DIR, PeakRss
 import python_tutorial_client as client
 from batch_emulator.local import AZURITE_ACCOUNT_KEY, AZURITE_ACCOUNT_NAME, local_services
 
-STEPS = ['_upload_files', 'create_pool', 'create_job', 'add_tasks', 'wait_for_tasks_to_complete',
-         'report_failed_tasks', 'download_blobs_from_container', '_delete_containers']
-CLIENT_STEPS = ('_upload_files', 'add_tasks', 'download_blobs_from_container')
-LABELS = {'_upload_files': 'upload', 'create_pool': 'pool', 'create_job': 'job', 'add_tasks': 'submit',
+STEPS = ['upload_files_to_container', 'create_pool', 'create_job', 'add_tasks', 'wait_for_tasks_to_complete',
+         'report_failed_tasks', 'download_blobs_from_container', 'delete_containers']
+CLIENT_STEPS = ('upload_files_to_container', 'add_tasks', 'download_blobs_from_container')
+LABELS = {'upload_files_to_container': 'upload', 'create_pool': 'pool', 'create_job': 'job', 'add_tasks': 'submit',
           'wait_for_tasks_to_complete': 'monitor', 'report_failed_tasks': 'report',
-          'download_blobs_from_container': 'download', '_delete_containers': 'cleanup'}
+          'download_blobs_from_container': 'download', 'delete_containers': 'cleanup'}
 
 
 def make_inputs(folder: str, count: int) -> None:

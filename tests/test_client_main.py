@@ -47,7 +47,30 @@ def test_no_configuration_names_every_missing_setting_in_one_line_and_exits_2(mo
     for name in ('_BATCH_ACCOUNT_NAME', 'AZURE_BATCH_ACCOUNT', 'AZURE_BATCH_ENDPOINT', '_STORAGE_ACCOUNT_NAME',
                  'AZURE_STORAGE_ACCOUNT'):
         assert name in lines[0]
+    assert lines[0].startswith('Error: configuration is incomplete: Batch account name is missing')
+    # It ends with how to run the tutorial without an account.
+    assert lines[0].endswith('to run the tutorial without an Azure account, use --local: '
+                             'python python_tutorial_client.py --local (or ./run.sh local)')
     assert 'Traceback' not in captured.err
+
+
+@pytest.mark.parametrize(('argv', 'message'), [
+    (['--input', 'no/such/file.txt'], 'input file no/such/file.txt does not exist'),
+    (['--numwords', '0'], '--numwords must be 1 or more (got 0)'),
+    (['--input', 'no/such/file.txt', '--numwords', '0'],
+     '--numwords must be 1 or more (got 0); input file no/such/file.txt does not exist'),
+])
+def test_an_input_problem_says_what_is_wrong_with_what_and_is_not_called_configuration(mocker, capsys, argv,
+                                                                                        message):
+    mocker.patch.dict(os.environ, GOOD_ENVIRONMENT, clear=True)
+    assert client.run_from_command_line(argv) == 2
+    assert capsys.readouterr().err == f'Error: {message}\n'
+
+
+def test_a_malformed_account_setting_is_not_told_to_run_locally():
+    message = configuration_error([], GOOD_ENVIRONMENT | {'AZURE_BATCH_ACCOUNT': 'Bad_Name'})
+    assert message == ('configuration is incomplete: Batch account name is malformed ("Bad_Name") '
+                       '(set _BATCH_ACCOUNT_NAME or export AZURE_BATCH_ACCOUNT)')
 
 
 def test_environment_overrides_constants_and_flags_override_both(mocker):
@@ -93,6 +116,16 @@ def test_azure_china_uses_the_china_blob_endpoint():
 def test_without_keys_microsoft_entra_id_is_used():
     environ = {k: v for k, v in GOOD_ENVIRONMENT.items() if 'KEY' not in k}
     assert settings_for([], environ).auth == 'entra'
+
+
+@pytest.mark.parametrize('auth', ['key', 'entra'])
+def test_the_batch_client_is_built_with_the_retry_policy_that_repeats_lost_posts(mocker, auth):
+    environ = GOOD_ENVIRONMENT if auth == 'key' else {k: v for k, v in GOOD_ENVIRONMENT.items() if 'KEY' not in k}
+    mocker.patch('azure.identity.DefaultAzureCredential')
+    mocker.patch.object(client, 'BlobServiceClient')
+    batch_class = mocker.patch.object(client, 'BatchClient')
+    client.create_service_clients(settings_for([], environ))
+    assert isinstance(batch_class.call_args.kwargs['retry_policy'], client._RetryLostPostsToo)
 
 
 def test_entra_clients_use_the_clouds_authority_scope_and_a_user_delegation_key(mocker):
@@ -409,18 +442,49 @@ def test_ctrl_c_anywhere_ends_with_what_is_left_and_the_commands_that_delete_it(
     assert KEY not in out and 'sig=' not in out
 
 
-def test_ctrl_c_in_a_local_run_says_nothing_is_billed_and_needs_no_commands(mocker, tmp_path, capsys):
+@pytest.mark.parametrize(('where', 'gone'), [
+    ('at-delete-job-after-a-complete-run', 'job [PythonTutorialJob], pool [PythonTutorialPool]'),
+    ('while-the-tasks-run', 'container [output], job [PythonTutorialJob], pool [PythonTutorialPool]'),
+])
+def test_a_local_run_says_once_that_what_it_leaves_goes_with_the_local_services(mocker, tmp_path, capsys, where,
+                                                                                   gone):
+    install_ctrl_c, answers, _ = INTERRUPTS[where]
     blob_service, batch = working_services(mocker)
+    install_ctrl_c(blob_service, batch)
     mocker.patch.object(client.sys, 'stdin').isatty.return_value = True
-    mocker.patch('builtins.input', side_effect=KeyboardInterrupt)
+    mocker.patch('builtins.input', side_effect=answers)
 
     assert main_interrupted(tutorial_settings(tmp_path, assume_yes=False, local=True), blob_service, batch,
                             KEY) == 130
 
     out = capsys.readouterr().out
-    assert out.endswith('Job [PythonTutorialJob] is left; its unfinished tasks keep running.\n'
-                        'Pool [PythonTutorialPool] is left; the local emulator stops when this run ends.\n')
-    assert 'billed' not in out and 'az ' not in out
+    assert out.endswith(f'\nThe local services stop now, and with them go: {gone}.\n')
+    assert leftover_lines(out) == []  # nothing "is left", "kept" or "running"; no az commands
+    assert 'billed' not in out and 'az ' not in out and 'Kept' not in out
+
+
+def test_a_timeout_downloads_the_results_of_the_tasks_that_completed(mocker, tmp_path, capsys):
+    """The timeout comes with 2 of 3 tasks completed: their results are downloaded, the rest told, exit 1."""
+    blob_service, batch = working_services(mocker)
+    batch.get_job_task_counts.return_value = batchmodels.BatchTaskCountsResult(
+        task_counts=batchmodels.BatchTaskCounts(active=0, running=1, completed=2, succeeded=2, failed=0))
+    container = blob_service.get_container_client.return_value
+    container.list_blobs.return_value = [argparse.Namespace(name=f'taskdata{i}_OUTPUT.txt') for i in (1, 2)]
+    clock = mocker.patch.object(client, 'time')
+    clock.monotonic.side_effect = [0.0] + [60.0 * minute for minute in range(1, 30)]  # a minute per poll
+
+    assert client.main(tutorial_settings(tmp_path), blob_service, batch, KEY) == 1
+
+    captured = capsys.readouterr()
+    assert captured.err.splitlines() == [
+        "Error: Tasks did not reach 'Completed' state within timeout period of 0:20:00: 1 of 3 did not complete "
+        '(give them more time with --timeout MINUTES; now 20). Downloading the results of the 2 that did.']
+    assert 'Success!' not in captured.out
+    assert sorted(os.listdir(tmp_path / 'out')) == ['taskdata1_OUTPUT.txt', 'taskdata2_OUTPUT.txt']
+    assert '  Download complete!' in captured.out
+    # Everything present was downloaded: the containers go; the job and the pool are offered for deletion.
+    assert [c.args[0] for c in blob_service.delete_container.call_args_list] == ['application', 'input', 'output']
+    batch.begin_delete_job.assert_called_once_with('PythonTutorialJob')
 
 
 def test_the_commands_use_the_signed_in_identity_and_name_the_cloud(tmp_path, capsys):

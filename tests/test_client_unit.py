@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import datetime
 import os
+import re
 import shlex
 import urllib.parse
 
@@ -175,8 +176,9 @@ def test_create_pool_start_task_prepares_nodes_idempotently_as_pool_admin(mocker
     batch.list_supported_images.return_value = [supported_image('server')]
     script = batchmodels.ResourceFile(http_url='https://x/application/python_tutorial_task.py?sig=s',
                                       file_path='python_tutorial_task.py')
+    mocker.patch.object(client, '_run_id', 'run1')
 
-    assert client.create_pool(batch, 'PythonTutorialPool', [script], 'STANDARD_D2S_V3', 2, 'run1') is False
+    assert client.create_pool(batch, 'PythonTutorialPool', [script], 'STANDARD_D2S_V3', 2) is False
 
     pool = batch.create_pool.call_args.args[0]
     assert (pool.id, pool.vm_size, pool.target_dedicated_nodes) == ('PythonTutorialPool', 'STANDARD_D2S_V3', 2)
@@ -184,16 +186,63 @@ def test_create_pool_start_task_prepares_nodes_idempotently_as_pool_admin(mocker
     assert pool.virtual_machine_configuration.node_agent_sku_id == 'batch.node.ubuntu 24.04'
     start_task = pool.start_task
     assert start_task.wait_for_success is True
+    assert start_task.max_task_retry_count == 2  # a failed attempt (a mirror down) is run again by the service
     assert start_task.resource_files == [script]
     assert start_task.user_identity.auto_user.scope == 'pool'
     assert start_task.user_identity.auto_user.elevation_level == 'admin'
     commands = start_task_script(start_task)
-    assert 'cp -f "$AZ_BATCH_TASK_WORKING_DIR/python_tutorial_task.py" "$AZ_BATCH_NODE_SHARED_DIR/"' in commands
-    # Installs nothing when the dependency is already importable; PEP 668-safe --target install otherwise.
-    assert 'if python3 -c "import azure.storage.blob"' in commands
-    assert 'pip install --no-input --target "$PYTHONPATH" azure-storage-blob==' in commands
-    assert 'DPkg::Lock::Timeout=' in commands
-    assert 'for attempt in 1 2 3' in commands
+    assert commands == 'set -e; set -o pipefail; ' + '; '.join(client.start_task_commands()) + '; wait'
+    assert 'DPkg::Lock::Timeout=' in commands and 'Acquire::Retries=' in commands
+
+
+FAKE_TOOLS = {
+    # python3: "import azure.storage.blob" works once pip has installed it into $PYTHONPATH.
+    'python3': """#!/bin/sh
+echo "python3 $*" >> "$CALLS"
+case "$*" in
+  *"import azure.storage.blob"*) [ -d "$PYTHONPATH/azure" ] ;;
+  *"pip install"*) [ "${EXTERNALLY_MANAGED:-}" = "" ] || case "$*" in *--target*) ;; *) exit 1 ;; esac
+                   mkdir -p "$PYTHONPATH/azure" ;;
+esac
+""",
+    'apt-get': '#!/bin/sh\necho "apt-get $*" >> "$CALLS"\n',
+}
+
+
+def run_start_task(tmp_path, node) -> list[str]:
+    """Runs the StartTask's command line with bash on a fake node: apt-get and python3 only log their calls."""
+    import subprocess
+    tools = tmp_path / 'tools'
+    tools.mkdir(exist_ok=True)
+    for name, text in FAKE_TOOLS.items():
+        (tools / name).write_text(text)
+        (tools / name).chmod(0o755)
+    calls = tmp_path / 'calls.txt'
+    calls.write_text('')
+    command = client.wrap_commands_in_shell('linux', client.start_task_commands())
+    environment = {'PATH': f'{tools}:/usr/bin:/bin', 'CALLS': str(calls), 'EXTERNALLY_MANAGED': '1',
+                   'AZ_BATCH_TASK_WORKING_DIR': str(node / 'wd'), 'AZ_BATCH_NODE_SHARED_DIR': str(node / 'shared')}
+    subprocess.run(shlex.split(command), env=environment, check=True, timeout=30)
+    return calls.read_text().splitlines()
+
+
+def test_the_start_task_installs_once_pep_668_safe_and_can_run_again(tmp_path):
+    """A fresh node installs pip and the dependency (--target: PEP 668 allows it); a reboot installs nothing."""
+    node = tmp_path / 'node'
+    (node / 'wd').mkdir(parents=True)
+    (node / 'shared').mkdir()
+    (node / 'wd' / 'python_tutorial_task.py').write_text('print("task")\n')  # the StartTask's resource file
+
+    first = run_start_task(tmp_path, node)
+    assert [call.split()[0] for call in first] == ['python3', 'apt-get', 'apt-get', 'python3']
+    assert 'install -y python3-pip' in first[2]
+    assert f'--target {node}/shared/python-packages azure-storage-blob==' in first[3]
+    assert (node / 'shared' / 'python_tutorial_task.py').read_text() == 'print("task")\n'
+
+    (node / 'wd' / 'python_tutorial_task.py').write_text('print("this run")\n')
+    again = run_start_task(tmp_path, node)  # the node reboots: the StartTask runs again
+    assert [call.split()[0] for call in again] == ['python3']  # only the import check
+    assert (node / 'shared' / 'python_tutorial_task.py').read_text() == 'print("this run")\n'
 
 
 def test_create_pool_reuses_an_existing_pool_and_refreshes_its_start_task(mocker, capsys):
@@ -204,7 +253,7 @@ def test_create_pool_reuses_an_existing_pool_and_refreshes_its_start_task(mocker
                                                         vm_size='standard_d2s_v3', current_dedicated_nodes=1,
                                                         target_dedicated_nodes=1)
 
-    assert client.create_pool(batch, 'PythonTutorialPool', [], 'STANDARD_D2S_V3', 1, 'run2') is True
+    assert client.create_pool(batch, 'PythonTutorialPool', [], 'STANDARD_D2S_V3', 1) is True
 
     assert 'already exists: reusing it' in capsys.readouterr().out
     pool_id, update = batch.update_pool.call_args.args
@@ -212,58 +261,94 @@ def test_create_pool_reuses_an_existing_pool_and_refreshes_its_start_task(mocker
     assert update.start_task.wait_for_success is True
 
 
-def test_create_pool_refuses_a_pool_that_is_being_deleted(mocker):
+@pytest.mark.parametrize(('code', 'kind'), [('PoolBeingDeleted', 'pool'), ('JobBeingDeleted', 'job')])
+def test_a_pool_or_job_that_is_being_deleted_is_refused_with_what_to_do(mocker, code, kind):
     batch = mocker.MagicMock()
     batch.list_supported_images.return_value = [supported_image('server')]
-    batch.create_pool.side_effect = batch_error(409, 'PoolExists', exception=ResourceExistsError)
-    batch.get_pool.return_value = batchmodels.BatchPool(id='p', state='deleting')
-    with pytest.raises(client.TutorialError, match='is being deleted'):
-        client.create_pool(batch, 'p', [], 'STANDARD_D2S_V3', 1, 'run1')
+    getattr(batch, f'create_{kind}').side_effect = batch_error(409, code, exception=ResourceExistsError)
+    with pytest.raises(client.TutorialError, match=rf'{kind} \[x\] is being deleted; .* --{kind}-id'):
+        if kind == 'pool':
+            client.create_pool(batch, 'x', [], 'STANDARD_D2S_V3', 1)
+        else:
+            client.create_job(batch, 'x', 'pool')
     batch.update_pool.assert_not_called()
 
 
-def test_a_create_whose_answer_was_lost_is_recognised_by_its_run_id(mocker, capsys):
-    """The connection drops after the service created the pool and the job: the run carries on with both."""
-    from azure.core.exceptions import ServiceResponseError
-    mocker.patch.object(client.time, 'sleep')
+def test_another_conflict_is_not_taken_for_an_existing_pool(mocker):
+    batch = mocker.MagicMock()
+    batch.list_supported_images.return_value = [supported_image('server')]
+    batch.create_pool.side_effect = batch_error(409, 'PoolQuotaReached', exception=ResourceExistsError)
+    with pytest.raises(ResourceExistsError, match='PoolQuotaReached'):
+        client.create_pool(batch, 'p', [], 'STANDARD_D2S_V3', 1)
+    batch.get_pool.assert_not_called()
+
+
+def test_already_exists_after_a_lost_answer_is_recognised_by_the_run_id(mocker, capsys):
+    """The SDK repeated a create whose answer was lost and the repeat finds the pool (the job): this run's own."""
+    mocker.patch.object(client, '_run_id', 'run7')
     batch = mocker.MagicMock()
     batch.list_supported_images.return_value = [supported_image('server')]
     mine = [batchmodels.BatchMetadataItem(name='python-tutorial-run', value='run7')]
-    batch.create_pool.side_effect = [ServiceResponseError('Connection aborted'),
-                                     batch_error(409, 'PoolExists', exception=ResourceExistsError)]
+    batch.create_pool.side_effect = batch_error(409, 'PoolExists', exception=ResourceExistsError)
     batch.get_pool.return_value = batchmodels.BatchPool(id='p', state='active', metadata=mine)
-    batch.create_job.side_effect = [ServiceResponseError('Connection aborted'),
-                                    batch_error(409, 'JobExists', exception=ResourceExistsError)]
+    batch.create_job.side_effect = batch_error(409, 'JobExists', exception=ResourceExistsError)
     batch.get_job.return_value = batchmodels.BatchJob(id='j', metadata=mine)
 
-    assert client.create_pool(batch, 'p', [], 'STANDARD_D2S_V3', 1, 'run7') is False  # created, not reused
-    client.create_job(batch, 'j', 'p', 'run7')
+    assert client.create_pool(batch, 'p', [], 'STANDARD_D2S_V3', 1) is False  # created, not reused
+    client.create_job(batch, 'j', 'p')
 
-    assert batch.create_pool.call_count == 2 and batch.create_job.call_count == 2
     batch.update_pool.assert_not_called()
     assert 'reusing' not in capsys.readouterr().out
 
 
-def test_add_tasks_resends_tasks_whose_answer_was_lost(mocker):
-    from azure.core.exceptions import ServiceResponseError
-    batch = mocker.MagicMock()
-    inputs = [batchmodels.ResourceFile(http_url=f'u{i}', file_path=f'f{i}.txt') for i in range(3)]
-    first_attempt = []
+def lost_answer_response(request):
+    """What requests raises when the connection drops before the answer: azure-core's ServiceResponseError."""
+    import http.client
 
-    def create_tasks(job_id, tasks, max_concurrency):
-        if not first_attempt:
-            first_attempt.append(tasks)
-            raise batchmodels.CreateTasksError(tasks[1:], [], [ServiceResponseError('Connection aborted')])
-    batch.create_tasks.side_effect = create_tasks
-    assert client.add_tasks(batch, 'job', inputs, 'output', 's', numwords=3, storage_account_name='a',
-                            blob_endpoint='https://a') == 3
-    resent = batch.create_tasks.call_args_list[1].args[1]
-    assert [t.id for t in resent] == ['topNtask1', 'topNtask2']
+    import requests
+    from urllib3.exceptions import ProtocolError
+    raise requests.exceptions.ConnectionError(ProtocolError('Connection aborted.', http.client.RemoteDisconnected()))
+
+
+def created_response(request):
+    import io
+
+    import requests
+    from urllib3.response import HTTPResponse
+    response = requests.Response()
+    response.status_code, response.request, response.url = 201, request, request.url
+    response.headers['Content-Length'] = '0'
+    response.raw = HTTPResponse(body=io.BytesIO(b''), status=201, preload_content=False)
+    return response
+
+
+@pytest.mark.parametrize('retry_policy', ['the client\'s', "azure-core's default"])
+def test_the_batch_client_repeats_a_post_whose_answer_was_lost(mocker, retry_policy):
+    """create_service_clients configures the retry policy once: a POST whose connection dropped is sent again."""
+    from azure.core.exceptions import ServiceResponseError
+    settings = argparse.Namespace(auth='key', blob_endpoint='https://acct.blob.core.windows.net',
+                                  storage_account_name='acct', storage_account_key=STORAGE_KEY,
+                                  batch_account_url='https://acct.region.batch.azure.com',
+                                  batch_account_name='acct', batch_account_key=STORAGE_KEY)
+    if retry_policy != 'the client\'s':
+        mocker.patch.object(client, '_RetryLostPostsToo', client.RetryPolicy)
+    _, batch, _ = client.create_service_clients(settings)
+    answers = iter([lost_answer_response, created_response])
+    sent = mocker.patch('requests.Session.send', side_effect=lambda request, **kwargs: next(answers)(request))
+    job = batchmodels.BatchJobCreateOptions(id='j', pool_info=batchmodels.BatchPoolInfo(pool_id='p'))
+
+    if retry_policy == 'the client\'s':
+        batch.create_job(job)
+        assert [c.args[0].method for c in sent.call_args_list] == ['POST', 'POST']
+    else:
+        with pytest.raises(ServiceResponseError):
+            batch.create_job(job)
+        assert sent.call_count == 1
 
 
 def test_create_job_associates_the_pool(mocker):
     batch = mocker.MagicMock()
-    client.create_job(batch, 'PythonTutorialJob', 'PythonTutorialPool', 'run1')
+    client.create_job(batch, 'PythonTutorialJob', 'PythonTutorialPool')
     job = batch.create_job.call_args.args[0]
     assert (job.id, job.pool_info.pool_id, job.job_preparation_task) == ('PythonTutorialJob', 'PythonTutorialPool',
                                                                          None)
@@ -272,7 +357,7 @@ def test_create_job_associates_the_pool(mocker):
 def test_create_job_on_a_reused_pool_refreshes_the_script_with_a_preparation_task(mocker):
     batch = mocker.MagicMock()
     script = batchmodels.ResourceFile(http_url='https://x/s.py?sig=s', file_path='python_tutorial_task.py')
-    client.create_job(batch, 'job', 'pool', 'run1', refresh_task_script=script)
+    client.create_job(batch, 'job', 'pool', script)
     preparation = batch.create_job.call_args.args[0].job_preparation_task
     assert preparation.resource_files == [script]
     assert preparation.wait_for_success is True
@@ -283,7 +368,7 @@ def test_create_job_that_exists_says_how_to_go_on(mocker):
     batch = mocker.MagicMock()
     batch.create_job.side_effect = batch_error(409, 'JobExists', exception=ResourceExistsError)
     with pytest.raises(client.TutorialError, match=r'job \[PythonTutorialJob\] already exists.*--job-id'):
-        client.create_job(batch, 'PythonTutorialJob', 'pool', 'run1')
+        client.create_job(batch, 'PythonTutorialJob', 'pool')
 
 
 def test_add_tasks_builds_one_shell_wrapped_task_per_input_file(mocker, capsys):
@@ -296,6 +381,7 @@ def test_add_tasks_builds_one_shell_wrapped_task_per_input_file(mocker, capsys):
     assert 'Adding 3 tasks to job [job]...' in capsys.readouterr().out
     job_id, tasks = batch.create_tasks.call_args.args
     assert job_id == 'job' and batch.create_tasks.call_args.kwargs['max_concurrency'] > 1
+    tasks = tasks[::-1]  # create_tasks takes them from the end (see the next test)
     assert [t.id for t in tasks] == ['topNtask0', 'topNtask1', 'topNtask2']
     assert tasks[1].resource_files == [inputs[1]]
     script = shlex.split(tasks[1].command_line)[2]
@@ -307,46 +393,72 @@ def test_add_tasks_builds_one_shell_wrapped_task_per_input_file(mocker, capsys):
                        '--blobendpoint': 'https://storacct.blob.core.chinacloudapi.cn'}
 
 
-def test_add_tasks_sends_10000_tasks_in_chunks_of_100(mocker):
-    """The real SDK's create_tasks, with only the HTTP call replaced: every request stays within the limit."""
+def real_create_tasks(mocker):
+    """A real BatchClient whose create_tasks runs as in the SDK, with only the HTTP call replaced."""
     batch = BatchClient('https://acct.region.batch.azure.com', AzureNamedKeyCredential('acct', STORAGE_KEY))
-    sizes = []
+    requests = []
 
     def create_task_collection(job_id, task_collection, **kwargs):
-        sizes.append(len(task_collection.task_values))
+        requests.append([int(t.id.removeprefix('topNtask')) for t in task_collection.task_values])
         return batchmodels.BatchCreateTaskCollectionResult(result_values=[
             batchmodels.BatchTaskCreateResult(status='success', task_id=t.id) for t in task_collection.task_values])
     mocker.patch.object(batch, 'create_task_collection', side_effect=create_task_collection)
+    return batch, requests
+
+
+def test_add_tasks_sends_10000_tasks_in_chunks_of_100(mocker):
+    batch, requests = real_create_tasks(mocker)
     inputs = [batchmodels.ResourceFile(http_url=f'https://x/{i}', file_path=f'{i}.txt') for i in range(10_000)]
 
     assert client.add_tasks(batch, 'job', inputs, 'output', 'sig', numwords=3, storage_account_name='a',
                             blob_endpoint='https://a') == 10_000
+    sizes = [len(chunk) for chunk in requests]
     assert sum(sizes) == 10_000 and max(sizes) == 100
 
 
-def test_add_tasks_reports_tasks_the_service_refused(mocker):
+def test_tasks_are_added_in_the_order_of_the_input_files(mocker):
+    """topNtask0 first: each request holds consecutive tasks in order, the first request topNtask0 to 99."""
+    batch, requests = real_create_tasks(mocker)
+    inputs = [batchmodels.ResourceFile(http_url=f'https://x/{i}', file_path=f'{i}.txt') for i in range(250)]
+    client.add_tasks(batch, 'job', inputs, 'output', 'sig', numwords=3, storage_account_name='a',
+                     blob_endpoint='https://a')
+    assert sorted(requests) == [list(range(0, 100)), list(range(100, 200)), list(range(200, 250))]
+
+
+def test_tasks_the_service_refused_are_reported_in_one_line(mocker, capsys):
     batch = mocker.MagicMock()
     refused = batchmodels.BatchTaskCreateResult(status='clienterror', task_id='topNtask0',
                                                 error=batchmodels.BatchError(code='InvalidPropertyValue'))
     batch.create_tasks.side_effect = batchmodels.CreateTasksError([], [refused], [])
-    with pytest.raises(client.TutorialError, match='topNtask0: InvalidPropertyValue'):
+    with pytest.raises(batchmodels.CreateTasksError) as raised:
         client.add_tasks(batch, 'job', [batchmodels.ResourceFile(http_url='u', file_path='f')], 'output', 's',
                          numwords=3, storage_account_name='a', blob_endpoint='https://a')
+    client.print_batch_exception(raised.value)
+    assert capsys.readouterr().err == 'Error: 1 task(s) could not be added: topNtask0: InvalidPropertyValue\n'
 
 
 # ----- monitoring ----------------------------------------------------------------------------
 
 class FakeClock:
+    """Stands in for the client's ``time`` module: sleeping moves the clock on at once."""
+
     def __init__(self) -> None:
         self.now = 0.0
         self.sleeps: list[float] = []
 
-    def time(self) -> float:
+    def monotonic(self) -> float:
         return self.now
 
     def sleep(self, seconds: float) -> None:
         self.sleeps.append(seconds)
         self.now += seconds
+
+
+@pytest.fixture
+def clock(mocker) -> FakeClock:
+    fake = FakeClock()
+    mocker.patch.object(client, 'time', fake)
+    return fake
 
 
 def counts(active=0, running=0, completed=0, failed=0):
@@ -363,74 +475,96 @@ def monitored_batch(mocker, count_sequence, incomplete_lists=((),)):
     return batch
 
 
-def test_wait_for_tasks_polls_task_counts_until_all_completed(mocker, capsys):
-    clock = FakeClock()
+def test_wait_for_tasks_polls_task_counts_until_all_completed(mocker, clock, capsys):
     batch = monitored_batch(mocker, [counts(active=3), counts(running=2, active=1), counts(completed=3)])
-    client.wait_for_tasks_to_complete(batch, 'job', 'pool', 3, datetime.timedelta(minutes=20),
-                                      sleep=clock.sleep, clock=clock.time)
+    assert client.wait_for_tasks_to_complete(batch, 'job', 'pool', 3, datetime.timedelta(minutes=20)) is True
     out = capsys.readouterr().out
-    assert out.startswith("Monitoring all tasks for 'Completed' state, timeout in 0:20:00...")
-    assert '[3/3 completed, 0 running]' in out
+    assert out == ("Monitoring all tasks for 'Completed' state, timeout in 0:20:00......\n"  # the tutorial's dots
+                   '  [3 of 3 completed, 0 running, 0 failed; 0:00:02, 90.0 tasks/min]\n')
     assert batch.get_job_task_counts.call_count == 3
     batch.list_tasks.assert_called_once_with('job', filter="state ne 'completed'", select=['id'])
-    assert clock.sleeps == [1.0, 1.0]
+    assert clock.sleeps == [1, 1]
 
 
-def test_wait_for_tasks_does_not_trust_lagging_counts(mocker):
-    clock = FakeClock()
+def test_without_a_terminal_progress_is_dots_and_a_line_at_most_every_tenth(mocker, clock, capsys):
+    """200 tasks completing one per poll: a dot per poll, 10 progress lines, no line longer than 100 characters."""
+    sequence = [counts(completed=done, running=min(4, 200 - done), active=max(0, 196 - done), failed=done // 50)
+                for done in range(201)]
+    batch = monitored_batch(mocker, sequence)
+    assert client.wait_for_tasks_to_complete(batch, 'job', 'pool', 200, datetime.timedelta(minutes=20)) is True
+    out = capsys.readouterr().out
+    lines = out.splitlines()
+    assert lines[0].startswith("Monitoring all tasks for 'Completed' state, timeout in 0:20:00....")
+    assert re.sub(r'\[[^]]*]', '', out.split('0:20:00...', 1)[1]).count('.') == 201  # one dot per poll
+    progress = [line for line in lines if line.startswith('  [')]
+    assert [line.split(' of ')[0] for line in progress] == [f'  [{n}' for n in range(20, 201, 20)]
+    assert progress[-1].startswith('  [200 of 200 completed, 0 running, 4 failed; 0:03:20, ')
+    assert max(len(line) for line in lines) <= 100
+
+
+def test_on_a_terminal_progress_is_one_line_updated_in_place(mocker, clock, capsys):
+    mocker.patch.object(client.sys.stdout, 'isatty', return_value=True)
+    batch = monitored_batch(mocker, [counts(active=3), counts(running=2, active=1, completed=0),
+                                     counts(running=1, completed=2, failed=1), counts(completed=3, failed=1)])
+    assert client.wait_for_tasks_to_complete(batch, 'job', 'pool', 3, datetime.timedelta(minutes=20)) is True
+    out = capsys.readouterr().out
+    assert '.' not in out.split('...', 1)[1].replace('tasks/min', '').replace('.0', '')  # no dots
+    screen = out.split('\n')
+    assert screen[0] == "Monitoring all tasks for 'Completed' state, timeout in 0:20:00..."
+    updates = screen[1].split('\r')
+    assert len(updates) == 4 and screen[2:] == ['']
+    assert updates[2] == '  [2 of 3 completed, 1 running, 1 failed; 0:00:02, 60.0 tasks/min]'
+    assert updates[3].rstrip() == '  [3 of 3 completed, 0 running, 1 failed; 0:00:03, 60.0 tasks/min]'
+    assert all(len(update) >= len(updates[i]) for i, update in enumerate(updates[1:]))  # covers the one before
+
+
+def test_wait_for_tasks_does_not_trust_lagging_counts(mocker, clock):
     lagging = [batchmodels.BatchTask(id='topNtask2')]
     batch = monitored_batch(mocker, [counts(completed=3), counts(completed=3)], incomplete_lists=[lagging, []])
-    client.wait_for_tasks_to_complete(batch, 'job', 'pool', 3, datetime.timedelta(minutes=1),
-                                      sleep=clock.sleep, clock=clock.time)
+    assert client.wait_for_tasks_to_complete(batch, 'job', 'pool', 3, datetime.timedelta(minutes=1)) is True
     assert batch.list_tasks.call_count == 2
 
 
-def test_wait_for_tasks_requests_per_poll_do_not_grow_with_the_number_of_tasks(mocker):
+def test_wait_for_tasks_requests_per_poll_do_not_grow_with_the_number_of_tasks(mocker, clock):
     for task_count in (3, 10_000):
-        clock = FakeClock()
         batch = monitored_batch(mocker, [counts(running=1, active=task_count - 1)] * 5
                                 + [counts(completed=task_count)])
-        client.wait_for_tasks_to_complete(batch, 'job', 'pool', task_count, datetime.timedelta(minutes=1),
-                                          sleep=clock.sleep, clock=clock.time)
+        client.wait_for_tasks_to_complete(batch, 'job', 'pool', task_count, datetime.timedelta(minutes=1))
         assert batch.get_job_task_counts.call_count == 6
         assert batch.list_tasks.call_count == 1
         assert batch.get_pool.call_count == 0  # tasks are running: the pool is fine
 
 
-def test_wait_for_tasks_times_out_with_the_tutorials_message(mocker):
-    clock = FakeClock()
-    batch = monitored_batch(mocker, [counts(running=1, active=2)] * 100)
-    with pytest.raises(client.TutorialError, match=r"did not reach 'Completed' state within timeout period of "
-                                                   r"0:00:05"):
-        client.wait_for_tasks_to_complete(batch, 'job', 'pool', 3, datetime.timedelta(seconds=5),
-                                          sleep=clock.sleep, clock=clock.time)
+def test_a_timeout_says_how_many_did_not_complete_and_how_to_give_more_time(mocker, clock, capsys):
+    batch = monitored_batch(mocker, [counts(running=1, completed=2)] * 100)
+    assert client.wait_for_tasks_to_complete(batch, 'job', 'pool', 3, datetime.timedelta(seconds=5)) is False
+    assert batch.get_job_task_counts.call_count == 5
+    assert capsys.readouterr().err == (
+        "Error: Tasks did not reach 'Completed' state within timeout period of 0:00:05: 1 of 3 did not complete "
+        '(give them more time with --timeout MINUTES; now 0.0833333). Downloading the results of the 2 that did.\n')
 
 
-def test_wait_for_tasks_stops_early_with_the_start_task_stderr(mocker):
-    clock = FakeClock()
+def test_wait_for_tasks_stops_early_with_the_start_task_stderr(mocker, clock):
     batch = monitored_batch(mocker, [counts(active=3)] * 10)
     batch.list_nodes.return_value = [batchmodels.BatchNode(
         id='tvm-1', state='starttaskfailed', start_task_info=batchmodels.BatchStartTaskInfo(exit_code=100))]
     batch.get_node_file_properties.return_value = argparse.Namespace(content_length=30)
     batch.download_node_file.return_value = iter([b'E: Unable to locate package\n'])
     with pytest.raises(client.TutorialError) as raised:
-        client.wait_for_tasks_to_complete(batch, 'job', 'pool', 3, datetime.timedelta(minutes=20),
-                                          sleep=clock.sleep, clock=clock.time)
+        client.wait_for_tasks_to_complete(batch, 'job', 'pool', 3, datetime.timedelta(minutes=20))
     assert 'StartTask failed on node [tvm-1] (exit code 100)' in str(raised.value)
     assert 'E: Unable to locate package' in str(raised.value)
     batch.download_node_file.assert_called_once_with('pool', 'tvm-1', 'startup/stderr.txt', ocp_range='bytes=0-29')
     assert clock.now < 5
 
 
-def test_wait_for_tasks_stops_early_on_resize_errors(mocker):
-    clock = FakeClock()
+def test_wait_for_tasks_stops_early_on_resize_errors(mocker, clock):
     batch = monitored_batch(mocker, [counts(active=3)] * 10)
     batch.get_pool.return_value = batchmodels.BatchPool(
         id='pool', allocation_state='steady',
         resize_errors=[batchmodels.ResizeError(code='AccountCoreQuotaReached', message='Quota reached')])
     with pytest.raises(client.TutorialError, match='could not allocate its nodes: AccountCoreQuotaReached'):
-        client.wait_for_tasks_to_complete(batch, 'job', 'pool', 3, datetime.timedelta(minutes=20),
-                                          sleep=clock.sleep, clock=clock.time)
+        client.wait_for_tasks_to_complete(batch, 'job', 'pool', 3, datetime.timedelta(minutes=20))
 
 
 def test_report_failed_tasks_shows_exit_code_and_stderr_tail(mocker, capsys):

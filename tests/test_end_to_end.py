@@ -91,7 +91,7 @@ def nothing_left(batch: BatchClient, settings: client.Settings) -> None:
 
 def test_a_start_task_that_fails_ends_the_run_with_its_stderr(local_settings, mocker, capsys):
     settings, blob_service, batch, sas_key = local_settings
-    mocker.patch.object(client, '_start_task_commands',
+    mocker.patch.object(client, 'start_task_commands',
                         return_value=['echo "E: Unable to locate package python3-pip" >&2', 'exit 100'])
 
     assert client.main(settings, blob_service, batch, sas_key) == 1

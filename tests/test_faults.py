@@ -44,13 +44,64 @@ def test_the_tutorial_completes_despite_lost_requests_and_dying_nodes(tmp_path, 
             output = tmp_path / os.path.basename(path).replace('.txt', '_OUTPUT.txt')
             assert top_words_in_output(str(output)) == original_top_three(path)
         tasks = list(batch.list_tasks(settings.job_id))
-        assert sorted(t.id for t in tasks) == ['topNtask0', 'topNtask1', 'topNtask2']  # no duplicate task
+        # No duplicate task, and they were added in the order of the input files (the list is in that order).
+        assert [t.id for t in tasks] == ['topNtask0', 'topNtask1', 'topNtask2']
         assert all(t.state == 'completed' and t.execution_info.result == 'success' for t in tasks)
         with open(services.request_log, encoding='utf-8') as log:
             faults = [entry for entry in map(json.loads, log) if entry['status'] >= 500]
         assert faults, 'faults were injected'
         assert sum(entry['method'] == 'POST' for entry in faults) >= failed_posts
         assert any(t.execution_info.requeue_count for t in tasks), 'a node died under a task'
+
+
+@pytest.mark.parametrize(('lost', 'path', 'statuses'), [
+    ('create_pool', '/pools', [201, 409]),  # the repeat finds the pool: this run's own (its run id)
+    ('create_job', '/jobs', [201, 409]),
+    ('add_tasks', '/addtaskcollection', [200, 200]),  # the repeat answers TaskExists for each: added
+])
+def test_a_create_whose_answer_is_lost_after_it_acted_is_repeated_and_recognised(emulator, mocker, unique_id, lost,
+                                                                                    path, statuses):
+    """The service acts, then the connection drops before its answer: the client's Batch client sends the POST
+    again, and the run carries on with what the first request made, made once."""
+    import http.client
+
+    import requests
+    from urllib3.exceptions import ProtocolError
+    environ = {'AZURE_BATCH_ACCOUNT': DEFAULT_ACCOUNT_NAME, 'AZURE_BATCH_ACCESS_KEY': DEFAULT_ACCOUNT_KEY,
+               'AZURE_BATCH_ENDPOINT': emulator.endpoint, 'AZURE_STORAGE_ACCOUNT': 'devstoreaccount1',
+               'AZURE_STORAGE_KEY': DEFAULT_ACCOUNT_KEY}
+    settings = client.load_settings(client.parse_arguments(['--pool-id', unique_id('pool'), '--job-id',
+                                                            unique_id('job')]), environ)
+    _, batch, _ = client.create_service_clients(settings)
+    real_send = requests.Session.send
+    dropped = []
+
+    def send(session, request, **kwargs):
+        response = real_send(session, request, **kwargs)
+        if request.method == 'POST' and request.path_url.split('?')[0].endswith(path) and not dropped:
+            dropped.append(request.path_url)
+            raise requests.exceptions.ConnectionError(ProtocolError('Connection aborted.',
+                                                                    http.client.RemoteDisconnected()))
+        return response
+    mocker.patch.object(requests.Session, 'send', new=send)
+    with open(emulator.request_log, encoding='utf-8') as log:
+        logged_before = len(log.readlines())
+    inputs = [m.ResourceFile(http_url=f'http://127.0.0.1:9/input/f{i}.txt', file_path=f'f{i}.txt') for i in range(3)]
+    try:
+        assert client.create_pool(batch, settings.pool_id, [], 'standard_d2s_v3', 1) is False  # made, not reused
+        client.create_job(batch, settings.job_id, settings.pool_id)
+        assert client.add_tasks(batch, settings.job_id, inputs, 'output', 'sig', numwords=3,
+                                storage_account_name='a', blob_endpoint='http://127.0.0.1:9') == 3
+
+        assert dropped, 'an answer was lost'
+        assert [t.id for t in batch.list_tasks(settings.job_id)] == ['topNtask0', 'topNtask1', 'topNtask2']
+        with open(emulator.request_log, encoding='utf-8') as log:
+            posts = [entry for entry in map(json.loads, log.readlines()[logged_before:])
+                     if entry['method'] == 'POST' and entry['path'].endswith(path)]
+        assert [entry['status'] for entry in posts] == statuses
+    finally:
+        batch.begin_delete_job(settings.job_id)
+        batch.begin_delete_pool(settings.pool_id)
 
 
 def start_emulator(location: str, *arguments: str) -> tuple[subprocess.Popen, str]:
