@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Iterable
@@ -92,6 +93,7 @@ async def request_log_middleware(request: web.Request, handler: Handler) -> web.
     request['request_id'] = str(uuid.uuid4())
     started = time.perf_counter()
     status = 500
+    response: web.StreamResponse | None = None
     try:
         response = await handler(request)
         status = response.status
@@ -102,22 +104,86 @@ async def request_log_middleware(request: web.Request, handler: Handler) -> web.
                 'client-request-id' in request.headers:
             response.headers['client-request-id'] = request.headers['client-request-id']
         return response
+    except web.HTTPException as error:
+        status = error.status
+        raise
     finally:
         if not getattr(request.match_info.handler, 'public_page', False):  # the portal's own polling is not logged
-            _log_request(request, status, started)
+            _log_request(request, status, started, response)
 
 
-def _log_request(request: web.Request, status: int, started: float) -> None:
+# What the request log keeps of each request for the portal's detail view: these headers, and the start of
+# each body, with every secret replaced by REDACTED (never kept, never shown).
+LOGGED_REQUEST_HEADERS = ('Content-Type', 'Content-Length', 'ocp-date', 'Date', 'client-request-id',
+                          'return-client-request-id', 'If-Match', 'If-None-Match', 'If-Modified-Since',
+                          'If-Unmodified-Since', 'User-Agent', 'Authorization')
+LOGGED_RESPONSE_HEADERS = ('Content-Type', 'ETag', 'Last-Modified', 'Location', 'DataServiceId', 'request-id',
+                           'client-request-id')
+MAX_LOGGED_BODY_CHARS = 16 * 1024
+REDACTED = 'REDACTED'
+_SECRET_PATTERNS = (
+    # A SAS token's signature, in a URL, a query string or a command line.
+    (re.compile(r'(\bsig=)[^&\s"\'\\<>]+', re.IGNORECASE), r'\1' + REDACTED),
+    # The SharedKey signature of Authorization (the scheme and account stay: they show how requests are signed).
+    (re.compile(r'\b(SharedKey(?:Lite)?\s+[^:\s]+:)\S+'), r'\1' + REDACTED),
+    # Storage connection strings.
+    (re.compile(r'\b(AccountKey=)[^;"\s]+', re.IGNORECASE), r'\1' + REDACTED),
+    # Secret properties of Batch entities (mount account keys, SAS keys, user and registry passwords),
+    # also when the body was cut inside the value.
+    (re.compile(r'("(?:accountKey|sasKey|password|secret|secretValue|storageAccountKey)"\s*:\s*")'
+                r'(?:[^"\\]|\\.)*("|$)', re.IGNORECASE), r'\1' + REDACTED + r'\2'),
+    # Environment settings whose name says they hold a secret.
+    (re.compile(r'("name"\s*:\s*"[^"]*(?:key|secret|token|password|sas)[^"]*"\s*,\s*"value"\s*:\s*")'
+                r'(?:[^"\\]|\\.)*("|$)', re.IGNORECASE), r'\1' + REDACTED + r'\2'),
+)
+
+
+def redact_secrets(text: str, account_key: str | None = None) -> str:
+    """``text`` with SAS signatures, SharedKey signatures, account keys and passwords replaced by REDACTED."""
+    if account_key:
+        text = text.replace(account_key, REDACTED)
+    for pattern, replacement in _SECRET_PATTERNS:
+        text = pattern.sub(replacement, text)
+    return text
+
+
+def _logged_body(data: bytes | None, account_key: str) -> dict | None:
+    """The start of a body as text, redacted (redacted a little beyond the cut, so no secret is cut in two)."""
+    if not data:
+        return None
+    text = data[:MAX_LOGGED_BODY_CHARS + 512].decode('utf-8', errors='replace')
+    return {'size': len(data), 'truncated': len(data) > MAX_LOGGED_BODY_CHARS,
+            'text': redact_secrets(text, account_key)[:MAX_LOGGED_BODY_CHARS]}
+
+
+def _logged_headers(headers, names: tuple[str, ...], account_key: str) -> dict:
+    return {name: redact_secrets(headers[name], account_key) for name in names if name in headers}
+
+
+def _log_request(request: web.Request, status: int, started: float,
+                 response: web.StreamResponse | None = None) -> None:
     settings = request.app[SETTINGS]
     entry = {'time': time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime()), 'method': request.method,
              'path': request.path, 'query': dict(request.query), 'operation': request.get('operation_id'),
              'status': status,
              'ms': round((time.perf_counter() - started) * 1000, 2)}
-    settings['recent_requests'].append(entry)
     log_file = settings.get('request_log_file')
     if log_file is not None:
         log_file.write(json.dumps(entry) + '\n')
         log_file.flush()
+    key = settings['account_key']
+    entry['query'] = {name: redact_secrets(value, key) for name, value in entry['query'].items()}
+    response_body = getattr(response, 'body', None)  # a web.Response's bytes; a streamed file has none
+    entry['detail'] = {
+        'requestId': request.get('request_id'),
+        'requestHeaders': _logged_headers(request.headers, LOGGED_REQUEST_HEADERS, key),
+        # The routes read the body as a stream; they leave its bytes here when they keep them (see _read_limited).
+        'requestBody': _logged_body(request.get('body_bytes'), key),
+        'requestBodyLength': request.content_length,
+        'responseHeaders': _logged_headers(response.headers, LOGGED_RESPONSE_HEADERS, key) if response else {},
+        'responseBody': _logged_body(response_body if isinstance(response_body, bytes) else None, key),
+    }
+    settings['recent_requests'].append(entry)
 
 
 @web.middleware
@@ -235,16 +301,35 @@ def create_app(*, data_dir: str, account_name: str = DEFAULT_ACCOUNT_NAME,
 
 
 class _RecentRequests(list):
-    """The last N request log entries, newest last (the portal shows them)."""
+    """The last N request log entries, newest last (the portal shows them).
+
+    Each entry gets ``seq``, counting from 1 in this process: the portal asks for the entries after the
+    last one it has (``since``), so its polling costs what is new, not the whole log.
+    """
 
     def __init__(self, limit: int) -> None:
         super().__init__()
         self.limit = limit
+        self.last_seq = 0
+        self.instance = uuid.uuid4().hex[:12]  # a restarted emulator counts again from 1
 
     def append(self, entry: dict) -> None:
+        self.last_seq += 1
+        entry['seq'] = self.last_seq
         super().append(entry)
         if len(self) > self.limit * 2:
             del self[:len(self) - self.limit]
+
+    def since(self, seq: int, limit: int) -> list[dict]:
+        """The entries after ``seq``, oldest first; at most the newest ``limit`` of them."""
+        if not self or seq >= self.last_seq:
+            return []
+        first = max(0, len(self) - (self.last_seq - seq), len(self) - limit)
+        return self[first:]
+
+    def find(self, seq: int) -> dict | None:
+        index = len(self) - 1 - (self.last_seq - seq)
+        return self[index] if 0 <= index < len(self) else None
 
 
 async def _start(app: web.Application) -> None:

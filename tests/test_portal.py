@@ -1,12 +1,15 @@
-"""The local portal: its read-only JSON endpoints, and the page in a real browser during a tutorial run."""
+"""The local portal: its read-only JSON endpoints, and the page in a real browser (Selenium) during a tutorial run."""
 
 from __future__ import annotations
 
 import json
 import os
+import shutil
+import tempfile
 import threading
 import urllib.error
 import urllib.request
+from urllib.parse import parse_qs, quote, urlsplit
 
 import pytest
 from aiohttp import web
@@ -14,11 +17,18 @@ from azure.batch import models as m
 from azure.core.exceptions import ResourceNotFoundError
 
 import python_tutorial_client as client
-from batch_emulator import portal
+from batch_emulator import DEFAULT_ACCOUNT_KEY, portal
+from batch_emulator.server import redact_secrets
 from tests.conftest import PROJECT_DIR, eventually
-from tests.webdriver import Browser, find_browser
+from tests.test_emulator import create_pool
 
 pytestmark = pytest.mark.e2e
+
+SECRET_SIG = 'c2VjcmV0LXNpZ25hdHVyZQ%3D%3D'
+GET_TASK_ENTRY = '#requests tr.request[data-operation="Tasks_GetTask"]'
+CHROMIUM_FLAGS = ['--headless=new', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
+                  '--disable-background-networking', '--disable-component-update', '--disable-sync',
+                  '--disable-dev-shm-usage', '--hide-scrollbars', '--force-device-scale-factor=1']
 
 
 def get(url: str) -> tuple[int, dict, bytes]:
@@ -29,6 +39,12 @@ def get(url: str) -> tuple[int, dict, bytes]:
         return error.code, dict(error.headers), error.read()
 
 
+def get_json(url: str) -> dict:
+    status, _, body = get(url)
+    assert status == 200, body
+    return json.loads(body)
+
+
 def test_the_page_is_self_contained_and_needs_no_shared_key(emulator):
     status, headers, body = get(emulator.endpoint + '/')
     assert status == 200 and headers['Content-Type'].startswith('text/html')
@@ -37,8 +53,10 @@ def test_the_page_is_self_contained_and_needs_no_shared_key(emulator):
     assert 'http://' not in page and 'https://' not in page  # no CDN: works offline
     assert "default-src 'self'" in headers['Content-Security-Policy']
     for name in ('portal.js', 'portal.css'):
-        assert get(f'{emulator.endpoint}/portal/static/{name}')[0] == 200
-    assert 'innerHTML' not in get(f'{emulator.endpoint}/portal/static/portal.js')[2].decode()
+        status, _, asset = get(f'{emulator.endpoint}/portal/static/{name}')
+        assert status == 200 and b'https://' not in asset and b'@import' not in asset
+    script = get(f'{emulator.endpoint}/portal/static/portal.js')[2].decode()
+    assert 'innerHTML' not in script and 'insertAdjacentHTML' not in script and 'eval(' not in script
     for escape in ('/portal/static/../../server.py', '/portal/static/..%2F..%2Fserver.py'):
         status, _, body = get(emulator.endpoint + escape)
         assert status >= 400 and b'import' not in body
@@ -47,12 +65,13 @@ def test_the_page_is_self_contained_and_needs_no_shared_key(emulator):
 def test_the_portal_is_read_only_and_not_in_the_request_log(emulator, batch_client, unique_id):
     job_id = unique_id('job')
     batch_client.create_job(m.BatchJobCreateOptions(id=job_id, pool_info=m.BatchPoolInfo(pool_id='nowhere')))
-    status, _, body = get(emulator.endpoint + '/portal/api/overview')
-    assert status == 200 and job_id in [job['id'] for job in json.loads(body)['jobs']]
+    assert job_id in [job['id'] for job in get_json(emulator.endpoint + '/portal/api/overview')['jobs']]
     with open(emulator.request_log, encoding='utf-8') as log:
-        assert not any(entry['path'] == '/portal/api/overview' for entry in map(json.loads, log))
-    requests = json.loads(get(emulator.endpoint + '/portal/api/requests')[2])['requests']
-    assert requests[0]['path'] == '/jobs' and requests[0]['method'] == 'POST'  # latest first
+        assert not any(entry['path'].startswith('/portal/api/') for entry in map(json.loads, log))
+    requests = get_json(emulator.endpoint + '/portal/api/requests')['requests']
+    assert requests[-1]['path'] == '/jobs' and requests[-1]['method'] == 'POST'  # oldest first: the newest last
+    assert requests[-1]['operation'] == 'Jobs_CreateJob' and requests[-1]['status'] == 201
+    assert not any(entry['path'].startswith('/portal/api/') for entry in requests)
     for method in ('POST', 'PUT', 'DELETE'):
         request = urllib.request.Request(emulator.endpoint + '/portal/api/overview', data=b'{}', method=method)
         with pytest.raises(urllib.error.HTTPError) as raised:
@@ -70,34 +89,202 @@ def test_the_portal_answers_loopback_clients_only(mocker):
                 portal._loopback_only(request)
 
 
-def test_sas_signatures_are_hidden_from_the_page():
+def test_secrets_are_redacted_wherever_they_appear():
     command = '--sastoken "sv=2025&sp=cw&sig=abc%2B%3D&se=x"'
     assert portal.redact(command) == '--sastoken "sv=2025&sp=cw&sig=REDACTED&se=x"'
+    assert redact_secrets('SharedKey devbatchaccount1:c2lnbmF0dXJl') == 'SharedKey devbatchaccount1:REDACTED'
+    assert redact_secrets('DefaultEndpointsProtocol=http;AccountName=a;AccountKey=a2V5PT0=;BlobEndpoint=x') == \
+        'DefaultEndpointsProtocol=http;AccountName=a;AccountKey=REDACTED;BlobEndpoint=x'
+    mount = {'azureFileShareConfiguration': {'accountKey': 'k3y', 'accountName': 'a'}}
+    body = json.dumps({'mountConfiguration': [mount],
+                       'userAccounts': [{'name': 'u', 'password': 'p@ss"w0rd'}],
+                       'environmentSettings': [{'name': 'STORAGE_KEY', 'value': 'v4lue'}, {'name': 'N', 'value': '3'}]})
+    redacted = redact_secrets(body)
+    assert all(secret not in redacted for secret in ('k3y', 'p@ss', 'w0rd', 'v4lue')), redacted
+    assert json.loads(redacted)['environmentSettings'][1]['value'] == '3'  # only secrets go
+    assert redact_secrets(f'key {DEFAULT_ACCOUNT_KEY} here', DEFAULT_ACCOUNT_KEY) == 'key REDACTED here'
+    assert 'abc' not in redact_secrets('{"accountKey": "abcdef')  # a body cut inside the secret
+
+
+def test_overview_polling_sends_only_the_tasks_changed_since_its_token(emulator, batch_client, unique_id):
+    pool_id, job_id = unique_id('pool'), unique_id('job')
+    create_pool(batch_client, pool_id, nodes=0)  # no node: the tasks wait, and only the test changes them
+    batch_client.create_job(m.BatchJobCreateOptions(id=job_id, pool_info=m.BatchPoolInfo(pool_id=pool_id)))
+    try:
+        batch_client.create_tasks(job_id, [m.BatchTaskCreateOptions(id=f't{i}', command_line='/bin/true')
+                                           for i in range(5)])
+        overview_url = emulator.endpoint + '/portal/api/overview?since='
+        first = get_json(overview_url)
+        job = next(job for job in first['jobs'] if job['id'] == job_id)
+        assert first['full'] and job['taskCount'] == 5
+        assert {t['id'] for t in job['tasks']} == {f't{i}' for i in range(5)}
+        assert {t['state'] for t in job['tasks']} == {'active'}
+
+        unchanged = get_json(overview_url + quote(first['token']))
+        assert not unchanged['full'] and all(not job['tasks'] for job in unchanged['jobs'])
+
+        batch_client.terminate_task(job_id, 't3')
+        changed = get_json(overview_url + quote(unchanged['token']))
+        rows = next(job for job in changed['jobs'] if job['id'] == job_id)['tasks']
+        assert [(row['id'], row['state']) for row in rows] == [('t3', 'completed')]
+        assert rows[0]['end'] is not None and rows[0]['failure'] == 'TaskEnded'
+
+        assert get_json(overview_url + quote('another-emulator.1'))['full']  # a token of another process: all
+    finally:
+        batch_client.begin_delete_job(job_id)
+        batch_client.begin_delete_pool(pool_id)
+
+
+def test_the_request_log_pages_by_token_and_shows_redacted_detail(emulator, batch_client, pool_and_job):
+    _, job_id = pool_and_job
+    log_url = emulator.endpoint + '/portal/api/requests?since='
+    before = get_json(log_url)
+    sas_url = f'http://127.0.0.1:9/input/a.txt?sv=2025-01-05&sp=r&sig={SECRET_SIG}'
+    batch_client.create_task(job_id, m.BatchTaskCreateOptions(
+        id='secret', command_line='/bin/true', resource_files=[m.ResourceFile(http_url=sas_url, file_path='a.txt')]))
+    batch_client.get_task(job_id, 'secret')
+
+    newer = get_json(log_url + quote(before['token']))
+    assert not newer['full']
+    assert [entry['operation'] for entry in newer['requests']] == ['Tasks_CreateTask', 'Tasks_GetTask']
+    assert all('detail' not in entry for entry in newer['requests'])  # bodies only on request
+    assert get_json(log_url + quote(newer['token']))['requests'] == []
+
+    detail = get_json(emulator.endpoint + f"/portal/api/request?seq={newer['requests'][-1]['seq']}")
+    text = json.dumps(detail)
+    assert SECRET_SIG not in text and DEFAULT_ACCOUNT_KEY not in text
+    response_body = detail['detail']['responseBody']['text']
+    assert 'sig=REDACTED' in response_body and json.loads(response_body)['id'] == 'secret'
+    authorization = detail['detail']['requestHeaders']['Authorization']
+    assert authorization.startswith('SharedKey ') and authorization.endswith(':REDACTED')
+    assert get(emulator.endpoint + '/portal/api/request?seq=999999999')[0] == 404
+
+
+# ---------------------------------------------------------------- the page in headless Chromium
+
+def _chromium_and_driver() -> tuple[str | None, str | None]:
+    return (shutil.which('chromium') or shutil.which('chromium-browser'),
+            shutil.which('chromedriver') or shutil.which('chromium-driver'))
 
 
 @pytest.fixture(scope='module')
 def browser():
-    chromium, chromedriver = find_browser()
+    """Headless Chromium through the system chromedriver (Selenium Manager never runs: nothing is downloaded)."""
+    chromium, chromedriver = _chromium_and_driver()
     if not chromium or not chromedriver:
-        reason = ('the browser test needs headless Chromium: install the Debian packages chromium and '
+        reason = ('the browser tests need headless Chromium: install the Debian packages chromium and '
                   'chromium-driver (sudo apt-get install chromium chromium-driver); .ci/run installs them')
         if os.environ.get('CI'):
             pytest.fail(reason)
         pytest.skip(reason)
-    opened = Browser(chromium, chromedriver)
-    yield opened
-    opened.close()
+    os.environ['SE_OFFLINE'] = 'true'  # belt and braces: Selenium may not fetch a driver or a browser
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    profile = tempfile.mkdtemp(prefix='portal-test-chromium-')
+    options = webdriver.ChromeOptions()
+    options.binary_location = chromium
+    for flag in CHROMIUM_FLAGS + [f'--user-data-dir={profile}', '--window-size=1400,900']:
+        options.add_argument(flag)
+    driver = webdriver.Chrome(service=Service(executable_path=chromedriver), options=options)
+    try:
+        yield driver
+    finally:
+        driver.quit()
+        shutil.rmtree(profile, ignore_errors=True)
 
 
-def test_a_tutorial_run_is_watched_live_in_headless_chromium(local_stack, browser, mocker, tmp_path, unique_id):
-    """The page shows a task move to completed without a reload, opens its stdout.txt (escaped) and the blobs."""
+def text_of(driver, css: str) -> str | None:
+    return driver.execute_script('const e = document.querySelector(arguments[0]); return e ? e.innerText : null;', css)
+
+
+def click(driver, css: str) -> None:
+    from selenium.webdriver.common.by import By
+    driver.find_element(By.CSS_SELECTOR, css).click()
+
+
+def set_viewport(driver, width: int, height: int = 900) -> None:
+    """The page's own width (the window adds nothing in headless mode, but is checked)."""
+    driver.set_window_size(width, height)
+    eventually(lambda: driver.execute_script('return window.innerWidth') == width, message=f'{width} px wide')
+    driver.execute_script('window.dispatchEvent(new Event("resize"))')
+
+
+def cut_panels(driver) -> list[str]:
+    """The panels (and header) whose content is wider than they are: something in them is cut off."""
+    return driver.execute_script('''
+        return [...document.querySelectorAll('header, .panel, #left, #right, .tabs, .toolbar')]
+            .filter(e => e.offsetParent !== null && e.scrollWidth > e.clientWidth + 1)
+            .map(e => (e.id || e.className) + ': ' + e.scrollWidth + ' > ' + e.clientWidth);''')
+
+
+def in_view(driver, css: str) -> bool:
+    """The element is displayed, and its top is inside the window (the user sees it without scrolling)."""
+    return driver.execute_script('''
+        const e = document.querySelector(arguments[0]);
+        if (!e || e.offsetParent === null) return false;
+        const box = e.getBoundingClientRect();
+        return box.height > 0 && box.top >= 0 && box.top < window.innerHeight - 20 && box.left >= 0
+            && box.right <= window.innerWidth;''', css)
+
+
+def test_ten_thousand_tasks_stay_a_quick_page(emulator, batch_client, browser, unique_id):
+    """10,000 tasks: a few dozen rows in the page, filters and search over all, polling costs what changed."""
+    pool_id, job_id = unique_id('pool'), unique_id('job')
+    create_pool(batch_client, pool_id, nodes=0)  # queued tasks: the page's scale, not 10,000 processes
+    batch_client.create_job(m.BatchJobCreateOptions(id=job_id, pool_info=m.BatchPoolInfo(pool_id=pool_id)))
+    try:
+        batch_client.create_tasks(job_id, [m.BatchTaskCreateOptions(id=f'task{i}', command_line='/bin/true')
+                                           for i in range(10_000)])
+        set_viewport(browser, 1400)
+        browser.get(emulator.endpoint + '/')
+        click_job = f'#jobs tr[data-job-id="{job_id}"]'
+        eventually(lambda: browser.execute_script('return !!document.querySelector(arguments[0])', click_job),
+                   message='the job listed')
+        click(browser, click_job)
+        eventually(lambda: text_of(browser, '#tasks-shown') == '10000 of 10000 tasks', message='10,000 tasks known')
+        rows = browser.execute_script('return document.querySelectorAll("#task-rows .task-row").length')
+        assert 0 < rows < 100  # only the rows in view are in the page
+        assert text_of(browser, '#task-rows .task-row:first-child span') == 'task0'
+        assert 'active' in text_of(browser, '#task-rows .task-row:first-child [data-state]')
+
+        browser.execute_script('document.getElementById("task-viewport").scrollTop = 1e9')
+        eventually(lambda: text_of(browser, '#task-rows .task-row:last-child span') == 'task9999',
+                   message='the last task drawn when scrolled to the end')
+
+        search = browser.find_element('id', 'filter-search')
+        search.send_keys('task999')
+        eventually(lambda: text_of(browser, '#tasks-shown') == '11 of 10000 tasks', message='search by id')
+        search.clear()
+        search.send_keys('x')  # clear() fires no input event: type, then delete
+        search.send_keys('\b')
+
+        batch_client.terminate_task(job_id, 'task7')  # one change
+        eventually(lambda: browser.execute_script('return window.portalStats.lastTasksReceived') == 1,
+                   message='the change arrives alone')
+        eventually(lambda: browser.execute_script('return window.portalStats.lastTasksReceived') == 0,
+                   message='an answer without changes')
+        click(browser, '#filter-failed')
+        eventually(lambda: text_of(browser, '#tasks-shown') == '1 of 10000 tasks', message='failed only')
+        assert 'failed' in text_of(browser, '#task-rows [data-task-id="task7"] [data-state]')
+        click(browser, '#filter-failed')
+        stats = browser.execute_script('return window.portalStats')
+        print(f"\n10,000 tasks: {stats['updates']} updates, slowest {stats['maxMs']:.1f} ms (the first, full one), "
+              f"last {stats['lastMs']:.1f} ms (performance.now() in the page)")
+    finally:
+        batch_client.begin_delete_job(job_id)
+        batch_client.begin_delete_pool(pool_id)
+
+
+def test_a_tutorial_run_is_watched_live_at_three_widths(local_stack, browser, mocker, tmp_path, unique_id):
+    """During a real --local run: heatmap, timeline, file viewer where the click was, redacted request detail."""
     gate = tmp_path / 'go'
     script = tmp_path / 'app' / 'python_tutorial_task.py'
     script.parent.mkdir()
     real_task = os.path.join(PROJECT_DIR, 'python_tutorial_task.py')
     script.write_text(
         'import os, runpy, sys, time\n'
-        'if os.environ["AZ_BATCH_TASK_ID"] == "topNtask0":\n'
+        'if os.environ["AZ_BATCH_TASK_ID"] == "topNtask2":  # the last task waits; the first two finish\n'
         f'    while not os.path.exists({str(gate)!r}):  # the test opens the gate (bounded below)\n'
         '        time.sleep(0.05)\n'
         'print("<b>not bold</b> & <img src=x onerror=alert(1)>")\n'
@@ -108,38 +295,88 @@ def test_a_tutorial_run_is_watched_live_in_headless_chromium(local_stack, browse
     environ = local_stack.environment()
     job_id, pool_id = unique_id('job'), unique_id('pool')
     settings = client.load_settings(client.parse_arguments(
-        ['--output-dir', str(tmp_path / 'out'), '--job-id', job_id, '--pool-id', pool_id, '--timeout', '2']), environ)
+        ['--output-dir', str(tmp_path / 'out'), '--job-id', job_id, '--pool-id', pool_id, '--timeout', '2',
+         '--node-count', '2']), environ)
     assert settings.portal_url == local_stack.batch_endpoint + '/'
     blob_service, batch, sas_key = client.create_service_clients(settings)
     results: list[int] = []
     run = threading.Thread(target=lambda: results.append(client.main(settings, blob_service, batch, sas_key)))
     run.start()
+    screenshots = os.environ.get('PORTAL_SCREENSHOT_DIR')  # e.g. docs: the README's pictures
     try:
-        browser.open(settings.portal_url)
-        task_row = f'[data-job-id="{job_id}"] tr[data-task-id="topNtask0"]'
-        eventually(lambda: browser.text(f'{task_row} td[data-state]') == 'running', message='task 0 running')
-        eventually(lambda: browser.text('[data-container="output"]'), message='output container listed')
-        assert 'taskdata1.txt' in browser.text('[data-container="input"]')
-        assert 'addtaskcollection' in browser.text('#requests')
-        if os.environ.get('PORTAL_SCREENSHOT'):  # the README's picture: a run in progress
-            browser.screenshot(os.environ['PORTAL_SCREENSHOT'])
-        browser.script('window.__sameDocument = 42;')
+        set_viewport(browser, 1400)
+        browser.get(settings.portal_url)
+        eventually(lambda: browser.execute_script('return !!document.querySelector(arguments[0])',
+                                                  f'#jobs tr[data-job-id="{job_id}"]'), message='the job listed')
+        click(browser, f'#jobs tr[data-job-id="{job_id}"]')
+        task_row = '#task-rows [data-task-id="topNtask2"]'
+        eventually(lambda: text_of(browser, f'{task_row} [data-state]') == '▶ running', message='task 2 running')
+        completed = f'#jobs tr[data-job-id="{job_id}"] [data-count="completed"]'
+        eventually(lambda: text_of(browser, completed) == '2', timeout=60, message='the two other tasks completed')
+        # Heatmap: one cell per node of the pool, its state as a word, its slots in use.
+        cells = browser.execute_script('''return [...document.querySelectorAll(arguments[0])]
+            .map(cell => [cell.dataset.state, cell.innerText]);''', f'[data-pool-id="{pool_id}"] .node-cell')
+        assert len(cells) == 2 and any(state == 'running' and 'running' in label and '1/1 slots' in label
+                                       for state, label in cells), cells
+        # Timeline: the two finished tasks and the running one, as bars; a click on one names it.
+        eventually(lambda: browser.execute_script('return +document.getElementById("timeline").dataset.bars') == 3,
+                   message='three bars')
+        assert 'succeeded' in text_of(browser, '#timeline-legend') and 'failed' in text_of(browser, '#timeline-legend')
+        assert '▶ running' in text_of(browser, '#task-rows') and '✓ succeeded' in text_of(browser, '#task-rows')
+        # A response that carries the task's SAS URLs (its input file, its output container): shown redacted.
+        signatures = [parse_qs(urlsplit(resource.http_url).query)['sig'][0]
+                      for resource in batch.get_task(job_id, 'topNtask2').resource_files]
+        assert signatures
+
+        for width in (1280, 1400, 1920):
+            set_viewport(browser, width)
+            assert cut_panels(browser) == [], f'cut at {width} px'
+            # The request log is one click away; a request's detail shows its bodies, secrets redacted.
+            click(browser, '#tab-requests')
+            eventually(lambda: browser.execute_script('return !!document.querySelector(arguments[0])', GET_TASK_ENTRY),
+                       message='the GET of the task in the log')
+            click(browser, GET_TASK_ENTRY)
+            eventually(lambda: 'Response body' in (text_of(browser, '#request-detail') or ''), message='detail')
+            detail = text_of(browser, '#request-detail')
+            assert 'sig=REDACTED' in detail and 'SharedKey' in detail and ':REDACTED' in detail
+            assert not any(signature in detail or quote(signature, safe='') in detail for signature in signatures)
+            assert in_view(browser, '#request-detail')
+            assert 'Step 5 · add the tasks' in text_of(browser, '#requests')  # the log grouped by step
+            assert text_of(browser, '#requests tr.step[data-step="3"]')
+            # stdout.txt of the first task opens beside the list, in view, as text (HTML in it stays text).
+            browser.execute_script('document.getElementById("task-viewport").scrollTop = 0')
+            click(browser, '#task-rows [data-task-id="topNtask0"] button[data-file="topNtask0/stdout.txt"]')
+            eventually(lambda: 'Uploaded' in (text_of(browser, '#file-view') or ''), message='stdout.txt shown')
+            assert in_view(browser, '#file-view'), f'the file opened out of view at {width} px'
+            assert '<b>not bold</b> & <img src=x onerror=alert(1)>' in text_of(browser, '#file-view')
+            assert browser.execute_script("return document.querySelectorAll('#file-view b, img').length") == 0
+            assert cut_panels(browser) == [], f'cut at {width} px with the file open'
+            if screenshots and width in (1280, 1920):
+                set_viewport(browser, width, 1000)
+                click(browser, '#tab-requests')
+                click(browser, GET_TASK_ENTRY)
+                eventually(lambda: 'Response body' in (text_of(browser, '#request-detail') or ''), message='detail')
+                browser.save_screenshot(os.path.join(screenshots, f'portal-{width}.png'))
+                set_viewport(browser, width)
+
+        click(browser, '#tab-storage')  # the run's blobs (its containers go at its end)
+        eventually(lambda: text_of(browser, '[data-container="output"]'), message='output container listed')
+        assert 'taskdata1.txt' in text_of(browser, '[data-container="input"]')
+        assert cut_panels(browser) == []
+        click(browser, '#timeline')  # somewhere on the timeline: the nearest bar, if any, is named
+        browser.execute_script('window.__sameDocument = 42;')
         gate.touch()
-        eventually(lambda: browser.text(f'{task_row} td[data-state]') == 'completed', message='task 0 completed')
-        assert browser.script('return window.__sameDocument;') == 42, 'the page was reloaded'
-        assert browser.text(f'{task_row} td[data-exit-code]') == '0'
+        eventually(lambda: text_of(browser, f'{task_row} [data-state]') == '✓ succeeded', message='task 2 completed')
+        assert browser.execute_script('return window.__sameDocument;') == 42, 'the page was reloaded'
+        assert text_of(browser, f'{task_row} [data-exit-code]') == '0'
 
-        browser.click(f'{task_row} button[data-file="topNtask0/stdout.txt"]')
-        eventually(lambda: 'Uploaded' in (browser.text('#file-view') or ''), message='stdout.txt shown')
-        assert '<b>not bold</b> & <img src=x onerror=alert(1)>' in browser.text('#file-view')
-        assert browser.script('return document.querySelectorAll("#file-view b, #file-view img").length;') == 0
-
-        # The start task's files: the list, then the script it copied into its working directory.
-        browser.click(f'[data-pool-id="{pool_id}"] tr[data-node-id] td:last-child button:nth-of-type(3)')
-        eventually(lambda: 'startup/wd/python_tutorial_task.py' in (browser.text('#file-view') or ''),
+        # A node's cell: its start task's files, then the script the start task copied.
+        click(browser, f'[data-pool-id="{pool_id}"] .node-cell')
+        click(browser, f'[data-pool-id="{pool_id}"] [data-start-task-files]')
+        eventually(lambda: 'startup/wd/python_tutorial_task.py' in (text_of(browser, '#file-view') or ''),
                    message='start task files listed')
-        browser.click('#file-view button[data-file$="startup/wd/python_tutorial_task.py"]')
-        eventually(lambda: 'runpy.run_path' in (browser.text('#file-view') or ''), message='script shown')
+        click(browser, '#file-view button[data-file$="startup/wd/python_tutorial_task.py"]')
+        eventually(lambda: 'runpy.run_path' in (text_of(browser, '#file-view') or ''), message='script shown')
     finally:
         gate.touch()
         run.join(120)
@@ -149,3 +386,4 @@ def test_a_tutorial_run_is_watched_live_in_headless_chromium(local_stack, browse
             except ResourceNotFoundError:
                 pass
     assert results == [0]
+

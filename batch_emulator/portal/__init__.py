@@ -1,10 +1,16 @@
 """The local "portal": a read-only page at / that shows the emulator's pools, nodes, jobs and tasks live.
 
 Plain HTML, CSS and JavaScript served by the emulator itself (no build step, no CDN, works
-offline). The page polls the small JSON endpoints below once a second. They need no SharedKey
-but answer loopback clients only, and they only read: nothing here changes the account.
-Everything taken from requests (ids, command lines, file contents) reaches the page as JSON
-and is inserted with textContent, never as HTML. SAS signatures are hidden.
+offline; the pictures are drawn with SVG and canvas by portal.js). The page polls the small JSON
+endpoints below once a second. They need no SharedKey but answer loopback clients only, and they
+only read: nothing here changes the account. Everything taken from requests (ids, command lines,
+file contents, request bodies) reaches the page as JSON and is inserted with textContent, never as
+HTML. Secrets (SAS signatures, SharedKey signatures, account keys, passwords) are hidden.
+
+Polling costs what changed, not what exists: ``overview`` takes the token of the previous answer
+(``since``) and sends only the tasks stamped after it (every change of a task gives it a new,
+strictly later ``lastModified``), and ``requests`` sends only the log entries after the last one
+the page has.
 """
 
 from __future__ import annotations
@@ -13,24 +19,26 @@ import asyncio
 import datetime
 import ipaddress
 import os
-import re
 import stat
+import uuid
 
 from aiohttp import web
 
 from ..errors import BatchServiceError
 from ..files import TooManyFiles, inside, list_files
-from ..server import SETTINGS, STATE, public_page
-from ..state import BatchState, Job, Task, parse_iso, utc_now
+from ..server import SETTINGS, STATE, public_page, redact_secrets
+from ..state import BatchState, Job, Pool, Task, parse_iso
 
 STATIC_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), 'static')
 _STATIC_FILES = {'portal.js': 'application/javascript', 'portal.css': 'text/css'}
-MAX_TASKS_SHOWN = 300
 MAX_FILE_BYTES = 256 * 1024
+MAX_REQUESTS_SENT = 500  # the request log entries a page gets at first (the newest)
+_INSTANCE = uuid.uuid4().hex[:12]  # tokens of another emulator process are not this one's
 
 
 def redact(text: str | None) -> str | None:
-    return re.sub(r'(sig=)[^&\s"\']+', r'\1REDACTED', text) if text else text
+    """SAS signatures, SharedKey signatures, account keys and passwords replaced by REDACTED."""
+    return redact_secrets(text) if text else text
 
 
 def _loopback_only(request: web.Request) -> None:
@@ -69,16 +77,14 @@ async def static(request: web.Request) -> web.StreamResponse:
     return web.FileResponse(os.path.join(STATIC_DIR, name), headers={'Content-Type': _STATIC_FILES[name]})
 
 
-def _parse(moment: str) -> datetime.datetime:
-    return parse_iso(moment)
+def _epoch_ms(moment: datetime.datetime | str | None) -> float | None:
+    if isinstance(moment, str):
+        moment = parse_iso(moment)
+    return round(moment.timestamp() * 1000, 1) if moment is not None else None
 
 
-def _duration(task: Task) -> float | None:
-    info = task.execution_info
-    if not info.get('startTime'):
-        return None
-    end = _parse(info['endTime']) if info.get('endTime') else utc_now()
-    return round((end - _parse(info['startTime'])).total_seconds(), 2)
+def _micros(moment: datetime.datetime) -> int:
+    return int(moment.timestamp() * 1_000_000)
 
 
 def _task_row(task: Task) -> dict:
@@ -87,37 +93,62 @@ def _task_row(task: Task) -> dict:
         'id': task.id, 'state': task.state, 'nodeId': task.node.id if task.node else None,
         'exitCode': info.get('exitCode'), 'result': info.get('result'),
         'failure': (info.get('failureInfo') or {}).get('code'), 'retryCount': info.get('retryCount', 0),
-        'requeueCount': info.get('requeueCount', 0), 'duration': _duration(task),
+        'requeueCount': info.get('requeueCount', 0), 'created': _epoch_ms(task.creation_time),
+        'start': _epoch_ms(info.get('startTime')), 'end': _epoch_ms(info.get('endTime')),
         'commandLine': redact(task.spec.get('commandLine')), 'hasFiles': task.node is not None,
     }
 
 
-def _job_row(job: Job) -> dict:
-    order = {'running': 0, 'preparing': 0, 'active': 1, 'completed': 2}
-    tasks = sorted(job.tasks.values(), key=lambda t: (order.get(t.state, 3), t.state_transition_time),
-                   reverse=False)
-    running_and_waiting = [t for t in tasks if t.state != 'completed']
-    completed = sorted((t for t in tasks if t.state == 'completed'), key=lambda t: t.state_transition_time,
-                       reverse=True)
-    shown = (running_and_waiting + completed)[:MAX_TASKS_SHOWN]
+def _job_row(job: Job, since: datetime.datetime | None) -> dict:
+    """The job, with its tasks changed at or after ``since`` (all of them without it).
+
+    A task's change is its lastModified (a change asked for) or its stateTransitionTime (a run starting
+    or ending; the service keeps the ETag then). Times equal to ``since`` are sent again: harmless.
+    """
+    changed = [task for task in job.tasks.values() if since is None or task.state_transition_time >= since
+               or task.last_modified >= since]
     return {'id': job.id, 'state': job.state, 'poolId': job.pool_id, 'counts': dict(job.counts),
-            'taskCount': len(job.tasks), 'tasks': [_task_row(t) for t in shown]}
+            'created': _epoch_ms(job.creation_time), 'generation': _micros(job.creation_time),
+            'taskCount': len(job.tasks), 'tasks': [_task_row(task) for task in changed]}
+
+
+def _pool_row(pool: Pool) -> dict:
+    nodes = [{'id': node.id, 'state': node.state, 'runningTasks': len(node.running),
+              'runningSlots': node.running_slots, 'totalTasksRun': node.total_tasks_run,
+              'startTask': {key: (node.start_task_info or {}).get(key) for key in ('state', 'result', 'exitCode')}
+              if node.start_task_info else None} for node in pool.nodes.values()]
+    return {'id': pool.id, 'state': pool.state, 'allocationState': pool.allocation_state,
+            'vmSize': pool.spec.get('vmSize'), 'target': int(pool.spec.get('targetDedicatedNodes') or 0),
+            'current': len(pool.nodes), 'slotsPerNode': pool.slots_per_node, 'hasStartTask': 'startTask' in pool.spec,
+            'nodes': nodes}
+
+
+_EPOCH = datetime.datetime(1970, 1, 1, tzinfo=datetime.timezone.utc)
+
+
+def _since(token: str) -> datetime.datetime | None:
+    """The moment of a token from this emulator process (None: send everything)."""
+    instance, _, micros = token.partition('.')
+    if instance != _INSTANCE or not micros.isdigit():
+        return None
+    return _EPOCH + datetime.timedelta(microseconds=int(micros))
 
 
 async def overview(request: web.Request) -> web.Response:
+    """Pools and nodes (all: a few), jobs (all) and the tasks that changed since the token ``since``.
+
+    The token is the time of this answer: every change after it is stamped at that time or later (the
+    event loop runs one thing at a time). The page checks the job's counts against the tasks it holds
+    and asks for everything again if they ever disagree.
+    """
     state = _state(request)
-    pools = []
-    for pool in state.pools.values():
-        nodes = [{'id': node.id, 'state': node.state, 'runningTasks': len(node.running),
-                  'totalTasksRun': node.total_tasks_run,
-                  'startTask': {key: (node.start_task_info or {}).get(key) for key in ('state', 'result', 'exitCode')}
-                  if node.start_task_info else None,
-                  'hasStartTask': 'startTask' in pool.spec} for node in pool.nodes.values()]
-        pools.append({'id': pool.id, 'state': pool.state, 'allocationState': pool.allocation_state,
-                      'vmSize': pool.spec.get('vmSize'), 'target': int(pool.spec.get('targetDedicatedNodes') or 0),
-                      'current': len(pool.nodes), 'slotsPerNode': pool.slots_per_node, 'nodes': nodes})
-    return web.json_response({'account': state.account_name, 'endpoint': state.base_url, 'pools': pools,
-                              'jobs': [_job_row(job) for job in state.jobs.values()]})
+    since = _since(request.query.get('since', ''))
+    now = datetime.datetime.now(datetime.timezone.utc)
+    return web.json_response({'account': state.account_name, 'endpoint': state.base_url,
+                              'token': f'{_INSTANCE}.{(now - _EPOCH) // datetime.timedelta(microseconds=1)}',
+                              'full': since is None, 'now': _epoch_ms(now),
+                              'pools': [_pool_row(pool) for pool in state.pools.values()],
+                              'jobs': [_job_row(job, since) for job in state.jobs.values()]})
 
 
 def _read_file(root: str, relative: str) -> web.Response:
@@ -178,9 +209,28 @@ async def node_file(request: web.Request) -> web.Response:
     return await asyncio.to_thread(_read_file, _node_folder(request), request.query.get('path', ''))
 
 
+def _summary(entry: dict) -> dict:
+    return {key: value for key, value in entry.items() if key != 'detail'}
+
+
 async def requests_log(request: web.Request) -> web.Response:
+    """The request log entries after ``since`` (``instance.seq``), oldest first; at first the newest 500."""
     recent = request.app[SETTINGS]['recent_requests']
-    return web.json_response({'requests': list(reversed(recent[-200:]))})
+    instance, _, seq = request.query.get('since', '').partition('.')
+    since = int(seq) if instance == recent.instance and seq.isdigit() else 0
+    entries = recent.since(since, MAX_REQUESTS_SENT)
+    return web.json_response({'token': f'{recent.instance}.{recent.last_seq}', 'full': since == 0,
+                              'requests': [_summary(entry) for entry in entries]})
+
+
+async def request_detail(request: web.Request) -> web.Response:
+    """One entry with its headers and bodies (secrets already replaced when it was logged)."""
+    recent = request.app[SETTINGS]['recent_requests']
+    seq = request.query.get('seq', '')
+    entry = recent.find(int(seq)) if seq.isdigit() else None
+    if entry is None:
+        raise web.HTTPNotFound(text='That request is no longer kept (the log keeps the latest 500 to 1,000).')
+    return web.json_response(entry)
 
 
 async def storage(request: web.Request) -> web.Response:
@@ -220,4 +270,5 @@ def add_routes(app: web.Application) -> None:
     r.add_get('/portal/api/node-file', _page(node_file), allow_head=False)
     r.add_get('/portal/api/node-files', _page(node_files), allow_head=False)
     r.add_get('/portal/api/requests', _page(requests_log), allow_head=False)
+    r.add_get('/portal/api/request', _page(request_detail), allow_head=False)
     r.add_get('/portal/api/storage', _page(storage), allow_head=False)
