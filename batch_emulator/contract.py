@@ -97,12 +97,14 @@ def conform(value: object, schema: dict | None, name: str = '') -> object:
         if not isinstance(value, dict):
             raise invalid_property(name or 'body', _shown(value))
         properties = schema.get('properties', {})
+        # A readOnly property is the service's to set: never required in a request and ignored if sent
+        # (a PUT job body is the whole BatchJob; the JS SDK sends its id along) [J:job/update].
         for required in schema.get('required', []):
-            if value.get(required) is None:
+            if value.get(required) is None and not properties.get(required, {}).get('readOnly'):
                 raise missing_property(required)
         extra = schema.get('additionalProperties')
         return {key: conform(item, properties.get(key, extra if isinstance(extra, dict) else None), key)
-                for key, item in value.items() if item is not None}
+                for key, item in value.items() if item is not None and not properties.get(key, {}).get('readOnly')}
     if kind == 'array':
         if not isinstance(value, list):
             raise invalid_property(name, _shown(value))
@@ -184,7 +186,7 @@ def render(value: object, schema: dict | None) -> object:
         body = {key: item for key, item in value.items() if key.startswith('odata.')}
         for key, child, spell in properties:
             item = value.get(key)
-            if item is not None:
+            if item is not None and (item != [] or key == 'value'):  # an empty list is not written (recorded)
                 item = render(item, child) if child is not None else item
                 body[key] = spell(item) if spell is not None else item
         return body

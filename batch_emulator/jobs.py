@@ -79,11 +79,24 @@ class JobRoom(Room):
     def list_jobs(self) -> list[dict]:
         return [self.job_resource(job) for job in self.jobs.values()]
 
-    def update_job(self, job_id: str, body: dict) -> Job:
+    def update_job(self, job_id: str, body: dict, *, replace: bool = False) -> Job:
+        """PATCH changes what is sent; PUT (replace) resets what is not sent to its default and keeps the
+        job preparation and release tasks (recorded [P:jobs])."""
         job = self._active_job(job_id)
-        for key in ('priority', 'maxParallelTasks', 'constraints', 'metadata', 'onAllTasksComplete'):
+        if not -1000 <= int(body.get('priority') or 0) <= 1000:
+            raise BatchServiceError('OutOfRangePriority')
+        pool_info = body.get('poolInfo')
+        if pool_info and pool_info.get('poolId') and pool_info['poolId'].lower() != job.pool_id.lower():
+            if job.state != 'disabled':
+                raise BatchServiceError('OperationInvalidForCurrentState',
+                                        'The pool of a job can be changed only while the job is disabled.')
+            job.pool_id = pool_info['poolId']
+        for key in ('priority', 'maxParallelTasks', 'allowTaskPreemption', 'constraints', 'metadata',
+                    'onAllTasksComplete', 'poolInfo'):
             if key in body:
                 job.spec[key] = str(body[key]).lower() if key == 'onAllTasksComplete' else body[key]
+            elif replace and key != 'poolInfo':
+                job.spec.pop(key, None)
         job.etag, job.last_modified = stamp()
         self.changed('job', job)
         self.check_job_completion(job)

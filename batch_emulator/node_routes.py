@@ -120,9 +120,11 @@ async def upload_node_logs(request: web.Request) -> web.Response:
         file.write(f'node {node.id} of pool {pool.id}: state {node.state}, scheduling {node.scheduling_state}, '
                    f'{node.total_tasks_run} tasks run, {node.total_tasks_succeeded} succeeded\n')
     files.append(summary)
-    runner = request.app[SCHEDULER].runner
+    # As on a node: the answer comes at once, the agent uploads afterwards (a failure is the node's log's to show).
+    scheduler = request.app[SCHEDULER]
     for path in files:
-        await runner._upload(path, _insert_blob_path(body['containerUrl'], f'{folder}/{os.path.basename(path)}'), [])
+        url = _insert_blob_path(body['containerUrl'], f'{folder}/{os.path.basename(path)}')
+        scheduler.spawn_logged(scheduler.runner._upload(path, url, []), f'uploading {os.path.basename(path)}')
     metadata = f"{request.app[SETTINGS]['base_url']}/$metadata#Microsoft.Azure.Batch.Protocol.Entities." \
                'UploadBatchServiceLogsResult'
     return json_response(request, {'odata.metadata': metadata, 'virtualDirectoryName': folder,

@@ -186,6 +186,11 @@ class PoolRoom(Room):
         if not isinstance(target, int) or target < 0:
             raise invalid_property('targetDedicatedNodes', target)
         pool.spec['targetDedicatedNodes'] = target
+        spot = body.get('targetLowPriorityNodes')
+        if spot is not None:
+            if not isinstance(spot, int) or spot < 0:
+                raise invalid_property('targetLowPriorityNodes', spot)
+            pool.spec['targetLowPriorityNodes'] = spot
         pool.resize_errors = []
         pool.touch()  # recorded: a new ETag; allocationStateTransitionTime = the new lastModified
         pool.allocation_state, pool.allocation_state_transition_time = 'resizing', pool.last_modified

@@ -42,6 +42,7 @@ async def _read_limited(request: web.Request, limit: int) -> bytes:
         data += chunk
         if len(data) > limit:
             raise too_large
+    request['body_bytes'] = bytes(data)  # for the portal's request log (redacted there)
     return bytes(data)
 
 
@@ -197,6 +198,21 @@ async def evaluate_autoscale(request: web.Request) -> web.Response:
     return json_response(request, {'odata.metadata': metadata, **_writer(request)(run)}, acted=True)  # no ETag
 
 
+async def list_pool_usage_metrics(request: web.Request) -> web.Response:
+    """Core hours per pool in 30-minute windows (recorded [J:pool/usage]), of the nodes the emulator runs now."""
+    now = datetime.datetime.now(datetime.timezone.utc)
+    start = now.replace(minute=now.minute - now.minute % 30, second=0, microsecond=0)
+    items = []
+    for pool in _state(request).pools.values():
+        size = re.search(r'_[a-z]+?(\d+)', pool.spec['vmSize'].lower())  # standard_d2s_v3: 2 cores
+        cores = int(size.group(1)) if size else 1
+        hours = sum((now - max(node.allocation_time, start)).total_seconds() / 3600 for node in pool.nodes.values())
+        items.append({'poolId': pool.id, 'startTime': iso(start),
+                      'endTime': iso(start + datetime.timedelta(minutes=30)), 'vmSize': pool.spec['vmSize'],
+                      'totalCoreHours': round(hours * cores, 6)})
+    return _list_response(request, items, 'poolusagemetrics')
+
+
 async def list_pool_node_counts(request: web.Request) -> web.Response:
     counts = []
     for pool in _state(request).pools.values():
@@ -236,8 +252,9 @@ async def reboot_node(request: web.Request) -> web.Response:
 
 async def create_job(request: web.Request) -> web.Response:
     job = _state(request).create_job(await _body(request))
+    # Recorded (section 6.1): DataServiceId and Location name .../jobs/job-1, whatever the job's id.
     return json_response(request, None, status=201, etag=job.etag, last_modified=job.last_modified,
-                         location=f"{request.app[SETTINGS]['base_url']}/jobs/{job.id}")
+                         location=f"{request.app[SETTINGS]['base_url']}/jobs/job-1")
 
 
 async def list_jobs(request: web.Request) -> web.Response:
@@ -252,6 +269,11 @@ async def get_job(request: web.Request) -> web.Response:
 
 async def update_job(request: web.Request) -> web.Response:
     job = _state(request).update_job(request.match_info['jobId'], await _body(request))
+    return json_response(request, None, etag=job.etag, last_modified=job.last_modified, acted=True)
+
+
+async def replace_job(request: web.Request) -> web.Response:
+    job = _state(request).update_job(request.match_info['jobId'], await _body(request), replace=True)
     return json_response(request, None, etag=job.etag, last_modified=job.last_modified, acted=True)
 
 
@@ -334,6 +356,11 @@ async def get_task(request: web.Request) -> web.Response:
     state = _state(request)
     _, task = state.get_task(request.match_info['jobId'], request.match_info['taskId'])
     return _entity_response(request, state.task_resource(task), 'tasks', task.etag, task.last_modified)
+
+
+async def replace_task(request: web.Request) -> web.Response:
+    task = _state(request).replace_task(request.match_info['jobId'], request.match_info['taskId'], await _body(request))
+    return json_response(request, None, etag=task.etag, last_modified=task.last_modified, acted=True)
 
 
 async def delete_task(request: web.Request) -> web.Response:
@@ -509,6 +536,9 @@ HANDLERS = {
     'Jobs_ListJobs': list_jobs,
     'Jobs_GetJob': get_job,
     'Jobs_UpdateJob': update_job,
+    'Jobs_ReplaceJob': replace_job,
+    'Tasks_ReplaceTask': replace_task,
+    'Pools_ListPoolUsageMetrics': list_pool_usage_metrics,
     'Jobs_DeleteJob': delete_job,
     'Jobs_TerminateJob': terminate_job,
     'Jobs_DisableJob': disable_job,
@@ -553,6 +583,9 @@ async def not_in_spec(request: web.Request) -> web.Response:
     """A path of the spec with a method it does not have, or no path of the spec at all: the service's errors."""
     if is_spec_path(request.path):
         raise BatchServiceError('UnsupportedHttpVerb', values={'HttpVerb': request.method})
+    if request.path.rstrip('/').lower() in ('/lifetimepoolstats', '/lifetimejobstats'):  # recorded [J:pool/lifetime]
+        raise BatchServiceError('LifetimeStatsAPIRetired', 'Lifetime statistics API was retired on 04/30/2023',
+                                status=400)
     raise BatchServiceError('InvalidUri', values={'RequestUri': request.path})
 
 

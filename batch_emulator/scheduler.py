@@ -89,6 +89,15 @@ class Scheduler:
         job.add_done_callback(self._finished_background)
         return job
 
+    def spawn_logged(self, coroutine: Coroutine[Any, Any, Any], what: str) -> None:
+        """Background work whose failure is logged as a warning (not an emulator error): e.g. a log upload."""
+        async def guarded() -> None:
+            try:
+                await coroutine
+            except Exception as error:  # noqa: BLE001 - any failure of the work itself
+                _log.warning('%s failed: %s', what, error)
+        self._spawn(guarded())
+
     def _finished_background(self, job: asyncio.Task) -> None:
         self._background.discard(job)
         if not job.cancelled() and job.exception() is not None:

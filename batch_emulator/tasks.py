@@ -126,6 +126,16 @@ class TaskRoom(Room):
         job = self.get_job(job_id)
         return {'taskCounts': dict(job.counts), 'taskSlotCounts': dict(job.slot_counts)}
 
+    def replace_task(self, job_id: str, task_id: str, body: dict) -> Task:
+        """PUT: the task's constraints replaced (recorded: 200, a new ETag and lastModified [J:task/update])."""
+        _, task = self.get_task(job_id, task_id)
+        if task.state == 'completed':
+            raise BatchServiceError('TaskCompleted')
+        task.spec['constraints'] = body.get('constraints') or {}
+        task.etag, task.last_modified = stamp()
+        self.changed('task', task)
+        return task
+
     def delete_task(self, job_id: str, task_id: str) -> Task:
         job, task = self.get_task(job_id, task_id)
         if task.state in ('running', 'preparing'):

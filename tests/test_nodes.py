@@ -161,8 +161,10 @@ def test_service_logs_are_uploaded_to_the_container(local_stack, unique_id):
     account, pool_part, node_part, _ = result.virtual_directory_name.split('/')
     assert account.startswith(f"{environ['AZURE_BATCH_ACCOUNT']}-") and (pool_part, node_part) == (
         pool_id.lower(), node.id)
-    names = sorted(b.name for b in blob_service.get_container_client(container).list_blobs())
-    assert len(names) == result.number_of_files_uploaded >= 2
+    assert result.number_of_files_uploaded >= 2
+    names = eventually(lambda: len(found := sorted(b.name for b in blob_service.get_container_client(container)
+                                                   .list_blobs())) == result.number_of_files_uploaded and found,
+                       message='the logs uploaded')  # as on a node: the upload follows the answer
     assert f'{result.virtual_directory_name}/stdout.txt' in names
     batch.begin_delete_pool(pool_id)
     blob_service.delete_container(container)
