@@ -131,6 +131,8 @@ async def serve(args: argparse.Namespace, data_dir: str) -> None:
                      storage_connection_string=args.storage_connection_string, pass_environment=args.pass_env,
                      dedicated_node_quota=args.dedicated_node_quota, spot_node_quota=args.spot_node_quota)
     app[STATE].clock_speed = args.clock_speed
+    if args.clock_speed != 1.0:  # --clock-speed wins over BATCH_EMULATOR_SCHEDULE_CLOCK
+        app[STATE].schedule_clock = args.clock_speed
     runner = web.AppRunner(app, access_log=None, handle_signals=False)
     await runner.setup()
     site = web.TCPSite(runner, args.host, args.port)

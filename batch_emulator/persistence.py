@@ -18,6 +18,7 @@ from collections import deque
 from typing import Any
 
 from .processes import stop_survivors
+from .schedules import schedule_from_record, schedule_record
 from .state import BatchState, Job, Node, Pool, Task, iso, parse_iso
 
 STATE_FILE = 'state.jsonl'
@@ -58,7 +59,7 @@ def _key(kind: str, entity: Any) -> tuple:
     return (kind, entity.id.lower())
 
 
-_RECORDS = {'pool': pool_record, 'job': job_record, 'task': task_record}
+_RECORDS = {'pool': pool_record, 'job': job_record, 'task': task_record, 'schedule': schedule_record}
 
 
 def _line(event: dict) -> str:
@@ -117,13 +118,14 @@ class Journal:
             self._file.close()
             self._file = None
 
-    def load(self) -> tuple[dict, dict, dict]:
-        """Replays the state file: (pools, jobs, tasks) records by key, in creation order."""
+    def load(self) -> tuple[dict, dict, dict, dict]:
+        """Replays the state file: (pools, jobs, tasks, job schedules) records by key, in creation order."""
         pools: dict[tuple, dict] = {}
         jobs: dict[tuple, dict] = {}
         tasks: dict[tuple, dict] = {}
+        schedules: dict[tuple, dict] = {}
         if not os.path.exists(self.path):
-            return pools, jobs, tasks
+            return pools, jobs, tasks, schedules
         with open(self.path, encoding='utf-8') as file:
             for line in file:
                 try:
@@ -132,7 +134,7 @@ class Journal:
                     continue  # a line cut short by a crash
                 if 'remove' in event:
                     key = tuple(event['key'])
-                    {'pool': pools, 'job': jobs, 'task': tasks}[event['remove']].pop(key, None)
+                    {'pool': pools, 'job': jobs, 'task': tasks, 'schedule': schedules}[event['remove']].pop(key, None)
                     if event['remove'] == 'job':
                         for task_key in [k for k in tasks if k[0] == key[0]]:
                             del tasks[task_key]
@@ -143,7 +145,9 @@ class Journal:
                 elif 'task' in event:
                     record = event['task']
                     tasks[(record['jobId'].lower(), record['id'].lower())] = record
-        return pools, jobs, tasks
+                elif 'schedule' in event:
+                    schedules[(event['schedule']['id'].lower(),)] = event['schedule']
+        return pools, jobs, tasks, schedules
 
     def rewrite(self, state: BatchState) -> None:
         """Replaces the file by a compact snapshot of the current state."""
@@ -155,12 +159,14 @@ class Journal:
                 file.write(_upsert('job', job))
                 for task in job.tasks.values():
                     file.write(_upsert('task', task))
+            for schedule in state.job_schedules.values():
+                file.write(_upsert('schedule', schedule))
         os.replace(temporary, self.path)
 
 
 def restore(state: BatchState, journal: Journal) -> None:
     """Rebuilds the account from the journal, as the service would come back from an outage."""
-    pools, jobs, tasks = journal.load()
+    pools, jobs, tasks, schedules = journal.load()
     # Nothing the earlier emulator started may run on: a task must never run twice at once.
     stop_survivors(state.nodes_dir, [(record['processId'], record.get('processStartTime'))
                                      for record in tasks.values() if record.get('processId')])
@@ -216,5 +222,9 @@ def restore(state: BatchState, journal: Journal) -> None:
         pool = state.pools.get(job.pool_id.lower())
         if task.state == 'active' and pool is not None and job.state in ('active', 'disabled'):
             pool.pending.append(task)
+    for record in schedules.values():
+        if record['state'] != 'deleting':  # its deletion finishes now, as its jobs' do
+            schedule = schedule_from_record(record)
+            state.job_schedules[schedule.id.lower()] = schedule
     journal.rewrite(state)
     state.pending_restart = deque(state.pools.values())

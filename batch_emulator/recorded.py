@@ -108,6 +108,7 @@ ORDER: dict[str, tuple[str, ...]] = {
     # 2.3 [P:job_schedules]
     'BatchJobSpecification': ('displayName', 'priority', 'maxParallelTasks', 'allowTaskPreemption',
                               'usesTaskDependencies', 'onAllTasksComplete', 'onTaskFailure', 'constraints'),
+    'RecentBatchJob': ('url', 'id'),  # [P:job_schedules]
     # 2.4 [P:files, J:task/uid]: creationTime before lastModified, unlike pools and jobs
     'BatchTask': ('id', 'displayName', 'url', 'eTag', 'creationTime', 'lastModified', 'state', 'stateTransitionTime',
                   'previousState', 'previousStateTransitionTime', 'commandLine', 'containerSettings', 'resourceFiles',

@@ -1,17 +1,450 @@
 """Job schedules: create, update, disable, terminate and delete them; the jobs they create on time.
 
-(Skeleton wired into BatchState, routes and the scheduler; the behaviour is being written.)
+A schedule's *slots* are the moments a job is due: its anchor (``doNotRunUntil``, or its creation time)
+and, when it recurs, every ``recurrenceInterval`` after that. At a slot the schedule creates the job
+``{id}:job-N`` through the job room's own rules, as soon as it may: while the schedule is active,
+while no job of it is still active (at most one at a time), and before ``doNotRunAfter``. A slot
+that cannot be served within its start window is lost (a recurring schedule's window never reaches
+past its next slot). A schedule with no slot left, or past ``doNotRunAfter``, completes once its
+last job has.
+
+``run_job_schedules`` serves the slots: it sleeps until the next one is due, or until a schedule or a
+schedule's job changes (``schedules_changed``, set by the room), never polling.
+
+The clock: ``BATCH_EMULATOR_SCHEDULE_CLOCK`` (a factor, default 1) makes every recurrence interval
+and start window last 1/factor of its length, so that tests need not wait minutes; the times the
+schedule shows (``nextRunTime``) are the real moments its jobs are created.
 """
 
 from __future__ import annotations
 
-from .room import Room
+import asyncio
+import dataclasses
+import datetime
+import logging
+import math
+import os
+import re
+import uuid
+
+from .errors import BatchServiceError, invalid_property
+from .models import Job, duration_text, iso, parse_iso, stamp, utc_now
+from .room import Room, _check_id
+
+_log = logging.getLogger('batch_emulator.schedules')
+
+CLOCK_ENVIRONMENT = 'BATCH_EMULATOR_SCHEDULE_CLOCK'
+MINIMUM_INTERVAL = datetime.timedelta(minutes=1)  # recurrenceInterval and startWindow (the spec)
+_FOREVER = datetime.timedelta(days=100 * 365)  # a longer interval or window never ends (TimeSpan.MaxValue...)
+_LONGEST_SLEEP = 60.0  # seconds: re-reads the wall clock at least this often (it may be set while we sleep)
+_ACTIVE_JOB_STATES = ('active', 'disabled', 'terminating')
+
+_DURATION = re.compile(r'^P(?:(\d+)Y)?(?:(\d+)M)?(?:(\d+)W)?(?:(\d+)D)?'
+                       r'(?:T(?:(\d+)H)?(?:(\d+)M)?(?:(\d+(?:\.\d+)?)S)?)?$')
+_DATE_TIME = re.compile(r'^(\d{4}-\d{2}-\d{2})T(\d{2}):(\d{2})(?::(\d{2})(?:\.(\d+))?)?(Z|[+-]\d{2}:\d{2})$',
+                        re.IGNORECASE)
+
+
+def clock_factor() -> float:
+    """How many times faster than real time schedule intervals pass (``BATCH_EMULATOR_SCHEDULE_CLOCK``)."""
+    text = os.environ.get(CLOCK_ENVIRONMENT, '').strip()
+    try:
+        factor = float(text) if text else 1.0
+    except ValueError:
+        factor = 1.0
+    return factor if math.isfinite(factor) and factor > 0 else 1.0
+
+
+def _plus(moment: datetime.datetime, span: datetime.timedelta) -> datetime.datetime:
+    try:
+        return moment + span
+    except OverflowError:
+        return datetime.datetime.max.replace(tzinfo=datetime.timezone.utc)
+
+
+def _earliest(*moments: datetime.datetime | None) -> datetime.datetime | None:
+    return min((moment for moment in moments if moment is not None), default=None)
+
+
+def _timespan(text: str) -> datetime.timedelta:
+    """An ISO 8601 duration as .NET reads it (a year 365 days, a month 30 days)."""
+    match = _DURATION.match(text.upper())
+    if not match:
+        raise ValueError(text)
+    years, months, weeks, days, hours, minutes, seconds = (float(part or 0) for part in match.groups())
+    return datetime.timedelta(days=365 * years + 30 * months + 7 * weeks + days, hours=hours, minutes=minutes,
+                              seconds=seconds)
+
+
+def _moment(text: str) -> datetime.datetime:
+    """An ISO 8601 date-time with its offset, in UTC (Python 3.10's fromisoformat reads neither Z nor 7 digits)."""
+    match = _DATE_TIME.match(text)
+    if not match:
+        raise ValueError(text)
+    day, hour, minute, second, fraction, zone = match.groups()
+    moment = datetime.datetime.strptime(f'{day}T{hour}:{minute}:{second or "00"}', '%Y-%m-%dT%H:%M:%S')
+    moment = moment.replace(microsecond=int(((fraction or '') + '000000')[:6]))
+    offset = datetime.timedelta(0)
+    if zone.upper() != 'Z':
+        sign = -1 if zone[0] == '-' else 1
+        offset = sign * datetime.timedelta(hours=int(zone[1:3]), minutes=int(zone[4:6]))
+    return (moment - offset).replace(tzinfo=datetime.timezone.utc)
+
+
+def _check_schedule(schedule: dict | None) -> dict:
+    """The schedule as the service keeps it: durations normalised (PT05H00M00S -> PT5H), times in UTC."""
+    kept: dict = {}
+    for name, value in (schedule or {}).items():
+        if name in ('doNotRunUntil', 'doNotRunAfter'):
+            try:
+                kept[name] = iso(_moment(value))
+            except (ValueError, OverflowError):
+                raise invalid_property(name, value) from None
+        elif name in ('startWindow', 'recurrenceInterval'):
+            try:
+                span = _timespan(value)
+            except (ValueError, OverflowError):
+                raise invalid_property(name, value) from None
+            if span < MINIMUM_INTERVAL:
+                raise invalid_property(name, value, 'The value must be at least 1 minute.')
+            kept[name] = duration_text(span.total_seconds())
+        else:
+            kept[name] = value
+    return kept
+
+
+@dataclasses.dataclass(eq=False)
+class JobSchedule:
+    id: str
+    spec: dict  # displayName, schedule, jobSpecification, metadata: as sent (the schedule normalised)
+    etag: str
+    creation_time: datetime.datetime
+    last_modified: datetime.datetime
+    state: str = 'active'
+    state_transition_time: datetime.datetime = dataclasses.field(default_factory=utc_now)
+    previous_state: str | None = None
+    previous_state_transition_time: datetime.datetime | None = None
+    next_run: datetime.datetime | None = None  # the next slot (None: no slot left)
+    last_run: datetime.datetime | None = None  # the slot the last job was created for
+    job_count: int = 0  # jobs created so far: the next is {id}:job-{job_count + 1}
+    end_time: datetime.datetime | None = None
+
+    @property
+    def schedule(self) -> dict:
+        return self.spec.get('schedule') or {}
+
+    def set_state(self, state: str, *, touch: bool = True) -> None:
+        if state != self.state:
+            self.previous_state, self.previous_state_transition_time = self.state, self.state_transition_time
+            self.state, self.state_transition_time = state, utc_now()
+        if touch:
+            self.etag, self.last_modified = stamp()
+
+    def job_id(self, number: int) -> str:
+        return f'{self.id}:job-{number}'
+
+    def owns(self, job_id: str) -> bool:
+        """Is this one of the schedule's jobs? (A job id of one's own cannot hold ':'.)"""
+        return job_id.lower().startswith(f'{self.id.lower()}:job-')
+
+
+# ----- persistence (the --location journal) ------------------------------------------------------
+
+def schedule_record(schedule: JobSchedule) -> dict:
+    return {'id': schedule.id, 'spec': schedule.spec, 'etag': schedule.etag,
+            'creationTime': iso(schedule.creation_time), 'lastModified': iso(schedule.last_modified),
+            'state': schedule.state, 'stateTransitionTime': iso(schedule.state_transition_time),
+            'previousState': schedule.previous_state,
+            'previousStateTransitionTime': iso(schedule.previous_state_transition_time),
+            'nextRun': iso(schedule.next_run), 'lastRun': iso(schedule.last_run), 'jobCount': schedule.job_count,
+            'endTime': iso(schedule.end_time)}
+
+
+def schedule_from_record(record: dict) -> JobSchedule:
+    return JobSchedule(id=record['id'], spec=record['spec'], etag=record['etag'],
+                       creation_time=parse_iso(record['creationTime']),
+                       last_modified=parse_iso(record['lastModified']), state=record['state'],
+                       state_transition_time=parse_iso(record['stateTransitionTime']),
+                       previous_state=record['previousState'],
+                       previous_state_transition_time=parse_iso(record['previousStateTransitionTime']),
+                       next_run=parse_iso(record['nextRun']), last_run=parse_iso(record['lastRun']),
+                       job_count=record['jobCount'], end_time=parse_iso(record['endTime']))
 
 
 class ScheduleRoom(Room):
     """Job schedules: every rule about them."""
 
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.job_schedules: dict[str, JobSchedule] = {}
+        self.schedules_changed = asyncio.Event()  # wakes run_job_schedules
+        self.schedule_clock = clock_factor()
+
+    # The job room records every change of a job here: a schedule's job ending (or going) may let the
+    # schedule create its next job, complete, or finish being deleted.
+    def changed(self, kind: str, entity: object) -> None:
+        super().changed(kind, entity)
+        if kind == 'job' and ':' in entity.id:  # type: ignore[attr-defined]
+            self.schedules_changed.set()
+
+    def _removed(self, kind: str, entity: object) -> None:
+        super()._removed(kind, entity)
+        if kind == 'job' and ':' in entity.id:  # type: ignore[attr-defined]
+            self.schedules_changed.set()
+
+    # ----- the REST operations -----------------------------------------------------------------
+
+    def create_job_schedule(self, body: dict) -> JobSchedule:
+        schedule_id = _check_id(body)
+        existing = self.job_schedules.get(schedule_id.lower())
+        if existing is not None:
+            raise BatchServiceError('JobScheduleBeingDeleted' if existing.state == 'deleting' else 'JobScheduleExists')
+        spec = {key: value for key, value in body.items() if key != 'id'}
+        spec['schedule'] = _check_schedule(body.get('schedule'))
+        self._check_job_specification(spec['jobSpecification'])
+        etag, now = stamp()  # recorded: lastModified = creationTime = stateTransitionTime
+        schedule = JobSchedule(id=schedule_id, spec=spec, etag=etag, creation_time=now, last_modified=now,
+                               state_transition_time=now)
+        schedule.next_run = self._anchor(schedule)
+        self.job_schedules[schedule_id.lower()] = schedule
+        self.changed('schedule', schedule)
+        self._serve(schedule, utc_now())  # recorded: the first job exists at once
+        self.schedules_changed.set()
+        return schedule
+
+    def get_job_schedule(self, schedule_id: str) -> JobSchedule:
+        schedule = self.job_schedules.get(schedule_id.lower())
+        if schedule is None:
+            raise BatchServiceError('JobScheduleNotFound')
+        return schedule
+
+    def job_schedule_resource(self, schedule: JobSchedule) -> dict:
+        execution: dict = {}
+        if schedule.next_run is not None and schedule.state != 'completed':
+            execution['nextRunTime'] = iso(schedule.next_run)  # recorded: back again while deleting
+        if schedule.job_count:
+            recent = schedule.job_id(schedule.job_count)
+            execution['recentJob'] = {'url': f'{self.base_url}/jobs/{recent}', 'id': recent}
+        if schedule.state == 'completed' and schedule.end_time is not None:
+            execution['endTime'] = iso(schedule.end_time)
+        return {
+            **schedule.spec,
+            'id': schedule.id,
+            'url': f'{self.base_url}/jobschedules/{schedule.id}',
+            'eTag': schedule.etag,
+            'lastModified': iso(schedule.last_modified),
+            'creationTime': iso(schedule.creation_time),
+            'state': schedule.state,
+            'stateTransitionTime': iso(schedule.state_transition_time),
+            'previousState': schedule.previous_state,
+            'previousStateTransitionTime': iso(schedule.previous_state_transition_time),
+            'executionInfo': execution,
+        }
+
+    def list_job_schedules(self) -> list[dict]:
+        return [self.job_schedule_resource(schedule) for schedule in self.job_schedules.values()]
+
+    def list_jobs_of_schedule(self, schedule_id: str) -> list[dict]:
+        schedule = self.get_job_schedule(schedule_id)
+        return [self.job_resource(job) for job in self._jobs_of(schedule)]  # type: ignore[attr-defined]
+
+    def update_job_schedule(self, schedule_id: str, body: dict, *, replace: bool) -> JobSchedule:
+        """PATCH changes what is sent; PUT replaces schedule, job specification and metadata (recorded)."""
+        schedule = self._changeable(schedule_id)
+        spec = {'displayName': schedule.spec['displayName']} if 'displayName' in schedule.spec else {}
+        if not replace:
+            spec = dict(schedule.spec)
+        for key in ('schedule', 'jobSpecification', 'metadata'):
+            if key in body:
+                spec[key] = body[key]
+        spec['schedule'] = _check_schedule(spec.get('schedule'))
+        self._check_job_specification(spec['jobSpecification'])
+        schedule.spec = spec
+        schedule.etag, schedule.last_modified = stamp()
+        schedule.next_run = self._next_slot(schedule)
+        self.changed('schedule', schedule)
+        self._serve(schedule, utc_now())
+        self.schedules_changed.set()
+        return schedule
+
+    def disable_job_schedule(self, schedule_id: str) -> JobSchedule:
+        schedule = self._changeable(schedule_id)
+        schedule.set_state('disabled')
+        self.changed('schedule', schedule)
+        return schedule
+
+    def enable_job_schedule(self, schedule_id: str) -> JobSchedule:
+        schedule = self._changeable(schedule_id)
+        schedule.set_state('active')
+        self.changed('schedule', schedule)
+        self._serve(schedule, utc_now())
+        self.schedules_changed.set()
+        return schedule
+
+    def terminate_job_schedule(self, schedule_id: str) -> JobSchedule:
+        """Completed at once (recorded: no 'terminating' seen), its active job terminated."""
+        schedule = self._changeable(schedule_id)
+        for job in self._jobs_of(schedule):
+            if job.state in ('active', 'disabled'):
+                self.terminate_job(job.id, 'UserTerminate')  # type: ignore[attr-defined]
+        self._complete_schedule(schedule, touch=True)
+        return schedule
+
+    def delete_job_schedule(self, schedule_id: str) -> None:
+        """'deleting' (ETag kept, recorded) until every job of the schedule is gone, then gone too."""
+        schedule = self.get_job_schedule(schedule_id)
+        if schedule.state == 'deleting':
+            return
+        schedule.set_state('deleting', touch=False)
+        self.changed('schedule', schedule)
+        for job in self._jobs_of(schedule):
+            self.delete_job(job.id)  # type: ignore[attr-defined]
+        self.schedules_changed.set()
+
+    # ----- the rules ----------------------------------------------------------------------------
+
+    def _changeable(self, schedule_id: str) -> JobSchedule:
+        schedule = self.get_job_schedule(schedule_id)
+        if schedule.state == 'deleting':
+            raise BatchServiceError('JobScheduleBeingDeleted')
+        if schedule.state in ('completed', 'terminating'):
+            raise BatchServiceError('JobScheduleCompleted')
+        return schedule
+
+    def _check_job_specification(self, job_specification: dict) -> None:
+        """The job room's rules for a job, applied when the schedule is sent, not when its first job is due."""
+        self._create_schedule_job(f'probe-{uuid.uuid4().hex}', job_specification, keep=False)
+
+    def _create_schedule_job(self, job_id: str, job_specification: dict, *, keep: bool = True) -> Job:
+        """``create_job`` for the id the schedule names its job, ``{schedule}:job-N``, which ``create_job``'s
+        id check refuses (':' is not allowed in ids one chooses): the job is made under a placeholder id,
+        unjournalled, then renamed."""
+        placeholder = f'schedule-job-{uuid.uuid4().hex}'
+        journal, self.journal = self.journal, None
+        try:
+            job = self.create_job({**job_specification, 'id': placeholder})  # type: ignore[attr-defined]
+        finally:
+            self.journal = journal
+            self.jobs.pop(placeholder.lower(), None)
+        if keep:
+            job.id = job_id
+            self.jobs[job_id.lower()] = job
+            self.changed('job', job)
+        return job
+
+    def _jobs_of(self, schedule: JobSchedule) -> list[Job]:
+        return [job for job in self.jobs.values() if schedule.owns(job.id)]
+
+    def _active_job_of(self, schedule: JobSchedule) -> Job | None:
+        return next((job for job in self._jobs_of(schedule) if job.state in _ACTIVE_JOB_STATES), None)
+
+    def _scaled(self, text: str | None) -> datetime.timedelta | None:
+        """A duration of the schedule on the emulator's clock; None when absent or beyond any date (unlimited)."""
+        span = _timespan(text) / self.schedule_clock if text else None
+        return span if span is not None and span < _FOREVER else None
+
+    def _interval(self, schedule: JobSchedule) -> datetime.timedelta | None:
+        return self._scaled(schedule.schedule.get('recurrenceInterval'))
+
+    def _window(self, schedule: JobSchedule) -> datetime.timedelta | None:
+        """How long after its slot a job may still be created (None: for ever)."""
+        window, interval = self._scaled(schedule.schedule.get('startWindow')), self._interval(schedule)
+        if interval is not None:  # a due job is never carried into the next recurrence
+            window = interval if window is None else min(window, interval)
+        return window
+
+    def _anchor(self, schedule: JobSchedule) -> datetime.datetime:
+        until = schedule.schedule.get('doNotRunUntil')
+        return parse_iso(until) if until else schedule.creation_time
+
+    def _next_slot(self, schedule: JobSchedule) -> datetime.datetime | None:
+        """The first slot after the one last served (recorded: PATCHing the interval to 5 h makes the next run
+        creationTime + 5 h)."""
+        anchor, interval = self._anchor(schedule), self._interval(schedule)
+        if schedule.last_run is None or schedule.last_run < anchor:
+            return anchor
+        if interval is None:
+            return None
+        return _plus(anchor, interval * (math.floor((schedule.last_run - anchor) / interval) + 1))
+
+    def _catch_up(self, schedule: JobSchedule, now: datetime.datetime) -> None:
+        """Past the due slot's window: that chance is lost; the next slot is the one now falls in (if its window
+        is still open) or the one after."""
+        anchor, interval, window = self._anchor(schedule), self._interval(schedule), self._window(schedule)
+        if interval is None:
+            schedule.next_run = None
+            return
+        slot = _plus(anchor, interval * math.floor((now - anchor) / interval))
+        if slot <= (schedule.last_run or slot - interval) or (window is not None and now > _plus(slot, window)):
+            slot = _plus(slot, interval)
+        schedule.next_run = slot
+
+    def _complete_schedule(self, schedule: JobSchedule, *, touch: bool) -> None:
+        schedule.set_state('completed', touch=touch)
+        schedule.end_time = schedule.state_transition_time  # recorded: endTime = stateTransitionTime
+        self.changed('schedule', schedule)
+
+    def _serve(self, schedule: JobSchedule, now: datetime.datetime) -> datetime.datetime | None:
+        """Creates the schedule's due job, or completes it; returns when it next needs looking at (None: when
+        something changes)."""
+        if schedule.state not in ('active', 'disabled'):
+            return None
+        after = schedule.schedule.get('doNotRunAfter')
+        deadline = parse_iso(after) if after else None
+        while True:
+            active_job = self._active_job_of(schedule)
+            if (deadline is not None and now >= deadline) or schedule.next_run is None:
+                if active_job is None:
+                    self._complete_schedule(schedule, touch=False)
+                    return None
+                return None  # completes when its job does
+            slot, window = schedule.next_run, self._window(schedule)
+            if now < slot:
+                return _earliest(slot, deadline)
+            if window is not None and now > _plus(slot, window):
+                self._catch_up(schedule, now)
+                self.changed('schedule', schedule)
+                continue
+            if schedule.state == 'disabled' or active_job is not None:  # waits for the job, or the enable
+                return _earliest(_plus(slot, window) if window is not None else None, deadline)
+            self._create_due_job(schedule, slot)
+
+    def _create_due_job(self, schedule: JobSchedule, slot: datetime.datetime) -> None:
+        number = schedule.job_count + 1
+        try:
+            self._create_schedule_job(schedule.job_id(number), schedule.spec['jobSpecification'])
+            schedule.job_count = number
+        except BatchServiceError as error:  # checked when sent; a job of that id made by hand, say
+            _log.warning('job schedule %s: job %s not created: %s', schedule.id, schedule.job_id(number), error)
+        schedule.last_run = slot
+        schedule.next_run = self._next_slot(schedule)
+        self.changed('schedule', schedule)
+
+    def serve_job_schedules(self) -> float | None:
+        """Serves every schedule; finishes deleting those whose jobs are gone. Seconds until the next due time."""
+        now = utc_now()
+        wake: datetime.datetime | None = None
+        for key, schedule in list(self.job_schedules.items()):
+            if schedule.state == 'deleting':
+                if not self._jobs_of(schedule):
+                    del self.job_schedules[key]
+                    self._removed('schedule', schedule)
+                continue
+            due = self._serve(schedule, now)
+            if due is not None and (wake is None or due < wake):
+                wake = due
+        if wake is None:
+            return None
+        return max(0.0, (wake - utc_now()).total_seconds())
+
 
 async def run_job_schedules(state) -> None:
     """Creates each schedule's jobs when they are due (started by the scheduler)."""
-    return None
+    while True:
+        state.schedules_changed.clear()
+        delay = state.serve_job_schedules()
+        delay = _LONGEST_SLEEP if delay is None else min(delay, _LONGEST_SLEEP)
+        try:
+            await asyncio.wait_for(state.schedules_changed.wait(), timeout=delay)
+        except asyncio.TimeoutError:
+            pass
