@@ -109,6 +109,8 @@ def parse_arguments(argv: list[str] | None) -> argparse.Namespace:
                              'time (for tests; default 1: real time)')
     parser.add_argument('--parent-pid', type=int, help='exit when this process ends (used by --local runs)')
     parser.add_argument('--verbose', action='store_true', help='log diagnostics to stderr')
+    parser.add_argument('--operations', action='store_true',
+                        help="print the spec's operations and which are implemented (Markdown), then exit")
     args = parser.parse_args(argv)
     if not is_valid_key(args.account_key):
         _refuse('--account-key must be a base64 key')
@@ -170,8 +172,25 @@ async def _stop_when_parent_ends(parent_pid: int, stop: asyncio.Event) -> None:
     stop.set()
 
 
+def operations_table() -> str:
+    """The spec's operations, implemented or 501, as the README lists them (generated, never written by hand)."""
+    from .contract import operations
+    from .routes import HANDLERS
+    rows = sorted(operations(), key=lambda o: (o.operation_id not in HANDLERS, o.operation_id))
+    done = sum(o.operation_id in HANDLERS for o in rows)
+    lines = [f'{done} of {len(rows)} operations of the 2025-06-01 spec are implemented; the others answer '
+             '`501 NotImplemented` naming their operation id.', '',
+             '| operation id | method and path | emulated |', '|---|---|---|']
+    lines += [f'| `{o.operation_id}` | `{o.method} {o.path}` | {"yes" if o.operation_id in HANDLERS else "501"} |'
+              for o in rows]
+    return '\n'.join(lines) + '\n'
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_arguments(argv)
+    if args.operations:
+        print(operations_table(), end='')
+        return 0
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.WARNING,
                         format='%(asctime)s %(levelname)s %(name)s: %(message)s')
     data_dir = args.location or tempfile.mkdtemp(prefix='batch-emulator-')

@@ -111,6 +111,9 @@ class PoolRoom(Room):
             raise invalid_property('virtualMachineConfiguration.nodeAgentSKUId', vm_config['nodeAgentSKUId'],
                                    'The image and node agent SKU are not a supported combination '
                                    '(see GET /supportedimages).')
+        if vm_config.get('containerConfiguration'):
+            raise invalid_property('containerConfiguration', '...', 'The local emulator runs tasks as processes of '
+                                   'this machine, not in containers; leave containerConfiguration out.')
         if image['osType'] != 'linux':
             raise invalid_property('virtualMachineConfiguration.imageReference', image['imageReference']['sku'],
                                    'The local emulator runs Linux images only.')

@@ -132,6 +132,16 @@ async def list_supported_images(request: web.Request) -> web.Response:
     return _list_response(request, [dict(image) for image in SUPPORTED_IMAGES], 'supportedimages')
 
 
+# ----- applications: the emulated account has no application packages ---------------------------
+
+async def list_applications(request: web.Request) -> web.Response:
+    return _list_response(request, [], 'applications')
+
+
+async def get_application(request: web.Request) -> web.Response:
+    raise BatchServiceError('ApplicationNotFound', 'The specified application does not exist.', status=404)
+
+
 # ----- pools ---------------------------------------------------------------------------------
 
 async def create_pool(request: web.Request) -> web.Response:
@@ -358,6 +368,12 @@ async def get_task(request: web.Request) -> web.Response:
     return _entity_response(request, state.task_resource(task), 'tasks', task.etag, task.last_modified)
 
 
+async def list_subtasks(request: web.Request) -> web.Response:
+    """Subtasks exist for multi-instance tasks only, which the emulator does not run: an empty list."""
+    _state(request).get_task(request.match_info['jobId'], request.match_info['taskId'])
+    return json_response(request, {'odata.metadata': _metadata(request, 'subtaskinfo', element=False), 'value': []})
+
+
 async def replace_task(request: web.Request) -> web.Response:
     task = _state(request).replace_task(request.match_info['jobId'], request.match_info['taskId'], await _body(request))
     return json_response(request, None, etag=task.etag, last_modified=task.last_modified, acted=True)
@@ -537,6 +553,9 @@ HANDLERS = {
     'Jobs_GetJob': get_job,
     'Jobs_UpdateJob': update_job,
     'Jobs_ReplaceJob': replace_job,
+    'Applications_ListApplications': list_applications,
+    'Applications_GetApplication': get_application,
+    'Tasks_ListSubTasks': list_subtasks,
     'Tasks_ReplaceTask': replace_task,
     'Pools_ListPoolUsageMetrics': list_pool_usage_metrics,
     'Jobs_DeleteJob': delete_job,
