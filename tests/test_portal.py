@@ -199,8 +199,18 @@ def text_of(driver, css: str) -> str | None:
 
 
 def click(driver, css: str) -> None:
+    """Clicks the element ``css`` finds; the page redraws every second, so an element found just before a redraw
+    is found again (a stale reference is the live page at work, not a failure)."""
+    from selenium.common.exceptions import StaleElementReferenceException
     from selenium.webdriver.common.by import By
-    driver.find_element(By.CSS_SELECTOR, css).click()
+
+    def clicked() -> bool:
+        try:
+            driver.find_element(By.CSS_SELECTOR, css).click()
+        except StaleElementReferenceException:
+            return False
+        return True
+    eventually(clicked, timeout=10, message=f'clicking {css}')
 
 
 def set_viewport(driver, width: int, height: int = 900) -> None:
