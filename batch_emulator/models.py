@@ -132,6 +132,7 @@ class Pool:
     nodes: dict[str, Node] = dataclasses.field(default_factory=dict)
     resize_errors: list[dict] = dataclasses.field(default_factory=list)
     pending: deque = dataclasses.field(default_factory=deque)  # tasks waiting for a slot, in order
+    reorder: bool = False  # jobs of different priorities wait here: order the queue (higher first) before use
     # Autoscale: the last periodic run (GET shows it), when the next is due and when it was last enabled
     # (monotonic seconds), and the sampled histories its formula reads ($PendingTasks, ...).
     autoscale_run: dict | None = None
@@ -186,6 +187,7 @@ class Job:
     previous_state_transition_time: datetime.datetime | None = None
     execution_info: dict = dataclasses.field(default_factory=dict)
     tasks: dict[str, Task] = dataclasses.field(default_factory=dict)
+    waiting: dict[str, Task] = dataclasses.field(default_factory=dict)  # active tasks whose dependencies wait
     counts: dict[str, int] = dataclasses.field(
         default_factory=lambda: {'active': 0, 'running': 0, 'completed': 0, 'succeeded': 0, 'failed': 0})
     slot_counts: dict[str, int] = dataclasses.field(

@@ -278,12 +278,18 @@ async def get_job(request: web.Request) -> web.Response:
 
 
 async def update_job(request: web.Request) -> web.Response:
-    job = _state(request).update_job(request.match_info['jobId'], await _body(request))
+    state = _state(request)
+    job = state.update_job(request.match_info['jobId'], await _body(request))
+    if job.pool_id.lower() in state.pools:
+        state.mark_priorities(state.pools[job.pool_id.lower()])
     return json_response(request, None, etag=job.etag, last_modified=job.last_modified, acted=True)
 
 
 async def replace_job(request: web.Request) -> web.Response:
-    job = _state(request).update_job(request.match_info['jobId'], await _body(request), replace=True)
+    state = _state(request)
+    job = state.update_job(request.match_info['jobId'], await _body(request), replace=True)
+    if job.pool_id.lower() in state.pools:
+        state.mark_priorities(state.pools[job.pool_id.lower()])
     return json_response(request, None, etag=job.etag, last_modified=job.last_modified, acted=True)
 
 

@@ -18,6 +18,7 @@ import logging
 import os
 import shutil
 import time
+from collections import deque
 from collections.abc import Coroutine
 from typing import Any
 
@@ -258,6 +259,12 @@ class Scheduler:
                  if node.state in ('idle', 'running') and node.scheduling_state == 'enabled']
         if not nodes:
             return
+        if pool.reorder:  # the service schedules a higher-priority job's tasks first (stable within a job)
+            def priority(task: Task) -> int:
+                job = self.state.jobs.get(task.job_id.lower())
+                return -int(job.spec.get('priority') or 0) if job else 0
+            pool.pending = deque(sorted(pool.pending, key=priority))
+            pool.reorder = False
         pack = (pool.spec.get('taskSchedulingPolicy') or {}).get('nodeFillType', 'spread').lower() == 'pack'
         slots = pool.slots_per_node
         waiting: list[Task] = []
@@ -282,6 +289,9 @@ class Scheduler:
                     continue
             if job.state != 'active':
                 waiting.append(pool.pending.popleft())
+                continue
+            if task.spec.get('dependsOn') and self.state.hold_until_dependencies_met(job, task):
+                pool.pending.popleft()  # it waits for its dependencies (e.g. put back by a restart)
                 continue
             candidates = [node for node in nodes if slots - node.running_slots >= task.required_slots
                           and not self._preparation_blocks(node, job)]

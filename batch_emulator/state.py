@@ -28,6 +28,7 @@ modules use is importable from here.
 
 from __future__ import annotations
 
+from .dependencies import DependencyRoom
 from .jobs import JobRoom
 from .models import (
     MAX_LIST_RESULTS,
@@ -59,5 +60,5 @@ __all__ = [
 ]
 
 
-class BatchState(PoolRoom, NodeRoom, AutoScaleRoom, JobRoom, TaskRoom, ScheduleRoom):
+class BatchState(PoolRoom, NodeRoom, AutoScaleRoom, JobRoom, TaskRoom, DependencyRoom, ScheduleRoom):
     """The account: every pool, node, job and task, and every rule about them."""

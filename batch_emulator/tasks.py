@@ -56,8 +56,7 @@ class TaskRoom(Room):
         if body.get('multiInstanceSettings'):
             raise invalid_property('multiInstanceSettings', '...', 'The local emulator runs no multi-instance '
                                                                    'tasks.')
-        if body.get('dependsOn'):
-            raise invalid_property('dependsOn', '...', 'The local emulator does not support task dependencies.')
+        self.check_dependencies(job, body)
         etag, now = stamp()
         return Task(id=task_id, job_id=job.id, spec=dict(body), etag=etag, creation_time=now,
                     last_modified=now, state_transition_time=now)
@@ -103,10 +102,19 @@ class TaskRoom(Room):
             self.changed('task', task)
             job.counts['active'] += 1
             job.slot_counts['active'] += task.required_slots
+        ready = [task for task in tasks if not self.hold_until_dependencies_met(job, task)]
         pool = self.pools.get(job.pool_id.lower())
-        if pool is not None and tasks:
-            pool.pending.extend(tasks)
+        if pool is not None and ready:
+            pool.pending.extend(ready)
+            self.mark_priorities(pool)
             self.hooks.work_available()
+
+    def mark_priorities(self, pool: Pool) -> None:
+        """Higher-priority jobs' tasks go first: when the pool's jobs differ in priority, reorder its queue."""
+        priorities = {int(job.spec.get('priority') or 0) for job in self.jobs.values()
+                      if job.pool_id.lower() == pool.id.lower() and job.state in ('active', 'disabled')}
+        if len(priorities) > 1:
+            pool.reorder = True
 
     def get_task(self, job_id: str, task_id: str) -> tuple[Job, Task]:
         job = self.get_job(job_id)
@@ -142,6 +150,7 @@ class TaskRoom(Room):
             self.hooks.stop_task(task)
         self._count(job, task, task.state, None)
         del job.tasks[task.id.lower()]
+        job.waiting.pop(task.id.lower(), None)
         self._removed('task', task)
         pool = self.pools.get(job.pool_id.lower())
         if pool is not None and task.state == 'active':
@@ -273,6 +282,9 @@ class TaskRoom(Room):
         self.set_task_state(task, 'completed')
         job = self.jobs.get(task.job_id.lower())
         if job is not None:
+            job.waiting.pop(task.id.lower(), None)
+            self.apply_exit_options(job, task)
+            self.release_dependents(job)
             self.check_job_completion(job)
 
 
