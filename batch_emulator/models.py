@@ -167,6 +167,7 @@ class Task:
     process_id: int | None = None  # of the running process (its group), so a restarted emulator can stop it
     process_start_time: int | None = None  # the process's start time: a reused process id is never touched
     not_before: float = 0.0  # monotonic time before which a retry does not start (its back-off)
+    subtasks: list[dict] = dataclasses.field(default_factory=list)  # a multi-instance task's, ids 1 .. n-1
 
     @property
     def required_slots(self) -> int:

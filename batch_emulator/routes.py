@@ -375,9 +375,10 @@ async def get_task(request: web.Request) -> web.Response:
 
 
 async def list_subtasks(request: web.Request) -> web.Response:
-    """Subtasks exist for multi-instance tasks only, which the emulator does not run: an empty list."""
-    _state(request).get_task(request.match_info['jobId'], request.match_info['taskId'])
-    return json_response(request, {'odata.metadata': _metadata(request, 'subtaskinfo', element=False), 'value': []})
+    """A multi-instance task's subtasks (ids 1 .. n-1; the primary is the task itself); none for other tasks."""
+    _, task = _state(request).get_task(request.match_info['jobId'], request.match_info['taskId'])
+    body = {'odata.metadata': _metadata(request, 'subtaskinfo', element=False), 'value': task.subtasks}
+    return json_response(request, {**body, 'value': _writer(request)(body)['value']})
 
 
 async def replace_task(request: web.Request) -> web.Response:

@@ -22,7 +22,7 @@ from collections import deque
 from collections.abc import Coroutine
 from typing import Any
 
-from . import processes
+from . import multi_instance, processes
 from .faults import FaultInjector
 from .node import NodeLost, NodeRunner, parse_duration
 from .scaling import run_autoscale
@@ -117,9 +117,13 @@ class Scheduler:
 
     def stop_task(self, task: Task) -> None:
         self.runner.stop(task)
+        if task.spec.get('multiInstanceSettings'):
+            multi_instance.stop(self, task)
 
     def requeue_task(self, task: Task) -> None:
         self.runner.lose(task)  # the run ends as if its node were lost: the task goes back to the queue
+        if task.spec.get('multiInstanceSettings'):
+            multi_instance.stop(self, task)
 
     def job_ended(self, job: Job) -> None:
         self._spawn(self._end_job(job))
@@ -293,6 +297,16 @@ class Scheduler:
             if task.spec.get('dependsOn') and self.state.hold_until_dependencies_met(job, task):
                 pool.pending.popleft()  # it waits for its dependencies (e.g. put back by a restart)
                 continue
+            if task.spec.get('multiInstanceSettings'):  # as many nodes as instances, each with a free slot
+                free = [node for node in nodes if slots - node.running_slots >= task.required_slots
+                        and not self._preparation_blocks(node, job)]
+                wanted = multi_instance.instances(task)
+                if len(free) < wanted:
+                    waiting.append(pool.pending.popleft())
+                    continue
+                pool.pending.popleft()
+                self._start_multi_instance(pool, free[:wanted], job, task)
+                continue
             candidates = [node for node in nodes if slots - node.running_slots >= task.required_slots
                           and not self._preparation_blocks(node, job)]
             if not candidates:
@@ -321,6 +335,27 @@ class Scheduler:
         needs_preparation = bool(job.spec.get('jobPreparationTask')) and job.id not in node.prepared_jobs
         self.state.task_started(task, pool, node, state='preparing' if needs_preparation else 'running')
         self._task_runs[task] = self._spawn(self._run(pool, node, job, task, needs_preparation))
+
+    def _start_multi_instance(self, pool: Pool, nodes: list[Node], job: Job, task: Task) -> None:
+        keys = [f'{task.id}\0{job.id}\0{index}' for index in range(len(nodes))]
+        for node, key in zip(nodes, keys, strict=True):
+            node.running[key] = task
+            node.running_slots += task.required_slots
+            node.set_state('running')
+        self.state.task_started(task, pool, nodes[0])
+
+        async def run() -> None:
+            try:
+                await multi_instance.run(self, pool, nodes, job, task)
+            finally:
+                self._task_runs.pop(task, None)
+                for node, key in zip(nodes, keys, strict=True):
+                    node.running.pop(key, None)
+                    node.running_slots = sum(t.required_slots for t in node.running.values())
+                    if not node.running and node.state == 'running':
+                        node.set_state('idle')
+                self.work_available()
+        self._task_runs[task] = self._spawn(run())
 
     async def _run(self, pool: Pool, node: Node, job: Job, task: Task, needs_preparation: bool) -> None:
         key = task.id + '\0' + job.id

@@ -53,9 +53,10 @@ class TaskRoom(Room):
         if not isinstance(slots, int) or not 1 <= slots <= most:
             raise invalid_property('requiredSlots', slots, 'The value must be at least 1 and at most the '
                                                            "pool's taskSlotsPerNode.")
-        if body.get('multiInstanceSettings'):
-            raise invalid_property('multiInstanceSettings', '...', 'The local emulator runs no multi-instance '
-                                                                   'tasks.')
+        settings = body.get('multiInstanceSettings')
+        if settings and not 1 <= int(settings.get('numberOfInstances') or 1) <= 100:  # the service's range
+            raise invalid_property('numberOfInstances', settings.get('numberOfInstances'),
+                                   'The value must be between 1 and 100.')
         self.check_dependencies(job, body)
         etag, now = stamp()
         return Task(id=task_id, job_id=job.id, spec=dict(body), etag=etag, creation_time=now,
