@@ -133,6 +133,7 @@ class Pool:
     resize_errors: list[dict] = dataclasses.field(default_factory=list)
     pending: deque = dataclasses.field(default_factory=deque)  # tasks waiting for a slot, in order
     reorder: bool = False  # jobs of different priorities wait here: order the queue (higher first) before use
+    preempting: set = dataclasses.field(default_factory=set)  # running tasks being preempted for a higher job
     # Autoscale: the last periodic run (GET shows it), when the next is due and when it was last enabled
     # (monotonic seconds), and the sampled histories its formula reads ($PendingTasks, ...).
     autoscale_run: dict | None = None

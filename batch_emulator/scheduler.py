@@ -313,6 +313,7 @@ class Scheduler:
                 if any(slots - node.running_slots >= task.required_slots for node in nodes):
                     waiting.append(pool.pending.popleft())  # this job cannot run here; others may
                     continue
+                self._preempt_for(pool, nodes, job)
                 break
             node = candidates[0] if pack else min(candidates, key=lambda n: n.running_slots)
             pool.pending.popleft()
@@ -322,6 +323,24 @@ class Scheduler:
         pool.pending.extendleft(reversed(waiting))
         if next_retry is not None:
             asyncio.get_running_loop().call_later(next_retry - now, self.work_available)
+
+    def _preempt_for(self, pool: Pool, nodes: list[Node], job: Job) -> None:
+        """A higher-priority job waits: a running task of a lower-priority job that allows task preemption is
+        requeued to make room (one at a time per pool), as the service preempts for priority."""
+        if pool.preempting:
+            return
+        priority = int(job.spec.get('priority') or 0)
+        victims = []
+        for node in nodes:
+            for running in node.running.values():
+                other = self.state.jobs.get(running.job_id.lower())
+                if other is not None and other.spec.get('allowTaskPreemption') \
+                        and int(other.spec.get('priority') or 0) < priority and running.state == 'running':
+                    victims.append((int(other.spec.get('priority') or 0), running))
+        if victims:
+            victim = min(victims, key=lambda pair: pair[0])[1]
+            pool.preempting.add(victim)
+            self.runner.lose(victim)  # its run ends as if its node were lost: requeued, requeueCount + 1
 
     @staticmethod
     def _preparation_blocks(node: Node, job: Job) -> bool:
@@ -400,6 +419,7 @@ class Scheduler:
             self.state.task_finished(task, exit_code, problem)
         finally:
             self._task_runs.pop(task, None)
+            pool.preempting.discard(task)
             node.running.pop(key, None)
             node.running_slots = sum(t.required_slots for t in node.running.values())
             if not node.running and node.state == 'running':

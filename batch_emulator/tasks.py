@@ -266,7 +266,8 @@ class TaskRoom(Room):
         job = self.jobs.get(task.job_id.lower())
         pool = self.pools.get(job.pool_id.lower()) if job else None
         if pool is not None:
-            pool.pending.appendleft(task)
+            pool.pending.appendleft(task)  # first in line again, after higher-priority jobs' tasks
+            self.mark_priorities(pool)
             self.hooks.work_available()
 
     def _complete(self, task: Task, exit_code: int | None, failure: dict | None) -> None:

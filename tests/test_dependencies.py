@@ -120,3 +120,23 @@ def test_a_higher_priority_job_runs_first(batch_client, unique_id):
     for job in (low, high):
         batch_client.begin_delete_job(job)
     batch_client.begin_delete_pool(pool_id)
+
+
+def test_a_higher_priority_job_preempts_a_job_that_allows_it(batch_client, unique_id):
+    pool_id, low, high = unique_id('preempt'), unique_id('low'), unique_id('high')
+    create_pool(batch_client, pool_id)
+    wait_for_nodes(batch_client, pool_id)
+    batch_client.create_job(m.BatchJobCreateOptions(id=low, pool_info=m.BatchPoolInfo(pool_id=pool_id), priority=-10,
+                                                    allow_task_preemption=True))
+    batch_client.create_task(low, m.BatchTaskCreateOptions(id='long', command_line='sleep 60'))
+    eventually(lambda: _state(batch_client, low, 'long') == 'running', message='the low job runs')
+    batch_client.create_job(m.BatchJobCreateOptions(id=high, pool_info=m.BatchPoolInfo(pool_id=pool_id),
+                                                    priority=100))
+    batch_client.create_task(high, m.BatchTaskCreateOptions(id='urgent', command_line='true'))
+    assert wait_for_task(batch_client, high, 'urgent').execution_info.result == 'success'
+    preempted = batch_client.get_task(low, 'long')
+    assert preempted.execution_info.requeue_count == 1  # put back in the queue, to run again later
+    eventually(lambda: _state(batch_client, low, 'long') == 'running', message='the preempted task runs again')
+    for job in (low, high):
+        batch_client.begin_delete_job(job)
+    batch_client.begin_delete_pool(pool_id)
