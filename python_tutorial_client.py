@@ -377,8 +377,7 @@ def create_job(batch_client: BatchClient, job_id: str, pool_id: str,
         batch_client.create_job(job)
     except ResourceExistsError as error:
         if left_by_another_run(error, batch_client.get_job, job_id):
-            raise TutorialError(f'job [{job_id}] already exists (left by an earlier run?). Delete it with '
-                                f'"{_AZ_DELETE["job"].format(job_id)}" or choose another id with --job-id') from None
+            raise left_behind('job', job_id) from None
 
 
 def _copying_task_script(script: batchmodels.ResourceFile) -> batchmodels.BatchJobPreparationTask:
@@ -398,6 +397,12 @@ def _this_run() -> list[batchmodels.BatchMetadataItem]:
 
 def _made_by_this_run(pool_or_job: Any) -> bool:
     return any(item.name == _RUN_METADATA and item.value == _run_id for item in pool_or_job.metadata or [])
+
+
+def left_behind(kind: str, resource_id: str) -> TutorialError:
+    """What to say when an earlier run's job is in the way: how to delete it, or which flag picks another id."""
+    return TutorialError(f'{kind} [{resource_id}] already exists (left by an earlier run?). Delete it with '
+                         f'"{_AZ_DELETE[kind].format(resource_id)}" or choose another id with --{kind}-id')
 
 
 def left_by_another_run(error: ResourceExistsError, get: Callable[[str], Any], resource_id: str) -> Any | None:
