@@ -74,7 +74,8 @@ def _refuse(message: str) -> None:
 
 
 def parse_arguments(argv: list[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog='python -m batch_emulator',
+    invoked = os.path.basename(sys.argv[0])
+    parser = argparse.ArgumentParser(prog=invoked if invoked == 'batch-emulator' else 'python -m batch_emulator',
                                      description='Local emulator of the Azure Batch service (REST API 2025-06-01).')
     parser.add_argument('--host', default='127.0.0.1',
                         help='address to bind (default 127.0.0.1); another than loopback needs --allow-remote')

@@ -1,0 +1,278 @@
+"""A pytest plugin: a local Azure Batch emulator for your own tests, the way Azurite serves Storage in CI.
+
+Installing this package (``pip install .``) registers it (entry point ``pytest11``); every test then
+can ask for these fixtures:
+
+``batch_emulator`` (session scope)
+    ``python -m batch_emulator`` running on a free port of 127.0.0.1 with a temporary ``--location``,
+    stopped at the end of the session together with every process it started. It has ``endpoint``,
+    ``account_name``, ``account_key``, ``credential`` (an ``AzureNamedKeyCredential``), ``environment``
+    (the ``AZURE_BATCH_*`` variables), ``location`` (the nodes' folders), ``request_log`` (one JSON line
+    per request it answered; ``requests()`` reads them) and ``client()``, an ``azure.batch.BatchClient``.
+``batch_emulator_client`` (function scope)
+    ``batch_emulator.client()``, closed after the test.
+``batch_emulator_environment`` (function scope)
+    sets ``AZURE_BATCH_ENDPOINT``, ``AZURE_BATCH_ACCOUNT`` and ``AZURE_BATCH_ACCESS_KEY`` for the test
+    (for code that reads them) and gives them back as a dict.
+
+The emulator is shared by the tests of a session (give pools and jobs unique ids); under pytest-xdist
+each worker has one of its own. Settings, on the command line or in the ini file:
+
+    --batch-emulator-node-step-seconds S   batch_emulator_node_step_seconds   seconds per node state (0.05)
+    --batch-emulator-args "ARGS"           batch_emulator_args                more options of the emulator,
+                                                                              e.g. "--dedicated-node-quota 4"
+                                           batch_emulator_startup_timeout     seconds to wait for it (30)
+
+``start_batch_emulator()`` does the same as a context manager, for a test (or a script) that needs an
+emulator of its own, say with ``--fault-rate``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import json
+import os
+import queue
+import re
+import shlex
+import shutil
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import pytest
+from azure.core.credentials import AzureNamedKeyCredential
+
+from batch_emulator.server import DEFAULT_ACCOUNT_KEY, DEFAULT_ACCOUNT_NAME
+
+if TYPE_CHECKING:
+    from azure.batch import BatchClient
+
+PACKAGE_PARENT = str(Path(__file__).resolve().parent.parent)
+READY = re.compile(r'Azure Batch emulator listening on (http://\S+)')
+# Options the plugin sets itself: the fixture's endpoint, account and folders must be the emulator's.
+RESERVED_OPTIONS = ('--host', '--allow-remote', '--port', '--location', '--account-name', '--account-key',
+                    '--request-log', '--parent-pid', '--operations', '--node-step-seconds')
+DEFAULT_NODE_STEP_SECONDS = 0.05
+DEFAULT_STARTUP_TIMEOUT = 30.0
+STOP_TIMEOUT = 15.0
+
+
+@dataclasses.dataclass(frozen=True)
+class BatchEmulator:
+    """A running ``python -m batch_emulator``: where it listens and how to sign requests for it."""
+
+    endpoint: str
+    account_name: str
+    account_key: str
+    location: Path
+    request_log: Path
+    process: subprocess.Popen = dataclasses.field(repr=False)
+
+    @property
+    def credential(self) -> AzureNamedKeyCredential:
+        return AzureNamedKeyCredential(self.account_name, self.account_key)
+
+    @property
+    def environment(self) -> dict[str, str]:
+        """The variables azure-batch programs (and the Azure CLI as AZURE_BATCH_*) read."""
+        return {'AZURE_BATCH_ENDPOINT': self.endpoint, 'AZURE_BATCH_ACCOUNT': self.account_name,
+                'AZURE_BATCH_ACCESS_KEY': self.account_key}
+
+    def client(self, **kwargs: Any) -> BatchClient:
+        """An ``azure.batch.BatchClient`` for this emulator; ``kwargs`` go to its constructor."""
+        from azure.batch import BatchClient
+        return BatchClient(self.endpoint, self.credential, **kwargs)
+
+    def requests(self) -> list[dict[str, Any]]:
+        """The requests the emulator answered so far, oldest first, as its ``--request-log`` wrote them."""
+        if not self.request_log.exists():
+            return []
+        with self.request_log.open(encoding='utf-8') as log:
+            return [json.loads(line) for line in log if line.strip()]
+
+
+@contextlib.contextmanager
+def start_batch_emulator(folder: str | os.PathLike[str] | None = None, *arguments: str,
+                         node_step_seconds: float = DEFAULT_NODE_STEP_SECONDS,
+                         startup_timeout: float = DEFAULT_STARTUP_TIMEOUT) -> Iterator[BatchEmulator]:
+    """Runs an emulator on a free port of 127.0.0.1 until the ``with`` block ends, then stops it and its tasks.
+
+    ``folder`` keeps its ``location/`` (the nodes' folders), ``requests.jsonl`` and ``emulator.log``
+    (its stderr); without one a temporary folder is used and removed afterwards. ``arguments`` are more
+    options of ``python -m batch_emulator`` (not those in ``RESERVED_OPTIONS``).
+    """
+    check_arguments(arguments)
+    own_folder = folder is None
+    base = Path(tempfile.mkdtemp(prefix='batch-emulator-') if own_folder else folder)
+    try:
+        base.mkdir(parents=True, exist_ok=True)
+        with _emulator_process(base, arguments, node_step_seconds, startup_timeout) as emulator:
+            yield emulator
+    finally:
+        if own_folder:
+            shutil.rmtree(base, ignore_errors=True)
+
+
+def check_arguments(arguments: tuple[str, ...] | list[str]) -> None:
+    for argument in arguments:
+        if argument.split('=', 1)[0] in RESERVED_OPTIONS:
+            raise ValueError(f'{argument.split("=", 1)[0]} is set by the batch_emulator fixture itself; '
+                             'leave it out of the extra arguments')
+
+
+@contextlib.contextmanager
+def _emulator_process(base: Path, arguments: tuple[str, ...], node_step_seconds: float,
+                      startup_timeout: float) -> Iterator[BatchEmulator]:
+    location, request_log, stderr_path = base / 'location', base / 'requests.jsonl', base / 'emulator.log'
+    command = [sys.executable, '-m', 'batch_emulator', '--host', '127.0.0.1', '--port', '0',
+               '--location', str(location), '--request-log', str(request_log),
+               '--account-name', DEFAULT_ACCOUNT_NAME, '--account-key', DEFAULT_ACCOUNT_KEY,
+               '--node-step-seconds', str(node_step_seconds), '--parent-pid', str(os.getpid()), *arguments]
+    # The same batch_emulator as this plugin, even from a source checkout that is not installed.
+    environment = dict(os.environ)
+    environment['PYTHONPATH'] = os.pathsep.join(filter(None, [PACKAGE_PARENT, os.environ.get('PYTHONPATH')]))
+    with stderr_path.open('w', encoding='utf-8') as stderr:
+        process = subprocess.Popen(command, cwd=base, env=environment, stdin=subprocess.DEVNULL,
+                                   stdout=subprocess.PIPE, stderr=stderr, text=True)
+    lines: queue.Queue[str | None] = queue.Queue()
+    reader = threading.Thread(target=_read_lines, args=(process, lines), daemon=True,
+                              name=f'batch-emulator-{process.pid}-stdout')
+    reader.start()
+    try:
+        endpoint = _wait_until_listening(process, lines, startup_timeout, stderr_path)
+        yield BatchEmulator(endpoint, DEFAULT_ACCOUNT_NAME, DEFAULT_ACCOUNT_KEY, location, request_log, process)
+    finally:
+        _stop(process)
+        reader.join(STOP_TIMEOUT)  # EOF once the emulator (and anything holding its stdout) is gone
+        process.stdout.close()
+
+
+def _read_lines(process: subprocess.Popen, lines: queue.Queue[str | None]) -> None:
+    # Reads stdout to its end, so the emulator never blocks on a full pipe.
+    with contextlib.suppress(ValueError, OSError):  # closed under it after a stop that timed out
+        for line in process.stdout:
+            lines.put(line)
+    lines.put(None)
+
+
+def _wait_until_listening(process: subprocess.Popen, lines: queue.Queue[str | None], timeout: float,
+                          stderr_path: Path) -> str:
+    deadline = time.monotonic() + timeout
+    while (remaining := deadline - time.monotonic()) > 0:
+        try:
+            line = lines.get(timeout=remaining)
+        except queue.Empty:
+            break
+        if line is None:
+            process.wait(STOP_TIMEOUT)
+            raise RuntimeError(f'the Batch emulator exited with code {process.returncode} before it listened: '
+                               f'{_tail(stderr_path)}')
+        if match := READY.search(line):
+            return match.group(1)
+    raise RuntimeError(f'the Batch emulator did not listen within {timeout:g} s: {_tail(stderr_path)}')
+
+
+def _tail(path: Path, lines: int = 20) -> str:
+    try:
+        text = path.read_text(encoding='utf-8', errors='replace').strip()
+    except OSError:
+        text = ''
+    return '\n'.join(text.splitlines()[-lines:]) or '(nothing on stderr)'
+
+
+def _stop(process: subprocess.Popen) -> None:
+    """SIGTERM: the emulator stops every task process it started, then exits; SIGKILL if it does not."""
+    if process.poll() is None:
+        process.terminate()
+        try:
+            process.wait(STOP_TIMEOUT)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(STOP_TIMEOUT)
+
+
+@dataclasses.dataclass(frozen=True)
+class Settings:
+    arguments: list[str]
+    node_step_seconds: float
+    startup_timeout: float
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup('batch-emulator', 'local Azure Batch emulator (fixture batch_emulator)')
+    group.addoption('--batch-emulator-node-step-seconds', metavar='S', default=None,
+                    help='seconds each node state (creating, starting) lasts in the batch_emulator fixture '
+                         f'(default: ini batch_emulator_node_step_seconds, or {DEFAULT_NODE_STEP_SECONDS})')
+    group.addoption('--batch-emulator-args', metavar='ARGS', default=None,
+                    help='more options of python -m batch_emulator for the batch_emulator fixture, as one '
+                         'string (e.g. "--dedicated-node-quota 4"); replaces ini batch_emulator_args')
+    parser.addini('batch_emulator_node_step_seconds', default=str(DEFAULT_NODE_STEP_SECONDS),
+                  help='seconds each node state lasts in the batch_emulator fixture')
+    parser.addini('batch_emulator_args', type='args', default=[],
+                  help='more options of python -m batch_emulator for the batch_emulator fixture')
+    parser.addini('batch_emulator_startup_timeout', default=str(DEFAULT_STARTUP_TIMEOUT),
+                  help='seconds the batch_emulator fixture waits for the emulator to listen')
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    settings(config)  # bad settings: one clear line before any test runs
+
+
+def settings(config: pytest.Config) -> Settings:
+    command_line_arguments = config.getoption('--batch-emulator-args')
+    arguments = (shlex.split(command_line_arguments) if command_line_arguments is not None
+                 else list(config.getini('batch_emulator_args')))
+    try:
+        check_arguments(arguments)
+    except ValueError as error:
+        raise pytest.UsageError(f'batch-emulator: {error}') from None
+    node_step = config.getoption('--batch-emulator-node-step-seconds')
+    return Settings(arguments,
+                    _positive(node_step if node_step is not None else config.getini('batch_emulator_node_step_seconds'),
+                              'node step seconds'),
+                    _positive(config.getini('batch_emulator_startup_timeout'), 'batch_emulator_startup_timeout'))
+
+
+def _positive(text: str, name: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not value > 0:
+        raise pytest.UsageError(f'batch-emulator: {name} must be a positive number of seconds, not {text!r}')
+    return value
+
+
+@pytest.fixture(scope='session')
+def batch_emulator(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[BatchEmulator]:
+    """A local Azure Batch emulator on a free port of 127.0.0.1, for the whole session (one per xdist worker)."""
+    chosen = settings(request.config)
+    with start_batch_emulator(tmp_path_factory.mktemp('batch-emulator'), *chosen.arguments,
+                              node_step_seconds=chosen.node_step_seconds,
+                              startup_timeout=chosen.startup_timeout) as emulator:
+        yield emulator
+
+
+@pytest.fixture
+def batch_emulator_client(batch_emulator: BatchEmulator) -> Iterator[BatchClient]:
+    """An ``azure.batch.BatchClient`` signed for the session's emulator."""
+    client = batch_emulator.client()
+    try:
+        yield client
+    finally:
+        client.close()
+
+
+@pytest.fixture
+def batch_emulator_environment(batch_emulator: BatchEmulator, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
+    """Sets AZURE_BATCH_ENDPOINT, AZURE_BATCH_ACCOUNT and AZURE_BATCH_ACCESS_KEY for the test."""
+    for name, value in batch_emulator.environment.items():
+        monkeypatch.setenv(name, value)
+    return batch_emulator.environment
