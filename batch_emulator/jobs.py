@@ -1,13 +1,32 @@
-"""Jobs: create, update, disable, terminate and delete them; when a job completes."""
+"""Jobs: create, update, disable, terminate and delete them; when a job completes; their auto pools.
+
+A job whose ``poolInfo`` has an ``autoPoolSpecification`` runs on a pool of its own, created with it by
+``create_pool``'s rules and named as the service names it (an upper-case GUID, after ``autoPoolIdPrefix_``);
+the pool is deleted when the job completes or is deleted, unless ``keepAlive``. ``job.execution_info``
+keeps the link (``AUTO_POOL``, never written in a response; the journal keeps it). A schedule's auto pool
+of lifetime ``jobschedule`` belongs to the schedule (``schedules.py``) and the job only runs on it.
+"""
 
 from __future__ import annotations
 
+import copy
+import re
+import uuid
 from collections import deque
 
 from .errors import BatchServiceError, invalid_property, missing_property
-from .models import Job, iso, stamp
+from .models import Job, Pool, iso, stamp
 from .room import Room, _check_command_line, _check_id
 from .tasks import _task_ended_failure
+
+AUTO_POOL = 'autoPool'  # job.execution_info[AUTO_POOL]: the job's own auto pool {poolId, keepAlive} (never written)
+_AUTO_POOL_PREFIX = re.compile(r'[A-Za-z0-9_-]{1,20}')
+
+
+def _pool_body(pool_id: str, auto_pool: dict) -> dict:
+    """A pool create body from an auto pool specification (BatchPoolSpecification is BatchPoolCreateOptions
+    without the id); a copy, so that the pool's changes never show in the job's poolInfo."""
+    return {**copy.deepcopy(auto_pool['pool']), 'id': pool_id}
 
 
 def _job_resource(job: Job, base_url: str) -> dict:
@@ -36,18 +55,19 @@ class JobRoom(Room):
 
     # ----- jobs --------------------------------------------------------------------------
 
-    def create_job(self, body: dict) -> Job:
-        job_id = _check_id(body)
-        if job_id.lower() in self.jobs:
-            existing = self.jobs[job_id.lower()]
-            raise BatchServiceError('JobBeingDeleted' if existing.state == 'deleting' else 'JobExists')
+    def check_job_body(self, body: dict, *, in_schedule: bool = False) -> None:
+        """Every rule ``create_job`` applies to a job body but its id; no side effects. ``in_schedule``: the
+        body is a schedule's jobSpecification (whose auto pool may live as long as the schedule)."""
         pool_info = body.get('poolInfo')
         if not pool_info:
             raise missing_property('poolInfo')
-        if pool_info.get('autoPoolSpecification'):
-            raise invalid_property('poolInfo.autoPoolSpecification', '...',
-                                   'The local emulator does not create auto pools; create the pool first.')
-        if not pool_info.get('poolId'):
+        auto_pool = pool_info.get('autoPoolSpecification')
+        if auto_pool:
+            if pool_info.get('poolId'):
+                raise invalid_property('poolInfo', '...', 'Specify either poolId or autoPoolSpecification, not '
+                                                          'both.')
+            self._check_auto_pool(auto_pool, in_schedule=in_schedule)
+        elif not pool_info.get('poolId'):
             raise missing_property('poolInfo.poolId')
         for key in ('jobManagerTask', 'jobPreparationTask', 'jobReleaseTask'):
             _check_command_line(body.get(key), key)
@@ -58,14 +78,69 @@ class JobRoom(Room):
         on_complete = str(body.get('onAllTasksComplete', 'noaction')).lower()
         if on_complete not in ('noaction', 'terminatejob'):
             raise invalid_property('onAllTasksComplete', body.get('onAllTasksComplete'))
+
+    def create_job(self, body: dict, *, job_id: str | None = None, schedule_pool_id: str | None = None) -> Job:
+        """A job from its body; ``job_id``: the id a job schedule names its job (``{schedule}:job-N``, which
+        the id check refuses), ``schedule_pool_id``: the schedule's auto pool the job runs on (lifetime
+        ``jobschedule``). An auto pool of lifetime ``job`` is created with the job."""
+        if job_id is None:
+            job_id = _check_id(body)
+        if job_id.lower() in self.jobs:
+            existing = self.jobs[job_id.lower()]
+            raise BatchServiceError('JobBeingDeleted' if existing.state == 'deleting' else 'JobExists')
+        self.check_job_body(body, in_schedule=schedule_pool_id is not None)
         spec = dict(body)
-        spec['onAllTasksComplete'] = on_complete
+        spec['onAllTasksComplete'] = str(body.get('onAllTasksComplete', 'noaction')).lower()
+        execution_info: dict = {}
+        auto_pool = body['poolInfo'].get('autoPoolSpecification')
+        if not auto_pool:
+            pool_id = body['poolInfo']['poolId']
+        elif schedule_pool_id is not None:
+            pool_id = schedule_pool_id
+        else:
+            pool_id = self.create_auto_pool(auto_pool).id
+            execution_info[AUTO_POOL] = {'poolId': pool_id, 'keepAlive': bool(auto_pool.get('keepAlive'))}
         etag, now = stamp()
-        job = Job(id=job_id, spec=spec, pool_id=pool_info['poolId'], etag=etag, creation_time=now,
-                  last_modified=now, state_transition_time=now)
+        job = Job(id=job_id, spec=spec, pool_id=pool_id, etag=etag, creation_time=now, last_modified=now,
+                  state_transition_time=now, execution_info=execution_info)
         self.jobs[job_id.lower()] = job
         self.changed('job', job)
         return job
+
+    # ----- auto pools ----------------------------------------------------------------------
+
+    def _check_auto_pool(self, auto_pool: dict, *, in_schedule: bool) -> None:
+        """An auto pool specification: its lifetime, id prefix and pool, by ``create_pool``'s own rules."""
+        lifetime = str(auto_pool.get('poolLifetimeOption') or '').lower()
+        if not lifetime:
+            raise missing_property('poolLifetimeOption')
+        if lifetime == 'jobschedule' and not in_schedule:
+            raise invalid_property('poolLifetimeOption', auto_pool['poolLifetimeOption'],
+                                   "The lifetime 'jobschedule' applies only to job schedules; use 'job'.")
+        prefix = auto_pool.get('autoPoolIdPrefix')
+        if prefix is not None and not _AUTO_POOL_PREFIX.fullmatch(str(prefix)):
+            raise invalid_property('autoPoolIdPrefix', prefix, 'The prefix can contain any combination of '
+                                   'alphanumeric characters including hyphens and underscores, and cannot '
+                                   'contain more than 20 characters.')
+        if not auto_pool.get('pool'):
+            raise missing_property('pool')
+        self.check_pool_body(_pool_body('probe', auto_pool))  # type: ignore[attr-defined]  # create_pool's checks
+
+    def create_auto_pool(self, auto_pool: dict) -> Pool:
+        """The pool of an auto pool specification, named as the service names it: an upper-case GUID
+        (recorded [P:jobs]), after ``autoPoolIdPrefix`` and an underscore when one is given."""
+        prefix = auto_pool.get('autoPoolIdPrefix')
+        pool_id = str(uuid.uuid4()).upper()
+        return self.create_pool(  # type: ignore[attr-defined]
+            _pool_body(f'{prefix}_{pool_id}' if prefix else pool_id, auto_pool))
+
+    def end_auto_pool(self, link: dict | None) -> None:
+        """An auto pool's lifetime is over: deleted, unless kept alive (or already gone)."""
+        if not link or link.get('keepAlive'):
+            return
+        pool = self.pools.get(link['poolId'].lower())
+        if pool is not None and pool.state != 'deleting':
+            self.delete_pool(pool.id)  # type: ignore[attr-defined]
 
     def get_job(self, job_id: str) -> Job:
         job = self.jobs.get(job_id.lower())
@@ -113,10 +188,12 @@ class JobRoom(Room):
         self.hooks.job_ended(job)
 
     def forget_job(self, job: Job) -> None:
+        """Called by the scheduler once a deleting job's runs (and release tasks) are over; its auto pool goes."""
         if self.jobs.get(job.id.lower()) is job:
             del self.jobs[job.id.lower()]
             self._drop_pending(job)
             self._removed('job', job)
+            self.end_auto_pool(job.execution_info.get(AUTO_POOL))
 
     def terminate_job(self, job_id: str, reason: str | None) -> None:
         job = self.get_job(job_id)
@@ -177,7 +254,7 @@ class JobRoom(Room):
         # Recorded: ETag unchanged, previousState still the one before terminating, endTime = the transition.
         self._set_job_state(job, 'completed', touch=False, remember=False)
         job.execution_info['endTime'] = iso(job.state_transition_time)
-        self.hooks.job_ended(job)
+        self.hooks.job_ended(job)  # the scheduler ends its auto pool after its release tasks have run
 
     def check_job_completion(self, job: Job) -> None:
         if job.state == 'terminating' and not any(t.state in ('running', 'preparing') for t in job.tasks.values()):

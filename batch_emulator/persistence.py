@@ -17,6 +17,7 @@ import os
 from collections import deque
 from typing import Any
 
+from .jobs import AUTO_POOL
 from .processes import stop_survivors
 from .schedules import schedule_from_record, schedule_record
 from .state import BatchState, Job, Node, Pool, Task, iso, parse_iso
@@ -164,6 +165,15 @@ class Journal:
         os.replace(temporary, self.path)
 
 
+def _ended_auto_pools(jobs: dict, schedules: dict) -> set[str]:
+    """Auto pools (lower-cased ids) whose lifetime the restart ends: those of jobs that were being deleted or
+    terminated (they come back gone or completed) and of schedules that were being deleted, unless kept alive."""
+    links = [record['executionInfo'].get(AUTO_POOL) for record in jobs.values()
+             if record['state'] in ('deleting', 'terminating')]
+    links += [record.get('autoPool') for record in schedules.values() if record['state'] == 'deleting']
+    return {link['poolId'].lower() for link in links if link and not link.get('keepAlive')}
+
+
 def restore(state: BatchState, journal: Journal) -> None:
     """Rebuilds the account from the journal, as the service would come back from an outage."""
     pools, jobs, tasks, schedules = journal.load()
@@ -171,8 +181,9 @@ def restore(state: BatchState, journal: Journal) -> None:
     stop_survivors(state.nodes_dir, [(record['processId'], record.get('processStartTime'))
                                      for record in tasks.values() if record.get('processId')])
     nodes_by_id: dict[str, Node] = {}
+    ended = _ended_auto_pools(jobs, schedules)
     for record in pools.values():
-        if record['state'] == 'deleting':
+        if record['state'] == 'deleting' or record['id'].lower() in ended:
             continue  # its deletion finishes now
         pool = Pool(id=record['id'], spec=record['spec'], etag=record['etag'],
                     creation_time=parse_iso(record['creationTime']), last_modified=parse_iso(record['lastModified']),

@@ -90,6 +90,11 @@ class PoolRoom(Room):
         if pool_id.lower() in self.pools:
             existing = self.pools[pool_id.lower()]
             raise BatchServiceError('PoolBeingDeleted' if existing.state == 'deleting' else 'PoolExists')
+        self.check_pool_body(body)
+        return self._add_pool(pool_id, body)
+
+    def check_pool_body(self, body: dict) -> None:
+        """Every check of a pool's body but its id's (no side effects: auto pool specifications use it too)."""
         if not body.get('vmSize'):
             raise missing_property('vmSize')
         if not images.is_supported_vm_size(body['vmSize']):
@@ -126,6 +131,8 @@ class PoolRoom(Room):
             raise invalid_property('taskSlotsPerNode', body['taskSlotsPerNode'],
                                    f'The value must be between 1 and {MAX_TASK_SLOTS}.')
         _check_command_line(body.get('startTask'), 'startTask')
+
+    def _add_pool(self, pool_id: str, body: dict) -> Pool:
         etag, now = stamp()
         pool = Pool(id=pool_id, spec=dict(body), etag=etag, creation_time=now, last_modified=now,
                     state_transition_time=now, allocation_state_transition_time=now)

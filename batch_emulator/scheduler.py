@@ -24,6 +24,7 @@ from typing import Any
 
 from . import multi_instance, processes
 from .faults import FaultInjector
+from .jobs import AUTO_POOL
 from .node import NodeLost, NodeRunner, parse_duration
 from .scaling import run_autoscale
 from .schedules import run_job_schedules
@@ -450,6 +451,8 @@ class Scheduler:
         if release and pool is not None:
             await asyncio.gather(*(self._release_job(pool, node, job, release) for node in list(pool.nodes.values())
                                    if job.id in node.prepared_jobs), return_exceptions=True)
+        if job.state == 'completed':  # its auto pool's lifetime is over (a deleted job's: when it is forgotten)
+            self.state.end_auto_pool(job.execution_info.get(AUTO_POOL))
         if job.state == 'deleting':
             await asyncio.sleep(self.node_step_seconds)
             self.state.forget_job(job)

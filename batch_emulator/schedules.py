@@ -8,6 +8,11 @@ that cannot be served within its start window is lost (a recurring schedule's wi
 past its next slot). A schedule with no slot left, or past ``doNotRunAfter``, completes once its
 last job has.
 
+Auto pools: with ``poolLifetimeOption`` ``jobschedule`` the schedule's first job creates one pool that
+every job of the schedule runs on (``JobSchedule.auto_pool``); it is deleted, unless ``keepAlive``, once
+the schedule has completed (or is deleted) and no job of it still runs. With ``job`` each job gets a pool
+of its own, as any job does (``jobs.py``).
+
 ``run_job_schedules`` serves the slots: it sleeps until the next one is due, or until a schedule or a
 schedule's job changes (``schedules_changed``, set by the room), never polling.
 
@@ -25,7 +30,6 @@ import logging
 import math
 import os
 import re
-import uuid
 
 from .errors import BatchServiceError, invalid_property
 from .models import Job, duration_text, iso, parse_iso, stamp, utc_now
@@ -128,6 +132,7 @@ class JobSchedule:
     last_run: datetime.datetime | None = None  # the slot the last job was created for
     job_count: int = 0  # jobs created so far: the next is {id}:job-{job_count + 1}
     end_time: datetime.datetime | None = None
+    auto_pool: dict | None = None  # the pool of lifetime 'jobschedule' its jobs share: {poolId, keepAlive}
 
     @property
     def schedule(self) -> dict:
@@ -157,7 +162,7 @@ def schedule_record(schedule: JobSchedule) -> dict:
             'previousState': schedule.previous_state,
             'previousStateTransitionTime': iso(schedule.previous_state_transition_time),
             'nextRun': iso(schedule.next_run), 'lastRun': iso(schedule.last_run), 'jobCount': schedule.job_count,
-            'endTime': iso(schedule.end_time)}
+            'endTime': iso(schedule.end_time), 'autoPool': schedule.auto_pool}
 
 
 def schedule_from_record(record: dict) -> JobSchedule:
@@ -168,7 +173,8 @@ def schedule_from_record(record: dict) -> JobSchedule:
                        previous_state=record['previousState'],
                        previous_state_transition_time=parse_iso(record['previousStateTransitionTime']),
                        next_run=parse_iso(record['nextRun']), last_run=parse_iso(record['lastRun']),
-                       job_count=record['jobCount'], end_time=parse_iso(record['endTime']))
+                       job_count=record['jobCount'], end_time=parse_iso(record['endTime']),
+                       auto_pool=record.get('autoPool'))
 
 
 class ScheduleRoom(Room):
@@ -313,24 +319,29 @@ class ScheduleRoom(Room):
 
     def _check_job_specification(self, job_specification: dict) -> None:
         """The job room's rules for a job, applied when the schedule is sent, not when its first job is due."""
-        self._create_schedule_job(f'probe-{uuid.uuid4().hex}', job_specification, keep=False)
+        self.check_job_body(job_specification, in_schedule=True)  # type: ignore[attr-defined]
 
-    def _create_schedule_job(self, job_id: str, job_specification: dict, *, keep: bool = True) -> Job:
-        """``create_job`` for the id the schedule names its job, ``{schedule}:job-N``, which ``create_job``'s
-        id check refuses (':' is not allowed in ids one chooses): the job is made under a placeholder id,
-        unjournalled, then renamed."""
-        placeholder = f'schedule-job-{uuid.uuid4().hex}'
-        journal, self.journal = self.journal, None
-        try:
-            job = self.create_job({**job_specification, 'id': placeholder})  # type: ignore[attr-defined]
-        finally:
-            self.journal = journal
-            self.jobs.pop(placeholder.lower(), None)
-        if keep:
-            job.id = job_id
-            self.jobs[job_id.lower()] = job
-            self.changed('job', job)
-        return job
+    def _create_schedule_job(self, schedule: JobSchedule, job_id: str) -> Job:
+        """``create_job`` under the id the schedule names its job, ``{schedule}:job-N``."""
+        return self.create_job(schedule.spec['jobSpecification'], job_id=job_id,  # type: ignore[attr-defined]
+                               schedule_pool_id=self._schedule_pool_id(schedule))
+
+    def _schedule_pool_id(self, schedule: JobSchedule) -> str | None:
+        """The schedule's own auto pool (lifetime ``jobschedule``), created with its first job; None when its
+        jobs have a pool of their own (a pool id, or lifetime ``job``)."""
+        auto_pool = (schedule.spec['jobSpecification'].get('poolInfo') or {}).get('autoPoolSpecification')
+        if not auto_pool or str(auto_pool.get('poolLifetimeOption')).lower() != 'jobschedule':
+            return None
+        if schedule.auto_pool is None:
+            pool = self.create_auto_pool(auto_pool)  # type: ignore[attr-defined]
+            schedule.auto_pool = {'poolId': pool.id, 'keepAlive': bool(auto_pool.get('keepAlive'))}
+            self.changed('schedule', schedule)
+        return schedule.auto_pool['poolId']
+
+    def _end_schedule_pool(self, schedule: JobSchedule) -> None:
+        """A completed (or deleted) schedule's auto pool goes once none of its jobs still runs."""
+        if schedule.auto_pool is not None and not self._active_job_of(schedule):
+            self.end_auto_pool(schedule.auto_pool)  # type: ignore[attr-defined]
 
     def _jobs_of(self, schedule: JobSchedule) -> list[Job]:
         return [job for job in self.jobs.values() if schedule.owns(job.id)]
@@ -383,6 +394,7 @@ class ScheduleRoom(Room):
         schedule.set_state('completed', touch=touch)
         schedule.end_time = schedule.state_transition_time  # recorded: endTime = stateTransitionTime
         self.changed('schedule', schedule)
+        self._end_schedule_pool(schedule)
 
     def _serve(self, schedule: JobSchedule, now: datetime.datetime) -> datetime.datetime | None:
         """Creates the schedule's due job, or completes it; returns when it next needs looking at (None: when
@@ -412,7 +424,7 @@ class ScheduleRoom(Room):
     def _create_due_job(self, schedule: JobSchedule, slot: datetime.datetime) -> None:
         number = schedule.job_count + 1
         try:
-            self._create_schedule_job(schedule.job_id(number), schedule.spec['jobSpecification'])
+            self._create_schedule_job(schedule, schedule.job_id(number))
             schedule.job_count = number
         except BatchServiceError as error:  # checked when sent; a job of that id made by hand, say
             _log.warning('job schedule %s: job %s not created: %s', schedule.id, schedule.job_id(number), error)
@@ -429,6 +441,10 @@ class ScheduleRoom(Room):
                 if not self._jobs_of(schedule):
                     del self.job_schedules[key]
                     self._removed('schedule', schedule)
+                    self._end_schedule_pool(schedule)
+                continue
+            if schedule.state == 'completed':  # its pool waited for its last job to end
+                self._end_schedule_pool(schedule)
                 continue
             due = self._serve(schedule, now)
             if due is not None and (wake is None or due < wake):
