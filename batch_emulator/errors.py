@@ -100,7 +100,9 @@ class BatchServiceError(Exception):
                         'value': f'{self.message}\nRequestId:{request_id or uuid.uuid4()}\nTime:{now}'},
         }
         if self.values:
-            body['values'] = [{'key': key, 'value': value} for key, value in self.values.items()]
+            # A value of None is a key the service sends without a value (recorded [J:pool2/cmk]).
+            body['values'] = [{'key': key} if value is None else {'key': key, 'value': value}
+                              for key, value in self.values.items()]
         return body
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import secrets
 from collections.abc import Callable
 
@@ -9,6 +10,15 @@ from . import images
 from .errors import BatchServiceError, invalid_property, missing_property
 from .models import MAX_TASK_SLOTS, Node, Pool, iso, stamp, utc_now
 from .room import Room, _check_command_line, _check_id
+
+_IMAGE_ID = re.compile(r'/subscriptions/[^/]+/resourceGroups/[^/]+/providers/Microsoft\.Compute/'
+                       r'(images/[^/]+|galleries/[^/]+/images/[^/]+(/versions/[^/]+)?)', re.IGNORECASE)
+_IMAGE_ID_FORMS = ('The specified resource id must be of the format /subscriptions/{subscriptionId}/resourceGroups/'
+                   '{resourceGroupName}/providers/Microsoft.Compute/images/{imageName}, /subscriptions/'
+                   '{subscriptionId}/resourceGroups/{resourceGroupName}/providers/Microsoft.Compute/galleries/'
+                   '{galleryName}/images/{galleryImageName}/versions/{galleryImageVersionName}, or /subscriptions/'
+                   '{subscriptionId}/resourceGroups/{resourceGroupName}/providers/Microsoft.Compute/galleries/'
+                   '{galleryName}/images/{galleryImageName}')
 
 
 def _pool_resource(pool: Pool, base_url: str) -> dict:
@@ -111,6 +121,13 @@ class PoolRoom(Room):
             raise missing_property('virtualMachineConfiguration.imageReference')
         if not vm_config.get('nodeAgentSKUId'):
             raise missing_property('virtualMachineConfiguration.nodeAgentSKUId')
+        image_id = vm_config['imageReference'].get('virtualMachineImageId')
+        if image_id is not None and not _IMAGE_ID.fullmatch(image_id):
+            raise invalid_property('virtualMachineImageId', image_id, _IMAGE_ID_FORMS)  # recorded [P:create_pools]
+        if (vm_config.get('diskEncryptionConfiguration') or {}).get('customerManagedKey') and not body.get('identity'):
+            raise BatchServiceError('InvalidPropertyValue', values={  # recorded [J:pool2/cmk]
+                'PropertyName': 'identity', 'PropertyValue': None,
+                'Reason': 'Pool Identity is required when using CustomerManagedKey.'})
         image = images.find_image(vm_config['imageReference'], vm_config['nodeAgentSKUId'])
         if image is None:
             raise invalid_property('virtualMachineConfiguration.nodeAgentSKUId', vm_config['nodeAgentSKUId'],
