@@ -17,9 +17,13 @@ keyed by their lower-cased id.
 - ``room``: ``Room``, what every room shares (the account's pools and jobs, the
   hooks and the journal), the id and command-line checks, and ``page``;
 - ``pools``: ``PoolRoom``, pools and their nodes;
-- ``jobs``: ``JobRoom``, jobs and when they complete;
+- ``nodes``: ``NodeRoom``, node actions' checks, scheduling, users, remote login, extensions;
+- ``scaling``: ``AutoScaleRoom``, autoscale on pools (the formula language is ``autoscale``);
+- ``jobs``: ``JobRoom``, jobs, their auto pools and when they complete;
 - ``tasks``: ``TaskRoom``, tasks, their counts and what the scheduler reports
-  about their runs.
+  about their runs;
+- ``dependencies``: ``DependencyRoom``, task dependencies and exit conditions;
+- ``schedules``: ``ScheduleRoom``, job schedules and the jobs they create.
 
 The rooms call one another through ``self`` (a task completing may complete its
 job), so only ``BatchState``, which has them all, is ever made. Everything other
