@@ -6,9 +6,12 @@ import collections
 import os
 import random
 import re
+import shutil
 import string
 import subprocess
 import sys
+import threading
+import tracemalloc
 
 import pytest
 
@@ -23,9 +26,18 @@ def original_top_words(text: str, numwords: int) -> list[tuple[str, int]]:
     return collections.Counter(words).most_common(numwords)
 
 
+def original_counts(data: bytes) -> collections.Counter[str]:
+    """The 2016 algorithm's counts of a file's bytes (decoded as the task decodes them), in insertion order."""
+    text = data.decode('utf-8-sig', errors='replace')
+    return collections.Counter(word.strip(string.punctuation) for word in text.split())
+
+
 def count_file(path: str, numwords: int = 3) -> list[tuple[str, int]]:
-    with open(path, 'rb') as file:
-        return task.top_words(task.count_words(task.read_text_chunks(file)), numwords)
+    return task.top_words(task.count_file(path), numwords)
+
+
+def in_chunks(data: bytes, size: int) -> list[bytes]:
+    return [data[i:i + size] for i in range(0, len(data), size)]
 
 
 @pytest.mark.parametrize(('name', 'expected'), [
@@ -77,18 +89,123 @@ def test_undecodable_bytes_do_not_stop_the_count(tmp_path):
 def test_same_result_as_the_original_algorithm_for_random_text(seed):
     rng = random.Random(seed)
     vocabulary = ['alpha', 'Alpha', 'beta,', '(gamma)', '...', '"', 'delta—', 'x', 'éclair', "it's", '--', 'a.b']
-    separators = [' ', '\n', '\t', '  ', '\u00a0', '\u2003', '\r\n', '\x0c']
+    separators = [' ', '\n', '\t', '  ', '\u00a0', '\u2003', '\u3000', '\x85', '\x1e', '\r\n', '\x0c']
     text = ''.join(rng.choice(vocabulary) + rng.choice(separators) for _ in range(rng.randint(0, 400)))
     if rng.random() < 0.5:
         text = text.rstrip()
-    chunk_size = rng.randint(1, 17)
-    chunks = [text[i:i + chunk_size] for i in range(0, len(text), chunk_size)]
+    # Byte pieces of 1-17 bytes also cut multi-byte characters (and multi-byte whitespace) in two.
+    chunks = in_chunks(text.encode('utf-8'), rng.randint(1, 17))
     numwords = rng.randint(1, 8)
     assert task.top_words(task.count_words(chunks), numwords) == original_top_words(text, numwords)
 
 
 def test_a_word_split_across_chunks_is_counted_once():
-    assert task.count_words(['wor', 'd wo', 'rd', ' word']) == collections.Counter({'word': 3})
+    assert task.count_words([b'wor', b'd wo', b'rd', b' word']) == collections.Counter({'word': 3})
+
+
+def test_a_character_or_a_space_split_across_chunks_is_read_whole():
+    # 'é' is b'\xc3\xa9'; U+3000 IDEOGRAPHIC SPACE is b'\xe3\x80\x80'.
+    assert task.count_words([b'caf\xc3', b'\xa9 x\xe3', b'\x80', b'\x80caf\xc3\xa9']) == collections.Counter(
+        {'café': 2, 'x': 1})
+
+
+def test_every_character_str_split_splits_at_separates_words_and_no_other():
+    """bytes.split() knows 6 whitespace characters, str.split() 29 (U+001C-U+001F, U+0085, U+00A0, U+3000...)."""
+    whitespace = [chr(code) for code in range(sys.maxunicode + 1) if chr(code).isspace()]
+    assert len(whitespace) == 29
+    for character in whitespace:
+        assert task.count_words([f'a{character}b'.encode()]) == collections.Counter({'a': 1, 'b': 1}), repr(character)
+    for character in ['\u200b', '\ufeff', '\u2014', '\x1b', '\x7f', '\u180e']:  # not whitespace to str.split()
+        assert task.count_words([f'a{character}b'.encode()]) == collections.Counter({f'a{character}b': 1})
+
+
+def test_text_without_ascii_whitespace_is_counted_with_flat_memory():
+    """2.3 MB of words apart only by U+3000, in pieces of 64 KB: the text is never held whole (2 MiB)."""
+    piece = ('word\u3000' * 8 + 'other\u3000').encode() * 1000
+    tracemalloc.start()
+    try:
+        counts = task.count_words(piece for _ in range(36))
+        _, peak_bytes = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert counts == collections.Counter({'word': 8 * 1000 * 36, 'other': 1000 * 36})
+    assert peak_bytes < 2 * 1024 * 1024, f'{peak_bytes / 1024 / 1024:.1f} MiB'
+
+
+@pytest.mark.parametrize('seed', range(40))
+def test_same_counts_as_the_original_for_random_invalid_utf8(seed):
+    """Bytes that are not UTF-8 next to (pieces of) multi-byte whitespace decode as in one whole-file decode."""
+    rng = random.Random(seed)
+    pieces = [b' ', b'\n', b'\r\n', b'a', b'b,', b'.', b'\xc2', b'\xa0', b'\x85', b'\xe3', b'\x80', b'\xe2',
+              b'\xff', b'\xed\xa0\x80', b'\xf0\x9f', b'\xe3\x80\x80', b'\xc2\xa0', b'\xef\xbb\xbf', b'\x1f']
+    data = b''.join(rng.choice(pieces) for _ in range(rng.randint(0, 300)))
+    counts = task.count_words(in_chunks(data, rng.randint(1, 9)))
+    assert list(counts.items()) == list(original_counts(b'\xef\xbb\xbf' + data).items())
+
+
+def random_text_file(path, rng: random.Random) -> bytes:
+    """A file of words with multi-byte characters, Unicode whitespace, CRLF and many ties."""
+    vocabulary = ['tie', 'Tie', 'tie,', 'éclair', '“quoted”', 'naïve.', 'a', 'b', '—', "node's", '...', '\ufffd']
+    separators = [' ', '\n', '\r\n', '\t', '\u3000', '\u00a0', '\u2028', '\x1f', '  ']
+    text = ''.join(rng.choice(vocabulary) + rng.choice(separators) for _ in range(rng.randint(0, 200)))
+    data = rng.choice([b'', b'\xef\xbb\xbf']) + text.rstrip(rng.choice(['', ' \n'])).encode('utf-8')
+    path.write_bytes(data)
+    return data
+
+
+@pytest.mark.parametrize('seed', range(40))
+def test_counting_a_file_in_ranges_gives_the_original_counts_in_the_original_order(tmp_path, seed):
+    """Ranges of a few bytes and pieces of one byte and up: every word and character crosses some boundary."""
+    rng = random.Random(seed)
+    data = random_text_file(tmp_path / 'in.txt', rng)
+    counts = task.count_file(str(tmp_path / 'in.txt'), processes=1, range_bytes=rng.randint(1, 40),
+                             chunk_bytes=rng.randint(1, 9))
+    assert list(counts.items()) == list(original_counts(data).items())
+
+
+def test_ranges_cover_the_file_and_end_after_ascii_whitespace(tmp_path):
+    data = 'aaaa\u3000bbbb\r\ncc\u00a0dd éé ff'.encode()
+    (tmp_path / 'in.txt').write_bytes(data)
+    ranges = task.split_into_ranges(str(tmp_path / 'in.txt'), range_bytes=3)
+    assert [end for _, end in ranges[:-1]] == [start for start, _ in ranges[1:]] and ranges[-1][1] is None
+    # Each cut is after an ASCII whitespace byte: never inside U+3000, U+00A0 or 'é', nor inside a word.
+    assert [data[start:end] for start, end in ranges] == [
+        'aaaa\u3000bbbb\r'.encode(), '\ncc\u00a0dd '.encode(), 'éé '.encode(), b'ff']
+    (tmp_path / 'one_word.txt').write_bytes(b'x' * 100)
+    assert task.split_into_ranges(str(tmp_path / 'one_word.txt'), range_bytes=10) == [(0, None)]
+    (tmp_path / 'empty.txt').write_bytes(b'')
+    assert task.split_into_ranges(str(tmp_path / 'empty.txt'), range_bytes=10) == [(0, None)]
+
+
+def test_a_pipe_is_read_to_its_end(tmp_path):
+    """A pipe has no size to cut into ranges: it is read in one piece after another, like a small file."""
+    pipe = tmp_path / 'pipe'
+    os.mkfifo(pipe)
+    writer = threading.Thread(target=pipe.write_bytes, args=('\ufeffb a b\u3000a b'.encode(),), daemon=True)
+    writer.start()
+    counts = task.count_file(str(pipe))
+    writer.join(timeout=10)
+    assert list(counts.items()) == [('b', 3), ('a', 2)]
+
+
+def test_worker_processes_give_the_same_counts_as_one_process(tmp_path):
+    """Two worker processes, ranges of a few bytes: same counts and order as one process and as the original."""
+    rng = random.Random(99)
+    files = []
+    for index in range(6):
+        data = random_text_file(tmp_path / f'in{index}.txt', rng)
+        files.append((str(tmp_path / f'in{index}.txt'), data))
+    # Ties across a range boundary: 'late' is first in the first range, 'early' only in the second.
+    (tmp_path / 'ties.txt').write_bytes(b'late \r\nearly\xe3\x80\x80early late')
+    files.append((str(tmp_path / 'ties.txt'), b'late \r\nearly\xe3\x80\x80early late'))
+    (tmp_path / 'empty.txt').write_bytes(b'')
+    files.append((str(tmp_path / 'empty.txt'), b''))
+    for path, data in files:
+        in_processes = task.count_file(path, processes=2, range_bytes=5, chunk_bytes=3)
+        in_one_process = task.count_file(path, processes=1)
+        assert list(in_processes.items()) == list(in_one_process.items()) == list(original_counts(data).items())
+    assert task.top_words(task.count_file(str(tmp_path / 'ties.txt'), processes=2, range_bytes=5), 2) == [
+        ('late', 2), ('early', 2)]
 
 
 def test_output_file_format_on_a_batch_node(tmp_path):
@@ -143,8 +260,37 @@ def test_bad_input_gives_one_line_and_exit_code_2(tmp_path, arguments, message):
     assert (result.returncode, result.stderr.strip()) == (2, message)
 
 
-def test_a_file_over_100_mb_is_counted_with_flat_memory(tmp_path):
-    """150 MB of text: the result matches the original algorithm, the task's peak RSS stays under 64 MB."""
+def run_task_measured(*arguments: str, cwd: str) -> tuple[subprocess.CompletedProcess, int, int]:
+    """Runs the task script in a fresh interpreter; also returns its peak RSS and its largest child's (KiB).
+
+    VmHWM is the task process's own peak (getrusage would also count the pages of the large test process it
+    was forked from); RUSAGE_CHILDREN is the largest worker process it started and waited for (0: none).
+    """
+    script = os.path.join(os.path.dirname(DATA_DIR), 'python_tutorial_task.py')
+    measure = ('import re, resource, runpy, sys\n'
+               'sys.argv = sys.argv[1:]\n'
+               'try:\n    runpy.run_path(sys.argv[0], run_name="__main__")\n'
+               'finally:\n    status = open("/proc/self/status").read()\n'
+               '    print("peak_kib", re.search(r"VmHWM:\\s+(\\d+)", status).group(1), file=sys.stderr)\n'
+               '    print("children_kib", resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss, file=sys.stderr)\n')
+    result = subprocess.run([sys.executable, '-c', measure, script, *arguments], cwd=cwd, capture_output=True,
+                            text=True, timeout=300)
+    peak_kib = int(re.search(r'peak_kib (\d+)', result.stderr).group(1))
+    children_kib = int(re.search(r'children_kib (\d+)', result.stderr).group(1))
+    return result, peak_kib, children_kib
+
+
+def test_a_small_file_is_counted_without_starting_processes(tmp_path):
+    shutil.copy(os.path.join(DATA_DIR, 'taskdata3.txt'), tmp_path / 'in.txt')
+    result, _, children_kib = run_task_measured('--filepath', 'in.txt', cwd=str(tmp_path))
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines()[2:5] == ['a:\t12', 'the:\t12', 'and:\t9']
+    assert children_kib == 0, 'a worker process was started for a 2 KB file'
+
+
+def test_a_file_over_100_mb_is_counted_by_worker_processes_with_flat_memory(tmp_path):
+    """150 MB of text: the result matches the original algorithm; the task and each of its worker processes
+    stay under 64 MB of peak RSS."""
     rng = random.Random(7)
     words = [''.join(rng.choice(string.ascii_lowercase) for _ in range(rng.randint(1, 9))) for _ in range(3000)]
     line = ' '.join(rng.choice(words) + rng.choice(['', ',', '.', '!']) for _ in range(2000)) + '\n'
@@ -155,18 +301,9 @@ def test_a_file_over_100_mb_is_counted_with_flat_memory(tmp_path):
             file.write(line)
     expected = [(word, count * repeats) for word, count in original_top_words(line, 3)]
 
-    # The task runs in a fresh interpreter that reports its own peak RSS (VmHWM) when it exits; getrusage
-    # would also count the pages of the (large) test process it was forked from.
-    script = os.path.join(os.path.dirname(DATA_DIR), 'python_tutorial_task.py')
-    measure = ('import re, runpy, sys\n'
-               'sys.argv = [sys.argv[1], "--filepath", "big.txt"]\n'
-               'try:\n    runpy.run_path(sys.argv[0], run_name="__main__")\n'
-               'finally:\n    status = open("/proc/self/status").read()\n'
-               '    print("peak_kib", re.search(r"VmHWM:\\s+(\\d+)", status).group(1), file=sys.stderr)\n')
-    result = subprocess.run([sys.executable, '-c', measure, script], cwd=str(tmp_path), capture_output=True,
-                            text=True, timeout=300)
-    peak_kib = int(re.search(r'peak_kib (\d+)', result.stderr).group(1))
+    result, peak_kib, children_kib = run_task_measured('--filepath', 'big.txt', cwd=str(tmp_path))
     assert result.returncode == 0, result.stderr
     assert [tuple(line.rstrip(':').split(':\t')) for line in result.stdout.splitlines()[2:5]] == [
         (word, str(count)) for word, count in expected]
     assert peak_kib < 64 * 1024, f'peak RSS {peak_kib / 1024:.0f} MiB'
+    assert 0 < children_kib < 64 * 1024, f'largest worker peak RSS {children_kib / 1024:.0f} MiB'
