@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime
 import json
 import os
 import shutil
@@ -9,6 +10,7 @@ import tempfile
 import threading
 import urllib.error
 import urllib.request
+from collections.abc import Iterator
 from urllib.parse import parse_qs, quote, urlsplit
 
 import pytest
@@ -20,7 +22,8 @@ import python_tutorial_client as client
 from batch_emulator import DEFAULT_ACCOUNT_KEY, portal
 from batch_emulator.server import redact_secrets
 from tests.conftest import PROJECT_DIR, eventually
-from tests.test_emulator import create_pool
+from tests.hostile import batch_client_for, start_emulator, stop_emulator
+from tests.test_emulator import UBUNTU, create_pool, wait_for_nodes, wait_for_task
 
 pytestmark = pytest.mark.e2e
 
@@ -397,3 +400,202 @@ def test_a_tutorial_run_is_watched_live_at_three_widths(local_stack, browser, mo
                 pass
     assert results == [0]
 
+
+
+# ---------------------------------------------------------------- the rest of the Batch API, where a user looks for it
+
+SCALE_FORMULA = '$limit = 2;\n$TargetDedicatedNodes = min($limit, 0);'
+BAD_FORMULA = '$TargetDedicatedNodes = $missing_count;'  # parses; its evaluation fails (an undefined symbol)
+
+
+class Scene:
+    """One emulator whose clock runs 600 times faster (a 5-minute autoscale interval passes in half a second,
+    a 10-minute recurrence in one), holding one of each thing the portal shows besides pools, jobs and tasks."""
+
+    def __init__(self, endpoint: str, client) -> None:
+        self.endpoint, self.client = endpoint, client
+        self.work_pool, self.scaled, self.scaled_bad = 'work', 'scaled', 'scaled-bad'
+        self.auto_job, self.mpi_job, self.schedule = 'autojob', 'mpi', 'nightly'
+
+    def overview(self, token: str = '') -> dict:
+        return get_json(f'{self.endpoint}/portal/api/overview?since={quote(token)}')
+
+    def dependent_job(self, job_id: str, gate: str) -> None:
+        """Task 1 waits for the file ``gate``, task 2 ends at once; 'child' depends on 1 and on the range 1-2."""
+        self.client.create_job(m.BatchJobCreateOptions(id=job_id, pool_info=m.BatchPoolInfo(pool_id=self.work_pool),
+                                                       uses_task_dependencies=True))
+        self.client.create_tasks(job_id, [
+            m.BatchTaskCreateOptions(id='1', command_line=f"/bin/sh -c 'while [ ! -e {gate} ]; do sleep 0.05; done'"),
+            m.BatchTaskCreateOptions(id='2', command_line='/bin/true'),
+            m.BatchTaskCreateOptions(id='child', command_line='/bin/true', depends_on=m.BatchTaskDependencies(
+                task_ids=['1'], task_id_ranges=[m.BatchTaskIdRange(start=1, end=2)]))])
+
+
+@pytest.fixture(scope='module')
+def scene(tmp_path_factory) -> Iterator[Scene]:
+    process, endpoint = start_emulator(str(tmp_path_factory.mktemp('portal-scene')), '--clock-speed', '600')
+    client = batch_client_for(endpoint)
+    scene = Scene(endpoint, client)
+    try:
+        create_pool(client, scene.work_pool, nodes=2)
+        nodes = wait_for_nodes(client, scene.work_pool, count=2)
+        client.create_job(m.BatchJobCreateOptions(id=scene.mpi_job, pool_info=m.BatchPoolInfo(pool_id=scene.work_pool)))
+        client.create_task(scene.mpi_job, m.BatchTaskCreateOptions(
+            id='mpi', command_line='/bin/true', multi_instance_settings=m.MultiInstanceSettings(
+                number_of_instances=2, coordination_command_line='/bin/true')))
+        assert wait_for_task(client, scene.mpi_job, 'mpi').execution_info.result == 'success'
+        # The second node: no new task starts there, and it has a node user.
+        client.disable_node_scheduling(scene.work_pool, nodes[1].id, m.BatchNodeDisableSchedulingOptions(
+            node_disable_scheduling_option='taskcompletion'))
+        client.create_node_user(scene.work_pool, nodes[1].id, m.BatchNodeUserCreateOptions(name='alice', password='pw'))
+        scene.disabled_node = nodes[1].id
+        for pool_id, formula in ((scene.scaled, SCALE_FORMULA), (scene.scaled_bad, BAD_FORMULA)):
+            client.create_pool(m.BatchPoolCreateOptions(
+                id=pool_id, vm_size='standard_d2s_v3', virtual_machine_configuration=UBUNTU, enable_auto_scale=True,
+                auto_scale_formula=formula, auto_scale_evaluation_interval=datetime.timedelta(minutes=5)))
+        client.create_job(m.BatchJobCreateOptions(id=scene.auto_job, pool_info=m.BatchPoolInfo(
+            auto_pool_specification=m.BatchAutoPoolSpecification(
+                auto_pool_id_prefix='auto', pool_lifetime_option='job', pool=m.BatchPoolSpecification(
+                    vm_size='STANDARD_D2S_V3', virtual_machine_configuration=UBUNTU, target_dedicated_nodes=0)))))
+        client.create_job_schedule(m.BatchJobScheduleCreateOptions(
+            id=scene.schedule,
+            schedule=m.BatchJobScheduleConfiguration(recurrence_interval=datetime.timedelta(minutes=10)),
+            job_specification=m.BatchJobSpecification(pool_info=m.BatchPoolInfo(pool_id=scene.work_pool))))
+        done = m._models.BatchJobTerminateOptions(termination_reason='done')
+        client.begin_terminate_job(f'{scene.schedule}:job-1', done, polling_interval=0.05).result()  # job-2 in 1 s
+        eventually(lambda: client.get_job_schedule(scene.schedule).execution_info.recent_job.id == 'nightly:job-2',
+                   message='the schedule made its second job')
+        eventually(lambda: all(client.get_pool(pool_id).auto_scale_run for pool_id in (scene.scaled, scene.scaled_bad)),
+                   message='a periodic autoscale run')
+        yield scene
+    finally:
+        stop_emulator(process)
+
+
+def _by_id(rows: list[dict], wanted: str) -> dict:
+    return next(row for row in rows if row['id'] == wanted)
+
+
+def test_overview_shows_schedules_autoscale_auto_pools_subtasks_and_node_scheduling(scene):
+    overview = scene.overview()
+    schedule = _by_id(overview['schedules'], scene.schedule)
+    assert (schedule['state'], schedule['recurrence'], schedule['recentJob']) == ('active', 'PT10M', 'nightly:job-2')
+    assert schedule['nextRun'] is not None and schedule['nextRun'] > schedule['created']
+    assert [(job['id'], job['state']) for job in schedule['jobs']] == [('nightly:job-1', 'completed'),
+                                                                       ('nightly:job-2', 'active')]
+    assert _by_id(overview['jobs'], 'nightly:job-2')['schedule'] == {'id': 'nightly', 'number': 2}
+    assert 'schedule' not in _by_id(overview['jobs'], scene.mpi_job)
+
+    pools = {pool['id']: pool for pool in overview['pools']}
+    scaled = pools[scene.scaled]['autoScale']
+    assert (scaled['formula'], scaled['interval']) == (SCALE_FORMULA, 'PT5M')
+    assert scaled['lastRun']['results'] == ('$TargetDedicatedNodes=0;$TargetLowPriorityNodes=0;'
+                                            '$NodeDeallocationOption=requeue;$limit=2')
+    assert scaled['lastRun']['error'] is None and scaled['lastRun']['time'] <= overview['now']
+    error = pools[scene.scaled_bad]['autoScale']['lastRun']['error']
+    assert error['code'] == 'AutoScalingFormulaEvaluationError' and 'Undefined symbol' in error['detail']
+    assert pools[scene.work_pool]['autoScale'] is None and pools[scene.work_pool]['autoPoolOf'] is None
+
+    auto_pool_id = _by_id(overview['jobs'], scene.auto_job)['autoPool']['poolId']
+    assert auto_pool_id.startswith('auto_') and pools[auto_pool_id]['autoPoolOf'] == {
+        'lifetime': 'job', 'jobId': scene.auto_job, 'keepAlive': False}
+
+    mpi = _by_id(overview['jobs'], scene.mpi_job)['tasks'][0]
+    assert mpi['instances'] == 2 and len(mpi['subtasks']) == 1
+    subtask = mpi['subtasks'][0]
+    assert (subtask['id'], subtask['state'], subtask['result'], subtask['exitCode']) == (1, 'completed', 'success', 0)
+    assert subtask['nodeId'] in {node['id'] for node in pools[scene.work_pool]['nodes']} - {mpi['nodeId']}
+
+    nodes = {node['id']: node for node in pools[scene.work_pool]['nodes']}
+    disabled = nodes[scene.disabled_node]
+    assert (disabled['schedulingState'], disabled['users']) == ('disabled', ['alice'])
+    assert [node['schedulingState'] for node_id, node in nodes.items() if node_id != scene.disabled_node] == ['enabled']
+
+
+def test_overview_sends_a_dependent_tasks_wait_when_it_changes(scene, unique_id, tmp_path):
+    """A task leaving the waiting list gets no new stamp: the list comes again when it changed, not every poll."""
+    job_id, gate = unique_id('deps'), tmp_path / 'gate'
+    try:
+        scene.dependent_job(job_id, str(gate))
+        first = scene.overview()
+        job = _by_id(first['jobs'], job_id)
+        assert first['waiting'] and job['waiting'] == ['child'] and job['usesTaskDependencies']
+        assert _by_id(job['tasks'], 'child')['dependsOn'] == {'taskIds': ['1'], 'taskIdCount': 1,
+                                                              'taskIdRanges': [{'start': 1, 'end': 2}]}
+        assert 'dependsOn' not in _by_id(job['tasks'], '1')
+        eventually(lambda: scene.client.get_task(job_id, '2').state == 'completed', message='task 2 done')
+        token = scene.overview()['token']
+        unchanged = scene.overview(token)
+        assert not unchanged['waiting'] and 'waiting' not in _by_id(unchanged['jobs'], job_id)  # nothing resent
+
+        gate.touch()
+        assert wait_for_task(scene.client, job_id, 'child').execution_info.result == 'success'
+        after = scene.overview(token)
+        job = _by_id(after['jobs'], job_id)
+        assert after['waiting'] and job['waiting'] == []
+        assert {task['id']: task['state'] for task in job['tasks']} == {'1': 'completed', 'child': 'completed'}
+    finally:
+        gate.touch()
+        scene.client.begin_delete_job(job_id)
+
+
+def test_the_page_shows_schedules_autoscale_auto_pools_dependencies_subtasks_and_nodes(scene, browser, unique_id,
+                                                                                         tmp_path):
+    job_id, gate = unique_id('deps'), tmp_path / 'gate'
+    try:
+        scene.dependent_job(job_id, str(gate))
+        set_viewport(browser, 1400)
+        browser.get(scene.endpoint + '/')
+        # The job schedule, among the jobs: its recurrence, next run, recent job and jobs; its jobs named as its.
+        row = f'#schedules tr[data-schedule-id="{scene.schedule}"]'
+        eventually(lambda: text_of(browser, row), message='the schedule listed')
+        text = text_of(browser, row)
+        assert '▶ active' in text and 'every 10 min' in text and 'job-2' in text and '✓ job-1' in text, text
+        assert text_of(browser, '#jobs tr[data-job-id="nightly:job-2"] [data-schedule="nightly"]') == 'nightly:job-2'
+        # Autoscale in its pool's section: the formula, the last run's results; an evaluation's error.
+        assert text_of(browser, f'[data-autoscale="{scene.scaled}"] [data-autoscale-formula]') == SCALE_FORMULA
+        assert '$limit=2' in text_of(browser, f'[data-autoscale="{scene.scaled}"] [data-autoscale-results]')
+        assert 'every 5 min' in text_of(browser, f'[data-autoscale="{scene.scaled}"]')
+        assert '✗ error AutoScalingFormulaEvaluationError' in text_of(browser, f'[data-autoscale="{scene.scaled_bad}"]')
+        assert 'Undefined symbol' in text_of(browser, f'[data-autoscale="{scene.scaled_bad}"]')
+        # The auto pool, marked as the job's, with its lifetime.
+        auto_pool = text_of(browser, f'[data-auto-pool-of="{scene.auto_job}"]')
+        assert 'auto pool of job autojob' in auto_pool and 'lifetime: job' in auto_pool
+        # The node whose scheduling is disabled: said on its cell, with its user.
+        cell = text_of(browser, f'[data-pool-id="{scene.work_pool}"] .node-cell[data-node-id="{scene.disabled_node}"]')
+        assert '⊘ scheduling off' in cell and '1 node user' in cell, cell
+
+        # The dependent task: waiting for its dependencies (not plain queued), what it waits for, then done.
+        click(browser, f'#jobs tr[data-job-id="{job_id}"]')
+        child = '#task-rows [data-task-id="child"]'
+        eventually(lambda: text_of(browser, f'{child} [data-state]') == '◷ waiting for dependencies',
+                   message='the child waiting')
+        assert '← 1, 1–2' in text_of(browser, child)
+        assert text_of(browser, '#task-rows [data-task-id="1"] [data-state]') == '▶ running'
+        click(browser, f'{child} span')
+        eventually(lambda: 'waiting for dependencies' in (text_of(browser, '#task-detail') or ''), message='detail')
+        assert '1 ▶ running' in text_of(browser, '#task-detail [data-parent="1"]')
+        assert '1 of 2 completed' in text_of(browser, '#task-detail [data-range="1-2"]')
+        for width in (1280, 1400, 1920):
+            set_viewport(browser, width)
+            assert cut_panels(browser) == [], f'cut at {width} px'
+            assert browser.execute_script('''const cell = document.querySelector(arguments[0]).parentElement;
+                return cell.scrollWidth <= cell.clientWidth && cell.scrollHeight <= cell.clientHeight;''',
+                                          f'{child} [data-state]'), f'the waiting label cut at {width} px'
+        gate.touch()
+        eventually(lambda: text_of(browser, f'{child} [data-state]') == '✓ succeeded', message='the child ran')
+        assert 'dependencies were met' in text_of(browser, '#task-detail')
+
+        # The multi-instance task: its instances, its subtask on the other node, a bar on each node.
+        click(browser, f'#jobs tr[data-job-id="{scene.mpi_job}"]')
+        click(browser, '#task-rows [data-task-id="mpi"] span')
+        eventually(lambda: text_of(browser, '#task-detail [data-subtask="subtask 1"]'), message='the subtask listed')
+        assert '✓ succeeded' in text_of(browser, '#task-detail [data-subtask="subtask 1"]')
+        assert '2 instances' in text_of(browser, '#task-detail')
+        assert '×2' in text_of(browser, '#task-rows [data-task-id="mpi"]')
+        eventually(lambda: browser.execute_script('return document.getElementById("timeline").dataset.bars') == '2',
+                   message='a bar on each of its two nodes')
+        assert cut_panels(browser) == []
+    finally:
+        gate.touch()
+        scene.client.begin_delete_job(job_id)

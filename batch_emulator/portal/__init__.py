@@ -10,7 +10,12 @@ HTML. Secrets (SAS signatures, SharedKey signatures, account keys, passwords) ar
 Polling costs what changed, not what exists: ``overview`` takes the token of the previous answer
 (``since``) and sends only the tasks stamped after it (every change of a task gives it a new,
 strictly later ``lastModified``), and ``requests`` sends only the log entries after the last one
-the page has.
+the page has. Two changes of a task carry no stamp, and are sent another way: a dependent task
+leaving ``job.waiting`` (its dependencies met: still ``active``, now queued) is found by a digest
+of the waiting tasks kept in the token (the jobs' ``waiting`` lists are sent only when it differs),
+and a running multi-instance task's subtasks ending is found by sending the running multi-instance
+tasks every time (a few: each holds several nodes). Pools, nodes, job schedules and the jobs'
+own fields are few and always sent.
 """
 
 from __future__ import annotations
@@ -19,13 +24,17 @@ import asyncio
 import datetime
 import ipaddress
 import os
+import re
 import stat
 import uuid
+import zlib
 
 from aiohttp import web
 
 from ..errors import BatchServiceError
 from ..files import TooManyFiles, inside, list_files
+from ..jobs import AUTO_POOL
+from ..schedules import JobSchedule
 from ..server import SETTINGS, STATE, public_page, redact_secrets
 from ..state import BatchState, Job, Pool, Task, parse_iso
 
@@ -34,6 +43,8 @@ _STATIC_FILES = {'portal.js': 'application/javascript', 'portal.css': 'text/css'
 MAX_FILE_BYTES = 256 * 1024
 MAX_REQUESTS_SENT = 500  # the request log entries a page gets at first (the newest)
 _INSTANCE = uuid.uuid4().hex[:12]  # tokens of another emulator process are not this one's
+MAX_DEPENDENCY_IDS_SENT = 100  # a task's dependsOn taskIds the page gets (the count says how many there are)
+_SCHEDULE_JOB = re.compile(r'^(?P<schedule>.+):job-(?P<number>[0-9]+)$')  # a job id of one's own has no ':'
 
 
 def redact(text: str | None) -> str | None:
@@ -89,7 +100,7 @@ def _micros(moment: datetime.datetime) -> int:
 
 def _task_row(task: Task) -> dict:
     info = task.execution_info
-    return {
+    row = {
         'id': task.id, 'state': task.state, 'nodeId': task.node.id if task.node else None,
         'exitCode': info.get('exitCode'), 'result': info.get('result'),
         'failure': (info.get('failureInfo') or {}).get('code'), 'retryCount': info.get('retryCount', 0),
@@ -97,58 +108,157 @@ def _task_row(task: Task) -> dict:
         'start': _epoch_ms(info.get('startTime')), 'end': _epoch_ms(info.get('endTime')),
         'commandLine': redact(task.spec.get('commandLine')), 'hasFiles': task.node is not None,
     }
+    depends_on = task.spec.get('dependsOn')
+    if depends_on:
+        task_ids = list(depends_on.get('taskIds') or [])
+        row['dependsOn'] = {'taskIds': task_ids[:MAX_DEPENDENCY_IDS_SENT], 'taskIdCount': len(task_ids),
+                            'taskIdRanges': [{'start': item['start'], 'end': item['end']}
+                                             for item in depends_on.get('taskIdRanges') or []]}
+    settings = task.spec.get('multiInstanceSettings')
+    if settings:
+        row['instances'] = int(settings.get('numberOfInstances') or 1)
+        row['subtasks'] = [_subtask_row(subtask) for subtask in task.subtasks]
+    return row
 
 
-def _job_row(job: Job, since: datetime.datetime | None) -> dict:
+def _subtask_row(subtask: dict) -> dict:
+    return {'id': subtask.get('id'), 'state': subtask.get('state'),
+            'nodeId': (subtask.get('nodeInfo') or {}).get('nodeId'), 'exitCode': subtask.get('exitCode'),
+            'result': subtask.get('result'), 'failure': (subtask.get('failureInfo') or {}).get('code'),
+            'start': _epoch_ms(subtask.get('startTime')), 'end': _epoch_ms(subtask.get('endTime'))}
+
+
+def _changed_since(task: Task, since: datetime.datetime | None) -> bool:
+    """Stamped at or after ``since``; or a running multi-instance task (its subtasks end without a stamp)."""
+    return (since is None or task.state_transition_time >= since or task.last_modified >= since
+            or (task.state == 'running' and bool(task.subtasks)))
+
+
+def _job_row(job: Job, since: datetime.datetime | None, with_waiting: bool) -> dict:
     """The job, with its tasks changed at or after ``since`` (all of them without it).
 
     A task's change is its lastModified (a change asked for) or its stateTransitionTime (a run starting
     or ending; the service keeps the ETag then). Times equal to ``since`` are sent again: harmless.
+    ``waiting`` (the ids of the active tasks whose dependencies are not met yet) only ``with_waiting``.
     """
-    changed = [task for task in job.tasks.values() if since is None or task.state_transition_time >= since
-               or task.last_modified >= since]
-    return {'id': job.id, 'state': job.state, 'poolId': job.pool_id, 'counts': dict(job.counts),
-            'created': _epoch_ms(job.creation_time), 'generation': _micros(job.creation_time),
-            'taskCount': len(job.tasks), 'tasks': [_task_row(task) for task in changed]}
+    changed = [task for task in job.tasks.values() if _changed_since(task, since)]
+    row = {'id': job.id, 'state': job.state, 'poolId': job.pool_id, 'counts': dict(job.counts),
+           'created': _epoch_ms(job.creation_time), 'generation': _micros(job.creation_time),
+           'taskCount': len(job.tasks), 'usesTaskDependencies': bool(job.spec.get('usesTaskDependencies')),
+           'tasks': [_task_row(task) for task in changed]}
+    auto_pool = job.execution_info.get(AUTO_POOL)
+    if auto_pool:
+        row['autoPool'] = {'poolId': auto_pool['poolId'], 'keepAlive': bool(auto_pool.get('keepAlive'))}
+    made_by = _SCHEDULE_JOB.match(job.id)
+    if made_by:
+        row['schedule'] = {'id': made_by['schedule'], 'number': int(made_by['number'])}
+    if with_waiting:
+        row['waiting'] = [task.id for task in job.waiting.values()]
+    return row
 
 
-def _pool_row(pool: Pool) -> dict:
-    nodes = [{'id': node.id, 'state': node.state, 'runningTasks': len(node.running),
+def _waiting_digest(state: BatchState) -> str:
+    """Which tasks wait for their dependencies, in 8 hex digits (a task leaving the list gets no stamp)."""
+    digest = 0
+    for job in state.jobs.values():
+        if job.waiting:
+            digest = zlib.crc32(f'{_micros(job.creation_time)}:{job.id}:'.encode(), digest)
+            for key in sorted(job.waiting):
+                digest = zlib.crc32(key.encode() + b'\0', digest)
+    return f'{digest:08x}'
+
+
+def _auto_pools(state: BatchState) -> dict[str, dict]:
+    """Pool id (lower case) -> what it is the auto pool of: a job (lifetime job) or a job schedule."""
+    owners: dict[str, dict] = {}
+    for job in state.jobs.values():
+        link = job.execution_info.get(AUTO_POOL)
+        if link:
+            owners[link['poolId'].lower()] = {'lifetime': 'job', 'jobId': job.id,
+                                              'keepAlive': bool(link.get('keepAlive'))}
+    for schedule in state.job_schedules.values():
+        if schedule.auto_pool:
+            owners[schedule.auto_pool['poolId'].lower()] = {'lifetime': 'jobschedule', 'scheduleId': schedule.id,
+                                                            'keepAlive': bool(schedule.auto_pool.get('keepAlive'))}
+    return owners
+
+
+def _autoscale_row(pool: Pool) -> dict | None:
+    """Autoscale on the pool: its formula, interval and last periodic run (None: a fixed size)."""
+    if not pool.spec.get('enableAutoScale'):
+        return None
+    run = pool.autoscale_run
+    if run is not None:
+        error = run.get('error')
+        run = {'time': _epoch_ms(run.get('timestamp')), 'results': run.get('results'),
+               'error': {'code': error.get('code'), 'message': error.get('message'),
+                         'detail': '; '.join(str(item.get('value')) for item in error.get('values') or [])}
+               if error else None}
+    return {'formula': pool.spec.get('autoScaleFormula'), 'interval': pool.spec.get('autoScaleEvaluationInterval'),
+            'lastRun': run}
+
+
+def _schedule_row(state: BatchState, schedule: JobSchedule) -> dict:
+    timing = schedule.schedule
+    jobs = sorted((job for job in state.jobs.values() if schedule.owns(job.id)), key=lambda job: job.creation_time)
+    return {'id': schedule.id, 'state': schedule.state, 'displayName': schedule.spec.get('displayName'),
+            'recurrence': timing.get('recurrenceInterval'), 'startWindow': timing.get('startWindow'),
+            'doNotRunUntil': _epoch_ms(timing.get('doNotRunUntil')),
+            'doNotRunAfter': _epoch_ms(timing.get('doNotRunAfter')),
+            'nextRun': _epoch_ms(schedule.next_run) if schedule.state != 'completed' else None,
+            'recentJob': schedule.job_id(schedule.job_count) if schedule.job_count else None,
+            'jobCount': schedule.job_count, 'created': _epoch_ms(schedule.creation_time),
+            'end': _epoch_ms(schedule.end_time), 'autoPoolId': (schedule.auto_pool or {}).get('poolId'),
+            'jobs': [{'id': job.id, 'state': job.state} for job in jobs]}
+
+
+def _pool_row(pool: Pool, auto_pool_of: dict | None) -> dict:
+    nodes = [{'id': node.id, 'state': node.state, 'schedulingState': node.scheduling_state,
+              'users': sorted(node.users), 'runningTasks': len(node.running),
               'runningSlots': node.running_slots, 'totalTasksRun': node.total_tasks_run,
               'startTask': {key: (node.start_task_info or {}).get(key) for key in ('state', 'result', 'exitCode')}
               if node.start_task_info else None} for node in pool.nodes.values()]
     return {'id': pool.id, 'state': pool.state, 'allocationState': pool.allocation_state,
             'vmSize': pool.spec.get('vmSize'), 'target': int(pool.spec.get('targetDedicatedNodes') or 0),
             'current': len(pool.nodes), 'slotsPerNode': pool.slots_per_node, 'hasStartTask': 'startTask' in pool.spec,
-            'nodes': nodes}
+            'autoScale': _autoscale_row(pool), 'autoPoolOf': auto_pool_of, 'nodes': nodes}
 
 
 _EPOCH = datetime.datetime(1970, 1, 1, tzinfo=datetime.timezone.utc)
 
 
-def _since(token: str) -> datetime.datetime | None:
-    """The moment of a token from this emulator process (None: send everything)."""
-    instance, _, micros = token.partition('.')
+def _since(token: str) -> tuple[datetime.datetime | None, str]:
+    """The moment of a token from this emulator process (None: send everything), and its waiting digest."""
+    instance, _, rest = token.partition('.')
+    micros, _, digest = rest.partition('.')
     if instance != _INSTANCE or not micros.isdigit():
-        return None
-    return _EPOCH + datetime.timedelta(microseconds=int(micros))
+        return None, ''
+    return _EPOCH + datetime.timedelta(microseconds=int(micros)), digest
 
 
 async def overview(request: web.Request) -> web.Response:
-    """Pools and nodes (all: a few), jobs (all) and the tasks that changed since the token ``since``.
+    """Pools and nodes (all: a few), job schedules and jobs (all) and the tasks that changed since ``since``.
 
-    The token is the time of this answer: every change after it is stamped at that time or later (the
-    event loop runs one thing at a time). The page checks the job's counts against the tasks it holds
-    and asks for everything again if they ever disagree.
+    The token is the time of this answer and the digest of the waiting tasks: every change after it is
+    stamped at that time or later (the event loop runs one thing at a time). The page checks the job's
+    counts against the tasks it holds and asks for everything again if they ever disagree. The jobs'
+    ``waiting`` lists come when the digest changed (``waiting`` true), and the page then replaces its own.
     """
     state = _state(request)
-    since = _since(request.query.get('since', ''))
+    since, digest = _since(request.query.get('since', ''))
     now = datetime.datetime.now(datetime.timezone.utc)
+    waiting_digest = _waiting_digest(state)
+    with_waiting = since is None or digest != waiting_digest
+    auto_pools = _auto_pools(state)
+    micros = (now - _EPOCH) // datetime.timedelta(microseconds=1)
     return web.json_response({'account': state.account_name, 'endpoint': state.base_url,
-                              'token': f'{_INSTANCE}.{(now - _EPOCH) // datetime.timedelta(microseconds=1)}',
-                              'full': since is None, 'now': _epoch_ms(now),
-                              'pools': [_pool_row(pool) for pool in state.pools.values()],
-                              'jobs': [_job_row(job, since) for job in state.jobs.values()]})
+                              'token': f'{_INSTANCE}.{micros}.{waiting_digest}',
+                              'full': since is None, 'now': _epoch_ms(now), 'waiting': with_waiting,
+                              'pools': [_pool_row(pool, auto_pools.get(pool.id.lower()))
+                                        for pool in state.pools.values()],
+                              'schedules': [_schedule_row(state, schedule)
+                                            for schedule in state.job_schedules.values()],
+                              'jobs': [_job_row(job, since, with_waiting) for job in state.jobs.values()]})
 
 
 def _read_file(root: str, relative: str) -> web.Response:

@@ -8,11 +8,12 @@ const ROW_HEIGHT = 26;  // px, as .task-row in portal.css: the task list draws o
 const SVG = 'http://www.w3.org/2000/svg';
 const ID_ORDER = new Intl.Collator('en', {numeric: true});
 const TASK_LABELS = {active: '◷ active', preparing: '◔ preparing', running: '▶ running', completed: '✓ completed'};
+const WAITING_LABEL = '◷ waiting for dependencies';  // an active task whose dependencies have not all completed
 const COLOURS = {queued: '#6e7781', prep: '#9a6700', run: '#0969da', ok: '#1a7f37', bad: '#cf222e'};
 
 // What the page knows. Tasks arrive as changes since the previous answer (its token) and are merged here.
 const store = {
-  token: '', account: '', pools: [], jobs: new Map(), selectedJob: null, chosenByUser: false,
+  token: '', account: '', pools: [], schedules: [], jobs: new Map(), selectedJob: null, chosenByUser: false,
   pickedTask: null, pickedNode: null, requestToken: '', requests: [], currentStep: null, selectedRequest: null,
   storage: null,
 };
@@ -46,6 +47,14 @@ function shortId(id) {
 
 function clockTime(ms) {
   return new Date(ms).toLocaleTimeString([], {hour12: false});
+}
+
+// An ISO 8601 duration as the service writes it (PT5M, P1DT2H, PT30S) in words: '5 min', '1 d 2 h', '30 s'.
+function durationText(text) {
+  const match = /^P(?:(\d+)D)?(?:T(?:(\d+)H)?(?:(\d+)M)?(?:([\d.]+)S)?)?$/.exec(text || '');
+  if (!match) return text || '—';
+  const parts = [[match[1], 'd'], [match[2], 'h'], [match[3], 'min'], [match[4], 's']].filter(([value]) => value && +value);
+  return parts.length ? parts.map(([value, unit]) => value + ' ' + unit).join(' ') : '0 s';
 }
 
 function seconds(ms) {
@@ -130,6 +139,7 @@ function countsAgree(job, counts) {
 function applyOverview(overview) {
   store.account = 'account ' + overview.account + ' at ' + overview.endpoint;
   store.pools = overview.pools;
+  store.schedules = overview.schedules || [];
   store.now = overview.now;
   let received = 0;
   let resync = false;
@@ -138,13 +148,21 @@ function applyOverview(overview) {
     seen.add(row.id);
     let job = store.jobs.get(row.id);
     if (!job || job.generation !== row.generation || overview.full) {
-      job = {tasks: new Map(), order: [], version: 0, generation: row.generation};
+      job = {tasks: new Map(), order: [], version: 0, generation: row.generation, waiting: new Set()};
       store.jobs.set(row.id, job);
     }
     job.info = row;
     let added = false;
+    // The tasks waiting for their dependencies come when that list changed (a task leaving it gets no stamp).
+    if (overview.waiting) {
+      const waiting = new Set((row.waiting || []).map(id => id.toLowerCase()));
+      if (waiting.size !== job.waiting.size || [...waiting].some(id => !job.waiting.has(id))) job.version += 1;
+      job.waiting = waiting;
+    }
     for (const task of row.tasks) {
       const known = job.tasks.get(task.id);
+      // The nodes it ran on: a multi-instance task's subtasks run on nodes of their own.
+      task.nodeIds = [task.nodeId, ...(task.subtasks || []).map(subtask => subtask.nodeId)].filter(Boolean);
       job.tasks.set(task.id, task);
       if (known) job.order[known.index] = task;
       else { job.order.push(task); added = true; }
@@ -174,49 +192,102 @@ function applyOverview(overview) {
 
 const NODE_STATE_TEXT = {idle: 'idle', running: 'running', starting: 'starting', creating: 'creating',
   waitingforstarttask: 'waiting for start task', starttaskfailed: 'start task failed', unusable: 'unusable',
-  rebooting: 'rebooting', reimaging: 'reimaging', leavingpool: 'leaving pool', offline: 'offline', preempted: 'preempted'};
+  rebooting: '↻ rebooting', reimaging: '↻ reimaging', leavingpool: '⇥ leaving pool', offline: 'offline',
+  preempted: 'preempted', deallocating: '↓ deallocating', deallocated: '○ deallocated'};
 
 const NODE_STATE_SHORT = {idle: 'idle', running: 'run', starting: 'start', creating: 'new', waitingforstarttask: 'wait',
-  starttaskfailed: 'FAIL', unusable: 'BAD', rebooting: 'boot', reimaging: 'reimg', leavingpool: 'leave', offline: 'off', preempted: 'pre'};
+  starttaskfailed: 'FAIL', unusable: 'BAD', rebooting: 'boot', reimaging: 'reimg', leavingpool: 'leave', offline: 'off',
+  preempted: 'pre', deallocating: 'dealc', deallocated: 'deal'};
+
+const SCHEDULING_OFF = '⊘ scheduling off';
+
+function nodeCell(pool, node, index, compact) {
+  const used = node.runningSlots || 0;
+  const start = node.startTask;
+  const startText = start ? 'start task ' + start.state + (start.result ? ' / ' + start.result : '') +
+    (start.exitCode !== null && start.exitCode !== undefined ? ' (exit ' + start.exitCode + ')' : '') : 'no start task';
+  const selected = store.pickedNode && store.pickedNode.node === node.id && store.pickedNode.pool === pool.id;
+  const off = node.schedulingState === 'disabled';
+  const users = node.users || [];
+  const title = [node.id, 'state: ' + node.state, 'scheduling ' + (off ? 'disabled: no new task starts here' : 'enabled'),
+    startText, node.totalTasksRun + ' tasks run', users.length ? 'node users: ' + users.join(', ') : null,
+    'click: its tasks and start task files'].filter(Boolean).join('\n');
+  const cell = el('button', {
+    type: 'button', className: 'node-cell node-' + node.state + (off ? ' scheduling-off' : '') + (selected ? ' selected' : ''),
+    'data-node-id': node.id, 'data-state': node.state, 'data-scheduling': node.schedulingState || 'enabled',
+    'data-users': String(users.length), title, onclick: () => pickNode(pool, node),
+  },
+  el('span', {}, (compact ? 'n' : 'node ') + (index + 1) + (compact && off ? ' ⊘' : '')),
+  el('span', {className: 'node-state'}, compact ? NODE_STATE_SHORT[node.state] || node.state : NODE_STATE_TEXT[node.state] || node.state),
+  el('span', {'data-slots': used + '/' + pool.slotsPerNode}, used + '/' + pool.slotsPerNode + (compact ? '' : ' slots')),
+  off && !compact ? el('span', {className: 'node-scheduling'}, SCHEDULING_OFF) : null,
+  users.length && !compact ? el('span', {'data-node-users': String(users.length)}, users.length + (users.length === 1 ? ' node user' : ' node users')) : null,
+  el('div', {className: 'slots'}, el('i', {})));
+  // The slot bar's width is set through the CSSOM (a style attribute would be refused by the page's CSP).
+  cell.querySelector('.slots i').style.width = Math.round(100 * used / pool.slotsPerNode) + '%';
+  return cell;
+}
+
+// What made an auto pool and when it goes: lifetime job (the job's) or jobschedule (every job of a schedule).
+function autoPoolText(owner) {
+  const whose = owner.lifetime === 'job' ? 'job ' + owner.jobId : 'job schedule ' + owner.scheduleId;
+  const ends = owner.lifetime === 'job' ? 'when the job completes or is deleted' : 'when the schedule completes or is deleted';
+  return ['auto pool of ' + whose, 'lifetime: ' + owner.lifetime + ' — ' + (owner.keepAlive ? 'kept alive (keepAlive), not deleted ' + ends
+    : 'deleted ' + ends)];
+}
+
+// Autoscale: the formula, how often it runs, and what its last periodic run gave (or its error).
+function autoscaleBlock(pool) {
+  const scale = pool.autoScale;
+  const run = scale.lastRun;
+  let last;
+  if (!run) {
+    last = el('p', {className: 'muted', 'data-autoscale-run': 'none'}, 'No periodic evaluation yet (enabling evaluated the formula ' +
+      'once and applied it; a run is shown after the first interval).');
+  } else if (run.error) {
+    last = el('p', {'data-autoscale-run': 'error'}, 'Last evaluation ' + clockTime(run.time) + ': ',
+      el('span', {className: 'text-bad', 'data-autoscale-error': run.error.code}, '✗ error ' + run.error.code), ' — ' +
+      run.error.message + (run.error.detail ? ' (' + run.error.detail + ')' : ''), el('br', {}), 'results: ',
+      el('code', {className: 'results'}, run.results));
+  } else {
+    last = el('p', {'data-autoscale-run': 'success'}, el('span', {className: 'text-ok'}, '✓'), ' Last evaluation ' + clockTime(run.time) +
+      ': ', el('code', {className: 'results', 'data-autoscale-results': ''}, run.results));
+  }
+  return el('div', {className: 'autoscale', 'data-autoscale': pool.id},
+    el('p', {}, el('strong', {}, '⟳ Autoscale on'), ' — the formula runs every ' + durationText(scale.interval) +
+      ' (autoScaleEvaluationInterval ' + scale.interval + ') and sets the target: now ' + pool.target + ' node(s)'),
+    el('pre', {className: 'formula', 'data-autoscale-formula': ''}, scale.formula), last);
+}
 
 function renderPools() {
   const container = document.getElementById('pools');
   if (!store.pools.length) { container.replaceChildren(el('p', {className: 'muted'}, 'No pools yet.')); return; }
   container.replaceChildren(...store.pools.map(pool => {
     const tally = {};
-    for (const node of pool.nodes) tally[node.state] = (tally[node.state] || 0) + 1;
+    let schedulingOff = 0;
+    for (const node of pool.nodes) {
+      tally[node.state] = (tally[node.state] || 0) + 1;
+      if (node.schedulingState === 'disabled') schedulingOff += 1;
+    }
     const compact = pool.nodes.length > 12;  // 50 nodes: small cells, short labels (the legend says them in full)
-    const cells = pool.nodes.map((node, index) => {
-      const used = node.runningSlots || 0;
-      const start = node.startTask;
-      const startText = start ? 'start task ' + start.state + (start.result ? ' / ' + start.result : '') +
-        (start.exitCode !== null && start.exitCode !== undefined ? ' (exit ' + start.exitCode + ')' : '') : 'no start task';
-      const selected = store.pickedNode && store.pickedNode.node === node.id && store.pickedNode.pool === pool.id;
-      return el('button', {
-        type: 'button', className: 'node-cell node-' + node.state + (selected ? ' selected' : ''), 'data-node-id': node.id,
-        'data-state': node.state, title: node.id + '\n' + startText + '\n' + node.totalTasksRun + ' tasks run\nclick: its tasks and start task files',
-        onclick: () => pickNode(pool, node),
-      },
-      el('span', {}, (compact ? 'n' : 'node ') + (index + 1)),
-      el('span', {className: 'node-state'}, compact ? NODE_STATE_SHORT[node.state] || node.state : NODE_STATE_TEXT[node.state] || node.state),
-      el('span', {'data-slots': used + '/' + pool.slotsPerNode}, used + '/' + pool.slotsPerNode + (compact ? '' : ' slots')),
-      el('div', {className: 'slots'}, el('i', {})));
-    });
-    // Slot bars: widths set through the CSSOM (a style attribute would be refused by the page's CSP).
-    cells.forEach((cell, index) => {
-      const node = pool.nodes[index];
-      cell.querySelector('.slots i').style.width = Math.round(100 * (node.runningSlots || 0) / pool.slotsPerNode) + '%';
-    });
-    const summary = Object.entries(tally).map(([state, count]) => count + ' ' + (NODE_STATE_TEXT[state] || state)).join(' · ');
+    const cells = pool.nodes.map((node, index) => nodeCell(pool, node, index, compact));
+    const summary = Object.entries(tally).map(([state, count]) => count + ' ' + (NODE_STATE_TEXT[state] || state))
+      .concat(schedulingOff ? [schedulingOff + ' with scheduling disabled'] : []).join(' · ');
     const picked = store.pickedNode && store.pickedNode.pool === pool.id ? nodeDetail(pool) : null;
+    const legend = Object.entries(NODE_STATE_SHORT).filter(([state, short]) => tally[state] && short !== NODE_STATE_TEXT[state])
+      .map(([state, short]) => el('span', {}, short + ' = ' + NODE_STATE_TEXT[state]));
+    if (schedulingOff) legend.push(el('span', {}, '⊘ = scheduling disabled'));
+    const owner = pool.autoPoolOf;
     return el('div', {'data-pool-id': pool.id},
       el('p', {className: 'pool-head'}, el('strong', {}, 'Pool ' + pool.id), ' — ' + pool.state + ', allocation ',
         el('span', {'data-allocation': pool.allocationState}, pool.allocationState),
-        ', ' + pool.current + ' of ' + pool.target + ' nodes, ' + pool.vmSize + ', ' + pool.slotsPerNode + ' slot(s) per node' +
-        (summary ? ': ' + summary : '')),
+        ', ' + pool.current + ' of ' + pool.target + ' nodes' + (pool.autoScale ? ' (autoscale)' : '') + ', ' + pool.vmSize + ', ' +
+        pool.slotsPerNode + ' slot(s) per node' + (summary ? ': ' + summary : '')),
+      owner ? el('p', {className: 'auto-pool', 'data-auto-pool-of': owner.jobId || owner.scheduleId},
+        el('span', {className: 'tag'}, autoPoolText(owner)[0]), ' ' + autoPoolText(owner)[1]) : null,
+      pool.autoScale ? autoscaleBlock(pool) : null,
       el('div', {className: 'heatmap' + (compact ? ' compact' : ''), role: 'list'}, ...cells),
-      compact ? el('p', {className: 'legend'}, ...Object.entries(NODE_STATE_SHORT).filter(([state, short]) => tally[state] && short !== NODE_STATE_TEXT[state]).map(([state, short]) =>
-        el('span', {}, short + ' = ' + NODE_STATE_TEXT[state]))) : null, picked);
+      compact && legend.length ? el('p', {className: 'legend'}, ...legend) : null, picked);
   }));
 }
 
@@ -231,8 +302,12 @@ function nodeDetail(pool) {
       'Start task files on node ' + node.id, '/portal/api/node-files?' + query, '/portal/api/node-file?' + query, node.id + '/')},
     'start task files'),
   ] : ['no start task'];
-  return el('p', {className: 'node-files', 'data-picked-node': node.id}, el('span', {title: node.id}, 'Node ' + shortId(node.id) + ':'), ...links,
-    el('span', {className: 'muted'}, '(its tasks are filtered below)'));
+  const users = node.users || [];
+  return el('p', {className: 'node-files', 'data-picked-node': node.id}, el('span', {title: node.id}, 'Node ' + shortId(node.id) + ':'),
+    el('span', {}, NODE_STATE_TEXT[node.state] || node.state),
+    el('span', {'data-node-scheduling': node.schedulingState}, node.schedulingState === 'disabled' ? SCHEDULING_OFF : 'scheduling on'),
+    el('span', {'data-node-users': users.join(',')}, users.length ? 'node users: ' + users.join(', ') : 'no node users'),
+    ...links, el('span', {className: 'muted'}, '(its tasks are filtered below)'));
 }
 
 function pickNode(pool, node) {
@@ -245,20 +320,84 @@ function pickNode(pool, node) {
 
 // ---------------------------------------------------------------- jobs
 
+function selectJob(id) {
+  store.selectedJob = id;
+  store.chosenByUser = true;
+  renderAll(true);
+}
+
+// A job a schedule made ({schedule}:job-N): the schedule's name muted, then job-N.
+function jobIdCell(info) {
+  if (!info.schedule) return el('td', {title: info.id}, info.id);
+  return el('td', {title: 'job ' + info.schedule.number + ' of the job schedule ' + info.schedule.id, 'data-schedule': info.schedule.id},
+    el('span', {className: 'muted'}, info.schedule.id + ':'), 'job-' + info.schedule.number);
+}
+
+function poolCell(info) {
+  // The job's own auto pool, or the auto pool its job schedule made for all its jobs (lifetime jobschedule).
+  const pool = info.autoPool ? null : store.pools.find(item => item.id === info.poolId);
+  const owner = pool && pool.autoPoolOf && pool.autoPoolOf.lifetime === 'jobschedule' ? pool.autoPoolOf : null;
+  if (!info.autoPool && !owner) return el('td', {title: info.poolId}, info.poolId);
+  const whose = owner ? 'the auto pool of the job schedule ' + owner.scheduleId : 'the auto pool of this job';
+  const kept = (owner || info.autoPool).keepAlive ? ' (kept alive)' : '';
+  return el('td', {title: whose + ': ' + info.poolId + kept, 'data-auto-pool': info.poolId},
+    el('span', {className: 'tag'}, 'auto pool'), ' ' + shortId(info.poolId));
+}
+
+const SCHEDULE_LABELS = {active: '▶ active', disabled: '⊘ disabled', completed: '✓ completed', terminating: '◔ terminating',
+  deleting: '✗ deleting'};
+const JOB_MARKS = {active: '▶', disabled: '⊘', terminating: '◔', completed: '✓', deleting: '✗'};
+
+function renderSchedules() {
+  const container = document.getElementById('schedules');
+  container.hidden = !store.schedules.length;
+  if (!store.schedules.length) { container.replaceChildren(); return; }
+  const now = store.now || Date.now();
+  const rows = store.schedules.map(schedule => {
+    const next = schedule.nextRun ? clockTime(schedule.nextRun) + (schedule.nextRun > now ? ' (in ' + seconds(schedule.nextRun - now) + ')'
+      : ' (due)') : '—';
+    const shown = schedule.jobs.slice(-4);
+    const jobs = shown.map(job => el('button', {className: 'link', type: 'button', 'data-schedule-job': job.id,
+      title: job.id + ': ' + job.state, onclick: () => selectJob(job.id)}, (JOB_MARKS[job.state] || '') + ' ' + job.id.slice(schedule.id.length + 1)));
+    const earlier = schedule.jobs.length - shown.length;
+    const recurrence = schedule.recurrence ? 'every ' + durationText(schedule.recurrence) : 'once';
+    const timing = [schedule.doNotRunUntil ? 'not before ' + clockTime(schedule.doNotRunUntil) : null,
+      schedule.doNotRunAfter ? 'not after ' + clockTime(schedule.doNotRunAfter) : null,
+      schedule.startWindow ? 'start window ' + durationText(schedule.startWindow) : null].filter(Boolean).join(', ');
+    return el('tr', {'data-schedule-id': schedule.id},
+      el('td', {title: schedule.id + (schedule.displayName ? ' — ' + schedule.displayName : '')}, schedule.id),
+      el('td', {'data-schedule-state': schedule.state}, SCHEDULE_LABELS[schedule.state] || schedule.state),
+      el('td', {title: (schedule.recurrence || 'no recurrenceInterval') + (timing ? '; ' + timing : '')}, recurrence),
+      el('td', {'data-next-run': schedule.nextRun ? String(schedule.nextRun) : ''}, next),
+      el('td', {'data-recent-job': schedule.recentJob || ''}, schedule.recentJob
+        ? el('button', {className: 'link', type: 'button', onclick: () => selectJob(schedule.recentJob)}, schedule.recentJob.slice(schedule.id.length + 1))
+        : '—'),
+      el('td', {className: 'schedule-jobs'}, ...(jobs.length ? jobs : ['none yet']),
+        earlier > 0 ? el('span', {className: 'muted'}, '+' + earlier + ' earlier') : null));
+  });
+  container.replaceChildren(el('h3', {}, 'Job schedules ', el('span', {className: 'muted'}, '— each creates its jobs {schedule}:job-N on time')),
+    el('table', {className: 'jobs schedules'},
+      el('thead', {}, el('tr', {}, ...['schedule', 'state', 'recurrence', 'next run', 'recent job', 'its jobs'].map(h => el('th', {}, h)))),
+      el('tbody', {}, ...rows)));
+}
+
 function renderJobs() {
+  renderSchedules();
   const container = document.getElementById('jobs');
   document.getElementById('job-pictures').hidden = !store.selectedJob;
   if (!store.jobs.size) { container.replaceChildren(el('p', {className: 'muted'}, 'No jobs yet.')); return; }
   const jobs = [...store.jobs.values()].sort((a, b) => b.info.created - a.info.created);
   const rows = jobs.map(job => {
     const counts = job.info.counts;
+    const waiting = job.waiting.size;
     return el('tr', {className: job.info.id === store.selectedJob ? 'selected' : '', 'data-job-id': job.info.id,
-      onclick: () => { store.selectedJob = job.info.id; store.chosenByUser = true; renderAll(true); }},
-    el('td', {title: job.info.id}, job.info.id), el('td', {title: job.info.poolId}, job.info.poolId), el('td', {}, job.info.state),
+      onclick: () => selectJob(job.info.id)},
+    jobIdCell(job.info), poolCell(job.info), el('td', {}, job.info.state),
     ...['active', 'running', 'completed', 'succeeded', 'failed'].map(name =>
-      el('td', {'data-count': name, className: name === 'failed' && counts[name] ? 'text-bad' : ''}, counts[name])));
+      el('td', {'data-count': name, className: name === 'failed' && counts[name] ? 'text-bad' : '',
+        title: name === 'active' && waiting ? waiting + ' of them waiting for dependencies' : null}, counts[name])));
   });
-  container.replaceChildren(...[el('table', {className: 'jobs'},
+  container.replaceChildren(...[el('table', {className: 'jobs job-list'},
     el('thead', {}, el('tr', {}, ...['job', 'pool', 'state', 'active', 'running', 'completed', 'succeeded', 'failed'].map(h =>
       el('th', {}, h)))), el('tbody', {}, ...rows.slice(0, 8))),
   jobs.length > 8 ? el('p', {className: 'muted'}, jobs.length + ' jobs: the newest 8 are listed.') : null].filter(Boolean));
@@ -277,6 +416,14 @@ function taskColour(task) {
   return task.state === 'preparing' ? COLOURS.prep : COLOURS.run;
 }
 
+// A task's runs on the timeline: the task on its node, and a multi-instance task's subtasks on theirs.
+function timelineRuns(task) {
+  if (!task.subtasks || !task.subtasks.length) return [task];
+  return [task, ...task.subtasks.filter(subtask => subtask.start && subtask.nodeId).map(subtask => ({
+    id: task.id, state: subtask.state, result: subtask.result, start: subtask.start, end: subtask.end, nodeId: subtask.nodeId,
+    parent: task}))];
+}
+
 function renderTimeline(job, now) {
   const canvas = document.getElementById('timeline');
   const pool = store.pools.find(item => item.id === job.info.poolId);
@@ -284,12 +431,16 @@ function renderTimeline(job, now) {
   for (const node of pool ? pool.nodes : []) lanes.set(node.id, []);
   let first = Infinity;
   let last = job.info.created;
+  let runs = 0;
   for (const task of job.tasks.values()) {
     if (!task.start || !task.nodeId) continue;
-    if (!lanes.has(task.nodeId)) lanes.set(task.nodeId, []);
-    lanes.get(task.nodeId).push(task);
-    first = Math.min(first, task.start);
-    last = Math.max(last, task.end || now);
+    for (const run of timelineRuns(task)) {
+      if (!lanes.has(run.nodeId)) lanes.set(run.nodeId, []);
+      lanes.get(run.nodeId).push(run);
+      first = Math.min(first, run.start);
+      last = Math.max(last, run.end || now);
+      runs += 1;
+    }
   }
   const ids = [...lanes.keys()];
   const width = Math.max(200, canvas.parentElement.clientWidth);
@@ -318,7 +469,7 @@ function renderTimeline(job, now) {
   }
   const span = Math.max(1000, last - first);
   const x = moment => left + (moment - first) / span * plot;
-  const bars = timeline.bars && timeline.bars.length >= job.tasks.size * 5 ? timeline.bars : new Float64Array(job.tasks.size * 5 + 5);
+  const bars = timeline.bars && timeline.bars.length >= runs * 5 ? timeline.bars : new Float64Array(runs * 5 + 5);
   const picked = [];
   const barTasks = [];
   let count = 0;
@@ -386,11 +537,12 @@ function timelineClick(event) {
     const distance = px < x0 ? x0 - px : px > x0 + w ? px - x0 - w : 0;
     if (distance < bestDistance) { bestDistance = distance; best = index; }
   }
-  if (best >= 0) pickTask(timeline.tasks[best]);
+  if (best >= 0) pickTask(timeline.tasks[best].parent || timeline.tasks[best]);
 }
 
 function pickTask(task) {
   store.pickedTask = task.id;
+  store.pickedTaskJob = store.selectedJob;
   const job = selectedJob();
   const duration = task.start ? seconds((task.end || Date.now()) - task.start) : 'not started';
   document.getElementById('timeline-picked').textContent = 'Task ' + task.id + ' on node ' + (shortId(task.nodeId) || '—') + ': ' +
@@ -486,8 +638,8 @@ function refilter(job) {
   if (taskList.job === job.info.id && taskList.version === job.version && taskList.filters === key) return false;
   const filtered = [];
   for (const task of job.order) {
-    if (state && task.state !== state) continue;
-    if (node && task.nodeId !== node) continue;
+    if (state === 'waiting' ? !isWaiting(job, task) : state && task.state !== state) continue;
+    if (node && !(task.nodeIds || []).includes(node)) continue;
     if (failedOnly && task.result !== 'failure') continue;
     if (search && !task.id.toLowerCase().includes(search)) continue;
     filtered.push(task);
@@ -498,24 +650,114 @@ function refilter(job) {
   return true;
 }
 
-function taskBadge(task) {
-  const failed = task.state === 'completed' && task.result === 'failure';
-  const label = task.state === 'completed' ? (failed ? '✗ failed' : '✓ succeeded') : (TASK_LABELS[task.state] || task.state);
-  const kind = task.state === 'completed' ? (failed ? 'failure' : 'success') : task.state;
-  return el('span', {className: 'badge badge-' + kind, 'data-state': task.state, title: 'state: ' + task.state +
-    (task.result ? ', result: ' + task.result : '')}, label);
+// Active, and its dependencies not all met: the job's waiting list (sent when it changes) says so.
+function isWaiting(job, task) {
+  return task.state === 'active' && job.waiting.has(task.id.toLowerCase());
 }
 
-function taskRow(jobId, task, now) {
+function taskBadge(task, job) {
+  const failed = task.state === 'completed' && task.result === 'failure';
+  const waiting = job && isWaiting(job, task);
+  const label = waiting ? WAITING_LABEL : task.state === 'completed' ? (failed ? '✗ failed' : '✓ succeeded') : (TASK_LABELS[task.state] || task.state);
+  const kind = waiting ? 'waiting' : task.state === 'completed' ? (failed ? 'failure' : 'success') : task.state;
+  return el('span', {className: 'badge badge-' + kind, 'data-state': task.state, 'data-waiting': waiting ? 'dependencies' : null,
+    title: 'state: ' + task.state + (waiting ? ', waiting for the tasks it depends on' : '') + (task.result ? ', result: ' + task.result : '')}, label);
+}
+
+// dependsOn as the user wrote it: its ids, then its ranges (start–end).
+function dependsOnText(dependsOn) {
+  const ids = dependsOn.taskIds.join(', ') + (dependsOn.taskIdCount > dependsOn.taskIds.length
+    ? ' and ' + (dependsOn.taskIdCount - dependsOn.taskIds.length) + ' more' : '');
+  const ranges = dependsOn.taskIdRanges.map(range => range.start + '–' + range.end).join(', ');
+  return [ids, ranges].filter(Boolean).join(', ');
+}
+
+function taskRow(job, task, now) {
+  const jobId = job.info.id;
   const exit = task.exitCode === null || task.exitCode === undefined ? '—' : task.exitCode;
   const duration = task.start ? seconds((task.end || now) - task.start) : '—';
-  return el('div', {className: 'task-row' + (task.id === store.pickedTask ? ' picked' : ''), 'data-task-id': task.id, title: task.commandLine || ''},
-    el('span', {title: task.id}, task.id), el('span', {}, taskBadge(task)),
-    el('span', {title: task.nodeId || ''}, shortId(task.nodeId) || '—'),
-    el('span', {'data-exit-code': String(exit), title: task.failure || ''}, String(exit) + (task.failure ? ' · ' + task.failure : '')),
-    el('span', {}, duration),
-    el('span', {}, task.retryCount + (task.requeueCount ? ' / ' + task.requeueCount + ' requeued' : '')),
-    el('span', {}, ...taskFileButtons(jobId, task)));
+  const extra = task.nodeIds && task.nodeIds.length > 1 ? ' +' + (task.nodeIds.length - 1) : '';
+  const idCell = el('span', {title: task.id + (task.dependsOn ? '\ndepends on ' + dependsOnText(task.dependsOn) : '') +
+    (task.instances ? '\nmulti-instance: ' + task.instances + ' instances' : '')}, task.id,
+  task.instances ? el('span', {className: 'muted', 'data-instances': String(task.instances)}, ' ×' + task.instances) : null,
+  task.dependsOn ? el('span', {className: 'muted', 'data-depends-on': ''}, ' ← ' + dependsOnText(task.dependsOn)) : null);
+  return el('div', {className: 'task-row' + (task.id === store.pickedTask ? ' picked' : ''), 'data-task-id': task.id, title: task.commandLine || '',
+    onclick: event => { if (!event.target.closest('button')) showTaskDetail(task); }},
+  idCell, el('span', {}, taskBadge(task, job)),
+  el('span', {title: task.nodeIds && task.nodeIds.length ? task.nodeIds.join('\n') : ''}, (shortId(task.nodeId) || '—') + extra),
+  el('span', {'data-exit-code': String(exit), title: task.failure || ''}, String(exit) + (task.failure ? ' · ' + task.failure : '')),
+  el('span', {}, duration),
+  el('span', {}, task.retryCount + (task.requeueCount ? ' / ' + task.requeueCount + ' requeued' : '')),
+  el('span', {}, ...taskFileButtons(jobId, task)));
+}
+
+function showTaskDetail(task) {
+  store.pickedTask = task.id;
+  store.pickedTaskJob = store.selectedJob;
+  renderAll(true);
+}
+
+// The state word of a task the picked one depends on (it may not have been added yet).
+function parentText(job, id) {
+  const parent = job.tasks.get(id) || [...job.tasks.values()].find(task => task.id.toLowerCase() === id.toLowerCase());
+  if (!parent) return id + ' (not added yet)';
+  const state = parent.state === 'completed' ? (parent.result === 'failure' ? '✗ failed' : '✓ succeeded')
+    : isWaiting(job, parent) ? '◷ waiting' : TASK_LABELS[parent.state] || parent.state;
+  return id + ' ' + state;
+}
+
+function rangeText(job, range) {
+  let completed = 0;
+  let known = 0;
+  for (const task of job.tasks.values()) {
+    if (!/^[0-9]+$/.test(task.id) || String(+task.id) !== task.id || +task.id < range.start || +task.id > range.end) continue;
+    known += 1;
+    if (task.state === 'completed') completed += 1;
+  }
+  return range.start + '–' + range.end + ' (' + completed + ' of ' + (range.end - range.start + 1) + ' completed' +
+    (known < range.end - range.start + 1 ? ', ' + (range.end - range.start + 1 - known) + ' not added yet' : '') + ')';
+}
+
+function instanceRow(label, run) {
+  const exit = run.exitCode === null || run.exitCode === undefined ? '—' : String(run.exitCode);
+  const state = run.state === 'completed' ? (run.result === 'failure' ? '✗ failed' : '✓ succeeded') : TASK_LABELS[run.state] || run.state || '—';
+  return el('tr', {'data-subtask': label}, el('td', {}, label), el('td', {}, state), el('td', {title: run.nodeId || ''}, shortId(run.nodeId) || '—'),
+    el('td', {}, exit + (run.failure ? ' · ' + run.failure : '')),
+    el('td', {}, run.start ? seconds((run.end || Date.now()) - run.start) : '—'));
+}
+
+// The picked task: what it depends on (and how far they are), a multi-instance task's primary and subtasks.
+function renderTaskDetail(job) {
+  const box = document.getElementById('task-detail');
+  const task = job && store.pickedTask && store.pickedTaskJob === job.info.id ? job.tasks.get(store.pickedTask) : null;
+  box.hidden = !task;
+  if (!task) { box.replaceChildren(); return; }
+  const parts = [el('p', {className: 'detail-head'}, el('strong', {}, 'Task ' + task.id), ' ', taskBadge(task, job),
+    task.nodeId ? ' on node ' + shortId(task.nodeId) : '', task.exitCode !== null && task.exitCode !== undefined ? ', exit code ' + task.exitCode : '',
+    el('button', {className: 'link close', type: 'button', title: 'close the task detail', onclick: () => {
+      store.pickedTask = null; renderAll(true);
+    }}, 'close'))];
+  if (task.dependsOn) {
+    const items = task.dependsOn.taskIds.map(id => el('li', {'data-parent': id}, parentText(job, id)))
+      .concat(task.dependsOn.taskIdRanges.map(range => el('li', {'data-range': range.start + '-' + range.end}, 'ids ' + rangeText(job, range))));
+    if (task.dependsOn.taskIdCount > task.dependsOn.taskIds.length) {
+      items.push(el('li', {}, 'and ' + (task.dependsOn.taskIdCount - task.dependsOn.taskIds.length) + ' more ids'));
+    }
+    const waiting = isWaiting(job, task);
+    parts.push(el('p', {'data-dependency-state': waiting ? 'waiting' : task.state === 'active' ? 'met' : task.state},
+      waiting ? WAITING_LABEL + ': it starts when every task below has completed and satisfied it.'
+        : task.state === 'active' ? 'Its dependencies are met: it is queued.' : 'Its dependencies were met.'),
+    el('ul', {className: 'depends-on'}, ...items));
+  }
+  if (task.instances) {
+    const subtasks = task.subtasks || [];
+    parts.push(el('p', {}, 'Multi-instance: ' + task.instances + ' instances — the primary runs the command line, ' +
+      (task.instances - 1) + ' subtask(s) run the coordination command on nodes of their own' + (subtasks.length ? '.' : ' (not started yet).')),
+    el('table', {className: 'subtasks'}, el('thead', {}, el('tr', {}, ...['instance', 'state', 'node', 'exit', 'duration'].map(h => el('th', {}, h)))),
+      el('tbody', {}, instanceRow('primary', task), ...subtasks.map(subtask => instanceRow('subtask ' + subtask.id, subtask)))));
+  }
+  if (!task.dependsOn && !task.instances) parts.push(el('p', {className: 'muted'}, task.commandLine || ''));
+  box.replaceChildren(...parts);
 }
 
 const taskView = {first: -1, count: -1, version: -1};
@@ -533,7 +775,7 @@ function renderTaskRows(force) {
   Object.assign(taskView, {first, count});
   rows.style.top = first * ROW_HEIGHT + 'px';
   const now = Date.now();
-  rows.replaceChildren(...taskList.filtered.slice(first, first + count).map(task => taskRow(job.info.id, task, now)));
+  rows.replaceChildren(...taskList.filtered.slice(first, first + count).map(task => taskRow(job, task, now)));
 }
 
 function renderNodeFilter(job) {
@@ -710,6 +952,7 @@ function renderAll(force) {
     }
     document.getElementById('tasks-title').textContent = 'Tasks of job ' + job.info.id;
   }
+  renderTaskDetail(job);
   renderTaskRows(force);
 }
 
