@@ -108,6 +108,9 @@ def parse_arguments(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument('--clock-speed', type=_speed, default=1.0, metavar='F',
                         help='run autoscale evaluation intervals and job schedules F times faster than real '
                              'time (for tests; default 1: real time)')
+    parser.add_argument('--container-runtime', metavar='COMMAND',
+                        help="the command that runs container tasks, e.g. 'podman' or 'docker' (default: the first of "
+                             'docker and podman that answers)')
     parser.add_argument('--parent-pid', type=int, help='exit when this process ends (used by --local runs)')
     parser.add_argument('--verbose', action='store_true', help='log diagnostics to stderr')
     parser.add_argument('--operations', action='store_true',
@@ -134,6 +137,7 @@ async def serve(args: argparse.Namespace, data_dir: str) -> None:
                      storage_connection_string=args.storage_connection_string, pass_environment=args.pass_env,
                      dedicated_node_quota=args.dedicated_node_quota, spot_node_quota=args.spot_node_quota)
     app[STATE].clock_speed = args.clock_speed
+    app[STATE].container_runtime_setting = args.container_runtime
     if args.clock_speed != 1.0:  # --clock-speed wins over BATCH_EMULATOR_SCHEDULE_CLOCK
         app[STATE].schedule_clock = args.clock_speed
     runner = web.AppRunner(app, access_log=None, handle_signals=False)

@@ -32,7 +32,7 @@ from urllib.parse import quote, urlsplit, urlunsplit
 
 import aiohttp
 
-from . import processes
+from . import containers, processes
 from .files import TooManyFiles, find_output_files, inside
 
 _STORAGE_API_VERSION = '2021-12-02'
@@ -144,7 +144,8 @@ class NodeRunner:
     async def execute(self, key: object, *, command_line: str, task_dir: str, env: dict[str, str],
                       resource_files: list[dict], output_files: list[dict] | None = None,
                       max_wall_clock_seconds: float | None = None,
-                      on_started: Callable[[int], None] | None = None) -> tuple[int | None, dict | None]:
+                      on_started: Callable[[int], None] | None = None,
+                      container: tuple[tuple[str, ...], dict] | None = None) -> tuple[int | None, dict | None]:
         """Runs one task (or start/preparation/release task) to its end.
 
         Returns (exit code, failure info or None). Raises NodeLost if the node
@@ -159,7 +160,7 @@ class NodeRunner:
                 stderr.write(download_failure['message'] + '\n')
             return None, download_failure
         exit_code, run_failure = await self._run_process(key, command_line, working_dir, env, stdout_path,
-                                                         stderr_path, max_wall_clock_seconds, on_started)
+                                                         stderr_path, max_wall_clock_seconds, on_started, container)
         if key in self._lost:
             self._lost.discard(key)
             raise NodeLost()
@@ -170,13 +171,21 @@ class NodeRunner:
 
     async def _run_process(self, key: object, command_line: str, working_dir: str, env: dict[str, str],
                            stdout_path: str, stderr_path: str, max_wall_clock_seconds: float | None,
-                           on_started: Callable[[int], None] | None) -> tuple[int | None, dict | None]:
+                           on_started: Callable[[int], None] | None,
+                           container: tuple[tuple[str, ...], dict] | None = None) -> tuple[int | None, dict | None]:
         try:
             argv = shlex.split(command_line)
         except ValueError as error:
             return None, failure('CommandLineInvalid', f'The command line cannot be parsed: {error}')
         if not argv:
             return None, failure('CommandLineInvalid', 'The command line is empty.')
+        container_name = None
+        if container is not None:  # the runtime runs it: the runtime gets the emulator's environment
+            runtime, settings = container
+            container_name = containers.new_name()
+            argv = containers.run_argv(runtime, settings, name=container_name, argv=argv, env=env,
+                                       node_root=env['AZ_BATCH_NODE_ROOT_DIR'], working_dir=working_dir)
+            env = {**os.environ, 'AZ_BATCH_TASK_DIR': env.get('AZ_BATCH_TASK_DIR', '')}
         with open(stdout_path, 'ab') as stdout, open(stderr_path, 'ab') as stderr:
             self._starting += 1
             try:
@@ -203,6 +212,8 @@ class NodeRunner:
                                           'The task ran longer than its maxWallClockTime constraint allows')
         finally:
             self._processes.pop(key, None)
+            if container_name is not None:
+                await containers.remove(container[0], container_name)
             self._stop_leftovers(process.pid, env.get('AZ_BATCH_TASK_DIR', ''))
         return exit_code, (None if exit_code == 0 else failure(
             'FailureExitCode', 'The task exited with an exit code representing a failure',

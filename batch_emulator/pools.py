@@ -6,7 +6,7 @@ import re
 import secrets
 from collections.abc import Callable
 
-from . import images
+from . import containers, images
 from .errors import BatchServiceError, invalid_property, missing_property
 from .models import MAX_TASK_SLOTS, Node, Pool, iso, stamp, utc_now
 from .room import Room, _check_command_line, _check_id
@@ -133,9 +133,8 @@ class PoolRoom(Room):
             raise invalid_property('virtualMachineConfiguration.nodeAgentSKUId', vm_config['nodeAgentSKUId'],
                                    'The image and node agent SKU are not a supported combination '
                                    '(see GET /supportedimages).')
-        if vm_config.get('containerConfiguration'):
-            raise invalid_property('containerConfiguration', '...', 'The local emulator runs tasks as processes of '
-                                   'this machine, not in containers; leave containerConfiguration out.')
+        if vm_config.get('containerConfiguration') and self.container_runtime is None:
+            raise invalid_property('containerConfiguration', '...', containers.INSTALL_HINT)
         if image['osType'] != 'linux':
             raise invalid_property('virtualMachineConfiguration.imageReference', image['imageReference']['sku'],
                                    'The local emulator runs Linux images only.')

@@ -86,6 +86,8 @@ class Room:
         self.hooks: SchedulerHooks = _NoHooks()  # type: ignore[assignment]
         self.journal = None  # persistence.Journal with --location: records every change
         self.pending_restart: deque[Pool] = deque()  # pools whose nodes reboot after a restart
+        self.container_runtime_setting: str | None = None  # --container-runtime
+        self.container_runtime: tuple[str, ...] | None = None  # found when a container pool is first created
 
     def changed(self, kind: str, entity: object) -> None:
         if self.journal is not None:

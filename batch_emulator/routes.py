@@ -17,6 +17,7 @@ from email.utils import format_datetime
 
 from aiohttp import web
 
+from . import containers
 from .contract import Operation, conform, is_spec_path, operations, render, resolve
 from .errors import BatchServiceError, invalid_query
 from .files import TooManyFiles, inside, is_directory, list_files, read_chunks
@@ -145,7 +146,11 @@ async def get_application(request: web.Request) -> web.Response:
 # ----- pools ---------------------------------------------------------------------------------
 
 async def create_pool(request: web.Request) -> web.Response:
-    pool = _state(request).create_pool(await _body(request))
+    state, body = _state(request), await _body(request)
+    containers_wanted = (body.get('virtualMachineConfiguration') or {}).get('containerConfiguration')
+    if containers_wanted and state.container_runtime is None:  # found off the event loop, once
+        state.container_runtime = await asyncio.to_thread(containers.find_runtime, state.container_runtime_setting)
+    pool = state.create_pool(body)
     return json_response(request, None, status=201, etag=pool.etag, last_modified=pool.last_modified,
                          location=f"{request.app[SETTINGS]['base_url']}/pools/{pool.id}")
 

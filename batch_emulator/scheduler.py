@@ -25,7 +25,7 @@ from typing import Any
 from . import multi_instance, processes
 from .faults import FaultInjector
 from .jobs import AUTO_POOL
-from .node import NodeLost, NodeRunner, parse_duration
+from .node import NodeLost, NodeRunner, failure, parse_duration
 from .scaling import run_autoscale
 from .schedules import run_job_schedules
 from .state import BatchState, Job, Node, Pool, Task, iso, retry_delay, utc_now
@@ -397,6 +397,10 @@ class Scheduler:
             death = self.faults.node_dies() if self.faults else None
             if death is not None:
                 asyncio.get_running_loop().call_later(death, self._kill_node, pool, node)
+            container, mismatch = self._container_for(pool, task.spec)
+            if mismatch:
+                self.state.task_finished(task, None, mismatch)
+                return
             try:
                 exit_code, problem = await self.runner.execute(
                     task, command_line=task.spec['commandLine'], task_dir=task_dir, env=env,
@@ -404,7 +408,7 @@ class Scheduler:
                     output_files=task.spec.get('outputFiles') or [],
                     max_wall_clock_seconds=parse_duration((task.spec.get('constraints') or {})
                                                           .get('maxWallClockTime')),
-                    on_started=lambda pid: self._process_started(task, pid))
+                    on_started=lambda pid: self._process_started(task, pid), container=container)
             except NodeLost:
                 self.state.task_requeued(task)
                 return
@@ -426,6 +430,19 @@ class Scheduler:
             if not node.running and node.state == 'running':
                 node.set_state('idle')
             self.work_available()
+
+    def _container_for(self, pool: Pool, spec: dict) -> tuple[tuple | None, dict | None]:
+        """(runtime and containerSettings, or None; a failure when the task and its pool disagree). The spec: a
+        pool with containerConfiguration needs tasks with containerSettings, and a pool without refuses them."""
+        pool_has = bool(pool.spec['virtualMachineConfiguration'].get('containerConfiguration'))
+        settings = spec.get('containerSettings')
+        if pool_has and settings and self.state.container_runtime:
+            return (self.state.container_runtime, settings), None
+        if not pool_has and not settings:
+            return None, None
+        reason = ('The task has containerSettings but its pool has no containerConfiguration.' if settings else
+                  'The pool runs container tasks (containerConfiguration): the task needs containerSettings.')
+        return None, failure('ContainerSettingsInvalid', reason)
 
     def _process_started(self, task: Task, pid: int) -> None:
         task.process_id, task.process_start_time = pid, processes.start_time(pid)

@@ -1,0 +1,151 @@
+"""Container tasks, driven by the real azure-batch SDK over HTTP against an emulator with a container runtime.
+
+On a machine with Podman (``.ci/run`` installs it, with runc and a static busybox to build a local image, so
+nothing is pulled from a registry) the tasks really run in containers. Without a runtime, the emulator
+refuses container pools the way the service refuses an unsupported configuration, saying what to install —
+that is what the last test checks wherever it runs.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import tarfile
+from collections.abc import Iterator
+
+import pytest
+from azure.batch import models as m
+
+from batch_emulator import containers
+from tests.conftest import eventually
+from tests.hostile import batch_client_for, start_emulator, stop_emulator
+from tests.test_emulator import raw, wait_for_nodes
+
+IMAGE = 'localhost/batch-emulator-busybox:latest'
+# Podman as this sandbox needs it (runc, cgroupfs, no rlimits of its own); plain `podman` elsewhere works too.
+PODMAN = 'podman --runtime /usr/sbin/runc --cgroup-manager=cgroupfs'
+
+
+def _podman_environment(tmp_path) -> dict[str, str]:
+    conf = tmp_path / 'containers.conf'
+    conf.write_text('[containers]\ndefault_ulimits = []\n')
+    return {**os.environ, 'CONTAINERS_CONF': str(conf)}
+
+
+@pytest.fixture(scope='module')
+def runtime(tmp_path_factory) -> tuple[str, dict[str, str]] | None:
+    """(runtime command, environment) with the test image imported, or None when the machine has no runtime."""
+    tmp_path = tmp_path_factory.mktemp('runtime')
+    env = _podman_environment(tmp_path)
+    if shutil.which('podman') is None or not os.path.exists('/usr/sbin/runc') or shutil.which('busybox') is None:
+        return None
+    probe = subprocess.run([*PODMAN.split(), 'info'], env=env, capture_output=True, timeout=60, check=False)
+    if probe.returncode != 0:
+        return None
+    rootfs = tmp_path / 'rootfs'
+    (rootfs / 'bin').mkdir(parents=True)
+    shutil.copy(shutil.which('busybox'), rootfs / 'bin' / 'busybox')
+    for applet in ('sh', 'echo', 'cat', 'pwd', 'env', 'sleep', 'hostname'):
+        os.symlink('busybox', rootfs / 'bin' / applet)
+    archive = tmp_path / 'rootfs.tar'
+    with tarfile.open(archive, 'w') as tar:
+        tar.add(rootfs, arcname='.')
+    subprocess.run([*PODMAN.split(), 'import', str(archive), IMAGE], env=env, capture_output=True, timeout=120,
+                   check=True)
+    return PODMAN, env
+
+
+@pytest.fixture(scope='module')
+def container_batch(runtime, tmp_path_factory) -> Iterator:
+    if runtime is None:
+        pytest.skip('no container runtime here (podman + runc + busybox): test_without_a_runtime_* covers this')
+    command, env = runtime
+    process, endpoint = start_emulator(str(tmp_path_factory.mktemp('containers')), '--container-runtime', command,
+                                       env=env)
+    try:
+        yield batch_client_for(endpoint)
+    finally:
+        stop_emulator(process)
+
+
+def _container_pool(client, pool_id: str) -> None:
+    client.create_pool(m.BatchPoolCreateOptions(
+        id=pool_id, vm_size='standard_d2s_v3', target_dedicated_nodes=1,
+        virtual_machine_configuration=m.VirtualMachineConfiguration(
+            image_reference=m.BatchVmImageReference(publisher='canonical', offer='ubuntu-24_04-lts', sku='server'),
+            node_agent_sku_id='batch.node.ubuntu 24.04',
+            container_configuration=m.BatchContainerConfiguration(type='dockerCompatible',
+                                                                  container_image_names=[IMAGE]))))
+
+
+def test_a_container_task_runs_in_its_image_with_the_node_folders_mounted(container_batch, unique_id):
+    client = container_batch
+    pool_id, job_id = unique_id('containers'), unique_id('containers')
+    _container_pool(client, pool_id)
+    node = wait_for_nodes(client, pool_id)[0]
+    client.create_job(m.BatchJobCreateOptions(id=job_id, pool_info=m.BatchPoolInfo(pool_id=pool_id)))
+    client.create_task(job_id, m.BatchTaskCreateOptions(
+        id='inside', command_line="/bin/sh -c 'pwd; echo $AZ_BATCH_TASK_ID; cat /proc/1/cmdline; echo made > out.txt'",
+        container_settings=m.BatchTaskContainerSettings(image_name=IMAGE)))
+    client.create_task(job_id, m.BatchTaskCreateOptions(
+        id='image-default', command_line="/bin/sh -c 'pwd'", container_settings=m.BatchTaskContainerSettings(
+            image_name=IMAGE, working_directory='containerImageDefault')))
+    client.create_task(job_id, m.BatchTaskCreateOptions(id='not-in-a-container', command_line='true'))
+    done = {task_id: eventually(lambda task_id=task_id: (t := client.get_task(job_id, task_id)).state == 'completed'
+                                and t, timeout=120, message=task_id)
+            for task_id in ('inside', 'image-default', 'not-in-a-container')}
+    assert done['inside'].execution_info.result == 'success', done['inside'].execution_info.failure_info
+    stdout = raw(client, 'GET', f'/jobs/{job_id}/tasks/inside/files/stdout.txt').text().splitlines()
+    assert stdout[0].endswith(f'/workitems/{job_id}/job-1/inside/wd')  # the task's working dir, mounted
+    assert stdout[1] == 'inside'  # the task's environment, in the container
+    assert '/bin/sh' in stdout[2]  # PID 1 of the container is the task's shell: it ran in its own namespace
+    written = raw(client, 'GET', f'/pools/{pool_id}/nodes/{node.id}/files/workitems/{job_id}/job-1/inside/wd/out.txt')
+    assert written.text() == 'made\n'  # what the container wrote is on the node, for the file APIs
+    assert raw(client, 'GET', f'/jobs/{job_id}/tasks/image-default/files/stdout.txt').text().strip() == '/'
+    refused = done['not-in-a-container'].execution_info
+    assert (refused.result, refused.failure_info.code) == ('failure', 'ContainerSettingsInvalid')
+    client.begin_delete_job(job_id)
+    client.begin_delete_pool(pool_id)
+
+
+def test_a_killed_container_task_leaves_no_container_behind(container_batch, runtime, unique_id):
+    client = container_batch
+    command, env = runtime
+    pool_id, job_id = unique_id('killed'), unique_id('killed')
+    _container_pool(client, pool_id)
+    wait_for_nodes(client, pool_id)
+    client.create_job(m.BatchJobCreateOptions(id=job_id, pool_info=m.BatchPoolInfo(pool_id=pool_id)))
+    client.create_task(job_id, m.BatchTaskCreateOptions(
+        id='long', command_line='sleep 300', container_settings=m.BatchTaskContainerSettings(image_name=IMAGE)))
+
+    def running_containers() -> list[str]:
+        listed = subprocess.run([*command.split(), 'ps', '--format', '{{.Names}}'], env=env, capture_output=True,
+                                text=True, timeout=60, check=True).stdout.split()
+        return [name for name in listed if name.startswith('batch-task-')]
+    eventually(lambda: client.get_task(job_id, 'long').state == 'running' and running_containers(), timeout=60,
+               message='the container runs')
+    client.terminate_task(job_id, 'long')
+    eventually(lambda: client.get_task(job_id, 'long').state == 'completed', timeout=60, message='terminated')
+    eventually(lambda: not running_containers(), timeout=60, message='its container gone')
+    client.begin_delete_job(job_id)
+    client.begin_delete_pool(pool_id)
+
+
+def test_without_a_runtime_a_container_pool_is_refused_saying_what_to_install(tmp_path, unique_id):
+    process, endpoint = start_emulator(str(tmp_path / 'none'), '--container-runtime', 'no-such-runtime-here')
+    try:
+        client = batch_client_for(endpoint)
+        response = raw(client, 'POST', '/pools', {
+            'id': unique_id('refused'), 'vmSize': 'standard_d2s_v3',
+            'virtualMachineConfiguration': {
+                'imageReference': {'publisher': 'canonical', 'offer': 'ubuntu-24_04-lts', 'sku': 'server'},
+                'nodeAgentSKUId': 'batch.node.ubuntu 24.04',
+                'containerConfiguration': {'type': 'dockerCompatible'}}})
+        body = response.json()
+        assert (response.status_code, body['code']) == (400, 'InvalidPropertyValue')
+        values = {item['key']: item.get('value') for item in body['values']}
+        assert values['PropertyName'] == 'containerConfiguration'
+        assert values['Reason'] == containers.INSTALL_HINT and 'Podman' in values['Reason']
+    finally:
+        stop_emulator(process)
