@@ -30,7 +30,7 @@ import tempfile
 import time
 from typing import NamedTuple
 
-from common import PROJECT_DIR
+from common import PEAK_WRAPPER, PROJECT_DIR
 
 ORIGINAL = '''
 import collections, os, string, sys
@@ -46,20 +46,6 @@ with open(stem + "_BASELINE" + extension, "w", encoding="utf-8") as output_file:
     for word, count in word_counts.most_common(numwords):
         print(word + ":\\t" + str(count), file=output_file)
 '''
-
-# Runs a Python script and reports the peak resident memory (VmHWM) of that interpreter and the largest
-# ru_maxrss among the processes it started and waited for (the task's workers; 0 when it starts none).
-PEAK_WRAPPER = (
-    'import re, resource, runpy, sys\n'
-    'script = sys.argv[1]\n'
-    'sys.argv = sys.argv[1:]\n'
-    'try:\n'
-    '    runpy.run_path(script, run_name="__main__")\n'
-    'finally:\n'
-    '    status = open("/proc/self/status").read()\n'
-    '    print("peak_kib", re.search(r"VmHWM:\\s+(\\d+)", status).group(1), file=sys.stderr)\n'
-    '    print("children_kib", resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss, file=sys.stderr)\n')
-
 
 def zipf_vocabulary(rng: random.Random, size: int) -> tuple[list[str], list[float]]:
     words = [''.join(rng.choice(string.ascii_lowercase) for _ in range(rng.randint(1, 10))) for _ in range(size)]

@@ -11,17 +11,19 @@ import time
 PROJECT_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, PROJECT_DIR)
 
-# Runs a Python script and reports the peak resident memory of that interpreter (VmHWM), which,
-# unlike getrusage, does not count pages of the process it was started from.
+# Runs a Python script and reports the peak resident memory of that interpreter (VmHWM, which, unlike
+# getrusage, does not count pages of the process it was started from) and the largest ru_maxrss among the
+# processes it started and waited for (a task's workers; 0 when it starts none).
 PEAK_WRAPPER = (
-    'import re, runpy, sys\n'
+    'import re, resource, runpy, sys\n'
     'script = sys.argv[1]\n'
     'sys.argv = sys.argv[1:]\n'
     'try:\n'
     '    runpy.run_path(script, run_name="__main__")\n'
     'finally:\n'
     '    status = open("/proc/self/status").read()\n'
-    '    print("peak_kib", re.search(r"VmHWM:\\s+(\\d+)", status).group(1), file=sys.stderr)\n')
+    '    print("peak_kib", re.search(r"VmHWM:\\s+(\\d+)", status).group(1), file=sys.stderr)\n'
+    '    print("children_kib", resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss, file=sys.stderr)\n')
 
 
 def run_python_measured(script: str, arguments: list[str], cwd: str) -> tuple[float, float, str]:
