@@ -174,6 +174,9 @@ class JobRoom(Room):
                 job.spec.pop(key, None)
         job.etag, job.last_modified = stamp()
         self.changed('job', job)
+        pool = self.pools.get(job.pool_id.lower())
+        if pool is not None:  # a new priority (or pool) reorders the queue of its tasks
+            self.mark_priorities(pool)  # type: ignore[attr-defined]
         self.check_job_completion(job)
         return job
 

@@ -283,18 +283,12 @@ async def get_job(request: web.Request) -> web.Response:
 
 
 async def update_job(request: web.Request) -> web.Response:
-    state = _state(request)
-    job = state.update_job(request.match_info['jobId'], await _body(request))
-    if job.pool_id.lower() in state.pools:
-        state.mark_priorities(state.pools[job.pool_id.lower()])
+    job = _state(request).update_job(request.match_info['jobId'], await _body(request))
     return json_response(request, None, etag=job.etag, last_modified=job.last_modified, acted=True)
 
 
 async def replace_job(request: web.Request) -> web.Response:
-    state = _state(request)
-    job = state.update_job(request.match_info['jobId'], await _body(request), replace=True)
-    if job.pool_id.lower() in state.pools:
-        state.mark_priorities(state.pools[job.pool_id.lower()])
+    job = _state(request).update_job(request.match_info['jobId'], await _body(request), replace=True)
     return json_response(request, None, etag=job.etag, last_modified=job.last_modified, acted=True)
 
 

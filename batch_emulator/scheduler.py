@@ -348,10 +348,23 @@ class Scheduler:
         preparation = node.prepared_jobs.get(job.id, {}).get('preparation', {})
         return preparation.get('result') == 'failure' and job.spec['jobPreparationTask'].get('waitForSuccess', True)
 
-    def _start(self, pool: Pool, node: Node, job: Job, task: Task) -> None:
-        node.running[task.id + '\0' + job.id] = task
+    @staticmethod
+    def _occupy(node: Node, key: str, task: Task) -> None:
+        """The task (or one instance of it) takes its slots on the node."""
+        node.running[key] = task
         node.running_slots += task.required_slots
         node.set_state('running')
+
+    @staticmethod
+    def _release(node: Node, key: str) -> None:
+        """Its run ended: the slots are free again; a node with nothing left running is idle."""
+        node.running.pop(key, None)
+        node.running_slots = sum(t.required_slots for t in node.running.values())
+        if not node.running and node.state == 'running':
+            node.set_state('idle')
+
+    def _start(self, pool: Pool, node: Node, job: Job, task: Task) -> None:
+        self._occupy(node, task.id + '\0' + job.id, task)
         needs_preparation = bool(job.spec.get('jobPreparationTask')) and job.id not in node.prepared_jobs
         self.state.task_started(task, pool, node, state='preparing' if needs_preparation else 'running')
         self._task_runs[task] = self._spawn(self._run(pool, node, job, task, needs_preparation))
@@ -359,9 +372,7 @@ class Scheduler:
     def _start_multi_instance(self, pool: Pool, nodes: list[Node], job: Job, task: Task) -> None:
         keys = [f'{task.id}\0{job.id}\0{index}' for index in range(len(nodes))]
         for node, key in zip(nodes, keys, strict=True):
-            node.running[key] = task
-            node.running_slots += task.required_slots
-            node.set_state('running')
+            self._occupy(node, key, task)
         self.state.task_started(task, pool, nodes[0])
 
         async def run() -> None:
@@ -370,10 +381,7 @@ class Scheduler:
             finally:
                 self._task_runs.pop(task, None)
                 for node, key in zip(nodes, keys, strict=True):
-                    node.running.pop(key, None)
-                    node.running_slots = sum(t.required_slots for t in node.running.values())
-                    if not node.running and node.state == 'running':
-                        node.set_state('idle')
+                    self._release(node, key)
                 self.work_available()
         self._task_runs[task] = self._spawn(run())
 
@@ -425,10 +433,7 @@ class Scheduler:
         finally:
             self._task_runs.pop(task, None)
             pool.preempting.discard(task)
-            node.running.pop(key, None)
-            node.running_slots = sum(t.required_slots for t in node.running.values())
-            if not node.running and node.state == 'running':
-                node.set_state('idle')
+            self._release(node, key)
             self.work_available()
 
     def _container_for(self, pool: Pool, spec: dict) -> tuple[tuple | None, dict | None]:
