@@ -46,14 +46,11 @@ async def run(scheduler: Scheduler, pool: Pool, nodes: list[Node], job: Job, tas
                      for index, node in enumerate(nodes) if index > 0]
 
     def environment(node: Node, index: int) -> dict[str, str]:
-        variables = {**scheduler._node_variables(pool, node), 'AZ_BATCH_JOB_ID': job.id, 'AZ_BATCH_TASK_ID': task.id,
-                     'AZ_BATCH_HOST_LIST': hosts, 'AZ_BATCH_NODE_LIST': hosts.replace(',', ';'),
-                     'AZ_BATCH_MASTER_NODE': f'{primary.ip_address}:{MASTER_PORT}',
-                     'AZ_BATCH_IS_CURRENT_NODE_MASTER': 'true' if index == 0 else 'false',
-                     'AZ_BATCH_TASK_SHARED_DIR': task_dir_on[node.id]}
-        settings_list = list(job.spec.get('commonEnvironmentSettings') or []) + list(
-            task.spec.get('environmentSettings') or [])
-        return runner.environment(node.root_dir, task_dir_on[node.id], variables, settings_list)
+        return scheduler.task_environment(pool, node, job, task, task_dir_on[node.id], {
+            'AZ_BATCH_HOST_LIST': hosts, 'AZ_BATCH_NODE_LIST': hosts.replace(',', ';'),
+            'AZ_BATCH_MASTER_NODE': f'{primary.ip_address}:{MASTER_PORT}',
+            'AZ_BATCH_IS_CURRENT_NODE_MASTER': 'true' if index == 0 else 'false',
+            'AZ_BATCH_TASK_SHARED_DIR': task_dir_on[node.id]})
 
     async def coordinate(index: int, node: Node) -> tuple[int | None, dict | None]:
         os.makedirs(task_dir_on[node.id], mode=0o700, exist_ok=True)

@@ -369,6 +369,18 @@ class Scheduler:
         self.state.task_started(task, pool, node, state='preparing' if needs_preparation else 'running')
         self._task_runs[task] = self._spawn(self._run(pool, node, job, task, needs_preparation))
 
+    def task_environment(self, pool: Pool, node: Node, job: Job, task: Task, task_dir: str,
+                         extra: dict[str, str] | None = None) -> dict[str, str]:
+        """A task's environment on a node: the node's, the AZ_BATCH_* of its job and task, then the job's common
+        and the task's own environment settings."""
+        prep_dir = os.path.join(node.root_dir, 'workitems', job.id, 'job-1', 'jobpreparation')
+        variables = {**self._node_variables(pool, node), 'AZ_BATCH_JOB_ID': job.id, 'AZ_BATCH_TASK_ID': task.id,
+                     'AZ_BATCH_JOB_PREP_DIR': prep_dir, 'AZ_BATCH_JOB_PREP_WORKING_DIR': os.path.join(prep_dir, 'wd'),
+                     **(extra or {})}
+        settings = list(job.spec.get('commonEnvironmentSettings') or []) + list(
+            task.spec.get('environmentSettings') or [])
+        return self.runner.environment(node.root_dir, task_dir, variables, settings)
+
     def _start_multi_instance(self, pool: Pool, nodes: list[Node], job: Job, task: Task) -> None:
         keys = [f'{task.id}\0{job.id}\0{index}' for index in range(len(nodes))]
         for node, key in zip(nodes, keys, strict=True):
@@ -393,15 +405,7 @@ class Scheduler:
                 return
             self.state.task_running(task)
             task_dir = os.path.join(node.root_dir, 'workitems', job.id, 'job-1', task.id)
-            variables = self._node_variables(pool, node)
-            variables.update({'AZ_BATCH_JOB_ID': job.id, 'AZ_BATCH_TASK_ID': task.id,
-                              'AZ_BATCH_JOB_PREP_DIR': os.path.join(node.root_dir, 'workitems', job.id, 'job-1',
-                                                                    'jobpreparation'),
-                              'AZ_BATCH_JOB_PREP_WORKING_DIR': os.path.join(
-                                  node.root_dir, 'workitems', job.id, 'job-1', 'jobpreparation', 'wd')})
-            settings = list(job.spec.get('commonEnvironmentSettings') or []) + list(
-                task.spec.get('environmentSettings') or [])
-            env = self.runner.environment(node.root_dir, task_dir, variables, settings)
+            env = self.task_environment(pool, node, job, task, task_dir)
             death = self.faults.node_dies() if self.faults else None
             if death is not None:
                 asyncio.get_running_loop().call_later(death, self._kill_node, pool, node)
