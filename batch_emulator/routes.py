@@ -377,7 +377,7 @@ async def list_subtasks(request: web.Request) -> web.Response:
     """A multi-instance task's subtasks (ids 1 .. n-1; the primary is the task itself); none for other tasks."""
     _, task = _state(request).get_task(request.match_info['jobId'], request.match_info['taskId'])
     body = {'odata.metadata': _metadata(request, 'subtaskinfo', element=False), 'value': task.subtasks}
-    return json_response(request, {**body, 'value': _writer(request)(body)['value']})
+    return json_response(request, _writer(request)(body))  # odata.* annotations are kept by the writer
 
 
 async def replace_task(request: web.Request) -> web.Response:
