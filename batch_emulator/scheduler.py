@@ -25,6 +25,7 @@ from typing import Any
 from . import multi_instance, processes
 from .faults import FaultInjector
 from .jobs import AUTO_POOL
+from .loops import survive
 from .node import NodeLost, NodeRunner, failure, parse_duration
 from .scaling import run_autoscale
 from .schedules import run_job_schedules
@@ -70,14 +71,14 @@ class Scheduler:
         self._spawn(run_autoscale(self.state))
 
     async def _flush_journal_regularly(self) -> None:
-        while True:
+        while True:  # a pass that fails is logged and the loop goes on (loops.survive)
             await asyncio.sleep(0.25)
-            self.state.journal.flush()
+            survive('flushing the journal', self.state.journal.flush, None)
 
     async def _reap_regularly(self) -> None:
         while True:  # orphans that tasks left behind and that ended by themselves
             await asyncio.sleep(1)
-            self.runner.reap()
+            survive('reaping orphaned processes', self.runner.reap, None)
 
     async def stop(self) -> None:
         await self.runner.close()
@@ -249,10 +250,7 @@ class Scheduler:
         while True:
             await self._wake.wait()
             self._wake.clear()
-            try:
-                self.dispatch()
-            except Exception:  # keep scheduling whatever one pass hit
-                _log.exception('dispatch pass failed')
+            survive('dispatching tasks', self.dispatch, None)  # keep scheduling whatever one pass hit
 
     def dispatch(self) -> None:
         for pool in list(self.state.pools.values()):

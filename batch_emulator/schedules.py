@@ -32,6 +32,7 @@ import os
 import re
 
 from .errors import BatchServiceError, invalid_property
+from .loops import survive
 from .models import Job, duration_text, iso, parse_iso, stamp, utc_now
 from .room import Room, _check_id
 
@@ -40,6 +41,7 @@ _log = logging.getLogger('batch_emulator.schedules')
 CLOCK_ENVIRONMENT = 'BATCH_EMULATOR_SCHEDULE_CLOCK'
 MINIMUM_INTERVAL = datetime.timedelta(minutes=1)  # recurrenceInterval and startWindow (the spec)
 _FOREVER = datetime.timedelta(days=100 * 365)  # a longer interval or window never ends (TimeSpan.MaxValue...)
+_RETRY_SECONDS = 1.0  # after a pass of the schedule loop failed (logged), the next one tries again
 _LONGEST_SLEEP = 60.0  # seconds: re-reads the wall clock at least this often (it may be set while we sleep)
 _ACTIVE_JOB_STATES = ('active', 'disabled', 'terminating')
 
@@ -458,7 +460,7 @@ async def run_job_schedules(state) -> None:
     """Creates each schedule's jobs when they are due (started by the scheduler)."""
     while True:
         state.schedules_changed.clear()
-        delay = state.serve_job_schedules()
+        delay = survive('serving job schedules', state.serve_job_schedules, _RETRY_SECONDS)  # logged; goes on
         delay = _LONGEST_SLEEP if delay is None else min(delay, _LONGEST_SLEEP)
         try:
             await asyncio.wait_for(state.schedules_changed.wait(), timeout=delay)
