@@ -45,6 +45,7 @@ import email.utils
 import math
 import random
 import re
+import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
@@ -54,6 +55,20 @@ from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput
 # The limits the doc states: "The formula string cannot exceed 8 KB"; the SDKs' error-code constants say
 # "An automatic scaling formula is too long. The maximum length is 8192 characters."
 MAX_FORMULA_LENGTH = 8192
+
+# Budgets of one evaluation (ours: the service documents none). A formula is short (8 KB) but can ask for
+# a lot: seven statements each flattening ten copies of the one before build a doubleVec of 10^7 values.
+# Over any budget the run fails with AutoScalingFormulaEvaluationError, inside the AutoScaleRun, as every
+# other formula the service cannot evaluate does. MAX_VECTOR_LENGTH is well above the 18,000 samples the
+# emulator keeps of a variable (25 hours, one every 5 s); a step is one expression, and each value of a
+# doubleVec an expression yields is one more; MAX_SECONDS is a backstop for slow machines only.
+MAX_VECTOR_LENGTH = 50_000
+MAX_STEPS = 400_000
+MAX_SECONDS = 2.0
+MAX_RESULTS_LENGTH = 64 * 1024
+INT32_MAX = 2 ** 31 - 1  # the spec types targetDedicatedNodes and targetLowPriorityNodes as int32
+# .NET's TimeSpan.MaxValue in seconds: a timeinterval beyond it overflows, as a TimeSpan does.
+MAX_INTERVAL_SECONDS = 922_337_203_685.4775807
 
 # Error codes and messages. The first two are recorded / documented inside AutoScaleRun bodies; the
 # syntax and length ones are the service's 400 codes (REST "Batch status and error codes" table).
@@ -270,23 +285,30 @@ def evaluate(formula: str | Formula, context: AutoScaleContext) -> AutoScaleResu
         return _failed(context, untouched, problem.error)
     run = _Run(context)
     try:
-        for statement in parsed.statements:
-            run.statement(statement)
-    except _Stop:
-        pass
+        try:
+            for statement in parsed.statements:
+                run.statement(statement)
+        except _Stop:
+            pass
+        dedicated = run.final_count(_TARGET_DEDICATED)
+        low_priority = run.final_count(_TARGET_LOW_PRIORITY)
+        deallocation = run.final_value(_DEALLOCATION)
+        results = run.results_string(dedicated, low_priority, deallocation)
     except _FormulaError as problem:
         return _failed(context, untouched, problem.error)
     except RecursionError:
-        return _failed(context, untouched, AutoScaleError(EVALUATION_ERROR, EVALUATION_ERROR_MESSAGE, (
-            ('Message', 'Line 1, Col 1: The formula nests its expressions too deeply to evaluate'),)))
-    try:
-        dedicated = run.final_count(_TARGET_DEDICATED)
-        low_priority = run.final_count(_TARGET_LOW_PRIORITY)
-    except _FormulaError as problem:
-        return _failed(context, untouched, problem.error)
-    deallocation = run.final_value(_DEALLOCATION)
-    return AutoScaleResult(dedicated, low_priority, deallocation,
-                           _results_string(dedicated, low_priority, deallocation, run.user_variables()))
+        return _failed(context, untouched, _whole_formula_error('The formula nests its expressions too deeply to '
+                                                               'evaluate'))
+    except (ArithmeticError, ValueError, MemoryError) as problem:  # an answer, never an exception
+        return _failed(context, untouched, _whole_formula_error(f'The formula cannot be evaluated: {problem}'))
+    except Exception as problem:  # noqa: BLE001 - the same for what no one foresaw: a run, never a 500
+        return _failed(context, untouched, _whole_formula_error(f'The formula cannot be evaluated '
+                                                               f'({type(problem).__name__})'))
+    return AutoScaleResult(dedicated, low_priority, deallocation, results)
+
+
+def _whole_formula_error(text: str) -> AutoScaleError:
+    return AutoScaleError(EVALUATION_ERROR, EVALUATION_ERROR_MESSAGE, (('Message', f'Line 1, Col 1: {text}'),))
 
 
 def _failed(context: AutoScaleContext, results: str, error: AutoScaleError) -> AutoScaleResult:
@@ -350,6 +372,13 @@ class _FormulaError(Exception):
         self.error = error
 
 
+def _first_token(where: Tree | Token | None) -> Token:
+    """Where an error is reported: the token itself, or the first token of an expression (else Line 1, Col 1)."""
+    if isinstance(where, Tree):
+        where = next(where.scan_values(lambda value: isinstance(value, Token)), None)
+    return where if isinstance(where, Token) else Token('START', '', line=1, column=1)
+
+
 def _evaluation_error(at: Token, text: str) -> _FormulaError:
     return _FormulaError(AutoScaleError(EVALUATION_ERROR, EVALUATION_ERROR_MESSAGE,
                                         (('Message', f'Line {at.line}, Col {at.column}: {text}'),)))
@@ -363,6 +392,18 @@ class _Run:
         self.now = _utc(context.now)
         self.assigned: dict[str, object] = {}
         self.assigned_at: dict[str, Token] = {}
+        self.steps = 0
+        self.deadline = time.monotonic() + MAX_SECONDS
+        self.histories: dict[str, list[Sample]] = {}
+
+    def spend(self, where: Tree | Token, steps: int) -> None:
+        """Counts steps against MAX_STEPS and the clock against MAX_SECONDS; over either, the run fails."""
+        self.steps += steps
+        if self.steps > MAX_STEPS:
+            raise _evaluation_error(_first_token(where), f'The formula needs more than {MAX_STEPS} steps to evaluate')
+        if time.monotonic() > self.deadline:
+            raise _evaluation_error(_first_token(where), f'The formula takes longer than {MAX_SECONDS:g} seconds '
+                                                         'to evaluate')
 
     # Statements -------------------------------------------------------------------------------------
 
@@ -382,7 +423,7 @@ class _Run:
             if isinstance(value, _Deallocation):
                 value = value.option
             if value not in DEALLOCATION_OPTIONS:
-                raise _evaluation_error(target, f'Invalid value for {name}: {_format_value(value)}')
+                raise _evaluation_error(target, f'Invalid value for {name}: {_format_value(value, 200) or "..."}')
         elif name in _SETTABLE and not isinstance(value, float):
             raise _evaluation_error(target, f'{name} must be a double, not a {_type_name(value)}')
         elif isinstance(value, _Sampled):
@@ -404,9 +445,11 @@ class _Run:
         value = self.final_value(name)
         if isinstance(value, int):
             return value
+        at = self.assigned_at.get(name) or self.assigned_at[next(a for a, f in _ALIASES.items() if f == name)]
         if math.isnan(value) or math.isinf(value):
-            at = self.assigned_at.get(name) or self.assigned_at[next(a for a, f in _ALIASES.items() if f == name)]
             raise _evaluation_error(at, f'{name} is not a number: {_format_double(value)}')
+        if value >= INT32_MAX + 1:  # the spec's int32; refused as an infinite target is, not clamped
+            raise _evaluation_error(at, f'{name} is out of range: {_format_double(value)} is more than {INT32_MAX}')
         # Node counts are whole: the fraction is dropped (the doc's own "+ 3) / 4" rounds up that way).
         return max(0, int(value))
 
@@ -415,12 +458,26 @@ class _Run:
                 _TARGET_LOW_PRIORITY: self.context.target_low_priority_nodes,
                 _DEALLOCATION: self.context.node_deallocation_option}[name]
 
-    def user_variables(self) -> dict[str, object]:
-        return {name: value for name, value in self.assigned.items() if name not in _SETTABLE}
+    def results_string(self, dedicated: int, low_priority: int, deallocation: object) -> str:
+        """The AutoScaleRun's ``results``, or an error once it would be longer than MAX_RESULTS_LENGTH."""
+        user = {name: value for name, value in self.assigned.items() if name not in _SETTABLE}
+        text = _results_string(dedicated, low_priority, str(deallocation), user, MAX_RESULTS_LENGTH)
+        if text is None:
+            raise _evaluation_error(_first_token(self.assigned_at.get(next(iter(user), ''))),
+                                    f'The results would be longer than {MAX_RESULTS_LENGTH} characters')
+        return text
 
     # Expressions ------------------------------------------------------------------------------------
 
-    def value(self, node: Tree | Token) -> object:
+    def value(self, node: Tree) -> object:
+        """The value of an expression, each one counted against the budget (a doubleVec by its length)."""
+        self.spend(node, 1)
+        result = self._value(node)
+        if isinstance(result, DoubleVec):
+            self.spend(node, len(result.values))
+        return result
+
+    def _value(self, node: Tree) -> object:
         kind = node.data
         if kind == 'number':
             return float(node.children[0])
@@ -563,7 +620,7 @@ class _Run:
     def method(self, subject: object, method: Token, parenthesis: Token, arguments: list[object]) -> object:
         if not isinstance(subject, _Sampled):
             raise _evaluation_error(method, f'Undefined symbol: {method} on a {_type_name(subject)}')
-        history = sorted((_utc(moment), float(value)) for moment, value in self.context.samples.get(subject.name, ()))
+        history = self.history(subject.name, method)
         name = str(method)
         if name == 'GetSample':
             return self.get_sample(subject, history, method, parenthesis, arguments)
@@ -583,6 +640,14 @@ class _Run:
                 raise _evaluation_error(method, f'{subject.name} has no samples yet')
             return history[0][0]
         raise _evaluation_error(method, f'Undefined symbol: {name}')
+
+    def history(self, name: str, at: Token) -> list[Sample]:
+        """A sampled variable's history, oldest first: sorted once per run, each sample one step."""
+        if name not in self.histories:
+            recorded = self.context.samples.get(name, ())
+            self.spend(at, len(recorded))
+            self.histories[name] = sorted((_utc(moment), float(value)) for moment, value in recorded)
+        return self.histories[name]
 
     def get_sample(self, subject: _Sampled, history: list[Sample], method: Token, parenthesis: Token,
                    arguments: list[object]) -> DoubleVec:
@@ -658,7 +723,12 @@ def _arity(at: Token, arguments: list[object], least: int, most: int) -> None:
 
 
 def _flatten(at: Token, arguments: list[object]) -> list[float]:
-    """A doubleVecList: "any combination of double and doubleVec", converted to one doubleVec."""
+    """A doubleVecList: "any combination of double and doubleVec", converted to one doubleVec (counted first:
+    ten copies of a long doubleVec are refused before they are built)."""
+    total = sum(len(argument.values) if isinstance(argument, DoubleVec) else 1 for argument in arguments)
+    if total > MAX_VECTOR_LENGTH:
+        raise _evaluation_error(at, f'{at}() would make a doubleVec of {total} values; at most '
+                                    f'{MAX_VECTOR_LENGTH} are allowed')
     values: list[float] = []
     for argument in arguments:
         if isinstance(argument, float):
@@ -745,11 +815,11 @@ def _arithmetic(operator: Token, left: object, right: object) -> object | None:
     if isinstance(left, DoubleVec) and isinstance(right, DoubleVec) and len(left.values) == len(right.values):
         return DoubleVec(tuple(_double_arithmetic(op, a, b) for a, b in zip(left.values, right.values, strict=True)))
     if op == '*' and isinstance(left, float) and isinstance(right, TimeInterval):
-        return TimeInterval(left * right.seconds)
+        return _interval(left * right.seconds, operator)
     if op in ('*', '/') and isinstance(left, TimeInterval) and isinstance(right, float):
-        return TimeInterval(_double_arithmetic(op, left.seconds, right))
+        return _interval(_double_arithmetic(op, left.seconds, right), operator)
     if op in ('+', '-') and isinstance(left, TimeInterval) and isinstance(right, TimeInterval):
-        return TimeInterval(_double_arithmetic(op, left.seconds, right.seconds))
+        return _interval(_double_arithmetic(op, left.seconds, right.seconds), operator)
     if op == '+' and isinstance(left, TimeInterval) and isinstance(right, datetime.datetime):
         return _shift(right, left.seconds, operator)
     if op == '+' and isinstance(left, datetime.datetime) and isinstance(right, TimeInterval):
@@ -757,6 +827,15 @@ def _arithmetic(operator: Token, left: object, right: object) -> object | None:
     if op == '-' and isinstance(left, datetime.datetime) and isinstance(right, datetime.datetime):
         return TimeInterval((left - right).total_seconds())
     return None
+
+
+def _interval(seconds: float, at: Token) -> TimeInterval:
+    """A timeinterval; beyond a .NET TimeSpan's range it overflows as a TimeSpan does (NaN is refused too)."""
+    if math.isnan(seconds):
+        raise _evaluation_error(at, 'TimeSpan does not accept floating point Not-a-Number values.')
+    if abs(seconds) > MAX_INTERVAL_SECONDS:
+        raise _evaluation_error(at, 'TimeSpan overflowed because the duration is too long.')
+    return TimeInterval(seconds)
 
 
 def _double_arithmetic(op: str, left: float, right: float) -> float:
@@ -843,29 +922,45 @@ def _syntax_message(formula: str, problem: UnexpectedInput) -> str:
     return f"Line {token.line}, Col {token.column}: Unexpected '{token}'"
 
 
-def _results_string(dedicated: int, low_priority: int, deallocation: str, user: dict[str, object]) -> str:
+def _results_string(dedicated: int, low_priority: int, deallocation: str, user: dict[str, object],
+                    limit: int | None = None) -> str | None:
     """"$TargetDedicatedNodes=..;$TargetLowPriorityNodes=..;$NodeDeallocationOption=.." then the user's
-    variables by name, each as the formula wrote it ($curTime with its $, maxNumberofVMs without)."""
+    variables by name, each as the formula wrote it ($curTime with its $, maxNumberofVMs without); None
+    as soon as it would be longer than ``limit``."""
     parts = [f'{_TARGET_DEDICATED}={dedicated}', f'{_TARGET_LOW_PRIORITY}={low_priority}',
              f'{_DEALLOCATION}={deallocation}']
+    length = sum(len(part) + 1 for part in parts) - 1
     for name in sorted(user, key=lambda n: (n.casefold(), n)):
-        parts.append(f'{name}={_format_value(user[name])}')
+        text = _format_value(user[name], None if limit is None else limit - length - len(name) - 2)
+        if text is None:
+            return None
+        parts.append(f'{name}={text}')
+        length += len(parts[-1]) + 1
     return ';'.join(parts)
 
 
-def _format_value(value: object) -> str:
-    if isinstance(value, float):
-        return _format_double(value)
+def _format_value(value: object, room: int | None = None) -> str | None:
+    """The value as ``results`` shows it; None if that is longer than ``room`` (a doubleVec stops early)."""
     if isinstance(value, DoubleVec):
-        return '[' + ','.join(_format_double(v) for v in value.values) + ']'
-    if isinstance(value, datetime.datetime):
+        pieces, size = [], 1
+        for element in value.values:
+            pieces.append(_format_double(element))
+            size += len(pieces[-1]) + 1
+            if room is not None and size > room:
+                return None
+        return '[' + ','.join(pieces) + ']'
+    if isinstance(value, float):
+        text = _format_double(value)
+    elif isinstance(value, datetime.datetime):
         moment = value.astimezone(datetime.timezone.utc)
-        return moment.strftime('%Y-%m-%dT%H:%M:%S.') + f'{moment.microsecond // 1000:03d}Z'
-    if isinstance(value, TimeInterval):
-        return _format_interval(value.seconds)
-    if isinstance(value, _Deallocation):
-        return value.option
-    return str(value)
+        text = moment.strftime('%Y-%m-%dT%H:%M:%S.') + f'{moment.microsecond // 1000:03d}Z'
+    elif isinstance(value, TimeInterval):
+        text = _format_interval(value.seconds)
+    elif isinstance(value, _Deallocation):
+        text = value.option
+    else:
+        text = str(value)
+    return None if room is not None and len(text) > room else text
 
 
 def _format_double(value: float) -> str:

@@ -152,13 +152,15 @@ class PoolRoom(Room):
         etag, now = stamp()
         pool = Pool(id=pool_id, spec=dict(body), etag=etag, creation_time=now, last_modified=now,
                     state_transition_time=now, allocation_state_transition_time=now)
+        # The first autoscale run is evaluated before the pool is stored: a create is all or nothing.
+        first_run = self.evaluate_pool_formula(pool) if body.get('enableAutoScale') else None
         self.pools[pool_id.lower()] = pool
         # Tasks of jobs that already name this pool (it was deleted and created again) wait for it.
         for job in self.jobs.values():
             if job.pool_id.lower() == pool_id.lower() and job.state in ('active', 'disabled'):
                 pool.pending.extend(task for task in job.tasks.values() if task.state == 'active')
-        if body.get('enableAutoScale'):
-            self.start_autoscale(pool)
+        if first_run is not None:
+            self.start_autoscale(pool, first_run)
         self.changed('pool', pool)
         self.hooks.pool_created(pool)
         return pool

@@ -208,7 +208,8 @@ async def disable_autoscale(request: web.Request) -> web.Response:
 
 
 async def evaluate_autoscale(request: web.Request) -> web.Response:
-    run = _state(request).evaluate_autoscale(request.match_info['poolId'], (await _body(request))['autoScaleFormula'])
+    formula = (await _body(request))['autoScaleFormula']
+    run = await _state(request).evaluate_autoscale(request.match_info['poolId'], formula)  # off the event loop
     metadata = f"{request.app[SETTINGS]['base_url']}/$metadata#Microsoft.Azure.Batch.Protocol.Entities.AutoScaleRun"
     return json_response(request, {'odata.metadata': metadata, **_writer(request)(run)}, acted=True)  # no ETag
 

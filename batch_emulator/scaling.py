@@ -12,16 +12,19 @@ from __future__ import annotations
 
 import asyncio
 import datetime
+import logging
 import os
 import time
 from collections import deque
 
 from . import autoscale
 from .errors import BatchServiceError, invalid_property, missing_property
+from .loops import survive, survive_async
 from .models import Pool, duration_text, iso, utc_now
 from .node import parse_duration
 from .room import Room
 
+_log = logging.getLogger('batch_emulator.scaling')
 SAMPLE_SECONDS = 5.0  # how often the sampled variables are recorded (the service: every 30 s)
 _KEPT_SAMPLES = 25 * 60 * 60 // int(SAMPLE_SECONDS)  # a day's history and an hour more
 _MIN_INTERVAL, _MAX_INTERVAL = 5 * 60, 168 * 3600  # the spec's bounds of autoScaleEvaluationInterval
@@ -61,11 +64,16 @@ class AutoScaleRoom(Room):
         _checked_formula(body['autoScaleFormula'])
         body['autoScaleEvaluationInterval'] = _checked_interval(body.get('autoScaleEvaluationInterval'))
 
-    def start_autoscale(self, pool: Pool) -> None:
-        """The first evaluation, at create or enable: the targets are the formula's at once."""
+    def evaluate_pool_formula(self, pool: Pool) -> autoscale.AutoScaleResult:
+        """The pool's own formula on the pool as it is (at create: before the pool is stored)."""
+        return self._evaluate(pool, pool.spec['autoScaleFormula'])
+
+    def start_autoscale(self, pool: Pool, result: autoscale.AutoScaleResult) -> None:
+        """The first evaluation, at create or enable, evaluated before anything about the pool changed: the
+        targets are the formula's at once."""
         pool.autoscale_enabled_at = time.monotonic()
         self._schedule_next(pool)
-        self._apply(pool, self._evaluate(pool, pool.spec['autoScaleFormula']))
+        self._apply(pool, result)
 
     def enable_autoscale(self, pool_id: str, body: dict) -> Pool:
         pool = self._active_pool(pool_id)
@@ -79,10 +87,10 @@ class AutoScaleRoom(Room):
             raise missing_property('autoScaleFormula')
         interval = _checked_interval(body.get('autoScaleEvaluationInterval')
                                      or (pool.spec.get('autoScaleEvaluationInterval') if enabled else None))
-        pool.spec.update(enableAutoScale=True, autoScaleFormula=_checked_formula(formula),
-                         autoScaleEvaluationInterval=interval)
+        result = self._evaluate(pool, _checked_formula(formula))  # before the pool changes
+        pool.spec.update(enableAutoScale=True, autoScaleFormula=formula, autoScaleEvaluationInterval=interval)
         pool.touch()
-        self.start_autoscale(pool)
+        self.start_autoscale(pool, result)
         self.changed('pool', pool)
         return pool
 
@@ -97,13 +105,16 @@ class AutoScaleRoom(Room):
         self.changed('pool', pool)
         return pool
 
-    def evaluate_autoscale(self, pool_id: str, formula: str) -> dict:
-        """The AutoScaleRun of ``formula`` on the pool as it is now; nothing is applied."""
+    async def evaluate_autoscale(self, pool_id: str, formula: str) -> dict:
+        """The AutoScaleRun of ``formula`` on the pool as it is now; nothing is applied.
+
+        Evaluated off the event loop: other requests are answered meanwhile.
+        """
         pool = self.get_pool(pool_id)
         if not pool.spec.get('enableAutoScale'):
             raise BatchServiceError('OperationInvalidForCurrentState',
                                     'Autoscale must be enabled on the pool to evaluate a formula.')
-        return self._run(self._evaluate(pool, _checked_formula(formula)))
+        return self._run(await self._evaluate_off_loop(pool, _checked_formula(formula)))
 
     # ----- the periodic runs -----------------------------------------------------------------
 
@@ -126,28 +137,51 @@ class AutoScaleRoom(Room):
             for name, value in values.items():
                 pool.samples.setdefault(name, deque(maxlen=_KEPT_SAMPLES)).append((now, float(value)))
 
-    def run_due_autoscale(self) -> None:
-        """Evaluates the formula of every pool whose evaluation interval has passed, and resizes it."""
+    async def run_due_autoscale(self) -> None:
+        """Evaluates the formula of every pool whose evaluation interval has passed, and resizes it.
+
+        Each pool's run is evaluated off the event loop and applied only if the pool still has that formula;
+        a run that fails for any reason is logged and the other pools' runs go on.
+        """
         for pool in list(self.pools.values()):
             if pool.spec.get('enableAutoScale') and pool.state == 'active' and time.monotonic() >= pool.autoscale_due:
                 self._schedule_next(pool)
-                result = self._evaluate(pool, pool.spec['autoScaleFormula'])
-                pool.autoscale_run = self._run(result)
-                self._apply(pool, result)
+                formula = pool.spec['autoScaleFormula']
+                try:
+                    result = await self._evaluate_off_loop(pool, formula)
+                except Exception:  # noqa: BLE001 - one pool's run; the others' go on
+                    _log.exception('autoscale run of pool %s failed', pool.id)
+                    continue
+                if self.pools.get(pool.id.lower()) is pool and pool.state == 'active' and \
+                        pool.spec.get('enableAutoScale') and pool.spec.get('autoScaleFormula') == formula:
+                    pool.autoscale_run = self._run(result)
+                    self._apply(pool, result)
 
     def _schedule_next(self, pool: Pool) -> None:
         interval = parse_duration(pool.spec.get('autoScaleEvaluationInterval')) or 15 * 60
         pool.autoscale_due = time.monotonic() + interval / self.clock_speed
 
-    def _evaluate(self, pool: Pool, formula: str) -> autoscale.AutoScaleResult:
-        context = autoscale.AutoScaleContext(
+    def _context(self, pool: Pool) -> autoscale.AutoScaleContext:
+        """The pool as a formula sees it, copied (the samples go on being recorded meanwhile)."""
+        return autoscale.AutoScaleContext(
             now=utc_now(), current_dedicated_nodes=len(pool.nodes), current_low_priority_nodes=0,
             target_dedicated_nodes=int(pool.spec.get('targetDedicatedNodes') or 0),
             target_low_priority_nodes=int(pool.spec.get('targetLowPriorityNodes') or 0),
             task_slots_per_node=pool.slots_per_node, samples={name: list(history) for name, history in
                                                               pool.samples.items()},
             sample_period=datetime.timedelta(seconds=sample_seconds(self.clock_speed)))
-        return autoscale.evaluate(formula, context)
+
+    def _evaluate(self, pool: Pool, formula: str) -> autoscale.AutoScaleResult:
+        """On the event loop: only at create and enable, where the budgets of ``autoscale`` bound it."""
+        return autoscale.evaluate(formula, self._context(pool))
+
+    async def _evaluate_off_loop(self, pool: Pool, formula: str) -> autoscale.AutoScaleResult:
+        """Parsed here (quick, and Lark's parser stays on one thread), evaluated in a worker thread."""
+        try:
+            parsed = autoscale.parse(formula)
+        except autoscale.FormulaSyntaxError:
+            return self._evaluate(pool, formula)  # answers the syntax error at once
+        return await asyncio.to_thread(autoscale.evaluate, parsed, self._context(pool))
 
     @staticmethod
     def _run(result: autoscale.AutoScaleResult) -> dict:
@@ -174,8 +208,11 @@ def sample_seconds(clock_speed: float) -> float:
 
 
 async def run_autoscale(state: AutoScaleRoom) -> None:
-    """Records samples every few seconds and runs each autoscale pool's formula when it is due."""
+    """Records samples every few seconds and runs each autoscale pool's formula when it is due.
+
+    A pass that fails is logged and the loop goes on (``loops``).
+    """
     while True:
         await asyncio.sleep(sample_seconds(state.clock_speed))
-        state.record_samples()
-        state.run_due_autoscale()
+        survive('recording autoscale samples', state.record_samples, None)
+        await survive_async('the periodic autoscale runs', state.run_due_autoscale, None)
