@@ -6,12 +6,20 @@ Supported: comparisons (eq ne gt ge lt le) on properties and nested paths
 numbers, true/false, null and datetimes (``datetime'2025-01-01T00:00:00Z'`` or
 a bare ISO 8601 string). String comparison of enum values ignores case, as the
 service does (``state eq 'Completed'`` matches "completed").
+
+Budget: one list request may make at most ``MAX_COMPARISONS`` comparisons (each comparison of each item
+counts once; ``and``/``or`` stop early as usual, and a chain of ``eq`` on one property joined by ``or``
+is one comparison) and take at most ``MAX_SECONDS``; over either, the request is refused with the
+service's 400 InvalidQueryParameterValue for ``$filter`` (the service documents no such limit; the
+emulator must not stall every other request for one list). Each item's properties are read once
+however many comparisons name them.
 """
 
 from __future__ import annotations
 
 import datetime
 import re
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -27,7 +35,39 @@ _COMPARISONS = {
     'le': lambda a, b: a is not None and b is not None and a <= b,
 }
 
+MAX_COMPARISONS = 250_000
+MAX_SECONDS = 1.0
+_CLOCK_EVERY = 4096  # comparisons between two looks at the clock
+
+_Values = dict  # an item's normalised property values, read once per item: path -> value
+_Test = Callable[[dict, _Values], bool]
 Predicate = Callable[[dict], bool]
+
+
+class _Budget:
+    """The comparisons and time one list request may spend on its $filter."""
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+        self.used = 0
+        self.deadline = time.monotonic() + MAX_SECONDS
+
+    def spend(self) -> None:
+        self.used += 1
+        if self.used > MAX_COMPARISONS:
+            self._refuse(f'more than {MAX_COMPARISONS} comparisons')
+        if self.used % _CLOCK_EVERY == 0 and time.monotonic() > self.deadline:
+            self._refuse(f'more than {MAX_SECONDS:g} seconds')
+
+    def _refuse(self, what: str) -> None:
+        raise invalid_query('$filter', self.text[:200], f'The filter needs {what} over this list; narrow it or '
+                                                        'list fewer items.')
+
+
+def _value_of(item: dict, values: _Values, path: str) -> Any:
+    if path not in values:
+        values[path] = _normalise(_lookup(item, path))
+    return values[path]
 
 
 def _tokenize(text: str) -> list[tuple[str, str]]:
@@ -69,8 +109,9 @@ def _normalise(value: Any) -> Any:
 
 
 class _Parser:
-    def __init__(self, text: str) -> None:
+    def __init__(self, text: str, budget: _Budget) -> None:
         self.text = text
+        self.budget = budget
         self.tokens = _tokenize(text)
         self.position = 0
 
@@ -89,34 +130,38 @@ class _Parser:
         if text != value:
             raise invalid_query('$filter', self.text, f"expected '{value}' but found '{text}'")
 
-    def parse(self) -> Predicate:
-        predicate = self.parse_or()
+    def parse(self) -> _Test:
+        test = self.parse_or()
         if self.peek() is not None:
             raise invalid_query('$filter', self.text, f"unexpected '{self.peek()[1]}'")
-        return predicate
+        return test
 
-    def parse_or(self) -> Predicate:
-        left = self.parse_and()
+    def parse_or(self) -> _Test:
+        tests = [self.parse_and()]
         while self.peek() and self.peek()[1].lower() == 'or':
             self.take()
-            right = self.parse_and()
-            left = (lambda a, b: lambda item: a(item) or b(item))(left, right)
-        return left
+            tests.append(self.parse_and())
+        if len(tests) == 1:
+            return tests[0]
+        tests = _merge_equalities(tests, self.budget)
+        return lambda item, values: any(test(item, values) for test in tests)
 
-    def parse_and(self) -> Predicate:
-        left = self.parse_unary()
+    def parse_and(self) -> _Test:
+        tests = [self.parse_unary()]
         while self.peek() and self.peek()[1].lower() == 'and':
             self.take()
-            right = self.parse_unary()
-            left = (lambda a, b: lambda item: a(item) and b(item))(left, right)
-        return left
+            tests.append(self.parse_unary())
+        if len(tests) == 1:
+            return tests[0]
+        return lambda item, values: all(test(item, values) for test in tests)
 
-    def parse_unary(self) -> Predicate:
+    def parse_unary(self) -> _Test:
         token = self.peek()
+        spend = self.budget.spend
         if token and token[1].lower() == 'not':
             self.take()
             inner = self.parse_unary()
-            return lambda item: not inner(item)
+            return lambda item, values: not inner(item, values)
         if token and token[1] == '(':
             self.take()
             inner = self.parse_or()
@@ -127,9 +172,14 @@ class _Parser:
             self.expect('(')
             kind, path = self.take()
             self.expect(',')
-            prefix = self.literal()
+            prefix = str(self.literal())
             self.expect(')')
-            return lambda item: isinstance(_lookup(item, path), str) and _lookup(item, path).startswith(str(prefix))
+
+            def starts(item: dict, values: _Values) -> bool:
+                spend()
+                value = _lookup(item, path)
+                return isinstance(value, str) and value.startswith(prefix)
+            return starts
         kind, path = self.take()
         if kind != 'word':
             raise invalid_query('$filter', self.text, f"expected a property name, found '{path}'")
@@ -139,12 +189,14 @@ class _Parser:
             raise invalid_query('$filter', self.text, f"unsupported operator '{operator}'")
         expected = _normalise(self.literal())
 
-        def predicate(item: dict) -> bool:
+        def test(item: dict, values: _Values) -> bool:
+            spend()
             try:
-                return bool(compare(_normalise(_lookup(item, path)), expected))
+                return bool(compare(_value_of(item, values, path), expected))
             except TypeError:
                 return False
-        return predicate
+        test.equality = (path, expected) if operator.lower() == 'eq' else None  # type: ignore[attr-defined]
+        return test
 
     def literal(self) -> Any:
         kind, text = self.take()
@@ -159,14 +211,40 @@ class _Parser:
         raise invalid_query('$filter', self.text, f"expected a value, found '{text}'")
 
 
+def _merge_equalities(tests: list[_Test], budget: _Budget) -> list[_Test]:
+    """``a eq 1 or a eq 2 or ...``: one look-up in a set (one comparison) instead of one comparison each."""
+    by_path: dict[str, set] = {}
+    others: list[_Test] = []
+    for test in tests:
+        equality = getattr(test, 'equality', None)
+        if equality is not None and _hashable(equality[1]):
+            by_path.setdefault(equality[0], set()).add(equality[1])
+        else:
+            others.append(test)
+    merged: list[_Test] = []
+    for path, wanted in by_path.items():
+        def member(item: dict, values: _Values, path: str = path, wanted: set = wanted) -> bool:
+            budget.spend()
+            value = _value_of(item, values, path)
+            return _hashable(value) and value in wanted
+        merged.append(member)
+    return merged + others
+
+
+def _hashable(value: Any) -> bool:
+    return value is None or isinstance(value, (str, int, float, bool, datetime.datetime))
+
+
 def compile_filter(text: str | None) -> Predicate | None:
-    """Parses a $filter once; returns a predicate over REST JSON items (None: keep all)."""
+    """Parses a $filter once; returns a predicate over REST JSON items (None: keep all), for one request: its
+    budget counts every item it is asked about."""
     if not text or not text.strip():
         return None
     try:
-        return _Parser(text).parse()
+        test = _Parser(text, _Budget(text)).parse()
     except RecursionError:  # a hostile nesting of parentheses or 'not'
         raise invalid_query('$filter', text[:200], 'The expression nests too deeply.') from None
+    return lambda item: test(item, {})
 
 
 def apply_select(item: dict, select: str | None) -> dict:
