@@ -265,6 +265,28 @@ def test_a_create_with_an_overflowing_formula_stores_its_error_and_the_periodic_
                message='the next periodic run')
 
 
+def test_a_create_whose_first_run_fails_unforeseen_answers_500_and_stores_nothing(in_process, monkeypatch):
+    emulator = in_process(persist=True)
+
+    def broken(formula, context):
+        raise RuntimeError('a failure no one foresaw')
+    monkeypatch.setattr(autoscale, 'evaluate', broken)
+    client = emulator.start()
+    body = {'id': 'halfmade', 'vmSize': 'standard_d2s_v3', 'virtualMachineConfiguration': UBUNTU.as_dict(),
+            'enableAutoScale': True, 'autoScaleFormula': '$TargetDedicatedNodes=1;',
+            'autoScaleEvaluationInterval': 'PT5M'}
+
+    assert raw(client, 'POST', '/pools', body).status_code == 500
+    assert raw(client, 'GET', '/pools/halfmade').status_code == 404
+    marker = {'id': 'marker', 'vmSize': 'standard_d2s_v3', 'virtualMachineConfiguration': UBUNTU.as_dict()}
+    assert raw(client, 'POST', '/pools', marker).status_code == 201  # acknowledged: the journal is written
+    with open(emulator.state.journal.path, encoding='utf-8') as journal:
+        written = journal.read()
+    assert '"marker"' in written and 'halfmade' not in written
+    monkeypatch.undo()
+    assert raw(client, 'POST', '/pools', body).status_code == 201  # the id was never taken
+
+
 def test_the_autoscale_loop_survives_a_failing_pass(in_process, caplog):
     emulator = in_process()
     emulator.state.clock_speed = 600.0
