@@ -3,8 +3,8 @@
 Each of the emulator's loops (the periodic autoscale, the job schedules, the dispatch of tasks, the
 reaper of orphans, the journal's flush) runs its pass through ``survive``. An exception is logged and
 the pass's ``fallback`` is returned: the loop sleeps as usual and tries again. The log does not fill
-up with a failure that repeats every quarter second: the first of a kind is logged with its traceback,
-the same one again at most once a minute, with how many times it happened since.
+up with a failure that repeats every quarter second: the first failure of a loop with an exception type
+is logged with its traceback, the next ones at most once a minute, with how many there were since.
 """
 
 from __future__ import annotations
@@ -22,13 +22,13 @@ T = TypeVar('T')
 
 
 class _Reports:
-    """When each kind of failure (loop, exception type, message) was last logged, and how often since."""
+    """When each kind of failure (which loop, which exception type) was last logged, and how often since."""
 
     def __init__(self) -> None:
-        self.seen: dict[tuple[str, str, str], tuple[float, int]] = {}
+        self.seen: dict[tuple[str, str], tuple[float, int]] = {}
 
     def report(self, what: str, error: Exception) -> None:
-        kind = (what, type(error).__name__, str(error)[:200])
+        kind = (what, type(error).__name__)
         now = time.monotonic()
         last = self.seen.get(kind)
         if last is None:
@@ -38,8 +38,8 @@ class _Reports:
             _log.error('%s failed; it goes on', what, exc_info=error)
         elif now - last[0] >= REPEAT_SECONDS:
             self.seen[kind] = (now, 0)
-            _log.error('%s failed again (%d more times since last logged): %s: %s', what, last[1] + 1,
-                       kind[1], kind[2])
+            _log.error('%s failed again (%d times since it was last logged; now): %s: %s', what, last[1] + 1,
+                       kind[1], str(error)[:500])
         else:
             self.seen[kind] = (last[0], last[1] + 1)
 

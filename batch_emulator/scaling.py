@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime
-import logging
+import functools
 import os
 import time
 from collections import deque
@@ -24,7 +24,6 @@ from .models import Pool, duration_text, iso, utc_now
 from .node import parse_duration
 from .room import Room
 
-_log = logging.getLogger('batch_emulator.scaling')
 SAMPLE_SECONDS = 5.0  # how often the sampled variables are recorded (the service: every 30 s)
 _KEPT_SAMPLES = 25 * 60 * 60 // int(SAMPLE_SECONDS)  # a day's history and an hour more
 _MIN_INTERVAL, _MAX_INTERVAL = 5 * 60, 168 * 3600  # the spec's bounds of autoScaleEvaluationInterval
@@ -147,12 +146,9 @@ class AutoScaleRoom(Room):
             if pool.spec.get('enableAutoScale') and pool.state == 'active' and time.monotonic() >= pool.autoscale_due:
                 self._schedule_next(pool)
                 formula = pool.spec['autoScaleFormula']
-                try:
-                    result = await self._evaluate_off_loop(pool, formula)
-                except Exception:  # noqa: BLE001 - one pool's run; the others' go on
-                    _log.exception('autoscale run of pool %s failed', pool.id)
-                    continue
-                if self.pools.get(pool.id.lower()) is pool and pool.state == 'active' and \
+                result = await survive_async(f'the autoscale run of pool {pool.id}',  # the others' go on
+                                             functools.partial(self._evaluate_off_loop, pool, formula), None)
+                if result is not None and self.pools.get(pool.id.lower()) is pool and pool.state == 'active' and \
                         pool.spec.get('enableAutoScale') and pool.spec.get('autoScaleFormula') == formula:
                     pool.autoscale_run = self._run(result)
                     self._apply(pool, result)
