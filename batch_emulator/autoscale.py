@@ -36,6 +36,9 @@ and windows return samples oldest first, a window includes both ends, and percen
 (window / ``sample_period``), at most 100; a timeinterval prints as a .NET TimeSpan (``00:03:00``); the
 wording after "Line L, Col C:" of syntax, type and argument errors is ours. ``%`` is not an operator
 (the doc's operations table has none); ceil/floor/round are in today's learn.microsoft.com page only.
+Also ours: the budgets of one evaluation (MAX_VECTOR_LENGTH, MAX_STEPS, MAX_SECONDS, MAX_RESULTS_LENGTH),
+each an AutoScalingFormulaEvaluationError when exceeded; a target above the spec's int32 is refused
+the same way, not clamped (as an infinite one is); a timeinterval overflows where a .NET TimeSpan does.
 """
 
 from __future__ import annotations
