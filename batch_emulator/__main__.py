@@ -29,8 +29,9 @@ from aiohttp import web
 
 from .auth import is_valid_key
 from .faults import FaultInjector
+from .outbound import OutboundPolicy, host_port, storage_endpoints
 from .scheduler import DEFAULT_NODE_QUOTA
-from .server import DEFAULT_ACCOUNT_KEY, DEFAULT_ACCOUNT_NAME, STATE, create_app, set_base_url
+from .server import DEFAULT_ACCOUNT_KEY, DEFAULT_ACCOUNT_NAME, SCHEDULER, STATE, create_app, set_base_url
 
 READY_LINE = 'Azure Batch emulator listening on'
 
@@ -57,6 +58,14 @@ def _count(text: str) -> int:
     if value < 0:
         raise argparse.ArgumentTypeError(f'{text} is not a count of nodes')
     return value
+
+
+def _host_port(text: str) -> str:
+    try:
+        host_port(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f'{text!r} is not HOST:PORT') from None
+    return text
 
 
 def is_loopback(host: str) -> bool:
@@ -111,6 +120,14 @@ def parse_arguments(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument('--container-runtime', metavar='COMMAND',
                         help="the command that runs container tasks, e.g. 'podman' or 'docker' (default: the first of "
                              'docker and podman that answers)')
+    parser.add_argument('--allow-container-run-options', action='store_true',
+                        help='pass containerRunOptions to the container runtime as they are; by default options '
+                             "that reach the host (--privileged, host namespaces, mounts outside the node's folder, "
+                             'devices, capabilities, root, the environment) fail the task')
+    parser.add_argument('--allow-outbound-host', action='append', default=[], type=_host_port, metavar='HOST:PORT',
+                        help="let resource files, output files and log uploads reach this address of this machine "
+                             '(repeatable); on this machine they reach only the storage endpoint of '
+                             '--storage-connection-string by default, and never the emulator')
     parser.add_argument('--parent-pid', type=int, help='exit when this process ends (used by --local runs)')
     parser.add_argument('--verbose', action='store_true', help='log diagnostics to stderr')
     parser.add_argument('--operations', action='store_true',
@@ -138,6 +155,10 @@ async def serve(args: argparse.Namespace, data_dir: str) -> None:
                      dedicated_node_quota=args.dedicated_node_quota, spot_node_quota=args.spot_node_quota)
     app[STATE].clock_speed = args.clock_speed
     app[STATE].container_runtime_setting = args.container_runtime
+    node_runner = app[SCHEDULER].runner
+    node_runner.allow_container_run_options = args.allow_container_run_options
+    node_runner.outbound = OutboundPolicy(storage_endpoints(args.storage_connection_string) + args.allow_outbound_host,
+                                          own_url=lambda: node_runner.account_url)
     if args.clock_speed != 1.0:  # --clock-speed wins over BATCH_EMULATOR_SCHEDULE_CLOCK
         app[STATE].schedule_clock = args.clock_speed
     runner = web.AppRunner(app, access_log=None, handle_signals=False)

@@ -10,7 +10,11 @@ and never follows a link out of the folder it was asked about:
 - ``find_output_files`` matches an ``outputFiles`` pattern (``*``, ``**``, ``?``,
   ``[abc]``, ``[!abc]``; a leading ``.`` only matched explicitly, as the service
   documents) without following links, visiting at most ``MAX_VISITED`` entries;
-- ``read_chunks`` reads a byte range piece by piece, for a streamed response.
+- ``read_chunks`` reads a byte range piece by piece, for a streamed response;
+- ``open_within`` opens a regular file for the emulator's own reading or writing
+  (uploads, downloads) with ``O_NOFOLLOW``, and checks where the opened file really is,
+  so that a link a task planted is neither read nor written through;
+- ``node_log_files`` are the node's own log files, those a log upload sends.
 
 These functions block (they touch the disk): the server calls them through
 ``asyncio.to_thread`` so that no task's folder can stall the event loop.
@@ -18,6 +22,7 @@ These functions block (they touch the disk): the server calls them through
 
 from __future__ import annotations
 
+import errno
 import fnmatch
 import os
 import stat
@@ -160,3 +165,46 @@ def read_chunks(path: str, start: int, length: int) -> Iterator[bytes]:
                 return
             length -= len(data)
             yield data
+
+
+def _opened_path(descriptor: int, path: str) -> str:
+    """Where an open file really is (Linux: from /proc, which no link can fool); elsewhere its resolved path."""
+    try:
+        return os.readlink(f'/proc/self/fd/{descriptor}')
+    except OSError:
+        return os.path.realpath(path)
+
+
+def open_within(path: str, root: str, flags: int = os.O_RDONLY, mode: int = 0o600) -> int:
+    """A descriptor of the regular file ``path``, which must lie below ``root``; never opened through a link.
+
+    ``O_NOFOLLOW`` refuses a link in the last part of the path; where the opened file really is is
+    then checked against ``root``, which catches a folder on the way that was a link. ``O_NONBLOCK``: a
+    FIFO planted in a file's place fails at once instead of blocking the emulator.
+    """
+    root = os.path.join(os.path.realpath(root), '')  # with its trailing separator
+    descriptor = os.open(path, flags | os.O_NOFOLLOW | os.O_NONBLOCK | getattr(os, 'O_CLOEXEC', 0), mode)
+    try:
+        if not stat.S_ISREG(os.fstat(descriptor).st_mode):
+            raise OSError(errno.EINVAL, 'not a regular file', path)
+        if not _opened_path(descriptor, path).startswith(root):
+            raise OSError(errno.EXDEV, 'reached through a link out of its folder', path)
+        os.set_blocking(descriptor, True)
+    except BaseException:
+        os.close(descriptor)
+        raise
+    return descriptor
+
+
+def node_log_files(root_dir: str) -> list[str]:
+    """The node's own logs (its start task's stdout.txt and stderr.txt): regular files, not links, in place."""
+    startup = os.path.join(os.path.realpath(root_dir), 'startup')
+    found = []
+    for name in ('stdout.txt', 'stderr.txt'):
+        path = os.path.join(startup, name)
+        try:
+            if not os.path.islink(startup) and stat.S_ISREG(os.lstat(path).st_mode):
+                found.append(path)
+        except OSError:
+            continue
+    return found

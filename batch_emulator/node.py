@@ -13,27 +13,30 @@ split like the service splits it (no implicit shell) and run as a process of
 the current user with a node's environment (the AZ_BATCH_* variables, PATH with
 the emulated image first, HOME, LANG, the task's own settings; nothing of the
 emulator's own environment unless passed through by name), stdout and stderr go
-to files, and output files are uploaded to their container URLs. Every process
-a task starts dies with it (``processes.py``). Nothing here knows about HTTP
+to files, and output files are uploaded to their container URLs: only http(s)
+URLs a node may reach (``outbound.py``), and no file is read or written through a
+link a task planted (``files.open_within``). Every process a task starts dies
+with it (``processes.py``); a container task's runtime gets neither the
+emulator's environment nor options that reach the host (``containers.py``). Nothing here knows about HTTP
 routes or the account's state; it returns exit codes and failure information.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import re
 import shlex
 import stat
 import sys
-import xml.etree.ElementTree as ElementTree
 from collections.abc import Callable, Iterable
 from urllib.parse import quote, urlsplit, urlunsplit
 
 import aiohttp
 
-from . import containers, processes
-from .files import TooManyFiles, find_output_files, inside
+from . import containers, outbound, processes
+from .files import TooManyFiles, find_output_files, inside, open_within
 
 _STORAGE_API_VERSION = '2021-12-02'
 _NODE_PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin'  # an Ubuntu node's default PATH
@@ -85,6 +88,9 @@ class NodeRunner:
         self._starting = 0  # processes being created: their ids are not known yet
         self._lost: set[object] = set()
         self._session: aiohttp.ClientSession | None = None
+        # __main__ names the storage endpoint and the hosts allowed with --allow-outbound-host
+        self.outbound = outbound.OutboundPolicy(own_url=lambda: self.account_url)
+        self.allow_container_run_options = False  # --allow-container-run-options
         # A node's environment, not the developer's: only variables passed through by name.
         passed = {name: os.environ[name] for name in pass_environment if name in os.environ}
         self._base_environment = {'LANG': 'C.UTF-8', **passed,
@@ -112,7 +118,8 @@ class NodeRunner:
 
     def session(self) -> aiohttp.ClientSession:
         if self._session is None:
-            self._session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=600, sock_connect=10))
+            self._session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=600, sock_connect=10),
+                                                  connector=self.outbound.connector())
         return self._session
 
     @staticmethod
@@ -179,13 +186,34 @@ class NodeRunner:
             return None, failure('CommandLineInvalid', f'The command line cannot be parsed: {error}')
         if not argv:
             return None, failure('CommandLineInvalid', 'The command line is empty.')
-        container_name = None
-        if container is not None:  # the runtime runs it: the runtime gets the emulator's environment
+        container_name = env_file = None
+        if container is not None:  # the runtime runs it, with a runtime's environment and the task's in a file
             runtime, settings = container
             container_name = containers.new_name()
-            argv = containers.run_argv(runtime, settings, name=container_name, argv=argv, env=env,
-                                       node_root=env['AZ_BATCH_NODE_ROOT_DIR'], working_dir=working_dir)
-            env = {**os.environ, 'AZ_BATCH_TASK_DIR': env.get('AZ_BATCH_TASK_DIR', '')}
+            env_file, apart = containers.write_env_file(os.path.dirname(stdout_path), env)
+            try:
+                argv = containers.run_argv(runtime, settings, name=container_name, argv=argv, env_file=env_file,
+                                           env_apart=apart, node_root=env['AZ_BATCH_NODE_ROOT_DIR'],
+                                           working_dir=working_dir, allow_any_options=self.allow_container_run_options)
+            except containers.RunOptionsRefused as error:
+                os.remove(env_file)
+                with open(stderr_path, 'a') as stderr:
+                    stderr.write(f'{error}\n')
+                return None, failure('ContainerInvalidSettings', str(error))
+            env = containers.runtime_environment({'AZ_BATCH_TASK_DIR': env.get('AZ_BATCH_TASK_DIR', ''),
+                                                  **{name: env[name] for name in apart}})
+        try:
+            return await self._start_and_wait(key, argv, working_dir, env, stdout_path, stderr_path,
+                                              max_wall_clock_seconds, on_started, container, container_name)
+        finally:
+            if env_file is not None:
+                with contextlib.suppress(OSError):
+                    os.remove(env_file)
+
+    async def _start_and_wait(self, key: object, argv: list[str], working_dir: str, env: dict[str, str],
+                              stdout_path: str, stderr_path: str, max_wall_clock_seconds: float | None,
+                              on_started: Callable[[int], None] | None, container: tuple[tuple[str, ...], dict] | None,
+                              container_name: str | None) -> tuple[int | None, dict | None]:
         with open(stdout_path, 'ab') as stdout, open(stderr_path, 'ab') as stderr:
             self._starting += 1
             try:
@@ -212,7 +240,7 @@ class NodeRunner:
                                           'The task ran longer than its maxWallClockTime constraint allows')
         finally:
             self._processes.pop(key, None)
-            if container_name is not None:
+            if container is not None and container_name is not None:
                 await containers.remove(container[0], container_name)
             self._stop_leftovers(process.pid, env.get('AZ_BATCH_TASK_DIR', ''))
         return exit_code, (None if exit_code == 0 else failure(
@@ -240,24 +268,20 @@ class NodeRunner:
         if destination is None or destination == os.path.realpath(working_dir):
             raise ValueError(f'filePath {file_path} leaves the working directory')
         os.makedirs(os.path.dirname(destination), exist_ok=True)
-        async with self.session().get(url) as response:
+        async with outbound.get(self.session(), self.outbound, url) as response:
             if response.status != 200:
                 raise ValueError(f'HTTP {response.status} {response.reason}')
-            with open(destination, 'wb') as file:
+            descriptor = open_within(destination, working_dir, os.O_WRONLY | os.O_CREAT | os.O_TRUNC)
+            with os.fdopen(descriptor, 'wb') as file:  # never through a link a task planted
                 async for chunk in response.content.iter_chunked(1 << 16):
                     file.write(chunk)
-        if file_mode:
-            os.chmod(destination, int(file_mode, 8) & 0o1777)  # never setuid or setgid
+                if file_mode:
+                    os.fchmod(file.fileno(), int(file_mode, 8) & 0o1777)  # never setuid or setgid
 
     async def _download_container(self, resource_file: dict, working_dir: str) -> None:
         container_url = resource_file['storageContainerUrl']
-        separator = '&' if '?' in container_url else '?'
-        prefix = resource_file.get('blobPrefix') or ''
-        list_url = f'{container_url}{separator}restype=container&comp=list&prefix={quote(prefix)}'
-        async with self.session().get(list_url, headers={'x-ms-version': _STORAGE_API_VERSION}) as response:
-            if response.status != 200:
-                raise ValueError(f'HTTP {response.status} {response.reason} listing the container')
-            names = [element.text or '' for element in ElementTree.fromstring(await response.read()).iter('Name')]
+        names = await outbound.blob_names(self.session(), self.outbound, container_url,
+                                          resource_file.get('blobPrefix') or '', {'x-ms-version': _STORAGE_API_VERSION})
         base = resource_file.get('filePath') or ''
         for name in names:
             await self._download(_insert_blob_path(container_url, name), working_dir, os.path.join(base, name),
@@ -282,20 +306,26 @@ class NodeRunner:
                 else:
                     blob_path = destination.get('path') or os.path.basename(path)
                 try:
-                    await self._upload(path, _insert_blob_path(destination['containerUrl'], blob_path),
-                                       destination.get('uploadHeaders') or [])
+                    await self.upload(os.path.realpath(path), _insert_blob_path(destination['containerUrl'], blob_path),
+                                      destination.get('uploadHeaders') or [],
+                                      os.sep if os.path.isabs(pattern) else os.path.dirname(working_dir))
                 except (aiohttp.ClientError, OSError, ValueError, asyncio.TimeoutError) as error:
                     return failure('FileUploadError', f'Failed to upload {os.path.basename(path)}: {error}')
         return None
 
-    async def _upload(self, path: str, url: str, upload_headers: list[dict]) -> None:
-        headers = {'x-ms-blob-type': 'BlockBlob', 'x-ms-version': _STORAGE_API_VERSION,
-                   'Content-Length': str(os.path.getsize(path))}
+    async def upload(self, path: str, url: str, upload_headers: list[dict], root: str) -> None:
+        """Uploads a regular file below ``root`` as a block blob; never through a link."""
+        self.outbound.check(url)
+        with os.fdopen(open_within(path, root), 'rb') as data:
+            await self.upload_data(data, os.fstat(data.fileno()).st_size, url, upload_headers)
+
+    async def upload_data(self, data: object, size: int, url: str, upload_headers: Iterable[dict] = ()) -> None:
+        self.outbound.check(url)
+        headers = {'x-ms-blob-type': 'BlockBlob', 'x-ms-version': _STORAGE_API_VERSION, 'Content-Length': str(size)}
         headers.update({header['name']: header.get('value', '') for header in upload_headers if header.get('name')})
-        with open(path, 'rb') as data:
-            async with self.session().put(url, data=data, headers=headers) as response:
-                if response.status not in (200, 201):
-                    raise ValueError(f'HTTP {response.status} {response.reason} from {_redact(url)}')
+        async with self.session().put(url, data=data, headers=headers, allow_redirects=False) as response:
+            if response.status not in (200, 201):
+                raise ValueError(f'HTTP {response.status} {response.reason} from {_redact(url)}')
 
     def stop(self, key: object) -> bool:
         """Kills the process run for ``key`` (a task that is terminated or deleted)."""

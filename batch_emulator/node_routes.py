@@ -14,9 +14,10 @@ import uuid
 
 from aiohttp import web
 
-from .errors import BatchServiceError
-from .files import inside
-from .node import _insert_blob_path
+from .errors import BatchServiceError, invalid_property
+from .files import inside, node_log_files
+from .node import _insert_blob_path, _redact
+from .outbound import OutboundRefused
 from .routes import _body, _entity_response, _list_response, _node_root, _state, _task_root, _writer
 from .server import SCHEDULER, SETTINGS, json_response
 
@@ -107,28 +108,37 @@ async def get_node_extension(request: web.Request) -> web.Response:
 
 async def upload_node_logs(request: web.Request) -> web.Response:
     """The node's agent logs (here: its start task's output and the emulator's record of the node) go to the
-    container URL, under the virtual folder the service names (recorded [P:nodes, J:node/logs])."""
+    container URL, under the virtual folder the service names (recorded [P:nodes, J:node/logs]).
+
+    Only an http(s) URL a node may reach (``outbound.py``; otherwise 400 InvalidPropertyValue naming
+    containerUrl, a choice: the service's answer is not recorded), and only the node's own log files,
+    never a link a start task planted in their place (``files.node_log_files``, ``open_within``)."""
     state = _state(request)
     body = await _body(request)
     pool, node = state.get_node(*_ids(request))
+    runner = request.app[SCHEDULER].runner
+    try:
+        await runner.outbound.check_resolved(body['containerUrl'])
+    except OutboundRefused as error:
+        raise invalid_property('containerUrl', _redact(body['containerUrl']), str(error)) from None
     folder = f"{state.account_name}-{secrets.token_hex(8).upper()}/{pool.id.lower()}/{node.id}/{uuid.uuid4()}"
-    startup = os.path.join(node.root_dir, 'startup')
-    files = [os.path.join(startup, name) for name in ('stdout.txt', 'stderr.txt')
-             if os.path.isfile(os.path.join(startup, name))]
-    summary = os.path.join(node.root_dir, 'emulator-node.log')
-    with open(summary, 'w', encoding='utf-8') as file:
-        file.write(f'node {node.id} of pool {pool.id}: state {node.state}, scheduling {node.scheduling_state}, '
-                   f'{node.total_tasks_run} tasks run, {node.total_tasks_succeeded} succeeded\n')
-    files.append(summary)
+    files = await asyncio.to_thread(node_log_files, node.root_dir)
+    summary = (f'node {node.id} of pool {pool.id}: state {node.state}, scheduling {node.scheduling_state}, '
+               f'{node.total_tasks_run} tasks run, {node.total_tasks_succeeded} succeeded\n').encode()
     # As on a node: the answer comes at once, the agent uploads afterwards (a failure is the node's log's to show).
     scheduler = request.app[SCHEDULER]
+
+    def url(name: str) -> str:
+        return _insert_blob_path(body['containerUrl'], f'{folder}/{name}')
     for path in files:
-        url = _insert_blob_path(body['containerUrl'], f'{folder}/{os.path.basename(path)}')
-        scheduler.spawn_logged(scheduler.runner._upload(path, url, []), f'uploading {os.path.basename(path)}')
+        scheduler.spawn_logged(runner.upload(path, url(os.path.basename(path)), [], os.path.dirname(path)),
+                               f'uploading {os.path.basename(path)}')
+    scheduler.spawn_logged(runner.upload_data(summary, len(summary), url('emulator-node.log')),
+                           'uploading emulator-node.log')
     metadata = f"{request.app[SETTINGS]['base_url']}/$metadata#Microsoft.Azure.Batch.Protocol.Entities." \
                'UploadBatchServiceLogsResult'
     return json_response(request, {'odata.metadata': metadata, 'virtualDirectoryName': folder,
-                                   'numberOfFilesUploaded': len(files)})
+                                   'numberOfFilesUploaded': len(files) + 1})
 
 
 # ----- file deletes ---------------------------------------------------------------------------------

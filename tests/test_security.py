@@ -371,12 +371,16 @@ def test_tasks_get_a_nodes_environment_not_the_emulators(tmp_path):
         stop_emulator(process)
 
 
-def test_a_resource_file_mode_never_sets_setuid_or_setgid(batch_client, pool_and_job, local_stack):
+def test_a_resource_file_mode_never_sets_setuid_or_setgid(local_stack, unique_id):
     """fileMode "6777" is honoured as 0777: a task cannot make a setuid file on the developer's machine."""
     import datetime
 
     from azure.storage.blob import BlobSasPermissions, BlobServiceClient, generate_blob_sas
-    _, job_id = pool_and_job
+    # The emulator --local starts: it reaches Azurite on this machine because it was given Azurite's endpoint.
+    batch_client = batch_client_for(local_stack.batch_endpoint)
+    pool_id, job_id = unique_id('modes'), unique_id('modes')
+    create_pool(batch_client, pool_id)
+    batch_client.create_job(m.BatchJobCreateOptions(id=job_id, pool_info=m.BatchPoolInfo(pool_id=pool_id)))
     environ = local_stack.environment()
     service = BlobServiceClient.from_connection_string(environ['AZURE_STORAGE_CONNECTION_STRING'])
     container = service.create_container(f'modes{time.time_ns()}')
@@ -392,6 +396,8 @@ def test_a_resource_file_mode_never_sets_setuid_or_setgid(batch_client, pool_and
         assert b''.join(batch_client.download_task_file(job_id, 'modes', 'stdout.txt')).strip() == b'777'
     finally:
         container.delete_container()
+        batch_client.begin_delete_job(job_id)
+        batch_client.begin_delete_pool(pool_id)
 
 
 def test_a_listing_that_is_not_recursive_reads_one_folder_only(tmp_path):
