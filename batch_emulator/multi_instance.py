@@ -7,7 +7,8 @@ exited on every node, the primary alone downloads the task's ``resourceFiles`` a
 ``commandLine``. Every instance sees ``AZ_BATCH_HOST_LIST`` (the nodes' addresses),
 ``AZ_BATCH_MASTER_NODE`` (the primary's address and port) and ``AZ_BATCH_IS_CURRENT_NODE_MASTER``.
 A coordination command that fails fails the task; the task's exit code is the primary's. The
-subtasks (ids 1 … n-1) are listed by Tasks_ListSubTasks.
+subtasks (ids 1 … n-1) are listed by Tasks_ListSubTasks. On a pool with containerConfiguration both
+commands run in the task's container, with the protections of every container task (``containers.py``).
 """
 
 from __future__ import annotations
@@ -41,6 +42,10 @@ async def run(scheduler: Scheduler, pool: Pool, nodes: list[Node], job: Job, tas
     hosts = ','.join(node.ip_address for node in nodes)
     primary = nodes[0]
     state.task_running(task)
+    container, mismatch = scheduler._container_for(pool, task.spec)
+    if mismatch:
+        state.task_finished(task, None, mismatch)
+        return
     task.subtasks = [{'id': index, 'state': 'running', 'stateTransitionTime': iso(utc_now()),
                       'startTime': iso(utc_now()), 'nodeInfo': _node_info(state.base_url, pool, node, job, task)}
                      for index, node in enumerate(nodes) if index > 0]
@@ -63,7 +68,7 @@ async def run(scheduler: Scheduler, pool: Pool, nodes: list[Node], job: Job, tas
             return 0, None
         return await runner.execute(instance_key(task, index), command_line=command,
                                     task_dir=os.path.join(task_dir_on[node.id], 'coordination'),
-                                    env=environment(node, index), resource_files=[])
+                                    env=environment(node, index), resource_files=[], container=container)
 
     try:
         results = await asyncio.gather(*(coordinate(index, node) for index, node in enumerate(nodes)))
@@ -82,7 +87,7 @@ async def run(scheduler: Scheduler, pool: Pool, nodes: list[Node], job: Job, tas
                 env=environment(primary, 0), resource_files=task.spec.get('resourceFiles') or [],
                 output_files=task.spec.get('outputFiles') or [],
                 max_wall_clock_seconds=parse_duration((task.spec.get('constraints') or {}).get('maxWallClockTime')),
-                on_started=lambda pid: scheduler._process_started(task, pid))
+                on_started=lambda pid: scheduler._process_started(task, pid), container=container)
     except NodeLost:
         state.task_requeued(task)
         return

@@ -396,3 +396,30 @@ def test_a_container_task_with_breakout_options_fails_and_its_variables_stay_off
     assert not os.path.exists(env_file)  # removed with the task
     client.begin_delete_job(job_id)
     client.begin_delete_pool(pool_id)
+
+
+def test_a_multi_instance_container_task_runs_in_its_container_under_the_same_rules(container_emulator, unique_id):
+    client, _ = container_emulator
+    pool_id, job_id = unique_id('mpi'), unique_id('mpi')
+    client.create_pool(m.BatchPoolCreateOptions(
+        id=pool_id, vm_size='standard_d2s_v3', target_dedicated_nodes=2,
+        virtual_machine_configuration=m.VirtualMachineConfiguration(
+            image_reference=m.BatchVmImageReference(publisher='canonical', offer='ubuntu-24_04-lts', sku='server'),
+            node_agent_sku_id='batch.node.ubuntu 24.04',
+            container_configuration=m.BatchContainerConfiguration(type='dockerCompatible',
+                                                                  container_image_names=[IMAGE]))))
+    wait_for_nodes(client, pool_id, count=2)
+    client.create_job(m.BatchJobCreateOptions(id=job_id, pool_info=m.BatchPoolInfo(pool_id=pool_id)))
+    in_the_image_only = "/bin/sh -c 'test ! -e /usr'"  # the busybox image has no /usr; this machine has
+    for task_id, options in (('mpi-inside', ''), ('mpi-breakout', '--privileged')):
+        client.create_task(job_id, m.BatchTaskCreateOptions(
+            id=task_id, command_line=in_the_image_only,
+            multi_instance_settings=m.MultiInstanceSettings(number_of_instances=2,
+                                                            coordination_command_line=in_the_image_only),
+            container_settings=m.BatchTaskContainerSettings(image_name=IMAGE, container_run_options=options)))
+    inside = _completed(client, job_id, 'mpi-inside', timeout=120).execution_info
+    assert (inside.result, inside.exit_code) == ('success', 0), inside.failure_info
+    breakout = _completed(client, job_id, 'mpi-breakout', timeout=120).execution_info
+    assert (breakout.result, breakout.failure_info.code) == ('failure', 'ContainerInvalidSettings')
+    client.begin_delete_job(job_id)
+    client.begin_delete_pool(pool_id)
