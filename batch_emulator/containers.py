@@ -14,8 +14,9 @@ get more from it than a node's container gets:
 
 - the runtime process gets a scrubbed environment (``runtime_environment``: what a runtime needs
   to find its socket and configuration), never the emulator's;
-- the task's variables reach the container through an ``--env-file`` (mode 0600, in the task's
-  folder, removed when the task ends), never the command line, where ``ps`` would show them;
+- the task's variables reach the container through an ``--env-file`` (mode 0600, beside the node's
+  folder, where no file API lists it and no container sees it; removed when the task ends), never
+  the command line, where ``ps`` would show them;
 - ``containerRunOptions`` are parsed (``shlex``) against an allow-list (``check_run_options``):
   resources, labels, users other than root, mounts of the node's own folders, tmpfs. Whatever
   reaches the host (``--privileged``, host namespaces, other mounts, devices, capabilities,
@@ -179,7 +180,7 @@ def write_env_file(folder: str, env: dict[str, str]) -> tuple[str, list[str]]:
     A value with a line break cannot be written in an env file: those are left to the runtime's own
     environment (``--env NAME`` copies a variable of the runtime process, which holds only those).
     """
-    path = os.path.join(folder, f'.container-env-{secrets.token_hex(8)}')
+    path = os.path.join(folder, f'.batch-task-env-{secrets.token_hex(8)}')
     lines, apart = [], []
     for name, value in sorted(env.items()):
         if name in _NOT_INTO_CONTAINER or not name or '=' in name or any(c in name for c in '\r\n\0'):

@@ -190,10 +190,11 @@ class NodeRunner:
         if container is not None:  # the runtime runs it, with a runtime's environment and the task's in a file
             runtime, settings = container
             container_name = containers.new_name()
-            env_file, apart = containers.write_env_file(os.path.dirname(stdout_path), env)
+            node_root = env['AZ_BATCH_NODE_ROOT_DIR']  # the file lies beside it: no API lists it, no container sees it
+            env_file, apart = containers.write_env_file(os.path.dirname(node_root), env)
             try:
                 argv = containers.run_argv(runtime, settings, name=container_name, argv=argv, env_file=env_file,
-                                           env_apart=apart, node_root=env['AZ_BATCH_NODE_ROOT_DIR'],
+                                           env_apart=apart, node_root=node_root,
                                            working_dir=working_dir, allow_any_options=self.allow_container_run_options)
             except containers.RunOptionsRefused as error:
                 os.remove(env_file)
@@ -271,7 +272,7 @@ class NodeRunner:
         async with outbound.get(self.session(), self.outbound, url) as response:
             if response.status != 200:
                 raise ValueError(f'HTTP {response.status} {response.reason}')
-            descriptor = open_within(destination, working_dir, os.O_WRONLY | os.O_CREAT | os.O_TRUNC)
+            descriptor = open_within(destination, working_dir, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o666)
             with os.fdopen(descriptor, 'wb') as file:  # never through a link a task planted
                 async for chunk in response.content.iter_chunked(1 << 16):
                     file.write(chunk)

@@ -385,6 +385,7 @@ def test_a_container_task_with_breakout_options_fails_and_its_variables_stay_off
     pid, argv = next(iter(runtimes.items()))
     env_file = argv[argv.index(b'--env-file') + 1].decode()
     assert stat.S_IMODE(os.stat(env_file).st_mode) == 0o600
+    assert not env_file.startswith(seen.split('/workitems/')[0] + os.sep)  # neither mounted nor listed by the API
     with open(f'/proc/{pid}/environ', 'rb') as file:
         runtime_environment = file.read()
     assert DEVELOPER_SECRET.encode() not in runtime_environment and password.encode() not in runtime_environment
