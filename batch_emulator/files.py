@@ -12,8 +12,8 @@ and never follows a link out of the folder it was asked about:
   documents) without following links, visiting at most ``MAX_VISITED`` entries;
 - ``read_chunks`` reads a byte range piece by piece, for a streamed response;
 - ``open_within`` opens a regular file for the emulator's own reading or writing
-  (uploads, downloads) with ``O_NOFOLLOW``, and checks where the opened file really is,
-  so that a link a task planted is neither read nor written through;
+  (uploads, downloads) folder by folder with ``O_NOFOLLOW``, so that a link a task
+  planted is neither read nor written through;
 - ``node_log_files`` are the node's own log files, those a log upload sends.
 
 These functions block (they touch the disk): the server calls them through
@@ -167,28 +167,32 @@ def read_chunks(path: str, start: int, length: int) -> Iterator[bytes]:
             yield data
 
 
-def _opened_path(descriptor: int, path: str) -> str:
-    """Where an open file really is (Linux: from /proc, which no link can fool); elsewhere its resolved path."""
-    try:
-        return os.readlink(f'/proc/self/fd/{descriptor}')
-    except OSError:
-        return os.path.realpath(path)
-
-
 def open_within(path: str, root: str, flags: int = os.O_RDONLY, mode: int = 0o600) -> int:
     """A descriptor of the regular file ``path``, which must lie below ``root``; never opened through a link.
 
-    ``O_NOFOLLOW`` refuses a link in the last part of the path; where the opened file really is is
-    then checked against ``root``, which catches a folder on the way that was a link. ``O_NONBLOCK``: a
-    FIFO planted in a file's place fails at once instead of blocking the emulator.
+    The path is walked from ``root`` one folder at a time, each opened with ``O_NOFOLLOW`` relative
+    to the one before, so a link anywhere below ``root`` — planted before or swapped in meanwhile — is
+    refused, not followed. ``O_NONBLOCK``: a FIFO planted in a file's place fails at once instead of
+    blocking the emulator.
     """
-    root = os.path.join(os.path.realpath(root), '')  # with its trailing separator
-    descriptor = os.open(path, flags | os.O_NOFOLLOW | os.O_NONBLOCK | getattr(os, 'O_CLOEXEC', 0), mode)
+    root = os.path.realpath(root)
+    relative = os.path.relpath(path, root)
+    parts = relative.split(os.sep)
+    if not os.path.isabs(path) or relative == os.curdir or os.pardir in parts:
+        raise OSError(errno.EXDEV, 'not below its folder', path)
+    cloexec = getattr(os, 'O_CLOEXEC', 0)
+    folder = os.open(root, os.O_RDONLY | os.O_DIRECTORY | cloexec)
+    try:
+        for part in parts[:-1]:
+            inner = os.open(part, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | cloexec, dir_fd=folder)
+            os.close(folder)
+            folder = inner
+        descriptor = os.open(parts[-1], flags | os.O_NOFOLLOW | os.O_NONBLOCK | cloexec, mode, dir_fd=folder)
+    finally:
+        os.close(folder)
     try:
         if not stat.S_ISREG(os.fstat(descriptor).st_mode):
             raise OSError(errno.EINVAL, 'not a regular file', path)
-        if not _opened_path(descriptor, path).startswith(root):
-            raise OSError(errno.EXDEV, 'reached through a link out of its folder', path)
         os.set_blocking(descriptor, True)
     except BaseException:
         os.close(descriptor)

@@ -131,7 +131,7 @@ async def upload_node_logs(request: web.Request) -> web.Response:
     def url(name: str) -> str:
         return _insert_blob_path(body['containerUrl'], f'{folder}/{name}')
     for path in files:
-        scheduler.spawn_logged(runner.upload(path, url(os.path.basename(path)), [], os.path.dirname(path)),
+        scheduler.spawn_logged(runner.upload(path, url(os.path.basename(path)), [], node.root_dir),
                                f'uploading {os.path.basename(path)}')
     scheduler.spawn_logged(runner.upload_data(summary, len(summary), url('emulator-node.log')),
                            'uploading emulator-node.log')
