@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import functools
 import os
+import re
 import secrets
 import shlex
 import shutil
@@ -48,7 +49,7 @@ def find_runtime(configured: str | None) -> tuple[str, ...] | None:
             continue
         try:
             answered = subprocess.run([*command, 'info'], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                                      timeout=20, check=False).returncode == 0
+                                      timeout=20, check=False, env=runtime_environment({})).returncode == 0
         except (OSError, subprocess.TimeoutExpired):
             answered = False
         if answered:
@@ -65,11 +66,14 @@ class RunOptionsRefused(ValueError):
 
 
 # What a runtime needs of the environment to find its socket, storage and configuration; nothing else.
+# (No proxy variables: Podman copies those into every container, credentials included.)
 RUNTIME_VARIABLES = ('PATH', 'HOME', 'USER', 'LOGNAME', 'LANG', 'LC_ALL', 'TMPDIR', 'XDG_RUNTIME_DIR',
                      'XDG_CONFIG_HOME', 'XDG_DATA_HOME', 'DBUS_SESSION_BUS_ADDRESS', 'DOCKER_HOST', 'DOCKER_CONFIG',
-                     'DOCKER_CONTEXT', 'DOCKER_CERT_PATH', 'DOCKER_TLS_VERIFY', 'CONTAINER_HOST',
-                     'CONTAINER_CONNECTION', 'CONTAINERS_CONF', 'CONTAINERS_STORAGE_CONF', 'CONTAINERS_REGISTRIES_CONF',
-                     'REGISTRY_AUTH_FILE')
+                     'DOCKER_CONTEXT', 'DOCKER_CERT_PATH', 'DOCKER_TLS_VERIFY', 'DOCKER_API_VERSION',
+                     'DOCKER_DEFAULT_PLATFORM', 'CONTAINER_HOST', 'CONTAINER_CONNECTION', 'CONTAINER_SSHKEY',
+                     'CONTAINERS_CONF', 'CONTAINERS_CONF_OVERRIDE', 'CONTAINERS_STORAGE_CONF',
+                     'CONTAINERS_REGISTRIES_CONF', 'REGISTRY_AUTH_FILE', 'STORAGE_DRIVER', 'STORAGE_OPTS')
+_VARIABLE_NAME = re.compile(r'[A-Za-z_][A-Za-z0-9_.-]*')  # Podman reads NAME* in an env file as a glob of its own
 
 
 def runtime_environment(marker: dict[str, str]) -> dict[str, str]:
@@ -78,8 +82,11 @@ def runtime_environment(marker: dict[str, str]) -> dict[str, str]:
 
 
 def _not_root(value: str, _node_root: str) -> str | None:
-    user = value.split(':', 1)[0].strip()
-    return 'the container may not run as root' if user in ('0', 'root', '') else None
+    for part in value.split(':', 1):  # user[:group]: neither may be root
+        part = part.strip()
+        if part in ('', 'root') or part.lstrip('+').isdigit() and int(part) == 0:
+            return 'the container may not run as root (user or group)'
+    return None
 
 
 def _network(value: str, _node_root: str) -> str | None:  # the emulator already runs containers on the host network
@@ -125,7 +132,7 @@ _WITH_VALUE: dict[str, object] = {
                      '--cpu-period', '--cpu-quota', '--shm-size', '--pids-limit', '--ulimit', '--label', '-l',
                      '--hostname', '-h', '--workdir', '-w', '--entrypoint', '--tmpfs', '--stop-signal',
                      '--stop-timeout', '--add-host', '--dns', '--dns-search', '--dns-option', '--domainname',
-                     '--log-driver', '--log-opt', '--blkio-weight', '--platform', '--pull',
+                     '--blkio-weight', '--platform', '--pull',
                      '--health-cmd', '--health-interval', '--health-retries', '--health-timeout',
                      '--health-start-period', '--expose', '--mac-address'), _anything),
     '--user': _not_root, '-u': _not_root,
@@ -183,7 +190,7 @@ def write_env_file(folder: str, env: dict[str, str]) -> tuple[str, list[str]]:
     path = os.path.join(folder, f'.batch-task-env-{secrets.token_hex(8)}')
     lines, apart = [], []
     for name, value in sorted(env.items()):
-        if name in _NOT_INTO_CONTAINER or not name or '=' in name or any(c in name for c in '\r\n\0'):
+        if name in _NOT_INTO_CONTAINER or not _VARIABLE_NAME.fullmatch(name):
             continue
         if any(character in value for character in '\r\n\0'):
             apart.append(name)
@@ -217,5 +224,5 @@ async def remove(runtime: tuple[str, ...], name: str) -> None:
     """Removes the task's container (it is gone already unless the task was killed)."""
     import asyncio
     process = await asyncio.create_subprocess_exec(*runtime, 'rm', '--force', name, stdout=subprocess.DEVNULL,
-                                                   stderr=subprocess.DEVNULL)
+                                                   stderr=subprocess.DEVNULL, env=runtime_environment({}))
     await process.wait()

@@ -295,7 +295,8 @@ def test_the_storage_endpoint_is_the_one_of_the_connection_string():
     '--privileged', '-v /:/host', '--volume=/etc:/etc', '--mount type=bind,source=/,target=/host', '--pid=host',
     '--pid host', '--net=container:other', '--ipc=host', '--uts=host', '--userns=host', '--cgroupns=host',
     '--device /dev/kmsg', '--cap-add=SYS_ADMIN', '--security-opt seccomp=unconfined', '--user 0', '-u root',
-    '--user=0:0', '-u0', '--env-host', '-e HOME', '--env=PATH', '--env-file /etc/environment', '--volumes-from x',
+    '--user=0:0', '-u0', '--user 00', '--user 1000:0', '--user 1000:root', '--log-opt path=/tmp/x',
+    '--env-host', '-e HOME', '--env=PATH', '--env-file /etc/environment', '--volumes-from x',
     '--gpus all', '-d', 'otherimage', '-v {root}/../..:/up'])
 def test_run_options_that_reach_the_host_are_refused(options, tmp_path):
     with pytest.raises(containers.RunOptionsRefused) as refused:
