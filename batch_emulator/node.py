@@ -119,7 +119,8 @@ class NodeRunner:
     def session(self) -> aiohttp.ClientSession:
         if self._session is None:
             self._session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=600, sock_connect=10),
-                                                  connector=self.outbound.connector())
+                                                  connector=aiohttp.TCPConnector(
+                                                      resolver=outbound.GuardedResolver(lambda: self.outbound)))
         return self._session
 
     @staticmethod

@@ -89,17 +89,21 @@ def _is_address(host: str) -> bool:
 def is_this_machine(address: str) -> bool:
     """Loopback, the unspecified address (which reaches this machine), or an address of one of its interfaces."""
     try:
-        ip = ipaddress.ip_address(address.split('%', 1)[0])
+        ip = ipaddress.ip_address(address)
     except ValueError:
         return False
     if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
-        ip = ip.ipv4_mapped
+        ip, address = ip.ipv4_mapped, str(ip.ipv4_mapped)
     if ip.is_loopback or ip.is_unspecified:
         return True
     family = socket.AF_INET6 if ip.version == 6 else socket.AF_INET
+    try:  # the socket address with its scope (fe80::1%eth0), as bind needs it
+        sockaddr = socket.getaddrinfo(address, 0, family, socket.SOCK_STREAM, 0, socket.AI_NUMERICHOST)[0][4]
+    except OSError:
+        return False
     with socket.socket(family, socket.SOCK_STREAM) as probe:
         try:
-            probe.bind((str(ip), 0))  # only an address of this machine can be bound
+            probe.bind(sockaddr)  # only an address of this machine can be bound
         except OSError:
             return False
     return True
@@ -124,7 +128,7 @@ class OutboundPolicy:
             return True
         if port == self._own_port():
             return False
-        return bool({(host.lower().strip('[]'), port), (address.split('%', 1)[0], port)} & self.allowed)
+        return bool({(host.lower().strip('[]'), port), (address, port)} & self.allowed)
 
     def check(self, url: str) -> tuple[str, int]:
         """Refuses a URL that is not http(s) or names this machine's address unless allowed; (host, port)."""
@@ -138,7 +142,7 @@ class OutboundPolicy:
         host = (parts.hostname or '').lower()
         if not host:
             raise OutboundRefused('the URL names no host')
-        if _is_address(host) and not self.allows_address(host, port, host):
+        if _is_address(host) and not self.allows_address(host, port, parts.hostname or host):
             raise self.refusal(host, port)  # an address is not resolved: GuardedResolver never sees it
         return host, port
 
@@ -160,21 +164,20 @@ class OutboundPolicy:
         return OutboundRefused(f'{host}:{port} is on this machine: a node reaches only the storage endpoint of '
                                '--storage-connection-string there, or a host:port given with --allow-outbound-host')
 
-    def connector(self) -> aiohttp.TCPConnector:
-        return aiohttp.TCPConnector(resolver=GuardedResolver(self))
 
 
 class GuardedResolver(AbstractResolver):
     """Resolves as aiohttp does, then refuses an address of this machine the policy does not allow."""
 
-    def __init__(self, policy: OutboundPolicy) -> None:
-        self.policy = policy
+    def __init__(self, policy: Callable[[], OutboundPolicy]) -> None:
+        self.policy = policy  # asked each time: the emulator may name its policy after the session exists
         self._resolver = aiohttp.ThreadedResolver()
 
     async def resolve(self, host: str, port: int = 0, family: socket.AddressFamily = socket.AF_INET) -> list:
         found = await self._resolver.resolve(host, port, family)
-        if any(not self.policy.allows_address(host, port, entry['host']) for entry in found):
-            raise self.policy.refusal(host, port)
+        policy = self.policy()
+        if any(not policy.allows_address(host, port, entry['host']) for entry in found):
+            raise policy.refusal(host, port)
         return found
 
     async def close(self) -> None:
