@@ -100,7 +100,8 @@ def parse_arguments(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument('--node-step-seconds', type=float, default=0.2,
                         help='how long each node state (creating, starting) lasts (default 0.2)')
     parser.add_argument('--storage-connection-string', metavar='CONNECTION_STRING',
-                        help='the (Azurite) storage account whose containers the local portal lists')
+                        help='the (Azurite) storage account whose containers the local portal lists; its blob '
+                             "endpoint is the one on this machine that tasks' resource and output files may reach")
     parser.add_argument('--fault-rate', type=_share, default=0.0, metavar='R',
                         help='answer a share R of requests with 500/503 or a dropped connection (default 0)')
     parser.add_argument('--node-failure-rate', type=_share, default=0.0, metavar='R',
