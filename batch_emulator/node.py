@@ -192,7 +192,10 @@ class NodeRunner:
             runtime, settings = container
             container_name = containers.new_name()
             node_root = env['AZ_BATCH_NODE_ROOT_DIR']  # the file lies beside it: no API lists it, no container sees it
-            env_file, apart = containers.write_env_file(os.path.dirname(node_root), env)
+            try:
+                env_file, apart = containers.write_env_file(os.path.dirname(node_root), env)
+            except OSError as error:
+                return None, failure('ContainerMiscError', f"The task's environment cannot be written: {error}")
             try:
                 argv = containers.run_argv(runtime, settings, name=container_name, argv=argv, env_file=env_file,
                                            env_apart=apart, node_root=node_root,
