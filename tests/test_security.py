@@ -273,11 +273,19 @@ def test_unlimited_retries_back_off(batch_client, pool_and_job):
 
 def test_background_and_setsid_children_die_with_their_task(batch_client, pool_and_job, unique_id):
     _, job_id = pool_and_job
-    marker = unique_id('sleep').replace('sleep-', '3')[:8]
-    command = f"/bin/bash -c 'sleep {marker}1 & setsid sleep {marker}2 & (setsid sleep {marker}3 &); echo started'"
+    # Digits only: `sleep 3…1` must be a sleep of weeks (a hex marker such as `3a1b` made sleep exit at once,
+    # and the test passed with the protection switched off).
+    marker = '3' + str(int(unique_id('sleep').split('-')[1], 16))[-6:]
+    # The task ends only once its three children run, so what is checked below is that they were killed.
+    command = (f"/bin/bash -c 'sleep {marker}1 & setsid sleep {marker}2 & (setsid sleep {marker}3 &); "
+               f"until [ $(pgrep -fc \"^sleep {marker}\") = 3 ]; do sleep 0.01; done; echo started'")
     batch_client.create_task(job_id, m.BatchTaskCreateOptions(id='escape', command_line=command))
-    assert wait_for_task(batch_client, job_id, 'escape').execution_info.exit_code == 0
-    eventually(lambda: not processes_running(f'sleep {marker}'), timeout=5, message='no child left')
+    try:
+        assert wait_for_task(batch_client, job_id, 'escape').execution_info.exit_code == 0
+        eventually(lambda: not processes_running(f'sleep {marker}'), timeout=5, message='no child left')
+    finally:
+        for pid in processes_running(f'sleep {marker}'):  # a failure leaves nothing running either
+            os.kill(pid, signal.SIGKILL)
 
 
 def test_nothing_a_task_started_outlives_the_emulator(tmp_path):
