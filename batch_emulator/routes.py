@@ -257,6 +257,8 @@ async def get_node(request: web.Request) -> web.Response:
 
 async def reboot_node(request: web.Request) -> web.Response:
     state = _state(request)
+    if request.can_read_body and request.content_length:  # optional; parsed by the spec's schema all the same
+        state.requeue_option(await _body(request), 'nodeRebootOption')  # (the reboot always requeues)
     pool, node = state.node_for_action(request.match_info['poolId'], request.match_info['nodeId'], 'reboot')
     if node.state not in ('idle', 'running', 'starttaskfailed', 'unusable'):
         raise BatchServiceError('OperationInvalidForCurrentState', 'The node is not in a state that allows reboot.')

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 from collections import deque
 from collections.abc import Callable
@@ -74,8 +75,10 @@ class TaskRoom(Room):
                             parse: Callable[[dict], dict] = lambda body: body) -> list[dict]:
         """Adds up to 100 tasks (each parsed by ``parse``); returns the per-task results (success or clienterror)."""
         job = self._active_job(job_id)
-        if not isinstance(bodies, list) or not bodies:
+        if bodies is None or bodies == []:
             raise missing_property('value')
+        if not isinstance(bodies, list):  # the spec's array, sent as another type
+            raise invalid_property('value', bodies if isinstance(bodies, str) else json.dumps(bodies))
         if len(bodies) > MAX_TASKS_PER_COLLECTION:
             raise invalid_property('value', len(bodies), 'The number of tasks in the collection exceeds the '
                                                          f'maximum of {MAX_TASKS_PER_COLLECTION}.')
