@@ -22,23 +22,30 @@ pool", MicrosoftDocs/azure-docs articles/batch/batch-automatic-scaling.md):
   HistoryBeginTime; constants TimeInterval_* and the deallocation options requeue, terminate,
   taskcompletion, retaineddata.
 
-What the service answers was taken from recordings and Microsoft's own pages (see the module's tests
-and the report for each source): the ``results`` string lists $TargetDedicatedNodes,
-$TargetLowPriorityNodes, $NodeDeallocationOption, then the user variables by name; an undefined symbol
-is ``AutoScalingFormulaEvaluationError`` "Line 1, Col 1: Undefined symbol: $something_useless"; too few
-samples is ``InsufficientSampleData`` "Line 1, Col 24: Insufficient data from data set: $RunningTasks
-wanted 100%, received 0%" (the column of the call's opening parenthesis).
+What the service answers, and where from (tests/test_autoscale.py's docstring lists the sources): the
+``results`` string lists $TargetDedicatedNodes, $TargetLowPriorityNodes, $NodeDeallocationOption, then
+the user variables by name (recordings, users' pasted results); an undefined symbol is
+``AutoScalingFormulaEvaluationError`` "The specified auto-scaling formula has evaluation error", detail
+"Line 1, Col 1: Undefined symbol: $something_useless" (JS SDK recording); too few samples is
+``InsufficientSampleData`` "Line 1, Col 24: Insufficient data from data set: $RunningTasks wanted 100%,
+received 0%" (the column of the call's opening parenthesis; the .NET SDK's test, the REST reference); the
+codes ``AutoScalingFormulaSyntaxError`` and ``AutoScaleFormulaTooLong`` (the .NET SDK's error-code
+strings).
+
+This project's wording, where nothing recorded or published gives the service's: the messages of the
+syntax and too-long errors, and every detail after "Line L, Col C:" except "Undefined symbol: NAME" and
+"Insufficient data ..." (type, operator, argument, range, time-string and syntax errors).
 
 Where no recording or page says what the service does, this module chooses, and says so here:
 fractional node targets drop the fraction (negative ones become 0); on any error ``results`` reports the
 pool's targets unchanged and no user variables; user variables sort case-insensitively; GetSample(n)
 and windows return samples oldest first, a window includes both ends, and percent = samples present /
-(window / ``sample_period``), at most 100; a timeinterval prints as a .NET TimeSpan (``00:03:00``); the
-wording after "Line L, Col C:" of syntax, type and argument errors is ours. ``%`` is not an operator
-(the doc's operations table has none); ceil/floor/round are in today's learn.microsoft.com page only.
-Also ours: the budgets of one evaluation (MAX_VECTOR_LENGTH, MAX_STEPS, MAX_SECONDS, MAX_RESULTS_LENGTH),
-each an AutoScalingFormulaEvaluationError when exceeded; a target above the spec's int32 is refused
-the same way, not clamped (as an infinite one is); a timeinterval overflows where a .NET TimeSpan does.
+(window / ``sample_period``), at most 100; a timeinterval prints as a .NET TimeSpan (``00:03:00``).
+``%`` is not an operator (the doc's operations table has none); ceil/floor/round are in today's
+learn.microsoft.com page only. Also ours: the budgets of one evaluation (MAX_VECTOR_LENGTH, MAX_STEPS,
+MAX_SECONDS, MAX_RESULTS_LENGTH), each an AutoScalingFormulaEvaluationError when exceeded; a target above
+the spec's int32 is refused the same way, not clamped (as an infinite one is); a timeinterval overflows
+where a .NET TimeSpan does.
 """
 
 from __future__ import annotations
@@ -74,7 +81,8 @@ INT32_MAX = 2 ** 31 - 1  # the spec types targetDedicatedNodes and targetLowPrio
 MAX_INTERVAL_SECONDS = 922_337_203_685.4775807
 
 # Error codes and messages. The first two are recorded / documented inside AutoScaleRun bodies; the
-# syntax and length ones are the service's 400 codes (REST "Batch status and error codes" table).
+# syntax and length codes are the service's 400 codes (the .NET SDK's BatchErrorCodeStrings), their
+# messages this project's wording (none recorded).
 EVALUATION_ERROR = 'AutoScalingFormulaEvaluationError'
 EVALUATION_ERROR_MESSAGE = 'The specified auto-scaling formula has evaluation error'
 INSUFFICIENT_SAMPLES = 'InsufficientSampleData'

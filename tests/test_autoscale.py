@@ -1,11 +1,24 @@
 """The autoscale formula language (batch_emulator/autoscale.py): Microsoft's example formulas against
 constructed sample histories, the service's ``results`` string, and each way a formula fails.
 
-Expected strings come from the real service: the JS SDK recordings in Azure/azure-sdk-assets
-(js/sdk/batch/batch-rest/recordings/node/autoscale_operations/, commit 097db87: evaluate
-``$TargetDedicatedNodes=3``, evaluate ``$something_useless``), the Batch docs' sample output, the
-AutoScaleRunError example of the REST reference and of the pool autoscale event, and results strings
-users pasted from real pools.
+Which expected strings are the service's, and where from:
+- the ``results`` string and the evaluation error of an undefined symbol (code, message and
+  ``Line 1, Col 1: Undefined symbol: $something_useless``, in name/value pairs): the JS SDK recordings in
+  Azure/azure-sdk-assets (js/sdk/batch/batch-rest/recordings/node/autoscale_operations/, commit 097db87:
+  evaluate ``$TargetDedicatedNodes=3``, evaluate ``$something_useless``); results strings users pasted from
+  real pools and the Batch docs' sample output;
+- ``InsufficientSampleData``, its message and ``Line 1, Col 24: Insufficient data from data set:
+  $RunningTasks wanted 100%, received 0%``: the .NET SDK's own AutoScaleRunError test and the REST
+  reference's AutoScaleRunError example;
+- the codes ``AutoScalingFormulaSyntaxError`` and ``AutoScaleFormulaTooLong`` (answered with 400): the .NET
+  SDK's BatchErrorCodeStrings ("An automatic scaling formula has a syntax error", "... is too long. The
+  maximum length is 8192 characters").
+
+This project's wording (no recording or page gives the service's): the messages of those two 400s, and
+every detail after the service's ``Line L, Col C:`` prefix other than "Undefined symbol: NAME" and
+"Insufficient data ..." (type, operator, argument, range, time-string and syntax errors). Those tests do
+not pin that wording: they check the place (line and column, worked out here from the formula) and that
+the detail names what is wrong.
 """
 
 from __future__ import annotations
@@ -18,7 +31,6 @@ from batch_emulator.autoscale import (
     EVALUATION_ERROR,
     INSUFFICIENT_SAMPLES,
     MAX_FORMULA_LENGTH,
-    REQUEST_ERROR_CODES,
     SYNTAX_ERROR,
     TOO_LONG,
     AutoScaleContext,
@@ -376,29 +388,59 @@ def test_division_by_zero_gives_infinity_which_a_target_cannot_take():
 
     assert result.target_dedicated_nodes == 3
     assert result.error.code == EVALUATION_ERROR
-    assert result.error.detail == 'Line 2, Col 1: $TargetDedicatedNodes is not a number: ∞'
+    assert result.error.detail.startswith(place('x = 1 / 0;\n$TargetDedicatedNodes = x;', '$TargetDedicatedNodes'))
+    assert result.error.detail.endswith('∞')  # the value that a target cannot take, named (our wording)
 
 
-@pytest.mark.parametrize(('formula', 'detail'), [
-    ('x = time() + 1;', "Line 1, Col 12: Operator '+' is not defined for timestamp and double"),
-    ('x = $PendingTasks + 1;', "Line 1, Col 19: Operator '+' is not defined for sampled variable and double"),
-    ('$PendingTasks = 3;', 'Line 1, Col 1: Cannot assign to read-only symbol: $PendingTasks'),
-    ('$NodeDeallocationOption = 2;', 'Line 1, Col 1: Invalid value for $NodeDeallocationOption: 2'),
-    ('$TargetDedicatedNodes = time();', 'Line 1, Col 1: $TargetDedicatedNodes must be a double, not a timestamp'),
-    ('x = avg($PendingTasks.GetSample(TimeInterval_Minute));',
-     'Line 1, Col 5: avg() needs at least one value; the list is empty'),
-    ('x = val($PendingTasks.GetSample(1), 0);', 'Line 1, Col 5: Index 0 is out of range for a doubleVec of length 0'),
-    ('x = nosuchfunction(1);', 'Line 1, Col 5: Undefined symbol: nosuchfunction'),
-    ('x = $PendingTasks.GetSamples(1);', 'Line 1, Col 19: Undefined symbol: GetSamples'),
-    ('x = time("not a time");', 'Line 1, Col 5: Invalid time string: not a time'),
-    ('x = time().fortnight;', 'Line 1, Col 12: Undefined symbol: fortnight on a timestamp'),
+def place(formula: str, offending: str | None) -> str:
+    """``Line L, Col C: `` of the first occurrence of ``offending`` in the formula (None: its end), 1-based."""
+    index = len(formula) if offending is None else formula.index(offending)
+    line_start = formula.rfind('\n', 0, index) + 1
+    return f"Line {formula.count(chr(10), 0, index) + 1}, Col {index - line_start + 1}: "
+
+
+@pytest.fixture(scope='module')
+def autoscaled_pool(emulator):
+    """A pool with autoscale on, to evaluate formulas against as a user would (evaluateautoscale)."""
+    from tests.test_emulator import _pool, raw
+    client = emulator.client()
+    body = {key: value for key, value in _pool('formulas', enableAutoScale=True,
+                                               autoScaleFormula='$TargetDedicatedNodes=0').items()
+            if key != 'targetDedicatedNodes'}
+    assert raw(client, 'POST', '/pools', body).status_code == 201
+    yield lambda formula: raw(client, 'POST', '/pools/formulas/evaluateautoscale', {'autoScaleFormula': formula})
+    raw(client, 'DELETE', '/pools/formulas')
+
+
+# (formula, the offending text the detail's "Line L, Col C: " points at, what the detail must name). The
+# service's form for an undefined symbol is recorded ("Undefined symbol: $something_useless"); the others'
+# wording is ours.
+@pytest.mark.parametrize(('formula', 'offending', 'named'), [
+    ('x = time() + 1;', '+', ("'+'", 'timestamp', 'double')),
+    ('x = $PendingTasks + 1;', '+', ("'+'", 'sampled variable', 'double')),
+    ('$PendingTasks = 3;', '$PendingTasks', ('read-only', '$PendingTasks')),
+    ('$NodeDeallocationOption = 2;', '$NodeDeallocationOption', ('$NodeDeallocationOption', '2')),
+    ('$TargetDedicatedNodes = time();', '$TargetDedicatedNodes', ('$TargetDedicatedNodes', 'timestamp')),
+    ('x = avg($PendingTasks.GetSample(TimeInterval_Minute));', 'avg', ('avg()', 'empty')),
+    ('x = val($PendingTasks.GetSample(1), 0);', 'val', ('Index 0', 'length 0')),
+    ('x = nosuchfunction(1);', 'nosuchfunction', ('Undefined symbol: nosuchfunction',)),
+    ('x = $PendingTasks.GetSamples(1);', 'GetSamples', ('Undefined symbol: GetSamples',)),
+    ('x = time("not a time");', 'time', ('not a time',)),
+    ('x = time().fortnight;', 'fortnight', ('Undefined symbol: fortnight',)),
+    ('x = 1 / 0;\n$TargetDedicatedNodes = x;', '$TargetDedicatedNodes', ('$TargetDedicatedNodes', 'not a number')),
 ])
-def test_evaluation_errors_name_their_place(formula, detail):
-    result = evaluate(formula, context())
+def test_evaluation_errors_name_their_place(autoscaled_pool, formula, offending, named):
+    result = evaluate(formula, context(target_dedicated_nodes=3))
 
     assert result.error.code == EVALUATION_ERROR
-    assert result.error.detail == detail
-    assert result.results == '$TargetDedicatedNodes=0;$TargetLowPriorityNodes=0;$NodeDeallocationOption=requeue'
+    assert result.error.detail.startswith(place(formula, offending)), result.error.detail
+    assert all(name in result.error.detail for name in named), result.error.detail
+    assert result.target_dedicated_nodes == 3  # the pool is left as it is
+    assert result.results == '$TargetDedicatedNodes=3;$TargetLowPriorityNodes=0;$NodeDeallocationOption=requeue'
+    # What the user sees: a 200 AutoScaleRun whose error carries the detail as a name/value pair (recorded form).
+    answer = autoscaled_pool(formula)
+    assert answer.status_code == 200
+    assert answer.json()['error']['values'] == [{'name': 'Message', 'value': result.error.detail}]
 
 
 def test_time_strings_in_both_documented_formats():
@@ -414,20 +456,20 @@ def test_time_strings_in_both_documented_formats():
 
 # --- Syntax ----------------------------------------------------------------------------------------------
 
-@pytest.mark.parametrize(('formula', 'detail'), [
-    ('$TargetDedicatedNodes = (1 + ;', "Line 1, Col 30: Unexpected ';'"),
-    ('$TargetDedicatedNodes = 1 +', 'Line 1, Col 28: Unexpected end of formula'),
-    ('a = 1;\nb = 2 % 3;', "Line 2, Col 7: Unexpected character '%'"),
-    ('a = 1\nb = 2', "Line 2, Col 1: Unexpected 'b'"),  # a line break does not end a statement
-    ("x = 'single';", "Line 1, Col 5: Unexpected character '''"),
+@pytest.mark.parametrize(('formula', 'offending', 'named'), [
+    ('$TargetDedicatedNodes = (1 + ;', ';', ("';'",)),
+    ('$TargetDedicatedNodes = 1 +', None, ('end of formula',)),
+    ('a = 1;\nb = 2 % 3;', '%', ("'%'",)),
+    ('a = 1\nb = 2', 'b', ("'b'",)),  # a line break does not end a statement
+    ("x = 'single';", "'", ("'''",)),
 ])
-def test_syntax_errors_are_the_services_syntax_error_code(formula, detail):
+def test_syntax_errors_are_the_services_syntax_error_code(autoscaled_pool, formula, offending, named):
     error = validate(formula)
 
     assert error is not None
-    assert (error.code, error.message) == (SYNTAX_ERROR, 'The specified auto-scaling formula has a syntax error.')
-    assert error.detail == detail
-    assert error.code in REQUEST_ERROR_CODES
+    assert error.code == SYNTAX_ERROR
+    assert error.detail.startswith(place(formula, offending)), error.detail
+    assert all(name in error.detail for name in named), error.detail
     with pytest.raises(FormulaSyntaxError) as raised:
         parse(formula)
     assert raised.value.error == error
@@ -435,16 +477,23 @@ def test_syntax_errors_are_the_services_syntax_error_code(formula, detail):
     evaluated = evaluate(formula, context(target_dedicated_nodes=2))
     assert evaluated.error == error
     assert evaluated.target_dedicated_nodes == 2
+    # What the user sees: not a 200 AutoScaleRun but a 400 with the documented code, the detail in its values.
+    answer = autoscaled_pool(formula)
+    assert (answer.status_code, answer.json()['code']) == (400, 'AutoScalingFormulaSyntaxError')
+    assert answer.json()['values'] == [{'key': 'Message', 'value': error.detail}]
 
 
-def test_a_formula_over_8_kb_is_too_long():
+def test_a_formula_over_8_kb_is_too_long(autoscaled_pool):
     formula = '$TargetDedicatedNodes = 1;' + ' ' * (MAX_FORMULA_LENGTH - 26)
     assert validate(formula) is None
+    assert autoscaled_pool(formula).status_code == 200
 
     error = validate(formula + ' ')
 
-    assert (error.code, error.message) == (TOO_LONG, 'The specified auto-scaling formula exceeds lengths limit.')
-    assert error.code in REQUEST_ERROR_CODES
+    assert error.code == TOO_LONG
+    answer = autoscaled_pool(formula + ' ')  # what the user sees: a 400 with the documented code
+    assert (answer.status_code, answer.json()['code']) == (400, 'AutoScaleFormulaTooLong')
+    assert '8192' in answer.json()['values'][0]['value']
 
 
 def test_valid_formulas_validate_including_empty_statements_comments_and_line_breaks():

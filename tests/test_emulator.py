@@ -540,13 +540,27 @@ def test_the_request_log_has_one_json_line_per_request(batch_client, emulator):
     assert time.mktime(time.strptime(last['time'], '%Y-%m-%dT%H:%M:%SZ')) >= started - time.timezone - 2
 
 
-def test_the_shared_key_string_to_sign_matches_the_sdk(emulator):
-    """The verifier and the SDK agree on a request with a body, ocp- headers and an encoded filter."""
-    text = auth.string_to_sign('POST', '/jobs/j/addtaskcollection?api-version=2025-06-01&%24filter=a%20eq%20%27b%27',
-                               {'Content-Type': 'application/json', 'Content-Length': '12',
-                                'ocp-date': 'Tue, 01 Jan 2030 00:00:00 GMT', 'client-request-id': 'x'}, 'acct')
+def test_the_shared_key_string_to_sign_matches_the_sdk():
+    """The verifier and the SDK's own SharedKey policy agree on a request with a body, ocp- headers and an
+    encoded filter: the same string to sign, the same Authorization header."""
+    from azure.core.credentials import AzureNamedKeyCredential
+    from azure.core.pipeline import PipelineContext, PipelineRequest
+
+    from batch_emulator import DEFAULT_ACCOUNT_KEY
+    path = '/jobs/j/addtaskcollection?api-version=2025-06-01&%24filter=a%20eq%20%27b%27'
+    headers = {'Content-Type': 'application/json', 'Content-Length': '12',
+               'ocp-date': 'Tue, 01 Jan 2030 00:00:00 GMT', 'client-request-id': 'x'}
+    text = auth.string_to_sign('POST', path, headers, 'acct')
     assert text == ('POST\n\n\n12\n\napplication/json\n\n\n\n\n\n\nocp-date:Tue, 01 Jan 2030 00:00:00 GMT\n'
                     "/acct/jobs/j/addtaskcollection\n$filter:a eq 'b'\napi-version:2025-06-01")
+    policy = BatchSharedKeyAuthPolicy(AzureNamedKeyCredential('acct', DEFAULT_ACCOUNT_KEY))
+    signed: list[str] = []
+    sign = policy._sign_string
+    policy._sign_string = lambda string: signed.append(string) or sign(string)
+    request = HttpRequest('POST', f'http://127.0.0.1:1{path}', headers=dict(headers))
+    policy.on_request(PipelineRequest(request, PipelineContext(None)))
+    assert signed == [text]
+    assert request.headers['Authorization'] == f'SharedKey acct:{auth.sign(DEFAULT_ACCOUNT_KEY, text)}'
 
 
 # ----- the route table comes from the spec ------------------------------------------------------------
