@@ -503,6 +503,8 @@ def test_an_operation_without_a_handler_answers_501_naming_it(tmp_path, mocker):
     operation = next(o for o in contract.operations() if o.operation_id == 'Pools_ListSupportedImages')
     mocker.patch.dict(HANDLERS)
     del HANDLERS[operation.operation_id]
+    from batch_emulator import processes
+    mocker.patch.object(processes, 'become_subreaper', return_value=False)  # pytest's process stays as it is
 
     async def ask() -> tuple[int, dict]:
         app = server.create_app(data_dir=str(tmp_path))
