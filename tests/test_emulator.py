@@ -162,16 +162,19 @@ def test_invalid_pools_are_refused_with_the_property_named(batch_client, body, c
     assert {'key': 'PropertyName', 'value': property_name} in error['values']
 
 
-def test_nodes_go_through_their_states_and_are_laid_out_like_real_nodes(batch_client, emulator, unique_id):
+def test_nodes_go_through_their_states_and_are_laid_out_like_real_nodes(batch_client, emulator, unique_id, tmp_path):
     pool_id = unique_id('pool')
-    start_task = m.BatchStartTask(command_line="/bin/bash -c 'echo prepared > $AZ_BATCH_NODE_SHARED_DIR/ready; "
+    gate = tmp_path / 'gate'  # the start task waits for it: the node stays in waitingforstarttask until then
+    start_task = m.BatchStartTask(command_line=f"/bin/bash -c 'until [ -e {gate} ]; do sleep 0.05; done; "
+                                               "echo prepared > $AZ_BATCH_NODE_SHARED_DIR/ready; "
                                                "echo start-task-output'", wait_for_success=True)
     create_pool(batch_client, pool_id, start_task=start_task)
-    seen_states = set()
-    eventually(lambda: [seen_states.add(n.state) for n in batch_client.list_nodes(pool_id)]
-               and 'idle' in seen_states, message='node idle')
-    assert seen_states & {'creating', 'starting', 'waitingforstarttask'}
-    node = batch_client.list_nodes(pool_id).__next__()
+    waiting = eventually(lambda: (nodes := list(batch_client.list_nodes(pool_id))) and nodes[0].state not in (
+        'creating', 'starting') and nodes[0], message='the node past creating and starting')
+    assert waiting.state == 'waitingforstarttask' and waiting.start_task_info.state == 'running'
+    gate.touch()
+    node = eventually(lambda: (found := batch_client.get_node(pool_id, waiting.id)).state != 'waitingforstarttask'
+                      and found, message='the start task done')
     validate(raw_json(batch_client, f'/pools/{pool_id}/nodes'), 'BatchNodeListResult')
     assert node.start_task_info.result == 'success' and node.start_task_info.exit_code == 0
     assert batch_client.get_node(pool_id, node.id).state == 'idle'
