@@ -44,21 +44,26 @@ import uuid
 from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from typing import Any, Literal
 
-from azure.batch import BatchClient
-from azure.batch import models as batchmodels
-from azure.core.credentials import AzureNamedKeyCredential
-from azure.core.exceptions import AzureError, HttpResponseError, ResourceExistsError, ResourceNotFoundError
-from azure.core.pipeline.policies import RetryPolicy
-from azure.storage.blob import (
-    BlobSasPermissions,
-    BlobServiceClient,
-    ContainerSasPermissions,
-    UserDelegationKey,
-    generate_blob_sas,
-    generate_container_sas,
-)
-
 import tutorial_settings
+
+try:  # the tutorial's packages (requirements.txt): without them, one line saying what to run instead
+    from azure.batch import BatchClient
+    from azure.batch import models as batchmodels
+    from azure.core.credentials import AzureNamedKeyCredential
+    from azure.core.exceptions import AzureError, HttpResponseError, ResourceExistsError, ResourceNotFoundError
+    from azure.core.pipeline.policies import RetryPolicy
+    from azure.storage.blob import (
+        BlobSasPermissions,
+        BlobServiceClient,
+        ContainerSasPermissions,
+        UserDelegationKey,
+        generate_blob_sas,
+        generate_container_sas,
+    )
+except ModuleNotFoundError as missing:
+    if __name__ != '__main__':
+        raise
+    sys.exit('Error: ' + tutorial_settings.missing_module_message(missing.name, __file__, sys.argv[1:]))
 from tutorial_settings import Settings, SettingsError, TutorialError, parse_arguments
 
 # Update the Batch and Storage account credential strings below with the values
@@ -316,11 +321,12 @@ _POOL_ADMIN = batchmodels.UserIdentity(auto_user=batchmodels.AutoUserSpecificati
 
 
 def create_pool(batch_client: BatchClient, pool_id: str, resource_files: list[batchmodels.ResourceFile],
-                vm_size: str, node_count: int) -> bool:
+                vm_size: str, node_count: int,
+                vm_configuration: batchmodels.VirtualMachineConfiguration | None = None) -> bool:
     """Creates a pool of Ubuntu 24.04 compute nodes, or reuses the pool of that id.
 
     Returns True when an existing pool is reused (create_job then refreshes the
-    task script on its nodes).
+    task script on its nodes). The image is looked up unless ``vm_configuration`` is given.
     """
     print(f'Creating pool [{pool_id}]...')
 
@@ -335,7 +341,7 @@ def create_pool(batch_client: BatchClient, pool_id: str, resource_files: list[ba
 
     new_pool = batchmodels.BatchPoolCreateOptions(
         id=pool_id,
-        virtual_machine_configuration=get_vm_config_for_distro(
+        virtual_machine_configuration=vm_configuration or get_vm_config_for_distro(
             batch_client, _NODE_OS_PUBLISHER, _NODE_OS_OFFER, _NODE_OS_SKU),
         vm_size=vm_size,
         target_dedicated_nodes=node_count,
@@ -671,14 +677,39 @@ class Leftovers:
     reused_containers: list[str] = dataclasses.field(default_factory=list)  # existed before: never deleted
     not_downloaded: list[str] | None = None  # blobs step 7 left in the output container (None: it did not run)
     output_kept: bool = False  # the output container is kept: it may hold blobs that were not downloaded
-    # '' (none), 'requested' (create_pool or create_job was called but did not return: the
-    # service may have done it anyway) or 'made' (created; a pool may also be reused).
-    job: Literal['', 'requested', 'made'] = ''
-    pool: Literal['', 'requested', 'made'] = ''
+    # '' (none), 'requested' (create_pool or create_job sent its request but did not return: the
+    # service may have done it anyway), 'made' (created; a pool may also be reused) or 'unknown'
+    # (requested, and the check whether it exists failed: unknown_because says why).
+    job: Literal['', 'requested', 'made', 'unknown'] = ''
+    pool: Literal['', 'requested', 'made', 'unknown'] = ''
+    unknown_because: dict[str, str] = dataclasses.field(default_factory=dict)  # 'job'/'pool' -> why
+    # '' (no task added), 'unfinished' (tasks were added, not all seen completed) or 'completed'.
+    tasks: Literal['', 'unfinished', 'completed'] = ''
+    input_links_expire: datetime.datetime | None = None  # when the tasks' SAS URLs to their input files expire
+    kept_for_job: bool = False  # step 8 kept the containers because the job left had unfinished tasks
+
+
+_CONTAINERS_THE_TASKS_NEED = {
+    _APP_CONTAINER_NAME: 'need the task script in it (their nodes download it from there)',
+    _INPUT_CONTAINER_NAME: 'download their input files from it',
+    _OUTPUT_CONTAINER_NAME: 'upload their results to it',
+}
+
+
+def _tasks_still_need_containers(left: Leftovers) -> bool:
+    """Whether a job with unfinished tasks may be left on a pool that may be left: they still need the containers."""
+    return left.tasks == 'unfinished' and bool(left.job) and bool(left.pool)
 
 
 def delete_containers(blob_service_client: BlobServiceClient, left: Leftovers) -> None:
-    """Step 8: deletes the containers this run created, except an output container holding results not downloaded."""
+    """Step 8: deletes the containers this run created, except an output container holding results not downloaded.
+
+    While the job may be left with unfinished tasks, they need all three: nothing is deleted then,
+    and step 9 calls this again once the job (or its pool) is deleted.
+    """
+    left.kept_for_job = _tasks_still_need_containers(left)
+    if left.kept_for_job:
+        return
     left.output_kept = (left.not_downloaded != [] and _OUTPUT_CONTAINER_NAME in left.containers
                         and _holds_blobs(blob_service_client, _OUTPUT_CONTAINER_NAME))
     to_delete = [name for name in left.containers if not (left.output_kept and name == _OUTPUT_CONTAINER_NAME)]
@@ -697,27 +728,46 @@ def _holds_blobs(blob_service_client: BlobServiceClient, container_name: str) ->
 
 
 def delete_job_and_pool(batch_client: BatchClient, settings: Settings, left: Leftovers) -> None:
-    """Step 9: asks before deleting the job and the pool; what is deleted is taken out of ``left``."""
-    if left.job == 'requested':
-        left.job = 'made' if _exists_made_by_this_run(batch_client.get_job, settings.job_id) else ''
-    if left.pool == 'requested':
-        left.pool = 'made' if _exists_made_by_this_run(batch_client.get_pool, settings.pool_id) else ''
-    if left.job and query_yes_no('Delete job?', assume_yes=settings.assume_yes) == 'yes':
+    """Step 9: asks before deleting the job and the pool; what is deleted is taken out of ``left``.
+
+    A job or pool whose create did not return is looked up first: only one this run made is
+    offered for deletion; one that cannot be looked up is left as 'unknown', with the reason.
+    """
+    for kind, get, resource_id in (('job', batch_client.get_job, settings.job_id),
+                                   ('pool', batch_client.get_pool, settings.pool_id)):
+        if getattr(left, kind) == 'requested':
+            state, because = _made_by_this_run_or_why_unknown(get, resource_id, settings)
+            setattr(left, kind, state)
+            if because:
+                left.unknown_because[kind] = because
+    if left.job == 'made' and query_yes_no('Delete job?', assume_yes=settings.assume_yes) == 'yes':
         if _delete(batch_client.begin_delete_job, 'job', settings.job_id):
             left.job = ''
-    if left.pool and query_yes_no('Delete pool?', assume_yes=settings.assume_yes) == 'yes':
+    if left.pool == 'made' and query_yes_no('Delete pool?', assume_yes=settings.assume_yes) == 'yes':
         if _delete(batch_client.begin_delete_pool, 'pool', settings.pool_id):
             left.pool = ''
 
 
-def _exists_made_by_this_run(get: Callable[[str], Any], resource_id: str) -> bool:
-    """Whether a pool or job whose create did not return exists, made by this run."""
+def _made_by_this_run_or_why_unknown(get: Callable[[str], Any], resource_id: str,
+                                     settings: Settings) -> tuple[Literal['', 'made', 'unknown'], str]:
+    """Whether a pool or job whose create did not return exists, made by this run: ('made' or '', '').
+
+    When the service cannot tell, ('unknown', why): it is neither offered for deletion nor said to exist.
+    """
     try:
-        return _made_by_this_run(get(resource_id))
+        return ('made' if _made_by_this_run(get(resource_id)) else ''), ''
     except ResourceNotFoundError:
-        return False
-    except AzureError:
-        return True  # cannot tell: count it as left rather than leave a billed pool unmentioned
+        return '', ''
+    except AzureError as error:
+        return 'unknown', _why_not_checked(error, settings)
+
+
+def _why_not_checked(error: AzureError, settings: Settings) -> str:
+    if isinstance(error, HttpResponseError) and error.status_code in (401, 403):
+        code = getattr(getattr(error, 'model', None), 'code', None) or getattr(error, 'error_code', None)
+        refused = 'the key' if settings.auth == 'key' else 'your Microsoft Entra ID identity'
+        return f'the service refused {refused} ({code or error.status_code})'
+    return _describe(error)
 
 
 def _delete(delete: Callable[[str], Any], kind: str, name: str) -> bool:
@@ -733,11 +783,14 @@ def _delete(delete: Callable[[str], Any], kind: str, name: str) -> bool:
 
 
 def print_leftovers(settings: Settings, left: Leftovers) -> None:
-    """Lists what the run leaves behind and, on Azure, the Azure CLI commands that delete it."""
+    """Lists what the run leaves behind and, on Azure, the Azure CLI commands that delete it.
+
+    What it could not find out (whether a pool or job exists) it says it does not know, and why.
+    """
     if settings.local:  # Azurite and the emulator stop when the run ends, and everything in them goes
         names = ([f'container [{name}]' for name in left.reused_containers + left.containers]
                  + [f'{kind} [{resource_id}]' for kind, resource_id, made in
-                    (('job', settings.job_id, left.job), ('pool', settings.pool_id, left.pool)) if made])
+                    (('job', settings.job_id, left.job), ('pool', settings.pool_id, left.pool)) if made == 'made'])
         if names:
             print(f'The local services stop now, and with them go: {", ".join(names)}.')
         return
@@ -746,16 +799,29 @@ def print_leftovers(settings: Settings, left: Leftovers) -> None:
     storage_account = f' --account-name {settings.storage_account_name}' + (
         ' --auth-mode login' if settings.auth == 'entra' else '')
     batch_account = f' --account-name {settings.batch_account_name} --account-endpoint {settings.batch_account_url}'
+    still_needed = left.kept_for_job and _tasks_still_need_containers(left)
     for name in left.containers:
-        lines.append(f'Kept container [{name}]: it may hold blobs that were not downloaded.'
-                     if left.output_kept and name == _OUTPUT_CONTAINER_NAME else f'Container [{name}] is left.')
+        if still_needed and name in _CONTAINERS_THE_TASKS_NEED:
+            lines.append(f'Kept container [{name}]: the unfinished tasks of job [{settings.job_id}] '
+                         f'{_CONTAINERS_THE_TASKS_NEED[name]}.')
+        elif left.output_kept and name == _OUTPUT_CONTAINER_NAME:
+            lines.append(f'Kept container [{name}]: it may hold blobs that were not downloaded.')
+        else:
+            lines.append(f'Container [{name}] is left.')
         commands.append(_AZ_DELETE['container'].format(name) + storage_account)
-    if left.job:
-        lines.append(f'Job [{settings.job_id}] is left; its unfinished tasks keep running.')
-        commands.append(_AZ_DELETE['job'].format(settings.job_id) + batch_account)
-    if left.pool:
-        lines.append(f'Pool [{settings.pool_id}] is left running: its nodes are billed until you delete it.')
-        commands.append(_AZ_DELETE['pool'].format(settings.pool_id) + batch_account)
+    for kind, resource_id, state, consequence in (
+            ('job', settings.job_id, left.job, _what_the_job_does(settings, left)),
+            ('pool', settings.pool_id, left.pool, 'its nodes are billed until you delete it')):
+        command = _AZ_DELETE[kind].format(resource_id) + batch_account
+        if state == 'made':
+            lines.append(f'{kind.capitalize()} [{resource_id}] is left' + (' running' if kind == 'pool' else '')
+                         + f': {consequence}.')
+            commands.append(command)
+        elif state:  # requested (clean-up stopped before the check) or unknown (the check failed)
+            because = left.unknown_because.get(kind, 'clean-up was stopped before it could check')
+            lines.append(f'Could not check whether {kind} [{resource_id}] exists: {because}. '
+                         f'If it does, {consequence}.')
+            commands.append(command + '  # if it exists')
     for line in lines:
         print(line)
     if commands:
@@ -763,6 +829,18 @@ def print_leftovers(settings: Settings, left: Leftovers) -> None:
         print(f'To delete what is left (Azure CLI{cloud}):')
         for command in commands:
             print('  ' + command)
+
+
+def _what_the_job_does(settings: Settings, left: Leftovers) -> str:
+    if left.tasks == 'completed':
+        return 'all its tasks completed'
+    if left.tasks == '':
+        return 'it has no tasks'
+    if not left.pool:
+        return f'its unfinished tasks wait for pool [{settings.pool_id}], which is deleted'
+    expiry = (f'; one that starts after {left.input_links_expire:%Y-%m-%d %H:%M} UTC cannot download its input '
+              'file (the link to it expires then)' if left.input_links_expire else '')
+    return f'its unfinished tasks keep running on pool [{settings.pool_id}]{expiry}'
 
 
 def _press_enter_interrupted(settings: Settings) -> bool:
@@ -863,16 +941,20 @@ def main(settings: Settings, blob_service_client: BlobServiceClient, batch_clien
                                                       [_TASK_SCRIPT_PATH], sas_credential)
         input_files = upload_files_to_container(blob_service_client, _INPUT_CONTAINER_NAME,
                                                 settings.input_files, sas_credential)
+        left.input_links_expire = (datetime.datetime.now(datetime.timezone.utc) + _SAS_LIFETIME).replace(
+            second=0, microsecond=0) + datetime.timedelta(minutes=1)  # at the latest
         # The tasks upload their results with a write/create-only container SAS that outlives the run.
         output_container_sas_token = get_container_sas_token(
             blob_service_client, _OUTPUT_CONTAINER_NAME, ContainerSasPermissions(write=True, create=True),
             sas_credential, lifetime=max(_SAS_LIFETIME, settings.timeout + datetime.timedelta(hours=1)))
 
-        # Step 3: create the pool (its StartTask prepares each node). Until create_pool
-        # returns, whether the pool exists is not known (Ctrl-C, a lost answer).
+        # Step 3: create the pool (its StartTask prepares each node) from a supported image. Once
+        # the create is sent, until create_pool returns, whether the pool exists is not known
+        # (Ctrl-C, a lost answer).
+        vm_configuration = get_vm_config_for_distro(batch_client, _NODE_OS_PUBLISHER, _NODE_OS_OFFER, _NODE_OS_SKU)
         left.pool = 'requested'
         reused_pool = create_pool(batch_client, settings.pool_id, application_files, settings.vm_size,
-                                  settings.node_count)
+                                  settings.node_count, vm_configuration)
         left.pool = 'made'
 
         # Step 4: create the job.
@@ -881,6 +963,7 @@ def main(settings: Settings, blob_service_client: BlobServiceClient, batch_clien
         left.job = 'made'
 
         # Step 5: add one task per input file.
+        left.tasks = 'unfinished'
         task_count = add_tasks(batch_client, settings.job_id, input_files, _OUTPUT_CONTAINER_NAME,
                                output_container_sas_token, numwords=settings.numwords,
                                storage_account_name=settings.storage_account_name,
@@ -893,6 +976,7 @@ def main(settings: Settings, blob_service_client: BlobServiceClient, batch_clien
         all_completed = wait_for_tasks_to_complete(batch_client, settings.job_id, settings.pool_id, task_count,
                                                    settings.timeout)
         if all_completed:
+            left.tasks = 'completed'
             print("  Success! All tasks reached the 'Completed' state within the specified timeout period.")
         failed_tasks = report_failed_tasks(batch_client, settings.job_id)
 
@@ -917,6 +1001,8 @@ def main(settings: Settings, blob_service_client: BlobServiceClient, batch_clien
 
             # Step 9: delete the job and the pool, if you say so. Jobs cost nothing; nodes do.
             delete_job_and_pool(batch_client, settings, left)
+            if left.kept_for_job and not _tasks_still_need_containers(left):
+                delete_containers(blob_service_client, left)  # the job's tasks no longer need them
         except KeyboardInterrupt:  # a (second) Ctrl-C during clean-up: stop it, but say what is left
             print('\nInterrupted: clean-up stopped.')
             exit_code = 130

@@ -19,6 +19,8 @@ import datetime
 import logging
 import os
 import re
+import shlex
+import sys
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
 
@@ -244,6 +246,26 @@ def _check_input_file(path: str, problems: list[str]) -> None:
                 problems.append(f'input file {path} is not UTF-8 text')
 
 
+def missing_module_message(module: str | None, script: str, argv: Sequence[str]) -> str:
+    """One line for a Python that lacks the tutorial's packages: the command that has them, or installs them."""
+    project_dir = os.path.dirname(os.path.realpath(script))
+    venv_python = os.path.join(project_dir, '.venv', 'bin', 'python')
+    problem = f'this Python ({sys.executable}) has no module {module or "?"}, which the tutorial needs'
+    if os.path.exists(venv_python) and os.path.realpath(sys.prefix) != os.path.realpath(os.path.dirname(
+            os.path.dirname(venv_python))):
+        command = ' '.join(shlex.quote(part) for part in (_relative(venv_python), os.path.relpath(script), *argv))
+        return f'{problem}; the project\'s .venv has it: {command}'
+    run_sh = shlex.quote(_relative(os.path.join(project_dir, 'run.sh')))
+    return (f'{problem}; {run_sh} local installs the tutorial\'s packages in .venv and runs it locally '
+            '(or install them into this Python: pip install -r requirements.txt)')
+
+
+def _relative(path: str) -> str:
+    """A path to type in this folder: relative, and starting with ./ when it is a file here ("./run.sh")."""
+    relative = os.path.relpath(path)
+    return relative if os.sep in relative else os.path.join(os.curdir, relative)
+
+
 @contextlib.contextmanager
 def settings_from_command_line(args: argparse.Namespace,
                                load: Callable[[argparse.Namespace, Mapping[str, str]], Settings]) -> Iterator[Settings]:
@@ -261,7 +283,11 @@ def settings_from_command_line(args: argparse.Namespace,
     if not args.local:
         yield load(args, environ)
         return
-    from batch_emulator.local import LocalServicesError, local_services, placeholder_environment
+    try:
+        from batch_emulator.local import LocalServicesError, local_services, placeholder_environment
+    except ModuleNotFoundError as missing:  # the emulator's packages (aiohttp, lark) are not installed
+        client = os.path.join(os.path.dirname(os.path.realpath(__file__)), 'python_tutorial_client.py')
+        raise TutorialError(missing_module_message(missing.name, client, ['--local'])) from None
     load(args, environ | placeholder_environment())
     try:
         with local_services(verbose=args.verbose) as services:

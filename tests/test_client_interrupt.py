@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import pty
+import re
 import select
 import subprocess
 import sys
@@ -119,11 +120,19 @@ def test_ctrl_c_twice_in_a_terminal_lists_what_is_left_and_how_to_delete_it_then
     assert 'Interrupted: cleaning up.' in out
     summary = out[out.index('Interrupted: clean-up stopped.\n'):].splitlines()[1:]
     batch_account = ' --account-name mybatch --account-endpoint https://mybatch.eastus.batch.azure.com'
+    expiry = re.search(r'one that starts after (\d{4}-\d\d-\d\d \d\d:\d\d UTC)', out).group(1)
     assert summary == [
-        'Kept container [output]: it may hold blobs that were not downloaded.',
-        'Job [PythonTutorialJob] is left; its unfinished tasks keep running.',
+        # The job is left with unfinished tasks: the containers they need are left with it.
+        'Kept container [application]: the unfinished tasks of job [PythonTutorialJob] need the task script in it '
+        '(their nodes download it from there).',
+        'Kept container [input]: the unfinished tasks of job [PythonTutorialJob] download their input files from it.',
+        'Kept container [output]: the unfinished tasks of job [PythonTutorialJob] upload their results to it.',
+        'Job [PythonTutorialJob] is left: its unfinished tasks keep running on pool [PythonTutorialPool]; one that '
+        f'starts after {expiry} cannot download its input file (the link to it expires then).',
         'Pool [PythonTutorialPool] is left running: its nodes are billed until you delete it.',
         'To delete what is left (Azure CLI):',
+        '  az storage container delete --name application --account-name mystorage',
+        '  az storage container delete --name input --account-name mystorage',
         '  az storage container delete --name output --account-name mystorage',
         '  az batch job delete --job-id PythonTutorialJob --yes' + batch_account,
         '  az batch pool delete --pool-id PythonTutorialPool --yes' + batch_account,

@@ -3,8 +3,13 @@
 from __future__ import annotations
 
 import argparse
+import datetime
 import os
 import re
+import shutil
+import subprocess
+import sys
+from urllib.parse import parse_qs, urlparse
 
 import pytest
 from azure.batch import models as batchmodels
@@ -16,6 +21,7 @@ from azure.core.exceptions import (
 )
 
 import python_tutorial_client as client
+from tests.conftest import PROJECT_DIR
 
 KEY = 'a2V5a2V5a2V5a2V5a2V5a2V5a2V5a2V5a2V5a2V5a2V5'  # base64, not a real key
 GOOD_ENVIRONMENT = {
@@ -260,9 +266,11 @@ def test_existing_containers_are_reused_and_kept(mocker, tmp_path, capsys):
     assert 'Kept container [input]: it existed before this run.' in capsys.readouterr().out
 
 
-def service_error(message='The server failed', status=500):
+def service_error(message='The server failed', status=500, code=None):
     error = HttpResponseError(message=message)
     error.status_code = status
+    if code:
+        error.model = batchmodels.BatchError(code=code)
     return error
 
 
@@ -355,17 +363,33 @@ LEFT = {
        for name in ('application', 'input', 'output')},
     'kept output': ('Kept container [output]: it may hold blobs that were not downloaded.',
                     '  az storage container delete --name output' + AZ_STORAGE),
-    'job': ('Job [PythonTutorialJob] is left; its unfinished tasks keep running.',
-            '  az batch job delete --job-id PythonTutorialJob --yes' + AZ_BATCH),
+    **{f'{name} for the job': (f'Kept container [{name}]: the unfinished tasks of job [PythonTutorialJob] {needs}.',
+                               f'  az storage container delete --name {name}' + AZ_STORAGE)
+       for name, needs in (('application', 'need the task script in it (their nodes download it from there)'),
+                           ('input', 'download their input files from it'),
+                           ('output', 'upload their results to it'))},
+    'job completed': ('Job [PythonTutorialJob] is left: all its tasks completed.',
+                      '  az batch job delete --job-id PythonTutorialJob --yes' + AZ_BATCH),
+    'job running': ('Job [PythonTutorialJob] is left: its unfinished tasks keep running on pool [PythonTutorialPool]; '
+                    'one that starts after TIME cannot download its input file (the link to it expires then).',
+                    '  az batch job delete --job-id PythonTutorialJob --yes' + AZ_BATCH),
+    'job waiting': ('Job [PythonTutorialJob] is left: its unfinished tasks wait for pool [PythonTutorialPool], '
+                    'which is deleted.', '  az batch job delete --job-id PythonTutorialJob --yes' + AZ_BATCH),
     'pool': ('Pool [PythonTutorialPool] is left running: its nodes are billed until you delete it.',
              '  az batch pool delete --pool-id PythonTutorialPool --yes' + AZ_BATCH),
+    'pool refused': ('Could not check whether pool [PythonTutorialPool] exists: the service refused the key '
+                     '(AuthenticationFailed). If it does, its nodes are billed until you delete it.',
+                     '  az batch pool delete --pool-id PythonTutorialPool --yes' + AZ_BATCH + '  # if it exists'),
+    'pool unreachable': ('Could not check whether pool [PythonTutorialPool] exists: cannot reach the service: '
+                         'Connection refused. If it does, its nodes are billed until you delete it.',
+                         '  az batch pool delete --pool-id PythonTutorialPool --yes' + AZ_BATCH + '  # if it exists'),
 }
 
 
 def leftover_lines(out: str) -> list[str]:
     """The summary's lines: what is left, then the commands (after their heading)."""
-    lines = out.splitlines()
-    listed = [line for line in lines if re.match(r'(Kept container|Container|Job|Pool) \[', line)]
+    lines = re.sub(r'\d{4}-\d\d-\d\d \d\d:\d\d UTC', 'TIME', out).splitlines()
+    listed = [line for line in lines if re.match(r'(Kept container|Container|Job|Pool) \[|Could not check', line)]
     commands = lines[lines.index('To delete what is left (Azure CLI):') + 1:] if listed else []
     return listed + commands
 
@@ -381,11 +405,16 @@ def ctrl_c_in(owner: str, method: str):
     return install
 
 
-def ctrl_c_in_create_pool(created: bool):
-    """Ctrl-C while create_pool waits for its answer; the service did (or did not) create the pool."""
+def ctrl_c_in_create_pool(created: bool | Exception):
+    """Ctrl-C while create_pool waits for its answer; the service did (or did not) create the pool.
+
+    An exception instead: what looking the pool up afterwards raises (the client cannot tell).
+    """
     def install(blob_service, batch):
         def create_pool(pool):
-            if created:
+            if isinstance(created, Exception):
+                batch.get_pool.side_effect = created
+            elif created:
                 batch.get_pool.return_value = batchmodels.BatchPool(id=pool.id, metadata=pool.metadata)
             else:
                 batch.get_pool.side_effect = ResourceNotFoundError('PoolNotFound')
@@ -408,20 +437,35 @@ def main_interrupted(*args) -> int:
 
 # Where Ctrl-C comes -> (the call that raises it, answers typed at the prompts (a Ctrl-C too), what is left)
 INTERRUPTS = {
+    # The job is kept with unfinished tasks on a kept pool: the containers they need are kept too.
     'while-the-tasks-run': (ctrl_c_in('batch', 'get_job_task_counts'), ['n', 'n'],
-                                  ['kept output', 'job', 'pool']),
-    'twice-while-the-tasks-run-then-at-delete-job': (ctrl_c_in('batch', 'get_job_task_counts'),
-                                                        [KeyboardInterrupt], ['kept output', 'job', 'pool']),
-    'at-delete-job-after-a-complete-run': (no_ctrl_c, [KeyboardInterrupt], ['job', 'pool']),
+                            ['application for the job', 'input for the job', 'output for the job', 'job running',
+                             'pool']),
+    'twice-while-the-tasks-run-then-at-delete-job': (
+        ctrl_c_in('batch', 'get_job_task_counts'), [KeyboardInterrupt],
+        ['application for the job', 'input for the job', 'output for the job', 'job running', 'pool']),
+    # Once the job (or its pool) is deleted, no task needs the containers: they go, except results.
+    'while-the-tasks-run-then-the-job-is-deleted': (ctrl_c_in('batch', 'get_job_task_counts'), ['y', 'n'],
+                                                    ['kept output', 'pool']),
+    'while-the-tasks-run-then-the-pool-is-deleted': (ctrl_c_in('batch', 'get_job_task_counts'), ['n', 'y'],
+                                                     ['kept output', 'job waiting']),
+    'at-delete-job-after-a-complete-run': (no_ctrl_c, [KeyboardInterrupt], ['job completed', 'pool']),
     'at-delete-pool': (no_ctrl_c, ['y', KeyboardInterrupt], ['pool']),
     'while-deleting-the-containers': (ctrl_c_in('blob', 'delete_container'), [],
-                                      ['application', 'input', 'output', 'job', 'pool']),
-    'while-deleting-the-job': (ctrl_c_in('batch', 'begin_delete_job'), ['y'], ['job', 'pool']),
+                                      ['application', 'input', 'output', 'job completed', 'pool']),
+    'while-deleting-the-job': (ctrl_c_in('batch', 'begin_delete_job'), ['y'], ['job completed', 'pool']),
     'while-deleting-the-pool': (ctrl_c_in('batch', 'begin_delete_pool'), ['y', 'y'], ['pool']),
     'while-creating-the-pool-which-the-service-created': (ctrl_c_in_create_pool(created=True), ['n'],
                                                            ['kept output', 'pool']),
     'while-creating-the-pool-which-was-not-created': (ctrl_c_in_create_pool(created=False), [],
                                                                   ['kept output']),
+    # Whether the pool exists cannot be found out: said so, with why; it is not offered for deletion.
+    'while-creating-the-pool-then-the-key-is-refused': (
+        ctrl_c_in_create_pool(created=service_error('Server failed to authenticate the request.', 403,
+                                                    'AuthenticationFailed')), [], ['kept output', 'pool refused']),
+    'while-creating-the-pool-then-the-service-is-unreachable': (
+        ctrl_c_in_create_pool(created=ServiceRequestError('Connection refused')), [],
+        ['kept output', 'pool unreachable']),
 }
 
 
@@ -442,9 +486,32 @@ def test_ctrl_c_anywhere_ends_with_what_is_left_and_the_commands_that_delete_it(
     assert KEY not in out and 'sig=' not in out
 
 
+def test_a_job_left_running_says_until_when_its_tasks_can_download_their_inputs(mocker, tmp_path, capsys):
+    """The input files' links (SAS) live 2 hours: a task that starts later fails, and the summary says when."""
+    install_ctrl_c, answers, _ = INTERRUPTS['while-the-tasks-run']
+    blob_service, batch = working_services(mocker)
+    install_ctrl_c(blob_service, batch)
+    mocker.patch.object(client.sys, 'stdin').isatty.return_value = True
+    mocker.patch('builtins.input', side_effect=answers)
+    before = datetime.datetime.now(datetime.timezone.utc)
+    main_interrupted(tutorial_settings(tmp_path, assume_yes=False), blob_service, batch, KEY)
+    after = datetime.datetime.now(datetime.timezone.utc)
+
+    printed = re.search(r'one that starts after (\d{4}-\d\d-\d\d \d\d:\d\d) UTC cannot download',
+                        capsys.readouterr().out).group(1)
+    printed_time = datetime.datetime.strptime(printed, '%Y-%m-%d %H:%M').replace(tzinfo=datetime.timezone.utc)
+    job_id, tasks = batch.create_tasks.call_args.args[:2]
+    links_expire = [parse_qs(urlparse(task.resource_files[0].http_url).query)['se'][0] for task in tasks]
+    latest_expiry = max(datetime.datetime.strptime(se, '%Y-%m-%dT%H:%M:%SZ').replace(tzinfo=datetime.timezone.utc)
+                        for se in links_expire)
+    assert latest_expiry <= printed_time <= latest_expiry + datetime.timedelta(minutes=1)
+    assert before + datetime.timedelta(hours=2) <= printed_time <= after + datetime.timedelta(hours=2, minutes=1)
+
+
 @pytest.mark.parametrize(('where', 'gone'), [
     ('at-delete-job-after-a-complete-run', 'job [PythonTutorialJob], pool [PythonTutorialPool]'),
-    ('while-the-tasks-run', 'container [output], job [PythonTutorialJob], pool [PythonTutorialPool]'),
+    ('while-the-tasks-run', 'container [application], container [input], container [output], '
+                            'job [PythonTutorialJob], pool [PythonTutorialPool]'),
 ])
 def test_a_local_run_says_once_that_what_it_leaves_goes_with_the_local_services(mocker, tmp_path, capsys, where,
                                                                                    gone):
@@ -528,3 +595,42 @@ def test_local_validates_flags_before_starting_anything(mocker, capsys):
     assert client.run_from_command_line(['--local', '--numwords', '-1']) == 2
     assert '--numwords must be 1 or more' in capsys.readouterr().err
     popen.assert_not_called()
+
+
+@pytest.mark.parametrize('with_venv', [True, False], ids=['a-project-venv-exists', 'no-venv-yet'])
+def test_a_python_without_the_packages_is_one_line_naming_what_to_run(tmp_path, with_venv):
+    """``python3 python_tutorial_client.py --local`` with a Python that lacks the packages (a fresh, empty venv).
+
+    With the project's .venv set up, the line gives the command that runs the tutorial with it; before,
+    the command that installs it (./run.sh local). Nothing else, no traceback, exit code 1.
+    """
+    empty_python = tmp_path / 'empty-venv' / 'bin' / 'python'
+    subprocess.run([sys.executable, '-m', 'venv', '--without-pip', str(empty_python.parent.parent)], check=True)
+    project = PROJECT_DIR
+    if not with_venv:  # the two scripts alone, as in a fresh clone before ./run.sh
+        project = tmp_path / 'clone'
+        project.mkdir()
+        for name in ('python_tutorial_client.py', 'tutorial_settings.py'):
+            shutil.copy(os.path.join(PROJECT_DIR, name), project / name)
+    assert os.path.exists(os.path.join(project, '.venv', 'bin', 'python')) == with_venv
+    result = subprocess.run([str(empty_python), 'python_tutorial_client.py', '--local'], cwd=project,
+                            capture_output=True, text=True, timeout=60, env={'PATH': os.environ['PATH']})
+    assert result.returncode == 1
+    assert result.stdout == ''
+    problem = f'Error: this Python ({empty_python}) has no module azure, which the tutorial needs; '
+    assert result.stderr.splitlines() == [problem + (
+        "the project's .venv has it: .venv/bin/python python_tutorial_client.py --local" if with_venv else
+        "./run.sh local installs the tutorial's packages in .venv and runs it locally "
+        '(or install them into this Python: pip install -r requirements.txt)')]
+
+
+def test_local_without_the_emulators_packages_is_one_line_naming_what_to_run(mocker, capsys, monkeypatch):
+    """The client's packages are there but not the emulator's (aiohttp, lark: pip install of only azure-*)."""
+    monkeypatch.chdir(PROJECT_DIR)
+    mocker.patch.dict(sys.modules, {'batch_emulator.local': None})  # importing it raises ModuleNotFoundError
+    mocker.patch.object(client.tutorial_settings.sys, 'prefix', '/usr')  # a Python other than the project's .venv
+    assert client.run_from_command_line(['--local', '--yes']) == 1
+    captured = capsys.readouterr()
+    assert captured.err.splitlines() == [
+        'Error: this Python (' + sys.executable + ') has no module batch_emulator.local, which the tutorial needs; '
+        "the project's .venv has it: .venv/bin/python python_tutorial_client.py --local"]

@@ -10,6 +10,7 @@ import string
 import subprocess
 import sys
 
+import psutil
 import pytest
 from azure.batch import BatchClient
 from azure.core.credentials import AzureNamedKeyCredential
@@ -87,6 +88,22 @@ def nothing_left(batch: BatchClient, settings: client.Settings) -> None:
             return True
     eventually(lambda: gone(batch.get_job, settings.job_id) and gone(batch.get_pool, settings.pool_id),
                message='job and pool deleted')
+    eventually(lambda: not processes_of_pool(settings.pool_id), message=f'no process of pool {settings.pool_id} left')
+
+
+def processes_of_pool(pool_id: str) -> list[str]:
+    """Every process on this machine started for a node of the pool (Batch gives each AZ_BATCH_POOL_ID).
+
+    Found by their environment, not their parent: a task's process that left its process group is found too.
+    """
+    found = []
+    for process in psutil.process_iter(['pid', 'cmdline']):
+        try:
+            if process.environ().get('AZ_BATCH_POOL_ID') == pool_id:
+                found.append(f'{process.info["pid"]}: {" ".join(process.info["cmdline"] or [])}')
+        except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
+            pass
+    return found
 
 
 def test_a_start_task_that_fails_ends_the_run_with_its_stderr(local_settings, mocker, capsys):
@@ -212,3 +229,67 @@ def test_emulated_tasks_download_resource_files_and_upload_output_files(local_st
     assert blob_service.get_blob_client(container, 'results/joined.txt').download_blob().readall() == b'onetwo'
     batch.begin_delete_pool(pool_id)
     blob_service.delete_container(container)
+
+
+def test_a_wrong_batch_key_is_one_line_and_mentions_no_pool_or_job(local_stack, tmp_path):
+    """The Batch service refuses the key at the first Batch call (the image lookup): no pool was ever requested.
+
+    The client is run as a user runs it, on Azure settings (here: the local services'), and everything it
+    prints is checked: nothing says a pool or a job is left, billed or to be deleted.
+    """
+    environ = {key: value for key, value in os.environ.items() if not key.startswith(('AZURE_', 'BATCH_'))}
+    environ |= local_stack.environment() | {'AZURE_BATCH_ACCESS_KEY': 'd3Jvbmcga2V5IGZvciB0aGUgdGVzdA=='}
+    result = subprocess.run([sys.executable, 'python_tutorial_client.py', '--yes', '--output-dir', str(tmp_path)],
+                            cwd=PROJECT_DIR, capture_output=True, text=True, timeout=120, env=environ,
+                            stdin=subprocess.DEVNULL)
+    assert result.returncode == 1, result.stdout + result.stderr
+    errors = result.stderr.splitlines()
+    assert len(errors) == 1 and errors[0].startswith(
+        'Error: the service answered 403 AuthenticationFailed: Server failed to authenticate the request.'), errors
+    # All it prints: the start, the uploads (in parallel: any order), the containers deleted, the end.
+    out = [line for line in result.stdout.splitlines() if line]
+    assert out[0].startswith('Sample start: ')
+    assert sorted(out[1:5]) == sorted(f'Uploading file {path} to container [{container}]...' for container, path in
+                                      [('application', os.path.join(PROJECT_DIR, 'python_tutorial_task.py'))]
+                                      + [('input', path) for path in DATA_FILES])
+    assert out[5] == 'Deleting containers...'
+    assert out[6].startswith('Sample end: ') and out[7].startswith('Elapsed time: ') and len(out) == 8, out
+    for word in ('pool', 'Pool', 'job', 'Job', 'billed', 'az ', 'Delete', 'Traceback'):
+        assert word not in result.stdout + result.stderr
+    assert 'd3Jvbmcga2V5' not in result.stdout + result.stderr
+
+
+def test_after_ctrl_c_a_job_left_with_its_pool_still_runs_its_tasks_to_success(local_settings, mocker, tmp_path,
+                                                                                 capsys):
+    """Ctrl-C while the tasks wait; job and pool kept: the containers the tasks need stay, and the tasks succeed.
+
+    The pool's StartTask waits for a gate file, so no task can have run before the clean-up.
+    """
+    settings, blob_service, batch, sas_key = local_settings
+    settings.assume_yes = False
+    gate = tmp_path / 'gate'
+    mocker.patch.object(client, 'start_task_commands', return_value=[
+        f'while [ ! -e {gate} ]; do sleep 0.05; done', *client.start_task_commands()])
+    mocker.patch.object(batch, 'get_job_task_counts', side_effect=KeyboardInterrupt)  # Ctrl-C in the wait
+    mocker.patch.object(client, 'query_yes_no', return_value='no')
+    try:
+        assert client.main(settings, blob_service, batch, sas_key) == 130
+        out = capsys.readouterr().out
+        assert f'Job [{settings.job_id}] is left: its unfinished tasks keep running on pool [{settings.pool_id}]' in out
+        for name in ('application', 'input', 'output'):
+            assert f'Kept container [{name}]: the unfinished tasks of job [{settings.job_id}]' in out
+
+        gate.touch()
+        tasks = eventually(lambda: (ts := list(batch.list_tasks(settings.job_id))) and all(
+            t.state == 'completed' for t in ts) and ts, timeout=120, message='all tasks completed')
+        assert [(t.id, t.execution_info.result, t.execution_info.failure_info) for t in tasks] == [
+            (f'topNtask{i}', 'success', None) for i in range(3)]
+        results = sorted(b.name for b in blob_service.get_container_client('output').list_blobs())
+        assert results == ['taskdata1_OUTPUT.txt', 'taskdata2_OUTPUT.txt', 'taskdata3_OUTPUT.txt']
+    finally:
+        gate.touch()
+        batch.begin_delete_job(settings.job_id)
+        batch.begin_delete_pool(settings.pool_id)
+        for name in ('application', 'input', 'output'):
+            blob_service.delete_container(name)
+    nothing_left(batch, settings)
