@@ -538,11 +538,14 @@ def test_paths_outside_the_operations_answer_clearly(batch_client):
 def test_the_request_log_has_one_json_line_per_request(batch_client, emulator):
     started = time.time()
     list(batch_client.list_pools(select=['id']))
+    finished = time.time()
     with open(emulator.request_log, encoding='utf-8') as log:
         entries = [json.loads(line) for line in log]
     last = [e for e in entries if e['path'] == '/pools' and e['method'] == 'GET'][-1]
     assert last['status'] == 200 and last['query']['$select'] == 'id' and last['ms'] >= 0
-    assert time.mktime(time.strptime(last['time'], '%Y-%m-%dT%H:%M:%SZ')) >= started - time.timezone - 2
+    # The time is UTC, to the second, while the request was served (ISO 8601 strings sort as times do).
+    utc = [time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime(moment)) for moment in (started, finished)]
+    assert utc[0] <= last['time'] <= utc[1]
 
 
 def test_the_shared_key_string_to_sign_matches_the_sdk():
