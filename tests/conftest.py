@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import getpass
 import os
 import re
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -19,6 +21,42 @@ PROJECT_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, PROJECT_DIR)
 
 from batch_emulator import DEFAULT_ACCOUNT_KEY, DEFAULT_ACCOUNT_NAME  # noqa: E402
+
+_TEMP_ROOT_PREFIX = 'batch-tutorial-tests-'
+_TEMP_ROOT = pytest.StashKey[tuple]()  # (the session's folder, tempfile.tempdir and TMPDIR before)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Every temporary folder of the session goes into one of its own (tempfile and TMPDIR point there).
+
+    The tests' folders, and those of the emulators, Azurite and the tasks they start: at the end,
+    pytest_sessionfinish finds any that was not removed, even while other sessions run on this machine.
+    """
+    root = tempfile.mkdtemp(prefix=_TEMP_ROOT_PREFIX)
+    config.stash[_TEMP_ROOT] = (root, tempfile.tempdir, os.environ.get('TMPDIR'))
+    tempfile.tempdir = root
+    os.environ['TMPDIR'] = root
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    """Fails the session if a temporary folder or file of it is left (pytest's own tmp_path folders aside)."""
+    root, tempdir, tmpdir_variable = session.config.stash[_TEMP_ROOT]
+    tempfile.tempdir = tempdir
+    if tmpdir_variable is None:
+        os.environ.pop('TMPDIR', None)
+    else:
+        os.environ['TMPDIR'] = tmpdir_variable
+    left = sorted(set(os.listdir(root)) - {f'pytest-of-{getpass.getuser()}'})
+    shutil.rmtree(root, ignore_errors=True)
+    if left:
+        reporter = session.config.pluginmanager.get_plugin('terminalreporter')
+        message = f'the tests left temporary folders or files behind: {", ".join(left)}'
+        if reporter:
+            reporter.write_line(f'ERROR: {message}', red=True)
+        else:
+            print(f'ERROR: {message}', file=sys.stderr)
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
 
 
 def eventually(condition: Callable[[], object], timeout: float = 30.0, interval: float = 0.05,
@@ -48,21 +86,21 @@ class RunningEmulator:
 @pytest.fixture(scope='session')
 def emulator() -> Iterator[RunningEmulator]:
     """``python -m batch_emulator`` on a free port of 127.0.0.1, with quick node start-up."""
-    data_dir = tempfile.mkdtemp(prefix='emulator-tests-')
-    request_log = os.path.join(data_dir, 'requests.jsonl')
-    process = subprocess.Popen(
-        [sys.executable, '-m', 'batch_emulator', '--port', '0', '--location', data_dir, '--request-log', request_log,
-         '--node-step-seconds', '0.05'],
-        cwd=PROJECT_DIR, stdout=subprocess.PIPE, text=True)
-    first_line = process.stdout.readline()
-    match = re.search(r'listening on (http://127\.0\.0\.1:\d+)', first_line)
-    assert match, f'the emulator did not start: {first_line!r}'
-    try:
-        yield RunningEmulator(process, match.group(1), data_dir, request_log)
-    finally:
-        process.terminate()
-        process.wait(15)
-        process.stdout.close()
+    with tempfile.TemporaryDirectory(prefix='emulator-tests-') as data_dir:
+        request_log = os.path.join(data_dir, 'requests.jsonl')
+        process = subprocess.Popen(
+            [sys.executable, '-m', 'batch_emulator', '--port', '0', '--location', data_dir, '--request-log',
+             request_log, '--node-step-seconds', '0.05'],
+            cwd=PROJECT_DIR, stdout=subprocess.PIPE, text=True)
+        try:
+            first_line = process.stdout.readline()
+            match = re.search(r'listening on (http://127\.0\.0\.1:\d+)', first_line)
+            assert match, f'the emulator did not start: {first_line!r}'
+            yield RunningEmulator(process, match.group(1), data_dir, request_log)
+        finally:
+            process.terminate()
+            process.wait(15)
+            process.stdout.close()
 
 
 @pytest.fixture

@@ -199,12 +199,12 @@ def test_a_schedule_is_checked_without_creating_a_pool_and_its_pool_comes_with_i
 
 @pytest.fixture(scope='module')
 def fast() -> Iterator[BatchClient]:
-    location = tempfile.mkdtemp(prefix='auto-pool-tests-')
-    process, endpoint = start_emulator(location, env={**os.environ, 'BATCH_EMULATOR_SCHEDULE_CLOCK': '60'})
-    try:
-        yield batch_client_for(endpoint)
-    finally:
-        stop_emulator(process)
+    with tempfile.TemporaryDirectory(prefix='auto-pool-tests-') as location:
+        process, endpoint = start_emulator(location, env={**os.environ, 'BATCH_EMULATOR_SCHEDULE_CLOCK': '60'})
+        try:
+            yield batch_client_for(endpoint)
+        finally:
+            stop_emulator(process)
 
 
 def _schedule(client: BatchClient, schedule_id: str, auto_pool: dict) -> None:
@@ -269,8 +269,8 @@ def test_deleting_a_schedule_deletes_its_shared_pool_unless_kept_alive(fast, uni
 
 # ----- a restart from --location ------------------------------------------------------------------------
 
-def test_a_restart_keeps_the_link_between_a_job_a_schedule_and_their_auto_pools():
-    location = tempfile.mkdtemp(prefix='auto-pool-restart-')
+def test_a_restart_keeps_the_link_between_a_job_a_schedule_and_their_auto_pools(tmp_path):
+    location = str(tmp_path / 'auto-pool-restart')
     process, endpoint = start_emulator(location)
     try:
         client = batch_client_for(endpoint)
@@ -292,8 +292,8 @@ def test_a_restart_keeps_the_link_between_a_job_a_schedule_and_their_auto_pools(
         stop_emulator(process)
 
 
-def test_a_job_being_deleted_when_the_emulator_stops_does_not_leave_its_auto_pool_behind():
-    location = tempfile.mkdtemp(prefix='auto-pool-restart-')
+def test_a_job_being_deleted_when_the_emulator_stops_does_not_leave_its_auto_pool_behind(tmp_path):
+    location = str(tmp_path / 'auto-pool-restart')
     process, endpoint = start_emulator(location, '--node-step-seconds', '30')  # deletion stays under way
     try:
         client = batch_client_for(endpoint)

@@ -38,12 +38,12 @@ def _client(endpoint: str) -> BatchClient:
 @pytest.fixture(scope='module')
 def fast() -> Iterator[BatchClient]:
     """An emulator of its own whose schedule clock runs 60 times faster."""
-    location = tempfile.mkdtemp(prefix='schedule-tests-')
-    process, endpoint = start_emulator(location, env={**os.environ, 'BATCH_EMULATOR_SCHEDULE_CLOCK': str(CLOCK)})
-    try:
-        yield _client(endpoint)
-    finally:
-        stop_emulator(process)
+    with tempfile.TemporaryDirectory(prefix='schedule-tests-') as location:
+        process, endpoint = start_emulator(location, env={**os.environ, 'BATCH_EMULATOR_SCHEDULE_CLOCK': str(CLOCK)})
+        try:
+            yield _client(endpoint)
+        finally:
+            stop_emulator(process)
 
 
 def _when(text: str) -> datetime.datetime:
@@ -322,8 +322,8 @@ def test_the_job_specifications_terminatejob_completes_a_job_and_its_schedule(fa
     fast.begin_delete_pool(pool_id)
 
 
-def test_schedules_survive_a_restart_and_keep_creating_jobs():
-    location = tempfile.mkdtemp(prefix='schedule-restart-')
+def test_schedules_survive_a_restart_and_keep_creating_jobs(tmp_path):
+    location = str(tmp_path / 'schedule-restart')
     environment = {**os.environ, 'BATCH_EMULATOR_SCHEDULE_CLOCK': str(CLOCK)}
     process, endpoint = start_emulator(location, env=environment)
     try:
