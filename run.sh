@@ -42,6 +42,20 @@ if [ "$command" = test ] && [ ! -x ".cache/azure-cli-$azure_cli_version/bin/az" 
 fi
 export BATCH_TUTORIAL_AZ=".cache/azure-cli-$azure_cli_version/bin/az"
 
+# The portal's browser tests need Chromium and chromedriver, which only .ci/run installs: say so in one line
+# (tests/test_portal.py looks for the same commands; it skips them, or fails when CI is set).
+browser=$(command -v chromium || command -v chromium-browser || true)
+driver=$(command -v chromedriver || command -v chromium-driver || true)
+if [ "$command" = test ] && { [ -z "$browser" ] || [ -z "$driver" ]; }; then
+    if [ -n "${CI:-}" ]; then
+        echo "Chromium or chromedriver is missing: the browser tests (tests/test_portal.py) fail, since CI is set" \
+            "(.ci/run installs them)" >&2
+    else
+        echo "The browser tests (tests/test_portal.py) are skipped: Chromium or chromedriver is missing" \
+            "(sudo apt-get install chromium chromium-driver, or run .ci/run, which installs them)"
+    fi
+fi
+
 case "$command" in
     local) exec .venv/bin/python python_tutorial_client.py --local --yes "$@" ;;
     test)  exec .venv/bin/python -m pytest "$@" ;;

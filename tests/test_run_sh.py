@@ -1,0 +1,75 @@
+"""run.sh test, in a copy of the project whose setup is already done (stubs for .venv's python and az).
+
+Only what run.sh itself says is checked: the one line about the browser tests when Chromium or
+chromedriver is missing (only .ci/run installs them).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import subprocess
+import sys
+
+import pytest
+
+from tests.conftest import PROJECT_DIR
+
+SKIPPED = ('The browser tests (tests/test_portal.py) are skipped: Chromium or chromedriver is missing '
+           '(sudo apt-get install chromium chromium-driver, or run .ci/run, which installs them)')
+FAILING_IN_CI = ('Chromium or chromedriver is missing: the browser tests (tests/test_portal.py) fail, since CI is set '
+                 '(.ci/run installs them)')
+
+
+def _executable(path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text)
+    path.chmod(0o755)
+
+
+def run_sh_test(tmp_path, commands: list[str], environment: dict[str, str] | None = None):
+    """./run.sh test -q in a set-up copy, with only ``commands`` (and what run.sh needs) on PATH."""
+    project = tmp_path / 'project'
+    project.mkdir()
+    shutil.copy(os.path.join(PROJECT_DIR, 'run.sh'), project / 'run.sh')
+    pinned = b''
+    for name in ('requirements.txt', 'requirements-dev.txt', 'package.json', 'package-lock.json'):
+        (project / name).write_text(name)
+        pinned += name.encode()
+    (project / '.venv').mkdir()
+    (project / '.venv' / '.installed').write_text(hashlib.sha256(pinned).hexdigest() + '\n')
+    _executable(project / '.venv' / 'bin' / 'python', '#!/bin/sh\necho "pytest ran: $*"\n')
+    _executable(project / '.cache' / 'azure-cli-2.91.0' / 'bin' / 'az', '#!/bin/sh\n')
+    bin_dir = tmp_path / 'bin'
+    bin_dir.mkdir()
+    for command in ('bash', 'node', 'dirname', 'cat', 'sha256sum', 'cut'):
+        found = shutil.which(command)
+        if found is None:
+            pytest.fail(f'{command} is needed to run run.sh')
+        os.symlink(found, bin_dir / command)
+    for command in commands:
+        _executable(bin_dir / command, '#!/bin/sh\n')
+    environ = {'PATH': str(bin_dir), 'PYTHON': sys.executable, 'HOME': str(tmp_path)} | (environment or {})
+    return subprocess.run(['./run.sh', 'test', '-q'], cwd=project, env=environ, capture_output=True, text=True,
+                          timeout=60)
+
+
+@pytest.mark.parametrize('commands', [[], ['chromium'], ['chromedriver'], ['chromium-browser']])
+def test_without_chromium_or_chromedriver_one_line_says_the_browser_tests_are_skipped(tmp_path, commands):
+    result = run_sh_test(tmp_path, commands)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines() == [SKIPPED, 'pytest ran: -m pytest -q']
+    assert result.stderr == ''
+
+
+def test_with_ci_set_the_line_says_they_fail(tmp_path):
+    result = run_sh_test(tmp_path, [], {'CI': 'true'})
+    assert result.stdout.splitlines() == ['pytest ran: -m pytest -q']
+    assert result.stderr.splitlines() == [FAILING_IN_CI]
+
+
+@pytest.mark.parametrize('commands', [['chromium', 'chromedriver'], ['chromium-browser', 'chromium-driver']])
+def test_with_chromium_and_chromedriver_nothing_is_said(tmp_path, commands):
+    result = run_sh_test(tmp_path, commands)
+    assert (result.returncode, result.stdout, result.stderr) == (0, 'pytest ran: -m pytest -q\n', '')
