@@ -41,6 +41,8 @@ def pytest_configure(config: pytest.Config) -> None:
 @pytest.hookimpl(trylast=True)
 def pytest_sessionfinish(session: pytest.Session) -> None:
     """Fails the session if a temporary folder or file of it is left (pytest's own tmp_path folders aside)."""
+    if _TEMP_ROOT not in session.config.stash:  # this conftest was loaded after pytest_configure
+        return
     root, tempdir, tmpdir_variable = session.config.stash[_TEMP_ROOT]
     tempfile.tempdir = tempdir
     if tmpdir_variable is None:
