@@ -27,6 +27,7 @@ import tempfile
 
 from aiohttp import web
 
+from . import processes
 from .auth import is_valid_key
 from .faults import FaultInjector
 from .outbound import OutboundPolicy, host_port, storage_endpoints
@@ -147,6 +148,7 @@ def parse_arguments(argv: list[str] | None) -> argparse.Namespace:
 
 
 async def serve(args: argparse.Namespace, data_dir: str) -> None:
+    processes.claim_every_child()  # this process is the emulator: every orphan below it is a task's
     faults = (FaultInjector(args.fault_rate, args.fault_seed, args.node_failure_rate)
               if args.fault_rate or args.node_failure_rate else None)
     app = create_app(data_dir=data_dir, faults=faults, persist=bool(args.location),

@@ -11,6 +11,12 @@ parent exits it is re-parented, so the group alone cannot find it. Two things ca
   ``AZ_BATCH_TASK_DIR`` names the task (unique per job and task on a node) and
   ``AZ_BATCH_NODE_ROOT_DIR`` names the node. A survivor is recognised by them.
 
+Only an emulator that is a process of its own (``python -m batch_emulator``, ``claim_every_child``)
+takes every child it did not start for a task's orphan, even one that cleared its environment. An
+emulator served inside another program (a test's own process) takes only children that carry a
+node's ``AZ_BATCH_NODE_ROOT_DIR``: the program's own children (another emulator, Azurite) are not
+its to reap or kill.
+
 After the emulator itself was killed (``kill -9``), its orphans went to init: a
 restart from ``--location`` scans every process for the node folders of that
 location, and kills recorded process groups only if the process still has the
@@ -35,6 +41,7 @@ from collections.abc import Callable, Iterable
 _PR_SET_CHILD_SUBREAPER = 36
 _log = logging.getLogger('batch_emulator.processes')
 _subreaper = False
+_every_child_is_ours = False
 
 
 def become_subreaper() -> bool:
@@ -45,6 +52,12 @@ def become_subreaper() -> bool:
             libc = ctypes.CDLL(None, use_errno=True)
             _subreaper = libc.prctl(_PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) == 0
     return _subreaper
+
+
+def claim_every_child() -> None:
+    """This process is the emulator and nothing else: every child it did not start is a task's orphan."""
+    global _every_child_is_ours
+    _every_child_is_ours = True
 
 
 def start_time(pid: int) -> int | None:
@@ -145,7 +158,10 @@ def orphans(tracked: Iterable[int]) -> list[int]:
     if not _subreaper:
         return []
     tracked = set(tracked)
-    return [pid for pid in children('self') if pid not in tracked]
+    untracked = [pid for pid in children('self') if pid not in tracked]
+    if _every_child_is_ours:
+        return untracked
+    return [pid for pid in untracked if environment_variable(pid, 'AZ_BATCH_NODE_ROOT_DIR') is not None]
 
 
 def reap(tracked: Iterable[int]) -> int:

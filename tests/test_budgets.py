@@ -23,6 +23,7 @@ import threading
 from collections.abc import Callable, Iterator
 from urllib.parse import quote
 
+import psutil
 import pytest
 from azure.batch import BatchClient
 from azure.batch import models as m
@@ -375,3 +376,27 @@ def test_a_failure_that_repeats_is_logged_once_a_minute_not_every_pass(caplog):
 
     assert results == ['fallback'] * 1_000
     assert [record.getMessage() for record in caplog.records] == ['a test loop failed; it goes on']
+
+
+def test_an_emulator_inside_another_program_leaves_that_programs_children_alone(tmp_path):
+    """Served in a test's own process, the emulator stops only its tasks: the program's other children live on."""
+    import subprocess
+
+    others_child = subprocess.Popen(['sleep', '600'])
+    emulator = InProcess(str(tmp_path / 'emulator'))
+    try:
+        client = emulator.start()
+        client.create_pool(m.BatchPoolCreateOptions(
+            id='pool', vm_size='standard_d2s_v3', virtual_machine_configuration=UBUNTU, target_dedicated_nodes=1))
+        client.create_job(m.BatchJobCreateOptions(id='job', pool_info=m.BatchPoolInfo(pool_id='pool')))
+        client.create_task('job', m.BatchTaskCreateOptions(id='leaves', command_line="/bin/sh -c 'setsid sleep 601 &'"))
+        eventually(lambda: client.get_task('job', 'leaves').state == 'completed', message='the task ends')
+    finally:
+        emulator.stop()
+    try:
+        assert others_child.poll() is None, 'the emulator killed a child of the program it runs in'
+        leftovers = [p for p in psutil.process_iter(['cmdline']) if p.info['cmdline'] == ['sleep', '601']]
+        assert not leftovers, 'the orphan its task left outlived the emulator'
+    finally:
+        others_child.kill()
+        others_child.wait()
