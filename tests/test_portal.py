@@ -10,7 +10,7 @@ import tempfile
 import threading
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from urllib.parse import parse_qs, quote, urlsplit
 
 import pytest
@@ -202,18 +202,32 @@ def text_of(driver, css: str) -> str | None:
 
 
 def click(driver, css: str) -> None:
-    """Clicks the element ``css`` finds; the page redraws every second, so an element found just before a redraw
-    is found again (a stale reference is the live page at work, not a failure)."""
-    from selenium.common.exceptions import StaleElementReferenceException
+    """Clicks the element ``css`` finds (the page redraws in place: an element found stays the page's element)."""
     from selenium.webdriver.common.by import By
+    driver.find_element(By.CSS_SELECTOR, css).click()
 
-    def clicked() -> bool:
-        try:
-            driver.find_element(By.CSS_SELECTOR, css).click()
-        except StaleElementReferenceException:
-            return False
-        return True
-    eventually(clicked, timeout=10, message=f'clicking {css}')
+
+def updates(driver) -> int:
+    """The polls the page has answered (each one merges what changed and redraws it)."""
+    return driver.execute_script('return window.portalStats.updates')
+
+
+def after_a_poll(driver) -> None:
+    """Returns once the page has taken one more answer from the emulator than when called."""
+    seen = updates(driver)
+    eventually(lambda: updates(driver) > seen, message='the next poll')
+
+
+def held_click(driver, element, during=None) -> None:
+    """A click as a hand makes it, slow: pressed, one poll of the page (and ``during()``) before the release."""
+    from selenium.webdriver import ActionChains
+    ActionChains(driver).move_to_element(element).click_and_hold().perform()
+    try:
+        if during:
+            during()
+        after_a_poll(driver)
+    finally:
+        ActionChains(driver).release().perform()
 
 
 def set_viewport(driver, width: int, height: int = 900) -> None:
@@ -229,6 +243,18 @@ def cut_panels(driver) -> list[str]:
         return [...document.querySelectorAll('header, .panel, #left, #right, .tabs, .toolbar')]
             .filter(e => e.offsetParent !== null && e.scrollWidth > e.clientWidth + 1)
             .map(e => (e.id || e.className) + ': ' + e.scrollWidth + ' > ' + e.clientWidth);''')
+
+
+def cut_cells(driver, css: str) -> list[str]:
+    """The cells ``css`` finds whose text is wider or taller than the cell: the user sees it cut."""
+    return driver.execute_script('''
+        return [...document.querySelectorAll(arguments[0])]
+            .filter(e => e.scrollWidth > e.clientWidth + 1 || e.scrollHeight > e.clientHeight + 1)
+            .map(e => e.innerText + ': ' + e.scrollWidth + ' > ' + e.clientWidth);''', css)
+
+
+def height(driver, css: str) -> float:
+    return driver.execute_script('return document.querySelector(arguments[0]).getBoundingClientRect().height', css)
 
 
 def in_view(driver, css: str) -> bool:
@@ -289,6 +315,132 @@ def test_ten_thousand_tasks_stay_a_quick_page(emulator, batch_client, browser, u
         batch_client.begin_delete_pool(pool_id)
 
 
+class Busy:
+    """A job of 40 tasks on two one-slot nodes: t00-t03 print a line and end, t04 and t05 run until the test opens
+    the gate, the 34 others wait in the queue behind them."""
+
+    def __init__(self, client, job_id: str, pool_id: str) -> None:
+        self.client, self.job_id, self.pool_id = client, job_id, pool_id
+        self.finished = [f't{i:02}' for i in range(4)]
+        self.running = ['t04', 't05']
+
+    def open(self, driver, endpoint: str) -> None:
+        set_viewport(driver, 1400)
+        driver.get(endpoint + '/')
+        job = f'#jobs tr[data-job-id="{self.job_id}"]'
+        eventually(lambda: driver.execute_script('return !!document.querySelector(arguments[0])', job),
+                   message='the job listed')
+        click(driver, job)
+        for tasks, label in ((self.running, '▶ running'), (self.finished, '✓ succeeded')):
+            for task in tasks:
+                state = f'#task-rows [data-task-id="{task}"] [data-state]'
+                eventually(lambda state=state, label=label: text_of(driver, state) == label, message=f'{task} {label}')
+
+
+@pytest.fixture(scope='module')
+def busy(emulator, tmp_path_factory) -> Iterator[Busy]:
+    client = emulator.client()
+    suffix = os.urandom(5).hex()
+    busy = Busy(client, f'busy-{suffix}', f'busy-pool-{suffix}')
+    gate = tmp_path_factory.mktemp('busy') / 'gate'
+    create_pool(client, busy.pool_id, nodes=2)
+    client.create_job(m.BatchJobCreateOptions(id=busy.job_id, pool_info=m.BatchPoolInfo(pool_id=busy.pool_id)))
+    try:
+        wait = f"/bin/sh -c 'while [ ! -e {gate} ]; do sleep 0.05; done'"
+
+        def add(ids: list[str], command: Callable[[str], str]) -> None:
+            client.create_tasks(busy.job_id, [m.BatchTaskCreateOptions(id=task_id, command_line=command(task_id))
+                                              for task_id in ids])
+        # Added in three steps: the service starts queued tasks in no promised order.
+        add(busy.finished, lambda task_id: f"/bin/sh -c 'echo stdout of {task_id}'")
+        for task in busy.finished:
+            wait_for_task(client, busy.job_id, task)
+        add(busy.running, lambda _: wait)
+        for task in busy.running:
+            eventually(lambda task=task: client.get_task(busy.job_id, task).state == 'running',
+                       message=f'{task} running')
+        add([f't{i:02}' for i in range(6, 40)], lambda _: wait)
+        yield busy
+    finally:
+        gate.touch()
+        client.begin_delete_job(busy.job_id)
+        client.begin_delete_pool(busy.pool_id)
+
+
+def test_every_click_lands_while_tasks_run(emulator, busy, browser):
+    """The page redraws every second while tasks run: a button found before a redraw is still the page's button,
+    and a click whose press and release straddle a redraw opens its file (20 of 20), or its request."""
+    from selenium.webdriver.common.by import By
+
+    busy.open(browser, emulator.endpoint)
+    for number in range(20):
+        task = busy.finished[number % len(busy.finished)]  # another file each time: a lost click shows
+        button = browser.find_element(By.CSS_SELECTOR, f'#task-rows button[data-file="{task}/stdout.txt"]')
+        after_a_poll(browser)  # the rows were redrawn since the button was found
+        held_click(browser, button)
+        eventually(lambda task=task: (text_of(browser, '#file-name') or '').startswith(f'{task}/stdout.txt — ')
+                   and (text_of(browser, '#file-view') or '').strip() == f'stdout of {task}',
+                   message=f'click {number + 1}: {task}/stdout.txt')
+    assert [busy.client.get_task(busy.job_id, task).state for task in busy.running] == ['running', 'running']
+
+    # The request log grows at the top while a request is pressed: the click still opens the request pressed.
+    click(browser, '#tab-requests')
+    for task in busy.finished:
+        busy.client.get_task(busy.job_id, task)
+        path = f'/jobs/{busy.job_id}/tasks/{task}'
+        row = eventually(lambda path=path: browser.execute_script(
+            """return [...document.querySelectorAll('#requests tr.request[data-operation="Tasks_GetTask"]')]
+                .find(row => row.querySelector('.path').textContent.startsWith('GET ' + arguments[0])) || null;""",
+            path),
+            message=f'the GET of {task} listed')
+        after_a_poll(browser)
+        held_click(browser, row, during=lambda: (busy.client.get_job(busy.job_id), after_a_poll(browser)))
+        eventually(lambda path=path: f'GET {path}?' in (text_of(browser, '#request-detail') or ''),
+                   message=f'the detail of the GET of {task}')
+        eventually(lambda: browser.execute_script(
+            'return document.querySelector("#requests tr.request").dataset.operation') == 'Jobs_GetJob',
+            message='the request made during the press listed after it')
+
+
+def test_a_node_has_one_name_in_the_task_list_heatmap_timeline_and_filter(emulator, busy, browser):
+    busy.open(browser, emulator.endpoint)
+    eventually(lambda: browser.execute_script('return document.getElementById("timeline").dataset.lanes') == '2',
+               message='a lane for each node')
+    names = {}
+    for task in busy.running + busy.finished:
+        node_id = busy.client.get_task(busy.job_id, task).node_info.node_id
+        name = text_of(browser, f'#task-rows [data-task-id="{task}"] [data-node-id]')
+        names.setdefault(name, set()).add(node_id)
+        # The user reads the name in the row, then finds the cell and the lane that carry it: they are that node.
+        cell = browser.execute_script("""return [...document.querySelectorAll(arguments[0])]
+            .filter(cell => cell.querySelector('[data-node-name]').textContent === arguments[1])
+            .map(cell => cell.dataset.nodeId);""", f'[data-pool-id="{busy.pool_id}"] .node-cell', name)
+        assert cell == [node_id], (task, name, cell)
+        lane = browser.execute_script("""return [...document.querySelectorAll('#timeline li')]
+            .filter(lane => lane.textContent.startsWith(arguments[0] + ' ('))
+            .map(lane => lane.dataset.nodeId);""", name)
+        assert lane == [node_id], (task, name, lane)
+        option = browser.execute_script("""return [...document.querySelectorAll('#filter-node option')]
+            .filter(option => option.textContent.startsWith(arguments[0] + ' (')).map(option => option.value);""", name)
+        assert option == [node_id], (task, name, option)
+    assert len(names) == 2 and all(len(ids) == 1 for ids in names.values()), names  # two nodes, two names
+
+
+def test_the_running_line_of_the_counts_chart_has_its_own_axis(emulator, busy, browser):
+    """2 tasks running among 40: on the tasks' axis the line would stay within a few pixels of zero."""
+    busy.open(browser, emulator.endpoint)
+    right_axis = 'return document.getElementById("counts-running-max").textContent'
+    eventually(lambda: browser.execute_script(right_axis) == '2', message='the right axis up to 2 running')
+
+    def peak(series: str) -> float:  # the highest point of a line (SVG y grows downwards)
+        line = browser.find_element('css selector', f'#counts-chart polyline[data-series="{series}"]')
+        points = line.get_attribute('points')
+        return min(float(point.split(',')[1]) for point in points.split())
+    # 2 running drawn at least as high as 34 queued: on the running axis 2 is its top, on the tasks' axis 34 of 40.
+    assert peak('running') <= peak('active')
+    assert text_of(browser, '[data-legend="running"]') == 'running: 2 (right axis)'
+
+
 def test_a_tutorial_run_is_watched_live_at_three_widths(local_stack, browser, mocker, tmp_path, unique_id):
     """During a real --local run: heatmap, timeline, file viewer where the click was, redacted request detail."""
     gate = tmp_path / 'go'
@@ -344,6 +496,7 @@ def test_a_tutorial_run_is_watched_live_at_three_widths(local_stack, browser, mo
         for width in (1280, 1400, 1920):
             set_viewport(browser, width)
             assert cut_panels(browser) == [], f'cut at {width} px'
+            assert cut_cells(browser, '#jobs th, #jobs td') == [], f'the job table cut at {width} px'
             # The request log is one click away; a request's detail shows its bodies, secrets redacted.
             click(browser, '#tab-requests')
             eventually(lambda: browser.execute_script('return !!document.querySelector(arguments[0])', GET_TASK_ENTRY),
@@ -354,6 +507,8 @@ def test_a_tutorial_run_is_watched_live_at_three_widths(local_stack, browser, mo
             assert 'sig=REDACTED' in detail and 'SharedKey' in detail and ':REDACTED' in detail
             assert not any(signature in detail or quote(signature, safe='') in detail for signature in signatures)
             assert in_view(browser, '#request-detail')
+            # The detail is what the user now reads: it has at least half the column, the list the rest.
+            assert height(browser, '#request-detail') >= height(browser, '#right') / 2, f'a small detail at {width} px'
             assert 'Step 5 · add the tasks' in text_of(browser, '#requests')  # the log grouped by step
             assert text_of(browser, '#requests tr.step[data-step="3"]')
             # stdout.txt of the first task opens beside the list, in view, as text (HTML in it stays text).

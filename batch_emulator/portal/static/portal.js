@@ -15,17 +15,19 @@ const COLOURS = {queued: '#6e7781', prep: '#9a6700', run: '#0969da', ok: '#1a7f3
 const store = {
   token: '', account: '', pools: [], schedules: [], jobs: new Map(), selectedJob: null, chosenByUser: false,
   pickedTask: null, pickedNode: null, requestToken: '', requests: [], currentStep: null, selectedRequest: null,
-  storage: null,
+  storage: null, nodeNumbers: new Map(),
 };
 // Measured by the page itself (performance.now() around each update): the benchmark and tests read it.
-window.portalStats = {updates: 0, lastMs: 0, maxMs: 0, totalMs: 0, tasksKnown: 0, lastTasksReceived: 0, samples: []};
+window.portalStats = {updates: 0, deferred: 0, lastMs: 0, maxMs: 0, totalMs: 0, tasksKnown: 0, lastTasksReceived: 0, samples: []};
 
 function el(tag, attributes, ...children) {
   const element = document.createElement(tag);
   for (const [name, value] of Object.entries(attributes || {})) {
     if (value === null || value === undefined || value === false) continue;
-    if (name === 'onclick') element.addEventListener('click', value);
-    else if (name === 'className') element.className = value;
+    if (name === 'onclick') {  // through a property, so that morph() can hand a kept element the new action
+      element.clickAction = value;
+      listen(element);
+    } else if (name === 'className') element.className = value;
     else element.setAttribute(name, value === true ? '' : value);
   }
   for (const child of children) {
@@ -33,6 +35,54 @@ function el(tag, attributes, ...children) {
     element.append(child instanceof Node ? child : document.createTextNode(String(child)));
   }
   return element;
+}
+
+function listen(element) {
+  if (element.listening) return;
+  element.listening = true;
+  element.addEventListener('click', event => { if (element.clickAction) element.clickAction(event); });
+}
+
+// Redrawn in place: makes the page's element `current` look like `fresh` (built by el() for this update) while
+// keeping `current` and each of its children that has a counterpart; only what differs is touched. A row, a cell,
+// a button stays the same element from one poll to the next, so a click that began before an update still lands
+// (a replaced element swallows it) and a reference to it stays valid.
+function morph(current, fresh) {
+  if (current === fresh) return;
+  if (current.nodeType !== Node.ELEMENT_NODE) {
+    if (current.nodeValue !== fresh.nodeValue) current.nodeValue = fresh.nodeValue;
+    return;
+  }
+  for (const name of current.getAttributeNames()) if (name !== 'style' && !fresh.hasAttribute(name)) current.removeAttribute(name);
+  for (const name of fresh.getAttributeNames()) {
+    const value = fresh.getAttribute(name);
+    if (name !== 'style' && current.getAttribute(name) !== value) current.setAttribute(name, value);
+  }
+  if (current.style.cssText !== fresh.style.cssText) current.style.cssText = fresh.style.cssText;  // the CSSOM: CSP allows it
+  current.clickAction = fresh.clickAction;
+  if (fresh.clickAction) listen(current);
+  morphChildren(current, [...fresh.childNodes]);
+}
+
+// The children of `parent` become `wanted`: those with a data-key (rows, node cells: their id) are matched by it
+// wherever they are, the others by position and kind; new ones are inserted, the rest removed.
+function morphChildren(parent, wanted) {
+  const keys = new Set(wanted.map(node => node.dataset && node.dataset.key).filter(Boolean));
+  const keyed = new Map();
+  for (const child of [...parent.children]) {
+    const key = child.dataset.key;
+    if (key && keys.has(key) && !keyed.has(key)) keyed.set(key, child);
+    else if (key) child.remove();
+  }
+  wanted.forEach((fresh, index) => {
+    const here = parent.childNodes[index] || null;
+    const key = fresh.dataset && fresh.dataset.key;
+    const match = key ? keyed.get(key) : here && here.nodeName === fresh.nodeName && !(here.dataset && here.dataset.key) ? here : null;
+    if (!match) { parent.insertBefore(fresh, here); return; }
+    if (match !== here) parent.insertBefore(match, here);
+    morph(match, fresh);
+  });
+  while (parent.childNodes.length > wanted.length) parent.lastChild.remove();
 }
 
 function svg(tag, attributes) {
@@ -43,6 +93,17 @@ function svg(tag, attributes) {
 
 function shortId(id) {
   return id && id.length > 24 ? id.slice(0, 12) + '…' + id.slice(-8) : id;
+}
+
+// One name for a node in every view (heatmap, timeline, task list and detail, node filter): 'node N', N its place
+// in its pool in the order this page first saw the nodes. N stays while the page is open (a node leaving the pool
+// does not renumber the others); the node's id is in its tooltips and in the picked node's line.
+function nodeName(poolId, nodeId) {
+  if (!nodeId) return '—';
+  let numbers = store.nodeNumbers.get(poolId);
+  if (!numbers) store.nodeNumbers.set(poolId, numbers = new Map());
+  if (!numbers.has(nodeId)) numbers.set(nodeId, numbers.size + 1);  // a task's node that left before the page saw it
+  return 'node ' + numbers.get(nodeId);
 }
 
 function clockTime(ms) {
@@ -141,6 +202,11 @@ function applyOverview(overview) {
   store.pools = overview.pools;
   store.schedules = overview.schedules || [];
   store.now = overview.now;
+  for (const pool of store.pools) {  // numbered as first seen, and listed by that number
+    for (const node of pool.nodes) nodeName(pool.id, node.id);
+    const numbers = store.nodeNumbers.get(pool.id);
+    pool.nodes.sort((a, b) => numbers.get(a.id) - numbers.get(b.id));
+  }
   let received = 0;
   let resync = false;
   const seen = new Set();
@@ -201,7 +267,7 @@ const NODE_STATE_SHORT = {idle: 'idle', running: 'run', starting: 'start', creat
 
 const SCHEDULING_OFF = '⊘ scheduling off';
 
-function nodeCell(pool, node, index, compact) {
+function nodeCell(pool, node, compact) {
   const used = node.runningSlots || 0;
   const start = node.startTask;
   const startText = start ? 'start task ' + start.state + (start.result ? ' / ' + start.result : '') +
@@ -214,10 +280,10 @@ function nodeCell(pool, node, index, compact) {
     'click: its tasks and start task files'].filter(Boolean).join('\n');
   const cell = el('button', {
     type: 'button', className: 'node-cell node-' + node.state + (off ? ' scheduling-off' : '') + (selected ? ' selected' : ''),
-    'data-node-id': node.id, 'data-state': node.state, 'data-scheduling': node.schedulingState || 'enabled',
+    'data-key': node.id, 'data-node-id': node.id, 'data-state': node.state, 'data-scheduling': node.schedulingState || 'enabled',
     'data-users': String(users.length), title, onclick: () => pickNode(pool, node),
   },
-  el('span', {}, (compact ? 'n' : 'node ') + (index + 1) + (compact && off ? ' ⊘' : '')),
+  el('span', {'data-node-name': ''}, nodeName(pool.id, node.id) + (compact && off ? ' ⊘' : '')),
   el('span', {className: 'node-state'}, compact ? NODE_STATE_SHORT[node.state] || node.state : NODE_STATE_TEXT[node.state] || node.state),
   el('span', {'data-slots': used + '/' + pool.slotsPerNode}, used + '/' + pool.slotsPerNode + (compact ? '' : ' slots')),
   off && !compact ? el('span', {className: 'node-scheduling'}, SCHEDULING_OFF) : null,
@@ -261,8 +327,8 @@ function autoscaleBlock(pool) {
 
 function renderPools() {
   const container = document.getElementById('pools');
-  if (!store.pools.length) { container.replaceChildren(el('p', {className: 'muted'}, 'No pools yet.')); return; }
-  container.replaceChildren(...store.pools.map(pool => {
+  if (!store.pools.length) { morphChildren(container, [el('p', {className: 'muted'}, 'No pools yet.')]); return; }
+  morphChildren(container, store.pools.map(pool => {
     const tally = {};
     let schedulingOff = 0;
     for (const node of pool.nodes) {
@@ -270,7 +336,7 @@ function renderPools() {
       if (node.schedulingState === 'disabled') schedulingOff += 1;
     }
     const compact = pool.nodes.length > 12;  // 50 nodes: small cells, short labels (the legend says them in full)
-    const cells = pool.nodes.map((node, index) => nodeCell(pool, node, index, compact));
+    const cells = pool.nodes.map(node => nodeCell(pool, node, compact));
     const summary = Object.entries(tally).map(([state, count]) => count + ' ' + (NODE_STATE_TEXT[state] || state))
       .concat(schedulingOff ? [schedulingOff + ' with scheduling disabled'] : []).join(' · ');
     const picked = store.pickedNode && store.pickedNode.pool === pool.id ? nodeDetail(pool) : null;
@@ -278,7 +344,7 @@ function renderPools() {
       .map(([state, short]) => el('span', {}, short + ' = ' + NODE_STATE_TEXT[state]));
     if (schedulingOff) legend.push(el('span', {}, '⊘ = scheduling disabled'));
     const owner = pool.autoPoolOf;
-    return el('div', {'data-pool-id': pool.id},
+    return el('div', {'data-pool-id': pool.id, 'data-key': pool.id},
       el('p', {className: 'pool-head'}, el('strong', {}, 'Pool ' + pool.id), ' — ' + pool.state + ', allocation ',
         el('span', {'data-allocation': pool.allocationState}, pool.allocationState),
         ', ' + pool.current + ' of ' + pool.target + ' nodes' + (pool.autoScale ? ' (autoscale)' : '') + ', ' + pool.vmSize + ', ' +
@@ -303,7 +369,8 @@ function nodeDetail(pool) {
     'start task files'),
   ] : ['no start task'];
   const users = node.users || [];
-  return el('p', {className: 'node-files', 'data-picked-node': node.id}, el('span', {title: node.id}, 'Node ' + shortId(node.id) + ':'),
+  return el('p', {className: 'node-files', 'data-picked-node': node.id},
+    el('span', {}, el('strong', {}, nodeName(pool.id, node.id)), ' (' + node.id + '):'),
     el('span', {}, NODE_STATE_TEXT[node.state] || node.state),
     el('span', {'data-node-scheduling': node.schedulingState}, node.schedulingState === 'disabled' ? SCHEDULING_OFF : 'scheduling on'),
     el('span', {'data-node-users': users.join(',')}, users.length ? 'node users: ' + users.join(', ') : 'no node users'),
@@ -351,7 +418,7 @@ const JOB_MARKS = {active: '▶', disabled: '⊘', terminating: '◔', completed
 function renderSchedules() {
   const container = document.getElementById('schedules');
   container.hidden = !store.schedules.length;
-  if (!store.schedules.length) { container.replaceChildren(); return; }
+  if (!store.schedules.length) { morphChildren(container, []); return; }
   const now = store.now || Date.now();
   const rows = store.schedules.map(schedule => {
     const next = schedule.nextRun ? clockTime(schedule.nextRun) + (schedule.nextRun > now ? ' (in ' + seconds(schedule.nextRun - now) + ')'
@@ -364,7 +431,7 @@ function renderSchedules() {
     const timing = [schedule.doNotRunUntil ? 'not before ' + clockTime(schedule.doNotRunUntil) : null,
       schedule.doNotRunAfter ? 'not after ' + clockTime(schedule.doNotRunAfter) : null,
       schedule.startWindow ? 'start window ' + durationText(schedule.startWindow) : null].filter(Boolean).join(', ');
-    return el('tr', {'data-schedule-id': schedule.id},
+    return el('tr', {'data-schedule-id': schedule.id, 'data-key': schedule.id},
       el('td', {title: schedule.id + (schedule.displayName ? ' — ' + schedule.displayName : '')}, schedule.id),
       el('td', {'data-schedule-state': schedule.state}, SCHEDULE_LABELS[schedule.state] || schedule.state),
       el('td', {title: (schedule.recurrence || 'no recurrenceInterval') + (timing ? '; ' + timing : '')}, recurrence),
@@ -375,29 +442,29 @@ function renderSchedules() {
       el('td', {className: 'schedule-jobs'}, ...(jobs.length ? jobs : ['none yet']),
         earlier > 0 ? el('span', {className: 'muted'}, '+' + earlier + ' earlier') : null));
   });
-  container.replaceChildren(el('h3', {}, 'Job schedules ', el('span', {className: 'muted'}, '— each creates its jobs {schedule}:job-N on time')),
+  morphChildren(container, [el('h3', {}, 'Job schedules ', el('span', {className: 'muted'}, '— each creates its jobs {schedule}:job-N on time')),
     el('table', {className: 'jobs schedules'},
       el('thead', {}, el('tr', {}, ...['schedule', 'state', 'recurrence', 'next run', 'recent job', 'its jobs'].map(h => el('th', {}, h)))),
-      el('tbody', {}, ...rows)));
+      el('tbody', {}, ...rows))]);
 }
 
 function renderJobs() {
   renderSchedules();
   const container = document.getElementById('jobs');
   document.getElementById('job-pictures').hidden = !store.selectedJob;
-  if (!store.jobs.size) { container.replaceChildren(el('p', {className: 'muted'}, 'No jobs yet.')); return; }
+  if (!store.jobs.size) { morphChildren(container, [el('p', {className: 'muted'}, 'No jobs yet.')]); return; }
   const jobs = [...store.jobs.values()].sort((a, b) => b.info.created - a.info.created);
   const rows = jobs.map(job => {
     const counts = job.info.counts;
     const waiting = job.waiting.size;
-    return el('tr', {className: job.info.id === store.selectedJob ? 'selected' : '', 'data-job-id': job.info.id,
+    return el('tr', {className: job.info.id === store.selectedJob ? 'selected' : '', 'data-job-id': job.info.id, 'data-key': job.info.id,
       onclick: () => selectJob(job.info.id)},
     jobIdCell(job.info), poolCell(job.info), el('td', {}, job.info.state),
     ...['active', 'running', 'completed', 'succeeded', 'failed'].map(name =>
       el('td', {'data-count': name, className: name === 'failed' && counts[name] ? 'text-bad' : '',
         title: name === 'active' && waiting ? waiting + ' of them waiting for dependencies' : null}, counts[name])));
   });
-  container.replaceChildren(...[el('table', {className: 'jobs job-list'},
+  morphChildren(container, [el('table', {className: 'jobs job-list'},
     el('thead', {}, el('tr', {}, ...['job', 'pool', 'state', 'active', 'running', 'completed', 'succeeded', 'failed'].map(h =>
       el('th', {}, h)))), el('tbody', {}, ...rows.slice(0, 8))),
   jobs.length > 8 ? el('p', {className: 'muted'}, jobs.length + ' jobs: the newest 8 are listed.') : null].filter(Boolean));
@@ -442,7 +509,14 @@ function renderTimeline(job, now) {
       runs += 1;
     }
   }
-  const ids = [...lanes.keys()];
+  const poolId = job.info.poolId;
+  for (const nodeId of lanes.keys()) nodeName(poolId, nodeId);
+  const numbers = store.nodeNumbers.get(poolId);
+  const ids = [...lanes.keys()].sort((a, b) => numbers.get(a) - numbers.get(b));  // node 1 on top
+  const names = ids.map(nodeId => nodeName(poolId, nodeId));
+  // The lanes as text inside the canvas (what a screen reader reads): the names drawn, each with its node's id.
+  canvas.replaceChildren(el('ul', {}, ...ids.map((nodeId, lane) => el('li', {'data-node-id': nodeId},
+    names[lane] + ' (' + nodeId + '): ' + lanes.get(nodeId).length + ' task run(s)'))));
   const width = Math.max(200, canvas.parentElement.clientWidth);
   const laneHeight = Math.max(4, Math.min(22, Math.floor(240 / Math.max(1, ids.length))));
   const axis = 18;
@@ -479,7 +553,7 @@ function renderTimeline(job, now) {
     context.fillRect(left, top, plot, laneHeight);
     if (laneHeight >= 9) {
       context.fillStyle = '#57606a';
-      context.fillText('node ' + (lane + 1), 4, top + laneHeight / 2);
+      context.fillText(names[lane], 4, top + laneHeight / 2);
     }
     // Tasks of a node with several slots overlap: each goes into the first row free at its start.
     const tasks = lanes.get(nodeId).sort((a, b) => a.start - b.start);
@@ -545,7 +619,7 @@ function pickTask(task) {
   store.pickedTaskJob = store.selectedJob;
   const job = selectedJob();
   const duration = task.start ? seconds((task.end || Date.now()) - task.start) : 'not started';
-  document.getElementById('timeline-picked').textContent = 'Task ' + task.id + ' on node ' + (shortId(task.nodeId) || '—') + ': ' +
+  document.getElementById('timeline-picked').textContent = 'Task ' + task.id + ' on ' + (job ? nodeName(job.info.poolId, task.nodeId) : '—') + ': ' +
     (task.state === 'completed' ? (task.result === 'failure' ? 'failed' : 'succeeded') + ', exit code ' + task.exitCode : task.state) +
     ', ' + duration + '. It is highlighted in the task list.';
   document.getElementById('filter-search').value = '';
@@ -595,26 +669,42 @@ function renderCountsChart(job, now) {
     for (let index = 0; index <= bins; index += 1) { sum += diff[index]; values[index] = sum; }
     return values;
   });
+  // Two axes: queued and completed on the left (0 to the job's tasks), running on the right (0 to its peak): a few
+  // tasks running among hundreds would otherwise be a line along the bottom.
   const total = Math.max(1, job.tasks.size);
+  const peakRunning = Math.max(1, ...series[1]);
+  const scales = [total, peakRunning, total];
   const left = 34;
-  const plotWidth = width - left - 4;
+  const right = 28;
+  const plotWidth = width - left - right;
   const plotHeight = height - 18;
-  const points = values => Array.from(values, (value, index) =>
-    (left + index / bins * plotWidth).toFixed(1) + ',' + (plotHeight - value / total * (plotHeight - 4)).toFixed(1)).join(' ');
+  const points = (values, scale) => Array.from(values, (value, index) =>
+    (left + index / bins * plotWidth).toFixed(1) + ',' + (plotHeight - value / scale * (plotHeight - 4)).toFixed(1)).join(' ');
   chart.setAttribute('viewBox', '0 0 ' + width + ' ' + height);
   const names = [['active (queued)', COLOURS.queued, '4 3'], ['running', COLOURS.run, ''], ['completed', COLOURS.ok, '']];
-  const lines = series.map((values, index) => svg('polyline', {points: points(values), fill: 'none', stroke: names[index][1],
-    'stroke-width': 2, 'stroke-dasharray': names[index][2], 'data-series': names[index][0].split(' ')[0]}));
-  const label = (text, x, y, anchor) => { const item = svg('text', {x, y, 'text-anchor': anchor || 'start'}); item.textContent = text; return item; };
+  const lines = series.map((values, index) => svg('polyline', {points: points(values, scales[index]), fill: 'none',
+    stroke: names[index][1], 'stroke-width': 2, 'stroke-dasharray': names[index][2], 'data-series': names[index][0].split(' ')[0],
+    'data-scale': String(scales[index])}));
+  const label = (text, x, y, anchor, colour) => {
+    const item = svg('text', {x, y, 'text-anchor': anchor || 'start'});
+    if (colour) item.style.fill = colour;
+    item.textContent = text;
+    return item;
+  };
   chart.replaceChildren(
     svg('line', {x1: left, y1: plotHeight, x2: left + plotWidth, y2: plotHeight, stroke: '#d0d7de'}),
     label(String(total), left - 4, 8, 'end'), label('0', left - 4, plotHeight, 'end'),
+    svg('line', {x1: left + plotWidth + 2, y1: 4, x2: left + plotWidth + 2, y2: plotHeight, stroke: COLOURS.run, 'stroke-width': 1}),
+    Object.assign(label(String(peakRunning), left + plotWidth + 5, 8, 'start', COLOURS.run), {id: 'counts-running-max'}),
+    label('0', left + plotWidth + 5, plotHeight, 'start', COLOURS.run),
     label(clockTime(start), left, height - 4), label(clockTime(end), left + plotWidth, height - 4, 'end'), ...lines);
   const latest = series.map(values => values[bins]);
+  const axes = ['left axis, 0–' + total, 'right axis, 0–' + peakRunning, 'left axis'];
   document.getElementById('counts-legend').replaceChildren(...names.map(([name, colour], index) => {
     const swatch = el('span', {className: 'swatch'});
     swatch.style.background = colour;
-    return el('span', {'data-legend': name.split(' ')[0]}, swatch, name + ': ' + latest[index]);
+    return el('span', {'data-legend': name.split(' ')[0], title: axes[index]}, swatch, name + ': ' + latest[index] +
+      (index === 1 ? ' (right axis)' : ''));
   }));
 }
 
@@ -681,10 +771,12 @@ function taskRow(job, task, now) {
     (task.instances ? '\nmulti-instance: ' + task.instances + ' instances' : '')}, task.id,
   task.instances ? el('span', {className: 'muted', 'data-instances': String(task.instances)}, ' ×' + task.instances) : null,
   task.dependsOn ? el('span', {className: 'muted', 'data-depends-on': ''}, ' ← ' + dependsOnText(task.dependsOn)) : null);
-  return el('div', {className: 'task-row' + (task.id === store.pickedTask ? ' picked' : ''), 'data-task-id': task.id, title: task.commandLine || '',
+  return el('div', {className: 'task-row' + (task.id === store.pickedTask ? ' picked' : ''), 'data-task-id': task.id, 'data-key': task.id,
+    title: task.commandLine || '',
     onclick: event => { if (!event.target.closest('button')) showTaskDetail(task); }},
   idCell, el('span', {}, taskBadge(task, job)),
-  el('span', {title: task.nodeIds && task.nodeIds.length ? task.nodeIds.join('\n') : ''}, (shortId(task.nodeId) || '—') + extra),
+  el('span', {'data-node-id': task.nodeId || '', title: (task.nodeIds || []).map(id => nodeName(job.info.poolId, id) + ': ' + id).join('\n')},
+    nodeName(job.info.poolId, task.nodeId) + extra),
   el('span', {'data-exit-code': String(exit), title: task.failure || ''}, String(exit) + (task.failure ? ' · ' + task.failure : '')),
   el('span', {}, duration),
   el('span', {}, task.retryCount + (task.requeueCount ? ' / ' + task.requeueCount + ' requeued' : '')),
@@ -718,10 +810,10 @@ function rangeText(job, range) {
     (known < range.end - range.start + 1 ? ', ' + (range.end - range.start + 1 - known) + ' not added yet' : '') + ')';
 }
 
-function instanceRow(label, run) {
+function instanceRow(poolId, label, run) {
   const exit = run.exitCode === null || run.exitCode === undefined ? '—' : String(run.exitCode);
   const state = run.state === 'completed' ? (run.result === 'failure' ? '✗ failed' : '✓ succeeded') : TASK_LABELS[run.state] || run.state || '—';
-  return el('tr', {'data-subtask': label}, el('td', {}, label), el('td', {}, state), el('td', {title: run.nodeId || ''}, shortId(run.nodeId) || '—'),
+  return el('tr', {'data-subtask': label}, el('td', {}, label), el('td', {}, state), el('td', {title: run.nodeId || ''}, nodeName(poolId, run.nodeId)),
     el('td', {}, exit + (run.failure ? ' · ' + run.failure : '')),
     el('td', {}, run.start ? seconds((run.end || Date.now()) - run.start) : '—'));
 }
@@ -731,9 +823,9 @@ function renderTaskDetail(job) {
   const box = document.getElementById('task-detail');
   const task = job && store.pickedTask && store.pickedTaskJob === job.info.id ? job.tasks.get(store.pickedTask) : null;
   box.hidden = !task;
-  if (!task) { box.replaceChildren(); return; }
+  if (!task) { morphChildren(box, []); return; }
   const parts = [el('p', {className: 'detail-head'}, el('strong', {}, 'Task ' + task.id), ' ', taskBadge(task, job),
-    task.nodeId ? ' on node ' + shortId(task.nodeId) : '', task.exitCode !== null && task.exitCode !== undefined ? ', exit code ' + task.exitCode : '',
+    task.nodeId ? ' on ' + nodeName(job.info.poolId, task.nodeId) + ' (' + task.nodeId + ')' : '', task.exitCode !== null && task.exitCode !== undefined ? ', exit code ' + task.exitCode : '',
     el('button', {className: 'link close', type: 'button', title: 'close the task detail', onclick: () => {
       store.pickedTask = null; renderAll(true);
     }}, 'close'))];
@@ -754,10 +846,11 @@ function renderTaskDetail(job) {
     parts.push(el('p', {}, 'Multi-instance: ' + task.instances + ' instances — the primary runs the command line, ' +
       (task.instances - 1) + ' subtask(s) run the coordination command on nodes of their own' + (subtasks.length ? '.' : ' (not started yet).')),
     el('table', {className: 'subtasks'}, el('thead', {}, el('tr', {}, ...['instance', 'state', 'node', 'exit', 'duration'].map(h => el('th', {}, h)))),
-      el('tbody', {}, instanceRow('primary', task), ...subtasks.map(subtask => instanceRow('subtask ' + subtask.id, subtask)))));
+      el('tbody', {}, instanceRow(job.info.poolId, 'primary', task),
+        ...subtasks.map(subtask => instanceRow(job.info.poolId, 'subtask ' + subtask.id, subtask)))));
   }
   if (!task.dependsOn && !task.instances) parts.push(el('p', {className: 'muted'}, task.commandLine || ''));
-  box.replaceChildren(...parts);
+  morphChildren(box, parts);
 }
 
 const taskView = {first: -1, count: -1, version: -1};
@@ -765,7 +858,7 @@ const taskView = {first: -1, count: -1, version: -1};
 function renderTaskRows(force) {
   const job = selectedJob();
   const rows = document.getElementById('task-rows');
-  if (!job) { rows.replaceChildren(); return; }
+  if (!job) { morphChildren(rows, []); return; }
   const changed = refilter(job);
   const viewport = document.getElementById('task-viewport');
   const first = Math.max(0, Math.floor(viewport.scrollTop / ROW_HEIGHT) - 5);
@@ -775,18 +868,18 @@ function renderTaskRows(force) {
   Object.assign(taskView, {first, count});
   rows.style.top = first * ROW_HEIGHT + 'px';
   const now = Date.now();
-  rows.replaceChildren(...taskList.filtered.slice(first, first + count).map(task => taskRow(job, task, now)));
+  morphChildren(rows, taskList.filtered.slice(first, first + count).map(task => taskRow(job, task, now)));
 }
 
 function renderNodeFilter(job) {
   const select = document.getElementById('filter-node');
   const pool = store.pools.find(item => item.id === job.info.poolId);
-  const ids = pool ? pool.nodes.map(node => node.id) : [];
+  const ids = pool ? pool.nodes.map(node => node.id) : [];  // in the order of their numbers
   const key = ids.join(',');
   if (select.dataset.key === key) return;
   const value = select.value;
   select.dataset.key = key;
-  select.replaceChildren(el('option', {value: ''}, 'all'), ...ids.map((id, index) => el('option', {value: id}, 'node ' + (index + 1) + ' (' + shortId(id) + ')')));
+  select.replaceChildren(el('option', {value: ''}, 'all'), ...ids.map(id => el('option', {value: id}, nodeName(pool.id, id) + ' (' + shortId(id) + ')')));
   select.value = ids.includes(value) ? value : '';
 }
 
@@ -837,29 +930,44 @@ function statusCell(status) {
     String(status) + (status < 400 ? ' ✓' : ' ✗'));
 }
 
-function renderRequests() {
-  const resource = document.getElementById('filter-resource').value;
-  const grouped = document.getElementById('group-steps').checked;
-  const shown = store.requests.filter(entry => !resource || entry.resource === resource);
-  const rows = [];
-  let group;
-  for (let index = shown.length - 1; index >= 0; index -= 1) {
-    const entry = shown[index];
-    if (grouped && entry.step !== group) {
-      group = entry.step;
-      const title = group ? STEPS[group] + ' — inferred from the operations' : 'Before any tutorial step was seen';
-      rows.push(el('tr', {className: 'step', 'data-step': String(group || '')}, el('td', {colspan: 4}, title)));
-    }
+// A request's row: built once (a request does not change), then only its selection is set.
+function requestRow(entry) {
+  if (!entry.row) {
     const query = Object.entries(entry.query).filter(([key]) => key !== 'api-version').map(([key, value]) => key + '=' + value).join('&');
-    rows.push(el('tr', {className: 'request' + (entry.seq === store.selectedRequest ? ' selected' : ''), 'data-seq': entry.seq,
+    entry.row = el('tr', {className: 'request', 'data-seq': entry.seq, 'data-key': 'request-' + entry.seq,
       'data-operation': entry.operation || '', tabindex: 0, onclick: () => showRequest(entry.seq)},
     el('td', {}, entry.time.slice(11, 19)),
     el('td', {title: entry.method + ' ' + entry.path + (query ? '?' + query : '')}, entry.operation || '(no operation)',
       el('span', {className: 'path'}, entry.method + ' ' + entry.path + (query ? '?' + query : ''))),
-    statusCell(entry.status), el('td', {}, entry.ms)));
+    statusCell(entry.status), el('td', {}, entry.ms));
   }
-  document.querySelector('#requests tbody').replaceChildren(...rows);
+  entry.row.classList.toggle('selected', entry.seq === store.selectedRequest);
+  return entry.row;
+}
+
+function renderRequests() {
+  const resource = document.getElementById('filter-resource').value;
+  const grouped = document.getElementById('group-steps').checked;
+  const shown = store.requests.filter(entry => !resource || entry.resource === resource);
+  // Runs of one step, oldest first; each step's row is keyed by its oldest request, so newer ones join it in place.
+  const groups = [];
+  for (const entry of shown) {
+    const last = groups[groups.length - 1];
+    if (last && (!grouped || last.step === entry.step)) last.entries.push(entry);
+    else groups.push({step: entry.step, first: entry.seq, entries: [entry]});
+  }
+  const rows = [];
+  for (const group of groups.reverse()) {  // latest first
+    if (grouped) {
+      const title = group.step ? STEPS[group.step] + ' — inferred from the operations' : 'Before any tutorial step was seen';
+      rows.push(el('tr', {className: 'step', 'data-step': String(group.step || ''), 'data-key': 'step-' + group.first},
+        el('td', {colspan: 4}, title)));
+    }
+    for (let index = group.entries.length - 1; index >= 0; index -= 1) rows.push(requestRow(group.entries[index]));
+  }
+  morphChildren(document.querySelector('#requests tbody'), rows);
   document.getElementById('requests-shown').textContent = shown.length + ' of ' + store.requests.length + ' requests';
+  document.getElementById('requests-panel').classList.toggle('has-detail', store.selectedRequest !== null);
 }
 
 function bodyBlock(title, body) {
@@ -915,14 +1023,14 @@ function renderStorage() {
   const container = document.getElementById('storage');
   if (!storage) return;
   if (!storage.connected) {
-    container.replaceChildren(el('p', {className: 'muted'}, storage.error ||
-      'Not connected to a storage account (start the emulator with --storage-connection-string).'));
+    morphChildren(container, [el('p', {className: 'muted'}, storage.error ||
+      'Not connected to a storage account (start the emulator with --storage-connection-string).')]);
     return;
   }
-  if (!storage.containers.length) { container.replaceChildren(el('p', {className: 'muted'}, 'No containers.')); return; }
+  if (!storage.containers.length) { morphChildren(container, [el('p', {className: 'muted'}, 'No containers.')]); return; }
   const filter = document.getElementById('filter-blob').value.trim().toLowerCase();
   const limit = 200;  // blobs drawn per container; the filter finds the others
-  container.replaceChildren(...storage.containers.map(item => {
+  morphChildren(container, storage.containers.map(item => {
     const matching = item.blobs.filter(blob => !filter || blob.name.toLowerCase().includes(filter));
     return el('div', {'data-container': item.name},
       el('h3', {}, 'Container ' + item.name + ' (' + item.blobs.length + (item.blobs.length >= 500 ? '+' : '') + ' blobs)'),
@@ -956,14 +1064,36 @@ function renderAll(force) {
   renderTaskRows(force);
 }
 
+// Nothing is redrawn between the press and the release of a click (a row inserted above would move the one pressed
+// away from under the pointer): an update that comes meanwhile is merged, and drawn once the click has happened.
+const press = {held: false, missed: false};
+
+function pressed() {
+  press.held = true;
+}
+
+function released() {
+  if (!press.held) return;
+  press.held = false;
+  if (!press.missed) return;
+  press.missed = false;
+  setTimeout(() => { renderAll(false); renderRequests(); });  // after the click event this release makes
+}
+
 async function refreshBatch() {
   try {
     const overview = await getJson('/portal/api/overview?since=' + encodeURIComponent(store.token));
     const requests = await getJson('/portal/api/requests?since=' + encodeURIComponent(store.requestToken));
     const started = performance.now();
     applyOverview(overview);
-    renderAll(false);
-    if (applyRequests(requests)) renderRequests();
+    const newRequests = applyRequests(requests);
+    if (press.held) {
+      press.missed = true;
+      window.portalStats.deferred += 1;
+    } else {
+      renderAll(false);
+      if (newRequests) renderRequests();
+    }
     const spent = performance.now() - started;
     const stats = window.portalStats;
     Object.assign(stats, {updates: stats.updates + 1, lastMs: spent, maxMs: Math.max(stats.maxMs, spent), totalMs: stats.totalMs + spent});
@@ -999,6 +1129,9 @@ function wire() {
   document.getElementById('task-viewport').addEventListener('scroll', () => requestAnimationFrame(() => renderTaskRows(false)));
   document.getElementById('timeline').addEventListener('click', timelineClick);
   window.addEventListener('resize', () => renderAll(true));
+  document.addEventListener('pointerdown', pressed, true);
+  for (const name of ['pointerup', 'pointercancel', 'dragend']) document.addEventListener(name, released, true);
+  window.addEventListener('blur', released);
   renderTimelineLegend();
 }
 
