@@ -1,6 +1,6 @@
 """Replays the real-service exchanges derived from Microsoft's SDK recordings against the local emulator.
 
-    python benchmarks/replay_recordings.py [--json] [--only NAME] [--data FILE]
+    python benchmarks/replay_recordings.py [--json] [--only NAME] [--language LANG] [--data FILE]
 
 The expectations are the project's own facts in tests/data/recorded_exchanges.json (status, error
 code, key sets, defaults and headers per request, derived from the recordings in
@@ -23,8 +23,10 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
 from urllib.parse import quote, urlsplit
 
 PROJECT_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -37,6 +39,7 @@ DATA_FILE = os.path.join(PROJECT_DIR, 'tests', 'data', 'recorded_exchanges.json'
 API_VERSION = '2025-06-01'
 WAIT_SECONDS = 15.0
 POLL_INTERVAL = 0.05
+PARALLEL = 3
 _MISSING = object()
 
 
@@ -52,6 +55,7 @@ class Response:
 class EntryResult:
     recording: str
     index: int
+    language: str
     label: str
     source: str
     method: str
@@ -62,10 +66,45 @@ class EntryResult:
     reason: str = ''
     known_difference: str = ''
     mismatches: list[str] = field(default_factory=list)
+    aspects: tuple[str, ...] = ()
 
     @property
     def matched(self) -> bool:
         return not self.mismatches
+
+    def aspect_matched(self, aspect: str) -> bool:
+        """A wrong status (or a state never reached) leaves nothing else comparable: every aspect misses."""
+        kinds = {aspect_of(problem) for problem in self.mismatches}
+        return aspect not in kinds and 'status' not in kinds
+
+
+ASPECTS = ('status', 'error code', 'key sets', 'values', 'headers')
+LANGUAGES = {'P': 'python', 'J': 'js', 'N': 'dotnet', 'Java': 'java', 'Go': 'go'}
+
+
+def aspect_of(problem: str) -> str:
+    if problem.startswith(('status:', 'waited', 'not sent', 'GET ')):
+        return 'status'
+    if problem.startswith('error '):
+        return 'error code'
+    if problem.startswith(('keys at', 'top-level keys')):
+        return 'key sets'
+    if problem.startswith('header '):
+        return 'headers'
+    return 'values'
+
+
+def checked_aspects(entry: dict) -> tuple[str, ...]:
+    found = ['status']
+    if 'error_code' in entry or 'error_values' in entry:
+        found.append('error code')
+    if any(name in entry for name in ('keys_at', 'required_keys_at', 'keys_between')):
+        found.append('key sets')
+    if not entry.get('shape_only') and any(name in entry for name in ('defaults', 'absent', 'body_text')):
+        found.append('values')
+    if entry.get('headers'):
+        found.append('headers')
+    return tuple(found)
 
 
 # ----- the emulator and signed requests -------------------------------------------------------
@@ -159,13 +198,20 @@ def _resolve_parts(value: object, parts: list[str]) -> object:
 
 
 def substitute(value: object, names: dict[str, str]) -> object:
+    """Placeholders: {name} captured earlier; {now+600s} the UTC time that many seconds from the moment of sending."""
     if isinstance(value, str):
+        value = re.sub(r'\{now([+-]\d+)s\}', lambda m: _utc_iso(int(m.group(1))), value)
         return re.sub(r'\{(\w+)\}', lambda m: names.get(m.group(1), m.group(0)), value)
     if isinstance(value, list):
         return [substitute(item, names) for item in value]
     if isinstance(value, dict):
         return {key: substitute(item, names) for key, item in value.items()}
     return value
+
+
+def _utc_iso(offset_seconds: int) -> str:
+    moment = datetime.now(timezone.utc) + timedelta(seconds=offset_seconds)
+    return moment.strftime('%Y-%m-%dT%H:%M:%S.%fZ')
 
 
 def expand_keys(spec: object, key_sets: dict[str, list[str]]) -> set[str]:
@@ -210,6 +256,8 @@ def compare(entry: dict, response: Response, names: dict[str, str], key_sets: di
         problems += _compare_keys(dotted, expand_keys(spec, key_sets), body, exact=True)
     for dotted, spec in entry.get('required_keys_at', {}).items():
         problems += _compare_keys(dotted, expand_keys(spec, key_sets), body, exact=False)
+    for dotted, spec in entry.get('keys_between', {}).items():
+        problems += _compare_keys(dotted, set(spec['required']), body, exact=True, optional=set(spec['optional']))
     if entry.get('shape_only'):
         return problems
     for dotted in entry.get('absent', []):
@@ -255,12 +303,14 @@ def _compare_error_values(wanted: dict, body: object, names: dict) -> list[str]:
     return problems
 
 
-def _compare_keys(dotted: str, wanted: set[str], body: object, *, exact: bool) -> list[str]:
+def _compare_keys(dotted: str, wanted: set[str], body: object, *, exact: bool,
+                  optional: set[str] = frozenset()) -> list[str]:
+    """The keys at a dotted path: all of ``wanted``; with ``exact``, nothing else but ``optional`` ones."""
     got = resolve(body, dotted)
     where = f'keys at {dotted!r}' if dotted else 'top-level keys'
     if not isinstance(got, dict):
         return [f'{where}: expected an object with {sorted(wanted)}, got {short(got)}']
-    missing, extra = sorted(wanted - got.keys()), sorted(got.keys() - wanted)
+    missing, extra = sorted(wanted - got.keys()), sorted(got.keys() - wanted - optional)
     if missing or (exact and extra):
         parts = [f'missing {missing}'] if missing else []
         parts += [f'unexpected {extra}'] if exact and extra else []
@@ -322,10 +372,11 @@ def replay_recording(recording: dict, key_sets: dict, known: dict[tuple[str, str
         names = {'base': endpoint}
         previous_failed = False
         for index, entry in enumerate(recording['entries']):
-            result = EntryResult(recording['name'], index, entry['label'], entry.get('source', ''), entry['method'],
-                                 entry['path'], counted=not entry.get('setup'),
-                                 shape_only=bool(entry.get('shape_only')),
-                                 known_difference=known.get((recording['name'], entry['label']), ''))
+            result = EntryResult(recording['name'], index, language_of(recording), entry['label'],
+                                 entry.get('source', ''), entry['method'], entry['path'],
+                                 counted=not entry.get('setup'), shape_only=bool(entry.get('shape_only')),
+                                 known_difference=known.get((recording['name'], entry['label']), ''),
+                                 aspects=checked_aspects(entry))
             results.append(result)
             if entry.get('replayable', True) is False:
                 result.replayable, result.counted, result.reason = False, False, entry.get('reason', '')
@@ -350,43 +401,61 @@ def replay_recording(recording: dict, key_sets: dict, known: dict[tuple[str, str
     return results
 
 
+def language_of(recording: dict) -> str:
+    return recording.get('language') or LANGUAGES[recording['name'].split(':', 1)[0]]
+
+
 def load(data_file: str) -> dict:
     with open(data_file, encoding='utf-8') as handle:
         return json.load(handle)
 
 
-def run(data_file: str = DATA_FILE, only: str | None = None) -> list[EntryResult]:
+def run(data_file: str = DATA_FILE, only: str | None = None, language: str | None = None) -> list[EntryResult]:
     data = load(data_file)
     known = {(item['recording'], item['label']): item['reason'] for item in data.get('known_differences', [])}
-    recordings = [r for r in data['recordings'] if only is None or r['name'] == only]
+    recordings = [r for r in data['recordings'] if (only is None or r['name'] == only)
+                  and (language is None or language_of(r) == language)]
     if only is not None and not recordings:
         raise SystemExit(f'error: no recording named {only!r}; names: '
                          + ', '.join(r['name'] for r in data['recordings']))
-    results = []
-    for recording in recordings:
-        results += replay_recording(recording, data['key_sets'], known)
-    return results
+    # Each recording has an emulator of its own: a few run side by side (they wait on polls more than they work).
+    with ThreadPoolExecutor(max_workers=PARALLEL) as pool:
+        replayed = pool.map(lambda recording: replay_recording(recording, data['key_sets'], known), recordings)
+        return [result for results in replayed for result in results]
 
 
 # ----- reporting ------------------------------------------------------------------------------
 
 def summary(results: list[EntryResult]) -> dict:
     recordings: dict[str, dict] = {}
+    languages: dict[str, dict] = {}
     for result in results:
-        tally = recordings.setdefault(result.recording, {'matched': 0, 'counted': 0, 'unreplayable': 0,
-                                                         'setup_failures': 0})
-        if not result.replayable:
-            tally['unreplayable'] += 1
-        elif result.counted:
-            tally['counted'] += 1
-            tally['matched'] += result.matched
-        elif not result.matched:
-            tally['setup_failures'] += 1
+        for tallies, key in ((recordings, result.recording), (languages, result.language)):
+            tally = tallies.setdefault(key, {'matched': 0, 'counted': 0, 'unreplayable': 0, 'setup_failures': 0,
+                                             'aspects': {aspect: [0, 0] for aspect in ASPECTS}})
+            if not result.replayable:
+                tally['unreplayable'] += 1
+            elif result.counted:
+                tally['counted'] += 1
+                tally['matched'] += result.matched
+                for aspect in result.aspects:
+                    tally['aspects'][aspect][0] += result.aspect_matched(aspect)
+                    tally['aspects'][aspect][1] += 1
+            elif not result.matched:
+                tally['setup_failures'] += 1
+    for tally in (*recordings.values(), *languages.values()):
+        tally['ratio'] = round(tally['matched'] / tally['counted'], 4) if tally['counted'] else 1.0
     matched = sum(t['matched'] for t in recordings.values())
     counted = sum(t['counted'] for t in recordings.values())
-    return {'recordings': recordings, 'matched': matched, 'counted': counted,
-            'ratio': round(matched / counted, 4) if counted else 1.0,
+    aspects = {aspect: [sum(t['aspects'][aspect][i] for t in languages.values()) for i in (0, 1)]
+               for aspect in ASPECTS}
+    return {'recordings': recordings, 'languages': languages, 'matched': matched, 'counted': counted,
+            'ratio': round(matched / counted, 4) if counted else 1.0, 'aspects': aspects,
             'unreplayable': sum(t['unreplayable'] for t in recordings.values())}
+
+
+def _aspect_line(aspects: dict) -> str:
+    return ', '.join(f'{name} {got}/{of}' for name, (got, of) in aspects.items() if of)
 
 
 def print_report(results: list[EntryResult]) -> None:
@@ -398,6 +467,12 @@ def print_report(results: list[EntryResult]) -> None:
         print(f'  {name:28} {tally["matched"]:3} / {tally["counted"]:3} match{extra}')
     print(f'  {"total":28} {totals["matched"]:3} / {totals["counted"]:3} match ({totals["ratio"]:.1%}), '
           f'{totals["unreplayable"]} not replayable')
+    print('\nPer language (replayable exchanges that match fully; then per aspect compared):')
+    for name, tally in sorted(totals['languages'].items()):
+        print(f'  {name:8} {tally["matched"]:3} / {tally["counted"]:3} match ({tally["ratio"]:.1%}), '
+              f'{tally["unreplayable"]} not replayable; {_aspect_line(tally["aspects"])}')
+    print(f'  {"all":8} {totals["matched"]:3} / {totals["counted"]:3} match ({totals["ratio"]:.1%}), '
+          f'{totals["unreplayable"]} not replayable; {_aspect_line(totals["aspects"])}')
     mismatched = [r for r in results if r.replayable and not r.matched]
     if mismatched:
         print('\nMismatches (recording #entry  METHOD path  [source]: expected vs got):')
@@ -419,9 +494,10 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
     parser.add_argument('--json', action='store_true', help='print a machine-readable result')
     parser.add_argument('--only', metavar='NAME', help='replay only this recording (e.g. J:job_operations)')
+    parser.add_argument('--language', choices=sorted(set(LANGUAGES.values())), help='replay only this language')
     parser.add_argument('--data', default=DATA_FILE, help='the expectations file (default tests/data/...)')
     args = parser.parse_args(argv)
-    results = run(args.data, args.only)
+    results = run(args.data, args.only, args.language)
     if args.json:
         print(json.dumps({'summary': summary(results),
                           'entries': [{**vars(r), 'matched': r.matched} for r in results]}, indent=1))

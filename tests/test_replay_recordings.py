@@ -1,13 +1,15 @@
 """The recorded real-service exchanges replay against the emulator (benchmarks/replay_recordings.py).
 
-Every replayable entry of tests/data/recorded_exchanges.json must match, except those in its
-``known_differences`` list (each with a reason); a known difference that now matches must leave
-the list, so the list stays the honest work list it is.
+Every replayable entry of tests/data/recorded_exchanges.json (derived from the Python, JS, .NET, Java
+and Go SDKs' recordings) must match, except those in its ``known_differences`` list (each with a
+reason); a known difference that now matches must leave the list, so the list stays the honest work
+list it is.
 """
 
 from __future__ import annotations
 
 import os
+import re
 import sys
 
 import pytest
@@ -71,3 +73,33 @@ def test_the_comparison_sees_a_wrong_status_and_a_wrong_default():
     assert replay_recordings.compare(entry, wrong_state, names, {}) == ['state: expected "active", got "deleting"']
     wrong_status = replay_recordings.Response(404, {}, '', {'code': 'PoolNotFound', 'message': {'value': 'gone'}})
     assert replay_recordings.compare(entry, wrong_status, names, {})[0].startswith('status: expected 200, got 404')
+
+
+def test_every_language_is_replayed(replay):
+    """Each SDK's recordings give exchanges that are sent and counted: none of the five drops out unnoticed."""
+    languages = replay_recordings.summary(replay)['languages']
+    assert sorted(languages) == ['dotnet', 'go', 'java', 'js', 'python']
+    assert all(tally['counted'] >= 10 for tally in languages.values()), languages
+
+
+def test_derived_recordings_use_our_own_ids_and_name_their_sources():
+    """The derived exchanges carry no id of the recorded accounts: every entity in a path is one of ours."""
+    data = replay_recordings.load(replay_recordings.DATA_FILE)
+    derived = [r for r in data['recordings'] if r['name'].split(':')[0] in ('N', 'Java', 'Go')]
+    assert derived
+    for recording in derived:
+        assert recording['language'] in ('dotnet', 'java', 'go') and recording['sources'], recording['name']
+        for entry in recording['entries']:
+            segments = entry['path'].strip('/').split('/')
+            for collection, entity in zip(segments, segments[1:], strict=False):
+                if collection in ('pools', 'jobs', 'jobschedules', 'tasks'):
+                    assert re.fullmatch(r'(net|java|go)-[a-z]+-\d+', entity), (recording['name'], entry['path'])
+
+
+def test_a_wrong_status_counts_against_every_aspect_compared():
+    result = replay_recordings.EntryResult('r', 0, 'go', 'l', 's', 'GET', '/pools', counted=True,
+                                           mismatches=['status: expected 200, got 404'],
+                                           aspects=('status', 'key sets', 'headers'))
+    assert [result.aspect_matched(a) for a in result.aspects] == [False, False, False]
+    result.mismatches = ['header ETag: expected present, got absent']
+    assert [result.aspect_matched(a) for a in result.aspects] == [True, True, False]

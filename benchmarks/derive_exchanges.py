@@ -1,0 +1,426 @@
+"""Derives replayable exchanges from Microsoft's SDK recordings of the Batch service (run while developing).
+
+    python benchmarks/derive_exchanges.py --assets DIR [--check]
+
+DIR holds files of Azure/azure-sdk-assets at their repository paths (a sparse checkout of the tags
+named in SOURCES, or copies of single files; whole or with polling and headers trimmed: only
+RequestUri, RequestMethod, RequestBody, StatusCode, ResponseHeaders and ResponseBody are read).
+CI has no access to the recordings: it replays only what this script writes into
+tests/data/recorded_exchanges.json, the recordings named ``N:``, ``Java:`` and ``Go:`` (the
+``P:``/``J:`` recordings there were derived by hand earlier and are left as they are).
+
+Nothing of a recording is copied: ids become ours (``net-pool-1``), request bodies keep their
+property set with our values (names, command lines, display names, metadata and Windows images
+replaced; enumerations, numbers, sizes and flags are the facts under test), and the expectations
+are the status, error code and error value keys, the key sets, the values the service filled in,
+and which headers the answer carries. Runs of one GET polling for a state collapse to one request
+that waits for the state the recording reached. What the emulator cannot replay is marked with
+the reason.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import sys
+from datetime import datetime
+from email.utils import parsedate_to_datetime
+from urllib.parse import parse_qsl, unquote, urlsplit
+
+PROJECT_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+DATA_FILE = os.path.join(PROJECT_DIR, 'tests', 'data', 'recorded_exchanges.json')
+
+NET = 'net/sdk/batch/Azure.Compute.Batch/tests/SessionRecords/'
+JAVA = 'java/sdk/batch/azure-compute-batch/src/test/resources/session-records/'
+GO = 'go/sdk/batch/azbatch/testdata/recordings/'
+# (recording name, language, file(s) in Azure/azure-sdk-assets, commit read). Go records a subtest in a file of
+# its own while the parent test's calls around it go to the parent's file: ``file[a:b]`` takes a slice of entries
+# so that a recording replays in the order the calls were made.
+SOURCES = [
+    ('N:PoolExists', 'dotnet', [NET + 'BatchPoolIntegrationTests/PoolExists.json'], '03f2554'),
+    ('N:PatchPool', 'dotnet', [NET + 'BatchPoolIntegrationTests/PatchPool.json'], '03f2554'),
+    ('N:TaskUpdate', 'dotnet', [NET + 'BatchTaskIntegrationTests/TaskUpdate.json'], '03f2554'),
+    ('Java:canCrudJob', 'java', [JAVA + 'JobTests.canCrudJob[1].json'], '623b9b6'),
+    ('Java:testPoolCRUD', 'java', [JAVA + 'SharedKeyTests.testPoolCRUD[1].json'], '0306ba2'),
+    ('Go:TestPool', 'go', [GO + 'TestPool.json[0:2]', GO + 'TestPool/Resize.json', GO + 'TestPool/AutoScale.json',
+                           GO + 'TestPool.json[2:]'], '263c9d5'),
+    ('Go:TestJob', 'go', [GO + 'TestJob.json'], '263c9d5'),
+    ('Go:TestJobSchedule', 'go', [GO + 'TestJobSchedule.json'], '263c9d5'),
+    ('Go:TestTask', 'go', [GO + 'TestTask.json[0:2]', GO + 'TestTask/Replace.json', GO + 'TestTask.json[2:]'],
+     '67e4cda'),
+]
+OUR_ID = re.compile(r'/(?:net|java|go)-([a-z]+)-\d+')
+PREFIX = {'dotnet': 'net', 'java': 'java', 'go': 'go'}
+
+ANSWER_HEADERS = ['DataServiceId', 'ETag', 'Last-Modified', 'Location', 'Content-Type', 'DataServiceVersion',
+                  'request-id']
+FILE_HEADERS = ['ocp-batch-file-isdirectory', 'ocp-batch-file-mode', 'ocp-batch-file-url', 'ocp-creation-time']
+FILE_VALUES = ('ocp-batch-file-isdirectory', 'ocp-batch-file-mode')
+DATETIME = re.compile(r'^\d{4}-\d\d-\d\dT\d\d:\d\d')
+# Settable pool properties a shared fixture pool is made with, taken from the recorded GET of it.
+POOL_SETTABLE = ('vmSize', 'targetDedicatedNodes', 'enableInterNodeCommunication', 'taskSlotsPerNode', 'metadata',
+                 'userAccounts', 'virtualMachineConfiguration', 'networkConfiguration', 'taskSchedulingPolicy')
+# Values that depend on the clock, on a real VM's progress or on the account: never compared.
+VOLATILE = {'id', 'url', 'eTag', 'lastModified', 'creationTime', 'stateTransitionTime', 'previousState',
+            'previousStateTransitionTime', 'allocationState', 'allocationStateTransitionTime', 'state',
+            'currentDedicatedNodes', 'currentLowPriorityNodes', 'startTime', 'endTime', 'odata.metadata',
+            'poolId', 'resizeErrors', 'nodeId', 'nodeUrl', 'affinityId', 'ipAddress', 'lastBootTime',
+            'allocationTime', 'runningTasksCount', 'runningTaskSlotsCount', 'totalTasksRun', 'totalTasksSucceeded',
+            'retryCount', 'requeueCount', 'taskRootDirectory', 'taskRootDirectoryUrl', 'exitCode', 'stats',
+            'currentNodeCommunicationMode', 'value', 'resizeTimeout', 'subnetId', 'name', 'displayName',
+            'commandLine', 'publisher', 'offer', 'sku', 'nodeAgentSKUId', 'applicationId', 'terminateReason',
+            # The spec: task counts "may not always be up to date"; the recorded ones lag the tasks just added.
+            'taskCounts', 'taskSlotCounts'}
+# Keys whose presence depends on a real VM's timing (seen or not seen depending on when the GET came).
+TIMING_KEYS = {'previousState', 'previousStateTransitionTime', 'resizeErrors', 'stats', 'executionInfo',
+               'currentNodeCommunicationMode', 'certificateReferences', 'endTime', 'terminateReason'}
+LINUX_IMAGE = {'publisher': 'canonical', 'offer': '0001-com-ubuntu-server-jammy', 'sku': '22_04-lts',
+               'version': 'latest'}
+LINUX_AGENT = 'batch.node.ubuntu 22.04'
+COLLECTIONS = ('pools', 'jobs', 'jobschedules', 'tasks', 'nodes', 'users', 'applications', 'certificates')
+KIND = {'pools': 'pool', 'jobs': 'job', 'jobschedules': 'schedule', 'tasks': 'task', 'users': 'user',
+        'applications': 'app'}
+
+
+class Ids:
+    """Maps the recording's ids to ours, by kind, in order of first appearance."""
+
+    def __init__(self, prefix: str) -> None:
+        self.prefix, self.names, self.counts = prefix, {}, {}
+
+    def ours(self, kind: str, recorded: str) -> str:
+        if recorded not in self.names:
+            self.counts[kind] = self.counts.get(kind, 0) + 1
+            self.names[recorded] = f'{self.prefix}-{kind}-{self.counts[kind]}'
+        return self.names[recorded]
+
+
+def split(uri: str) -> tuple[str, str, list[tuple[str, str]]]:
+    parts = urlsplit(uri)
+    return f'{parts.scheme}://{parts.netloc}', unquote(parts.path), parse_qsl(parts.query, keep_blank_values=True)
+
+
+def our_path(path: str, ids: Ids, nodes: dict[str, str]) -> tuple[str, str]:
+    """The path with our ids, and '' or why it cannot be sent (a node id the replay does not know)."""
+    segments = path.strip('/').split('/')
+    out, problem = [], ''
+    for index, segment in enumerate(segments):
+        collection = segments[index - 1] if index else ''
+        if collection == 'nodes':
+            if segment not in nodes:
+                problem = 'names a node the replay has not listed yet (node ids are the service\'s)'
+            out.append('{' + nodes.get(segment, 'unknown_node') + '}')
+        elif collection in KIND and segment not in ('$count',):
+            out.append(ids.ours(KIND[collection], segment))
+        elif collection == 'files':
+            out.append('/'.join(segments[index:]))
+            break
+        else:
+            out.append(segment)
+    return '/' + '/'.join(out), problem
+
+
+def our_body(value: object, ids: Ids, key: str = '', windows: list[bool] | None = None) -> object:
+    """The request body's property set with our values."""
+    if isinstance(value, dict):
+        if key == 'imageReference' and 'windows' in json.dumps(value).lower():
+            if windows is not None:
+                windows.append(True)
+            return dict(LINUX_IMAGE)
+        out = {}
+        for name, item in value.items():
+            if name == 'id' and key in ('', 'pool'):
+                continue  # set by the caller with the entity's kind
+            out[name] = our_body(item, ids, name, windows)
+        if key == 'metadata' or ('name' in out and 'value' in out and len(out) == 2):
+            out = {'name': 'replay-key', 'value': 'replay-value'}
+        return out
+    if isinstance(value, list):
+        return [our_body(item, ids, key, windows) for item in value]
+    if not isinstance(value, str):
+        return value
+    if key == 'nodeAgentSKUId' and 'windows' in value.lower():
+        return LINUX_AGENT
+    if key == 'poolId':
+        return ids.ours('pool', value)
+    if key == 'jobId':
+        return ids.ours('job', value)
+    if key == 'commandLine':  # a Linux command is the test's fact (what files it writes); a Windows one is not ours
+        return value if value.startswith(('/bin/sh ', '/bin/bash ')) else '/bin/sh -c "echo replay"'
+    if key == 'displayName':
+        return 'replay display name'
+    if key == 'name':
+        return 'replay-name'
+    if key in ('password', 'accountKey', 'sasKey'):
+        return 'Replay#Pass-1234'
+    if key in ('sshPrivateKey', 'sshPublicKey'):
+        return 'c3NoLXJlcGxheQ=='
+    return value
+
+
+def relative_times(value: object, date: str | None) -> object:
+    """Datetimes a client sent become offsets from the moment of sending ({now+600s}), as they were recorded."""
+    if isinstance(value, dict):
+        return {key: relative_times(item, date) for key, item in value.items()}
+    if isinstance(value, list):
+        return [relative_times(item, date) for item in value]
+    if isinstance(value, str) and date and DATETIME.match(value):
+        sent = datetime.fromisoformat(re.sub(r'(\.\d{6})\d*', r'\1', value).replace('Z', '+00:00'))
+        offset = round((sent - parsedate_to_datetime(date)).total_seconds())
+        return f'{{now{offset:+d}s}}'
+    return value
+
+
+def collapse_polls(entries: list[dict]) -> list[tuple[dict, dict | None]]:
+    """Runs of one GET (a client polling for a state, or for a deleted entity to go) become its last request;
+    the first response of the run is kept to see what changed."""
+    out: list[tuple[dict, dict | None]] = []
+    for entry in entries:
+        if out and entry['RequestMethod'] == 'GET' and out[-1][0]['RequestMethod'] == 'GET' \
+                and out[-1][0]['RequestUri'] == entry['RequestUri']:
+            first = out[-1][1] or out[-1][0]
+            out[-1] = (entry, first)
+        else:
+            out.append((entry, None))
+    return out
+
+
+def headers_expected(headers: dict, ids: Ids, host: str, nodes: dict, files: bool) -> dict:
+    present = {name.lower(): value for name, value in headers.items()}
+    wanted: dict[str, object] = {}
+    for name in ANSWER_HEADERS + (FILE_HEADERS if files else []):
+        value = present.get(name.lower())
+        if value is None:
+            wanted[name] = False
+        elif name == 'Content-Type' or name in FILE_VALUES:
+            wanted[name] = value
+        elif name == 'DataServiceId' and value.startswith(host) and '/jobs/job-' not in value:
+            path, problem = our_path(value[len(host):], ids, nodes)
+            wanted[name] = True if problem else '{base}' + path
+        else:
+            wanted[name] = True
+    return wanted
+
+
+def key_expectations(body: dict) -> tuple[dict, dict]:
+    """Top-level and one-level-down key sets: required (seen) and optional (timing-dependent)."""
+    required, optional = {}, {}
+    top = set(body)
+    required[''] = sorted(top - TIMING_KEYS - {'odata.nextLink'})
+    optional[''] = sorted((top & TIMING_KEYS) | {'odata.nextLink'} if 'value' in top else top & TIMING_KEYS)
+    if 'value' not in top:
+        for key, item in body.items():
+            if isinstance(item, dict) and key not in TIMING_KEYS and item:
+                required[key] = sorted(set(item) - TIMING_KEYS)
+                optional[key] = sorted(set(item) & TIMING_KEYS)
+    return required, optional
+
+
+def defaults(body: object, prefix: str = '', depth: int = 0) -> dict:
+    """Scalar values (enumerations, flags, numbers, durations) the service answered with."""
+    out: dict = {}
+    if not isinstance(body, dict) or depth > 2:
+        return out
+    for key, item in body.items():
+        if key in VOLATILE or key in TIMING_KEYS or key.startswith('odata'):
+            continue
+        dotted = f'{prefix}{key}'
+        text = isinstance(item, str) and len(item) < 40 and not item.startswith(('http', '/'))
+        if isinstance(item, (bool, int, float)) or (text and not DATETIME.match(item)):
+            out[dotted] = item
+        elif isinstance(item, dict):
+            out.update(defaults(item, dotted + '.', depth + 1))
+    return out
+
+
+def derive(name: str, language: str, parts: list[str], commit: str, recording: dict) -> dict:
+    ids, nodes = Ids(PREFIX[language]), {}
+    entries: list[dict] = []
+    host = ''
+    windows_pools: set[str] = set()
+    created: set[str] = set()
+    path = parts[0].split('[')[0] if language != 'java' else parts[0]
+    source = '/'.join(path.split('/')[-2:]) if language != 'java' else path.split('/')[-1]
+    for entry, first in collapse_polls(recording['Entries']):
+        host, recorded_path, query = split(entry['RequestUri'])
+        method = entry['RequestMethod']
+        body = entry.get('RequestBody')
+        windows: list[bool] = []
+        our = None
+        created_id = None
+        if isinstance(body, (dict, list)):
+            our = relative_times(our_body(body, ids, windows=windows), (entry.get('ResponseHeaders') or {}).get('Date'))
+            if isinstance(body, dict) and 'id' in body and isinstance(our, dict) and method == 'POST':
+                collection = recorded_path.strip('/').split('/')[-1]
+                created_id = body['id']
+                if created_id == 'Sanitized':  # Go sanitizes body ids: the answer or a later path names it
+                    created_id = _sanitized_id(recording['Entries'], entry, collection)
+                our = {'id': ids.ours(KIND.get(collection, 'entity'), created_id), **our}
+                if windows and collection == 'pools':
+                    windows_pools.add(our['id'])
+        entries += _made_elsewhere(recorded_path, method, body, created_id, entry['StatusCode'], ids, created,
+                                   language, recording['Entries'])
+        request_path, problem = our_path(recorded_path, ids, nodes)
+        label = method + ' ' + OUR_ID.sub(lambda m: '/{' + m.group(1) + 'Id}', request_path)
+        item: dict = {'label': f'{label} #{len(entries)}', 'source': source,
+                      'method': method, 'path': request_path, 'status': entry['StatusCode']}
+        parameters = [(k, v) for k, v in query if k != 'api-version']
+        version = dict(query).get('api-version')
+        if version:
+            item['api_version'] = version
+        if parameters:
+            item['query'] = dict(parameters)
+        if our is not None:
+            item['body'] = our
+        response = entry.get('ResponseBody')
+        files = '/files/' in recorded_path and method in ('GET', 'HEAD')
+        item['headers'] = headers_expected(entry.get('ResponseHeaders') or {}, ids, host, nodes, files)
+        if isinstance(response, dict) and 'code' in response and entry['StatusCode'] >= 400:
+            item['error_code'] = response['code']
+            values = {v.get('key'): None for v in response.get('values') or [] if isinstance(v, dict)}
+            if values:
+                item['error_values'] = values
+            item['keys_at'] = {'': sorted(response)}
+        elif isinstance(response, dict) and method == 'GET':
+            required, optional = key_expectations(response)
+            item['keys_between'] = {key: {'required': required[key], 'optional': optional.get(key, [])}
+                                    for key in required}
+            if 'value' not in response:
+                item['defaults'] = defaults(response)
+            _capture_nodes(item, response, recorded_path, nodes)
+            if first is not None and first['StatusCode'] == entry['StatusCode']:
+                waited = {k: response.get(k) for k in ('allocationState', 'state')
+                          if isinstance(first.get('ResponseBody'), dict)
+                          and first['ResponseBody'].get(k) != response.get(k) and k in response}
+                if waited:
+                    field, value = next(iter(waited.items()))
+                    item['wait'] = {'path': request_path, 'field': field, 'equals': value}
+        if isinstance(response, dict) and response.get('allocationState') == 'steady' and 'wait' not in item \
+                and '$select' not in dict(parameters):
+            item['wait'] = {'path': request_path, 'field': 'allocationState', 'equals': 'steady'}
+        if method == 'POST' and entry['StatusCode'] < 300 and re.fullmatch(r'/pools/[^/]+/(enableautoscale|resize)',
+                                                                             recorded_path):
+            # The spec refuses these while a resize is under way: the recorded success shows the pool was steady.
+            item['wait'] = {'path': request_path.rsplit('/', 1)[0], 'field': 'allocationState', 'equals': 'steady'}
+        if first is not None and first['StatusCode'] != entry['StatusCode']:
+            item['wait'] = {'path': request_path, 'status': entry['StatusCode']}
+        if problem:
+            item['replayable'], item['reason'] = False, problem
+        if any(pool in request_path for pool in windows_pools) and item.get('defaults'):
+            item['defaults'] = {k: v for k, v in item['defaults'].items() if 'windows' not in k.lower()}
+        entries.append(item)
+    return {'name': name, 'language': language, 'sources': [f'{part}@{commit}' for part in parts], 'entries': entries}
+
+
+def _sanitized_id(all_entries: list[dict], current: dict, collection: str) -> str:
+    located = (current.get('ResponseHeaders') or {}).get('DataServiceId', '')
+    if f'/{collection}/' in located and '/jobs/job-' not in located:
+        return unquote(located.rsplit('/', 1)[1])
+    after = all_entries[all_entries.index(current) + 1:]
+    for entry in after:
+        segments = split(entry['RequestUri'])[1].strip('/').split('/')
+        if len(segments) >= 2 and segments[0] == collection:
+            return segments[1]
+    return 'Sanitized'
+
+
+def _pool_as_seen(all_entries: list[dict], recorded_id: str, ids: Ids) -> dict:
+    """A fixture pool made as the recording's first GET of it shows it (subnets of the recorded account left out)."""
+    for entry in all_entries:
+        body = entry.get('ResponseBody')
+        if entry['RequestMethod'] == 'GET' and isinstance(body, dict) and \
+                split(entry['RequestUri'])[1].rstrip('/').endswith(f'/pools/{recorded_id}'):
+            seen = {key: body[key] for key in POOL_SETTABLE if key in body}
+            seen.get('networkConfiguration', {}).pop('subnetId', None)
+            for account in seen.get('userAccounts', []):
+                account['password'] = 'x'
+            seen = our_body(seen, ids)
+            vm = seen.get('virtualMachineConfiguration', {})
+            vm.setdefault('imageReference', {}).pop('version', None)
+            if 'ubuntu 18' in vm.get('nodeAgentSKUId', '') or 'windows' in vm.get('nodeAgentSKUId', ''):
+                vm.update({'imageReference': dict(LINUX_IMAGE), 'nodeAgentSKUId': LINUX_AGENT})
+            return seen
+    return {'vmSize': 'standard_d1_v2', 'targetDedicatedNodes': 0,
+            'virtualMachineConfiguration': {'imageReference': dict(LINUX_IMAGE), 'nodeAgentSKUId': LINUX_AGENT}}
+
+
+def _made_elsewhere(recorded_path: str, method: str, body: object, created_id: str | None, status: int, ids: Ids,
+                    created: set[str], language: str, all_entries: list[dict]) -> list[dict]:
+    """Setup creates for the pools and jobs a recording uses but its test made elsewhere (a shared fixture)."""
+    segments = recorded_path.strip('/').split('/')
+    setup: list[dict] = []
+    wanted = []
+    if created_id is not None and len(segments) == 1:
+        created.add(f'{segments[0]}/{created_id}')
+    elif status < 300 and len(segments) >= 2 and segments[0] in ('pools', 'jobs'):
+        wanted.append((segments[0], segments[1]))
+    if isinstance(body, dict) and isinstance(body.get('poolInfo'), dict) and body['poolInfo'].get('poolId'):
+        wanted.append(('pools', body['poolInfo']['poolId']))
+    for collection, recorded_id in wanted:
+        if f'{collection}/{recorded_id}' in created:
+            continue
+        created.add(f'{collection}/{recorded_id}')
+        ours = ids.ours(KIND[collection], recorded_id)
+        if collection == 'pools':
+            made = {'id': ours, **_pool_as_seen(all_entries, recorded_id, ids)}
+        else:
+            pool = ids.ours('pool', f'{language}-fixture-pool')
+            setup.append({'label': f'setup: a pool for {ours}', 'method': 'POST', 'path': '/pools', 'setup': True,
+                          'status': 201, 'body': {'id': pool, 'vmSize': 'standard_d1_v2', 'targetDedicatedNodes': 0,
+                                                  'virtualMachineConfiguration': {'imageReference': dict(LINUX_IMAGE),
+                                                                                  'nodeAgentSKUId': LINUX_AGENT}}})
+            made = {'id': ours, 'poolInfo': {'poolId': pool}}
+        setup.append({'label': f'setup: {ours}, which the recorded test made elsewhere', 'method': 'POST',
+                      'path': f'/{collection}', 'setup': True, 'status': 201, 'body': made})
+    return setup
+
+
+def _capture_nodes(item: dict, response: dict, recorded_path: str, nodes: dict) -> None:
+    if not recorded_path.rstrip('/').endswith('/nodes') or not isinstance(response.get('value'), list):
+        return
+    capture = {}
+    for index, node in enumerate(response['value']):
+        if isinstance(node, dict) and node.get('id') and node['id'] not in nodes:
+            nodes[node['id']] = f'node{len(nodes)}'
+            capture[nodes[node['id']]] = f'value.{index}.id'
+    if capture:
+        item['capture'] = capture
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
+    parser.add_argument('--assets', required=True, help='a folder with Azure/azure-sdk-assets files at their paths')
+    parser.add_argument('--data', default=DATA_FILE)
+    args = parser.parse_args(argv)
+    with open(args.data, encoding='utf-8') as handle:
+        data = json.load(handle)
+    derived, missing = [], []
+    for name, language, parts, commit in SOURCES:
+        entries = []
+        for part in parts:
+            path, start, end = re.fullmatch(r'(.*?)(?:\[(\d*):(\d*)\])?', part).groups()
+            file = os.path.join(args.assets, path)
+            if not os.path.exists(file):
+                missing.append(path)
+                continue
+            with open(file, encoding='utf-8') as handle:
+                found = json.load(handle)['Entries']
+            entries += found[int(start or 0):int(end) if end else None]
+        if entries:
+            derived.append(derive(name, language, parts, commit, {'Entries': entries}))
+    if missing:
+        print('missing (not derived):\n  ' + '\n  '.join(missing), file=sys.stderr)
+        return 1
+    names = {recording['name'] for recording in derived}
+    data['recordings'] = [r for r in data['recordings'] if r['name'] not in names] + derived
+    with open(args.data, 'w', encoding='utf-8') as handle:
+        json.dump(data, handle, indent=1, ensure_ascii=False)
+        handle.write('\n')
+    print(f'derived {sum(len(r["entries"]) for r in derived)} exchanges from {len(derived)} recordings')
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())
