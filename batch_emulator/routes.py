@@ -19,7 +19,7 @@ from aiohttp import web
 
 from . import containers
 from .contract import Operation, conform, is_spec_path, operations, render, resolve
-from .errors import BatchServiceError, invalid_query
+from .errors import BatchServiceError, invalid_query, missing_property
 from .files import TooManyFiles, inside, is_directory, list_files, read_chunks
 from .odata import apply_select
 from .schedule_routes import SCHEDULE_HANDLERS
@@ -188,7 +188,11 @@ async def replace_pool_properties(request: web.Request) -> web.Response:
 
 
 async def resize_pool(request: web.Request) -> web.Response:
-    pool = _state(request).resize_pool(request.match_info['poolId'], await _body(request))
+    """A body without a target is refused before the pool is looked up (recorded: 400 on a missing pool)."""
+    body = await _body(request)
+    if body.get('targetDedicatedNodes') is None and body.get('targetLowPriorityNodes') is None:
+        raise missing_property('targetDedicatedNodes and/or targetLowPriorityNodes')
+    pool = _state(request).resize_pool(request.match_info['poolId'], body)
     return json_response(request, None, status=202, etag=pool.etag, last_modified=pool.last_modified, acted=True)
 
 

@@ -42,6 +42,12 @@ SOURCES = [
     ('N:PoolExists', 'dotnet', [NET + 'BatchPoolIntegrationTests/PoolExists.json'], '03f2554'),
     ('N:PatchPool', 'dotnet', [NET + 'BatchPoolIntegrationTests/PatchPool.json'], '03f2554'),
     ('N:TaskUpdate', 'dotnet', [NET + 'BatchTaskIntegrationTests/TaskUpdate.json'], '03f2554'),
+    ('N:ReplacePool', 'dotnet', [NET + 'BatchPoolIntegrationTests/ReplacePool.json'], '03f2554'),
+    ('N:JobSchedulePatch', 'dotnet', [NET + 'BatchJobScheduleIntegrationTests/JobSchedulePatch.json'], '03f2554'),
+    ('N:PatchJob', 'dotnet', [NET + 'BatchJobIntegrationTests/PatchJob.json'], '03f2554'),
+    ('Java:testResizeErrorCases', 'java', [JAVA + 'BatchErrorTests.testResizeErrorCases[1].json'], '623b9b6'),
+    ('Java:testPoolOData', 'java', [JAVA + 'PoolTests.testPoolOData[1].json'], '623b9b6'),
+    ('Java:canUpdateJobState', 'java', [JAVA + 'JobTests.canUpdateJobState[1].json'], '623b9b6'),
     ('Java:canCrudJob', 'java', [JAVA + 'JobTests.canCrudJob[1].json'], '623b9b6'),
     ('Java:testPoolCRUD', 'java', [JAVA + 'SharedKeyTests.testPoolCRUD[1].json'], '0306ba2'),
     ('Go:TestPool', 'go', [GO + 'TestPool.json[0:2]', GO + 'TestPool/Resize.json', GO + 'TestPool/AutoScale.json',
@@ -241,6 +247,7 @@ def derive(name: str, language: str, parts: list[str], commit: str, recording: d
     host = ''
     windows_pools: set[str] = set()
     created: set[str] = set()
+    sent: set[tuple[str, str]] = set()
     path = parts[0].split('[')[0] if language != 'java' else parts[0]
     source = '/'.join(path.split('/')[-2:]) if language != 'java' else path.split('/')[-1]
     for entry, first in collapse_polls(recording['Entries']):
@@ -304,8 +311,11 @@ def derive(name: str, language: str, parts: list[str], commit: str, recording: d
                                                                              recorded_path):
             # The spec refuses these while a resize is under way: the recorded success shows the pool was steady.
             item['wait'] = {'path': request_path.rsplit('/', 1)[0], 'field': 'allocationState', 'equals': 'steady'}
-        if first is not None and first['StatusCode'] != entry['StatusCode']:
+        if (first is not None and first['StatusCode'] != entry['StatusCode']) or \
+                (method == 'GET' and entry['StatusCode'] == 404 and ('DELETE', request_path) in sent):
+            # a client polling until the entity is gone, or looking after it was deleted: it goes in its own time
             item['wait'] = {'path': request_path, 'status': entry['StatusCode']}
+        sent.add((method, request_path))
         if problem:
             item['replayable'], item['reason'] = False, problem
         if any(pool in request_path for pool in windows_pools) and item.get('defaults'):
