@@ -82,7 +82,7 @@ async def create_node_user(request: web.Request) -> web.Response:
 
 async def replace_node_user(request: web.Request) -> web.Response:
     _state(request).replace_node_user(*_ids(request), request.match_info['userName'], await _body(request))
-    return json_response(request, None)
+    return json_response(request, None, acted=True)  # DataServiceId: the user's URL [Go TestNode]
 
 
 async def delete_node_user(request: web.Request) -> web.Response:

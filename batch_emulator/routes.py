@@ -11,9 +11,11 @@ from __future__ import annotations
 import asyncio
 import datetime
 import json
+import mimetypes
 import os
 import re
 from email.utils import format_datetime
+from urllib.parse import quote
 
 from aiohttp import web
 
@@ -23,7 +25,7 @@ from .errors import BatchServiceError, invalid_query, missing_property
 from .files import TooManyFiles, inside, is_directory, list_files, read_chunks
 from .odata import apply_select
 from .schedule_routes import SCHEDULE_HANDLERS
-from .server import MAX_JSON_DEPTH, MAX_REQUEST_BODY_BYTES, SCHEDULER, SETTINGS, STATE, json_response
+from .server import MAX_JSON_DEPTH, MAX_REQUEST_BODY_BYTES, SCHEDULER, SERVICE_HEADERS, SETTINGS, STATE, json_response
 from .state import MAX_LIST_RESULTS, BatchState, iso, page
 
 MAX_TASK_COLLECTION_BYTES = 1024 * 1024
@@ -430,11 +432,21 @@ def _node_root(request: web.Request) -> tuple[str, str]:
     return node.root_dir, f'{state.base_url}/pools/{pool.id}/nodes/{node.id}/files'
 
 
-def _file_properties(info: os.stat_result) -> dict:
+# Content types by file name, from Python's built-in table only (the machine's mime.types would make answers vary).
+_CONTENT_TYPES = mimetypes.MimeTypes()
+
+
+def _content_type(name: str) -> str:
+    return _CONTENT_TYPES.guess_type(name)[0] or 'application/octet-stream'
+
+
+def _file_properties(info: os.stat_result, name: str) -> dict:
+    """As a Linux node reports a file [Go TestTask, TestNode/File]: no creationTime (Windows nodes have one),
+    the type by name (``text/plain`` for .txt), the mode as ``0o100644``."""
     return {
-        'creationTime': _iso(info.st_ctime), 'lastModified': _iso(info.st_mtime),
+        'lastModified': _iso(info.st_mtime),
         'contentLength': str(0 if is_directory(info) else info.st_size),  # int64 travels as a string
-        'contentType': 'application/octet-stream', 'fileMode': oct(info.st_mode & 0o777777)[2:],
+        'contentType': _content_type(name), 'fileMode': oct(info.st_mode & 0o777777),
     }
 
 
@@ -452,8 +464,9 @@ async def _list_files(request: web.Request, root: str, url_prefix: str) -> web.R
     except TooManyFiles as error:
         raise BatchServiceError('OperationInvalidForCurrentState', f'The folder holds too many files to list '
                                                                    f'({error}).', status=409) from None
+    # Recorded: a directory has no properties, a file has them [P:files, Go TestTask].
     items = [{'name': name, 'url': f'{url_prefix}/{name}', 'isDirectory': is_directory(info),
-              'properties': _file_properties(info)} for name, info in entries]
+              **({} if is_directory(info) else {'properties': _file_properties(info, name)})} for name, info in entries]
     return _list_response(request, items, 'files')
 
 
@@ -487,19 +500,20 @@ async def _file_response(request: web.Request, root: str, url_prefix: str) -> we
     if found is None:
         raise BatchServiceError('FileNotFound')
     path, info = found
-    properties = _file_properties(info)
+    properties = _file_properties(info, relative)
     directory = is_directory(info)
     length = int(properties['contentLength'])
     start, end = (0, length - 1) if directory else _byte_range(request.headers.get('ocp-range'), length)
+    # As recorded from a Linux node: the whole file URL percent-encoded, the mode, no ocp-creation-time; and the
+    # headers every answer has, set here because a streamed answer's headers leave before the middleware sees it.
     headers = {
         'ocp-batch-file-isdirectory': 'True' if directory else 'False',
-        'ocp-batch-file-url': f'{url_prefix}/{relative}',
+        'ocp-batch-file-url': quote(f'{url_prefix}/{relative}', safe=''),
         'ocp-batch-file-mode': properties['fileMode'],
-        'ocp-creation-time': format_datetime(datetime.datetime.fromtimestamp(info.st_ctime, datetime.timezone.utc),
-                                             usegmt=True),
         'Last-Modified': format_datetime(datetime.datetime.fromtimestamp(info.st_mtime, datetime.timezone.utc),
                                          usegmt=True),
-        'Content-Type': 'application/octet-stream',
+        'Content-Type': properties['contentType'],
+        'DataServiceVersion': '3.0', 'request-id': request['request_id'], **SERVICE_HEADERS,
     }
     if request.method == 'HEAD':
         # aiohttp keeps an explicit Content-Length on a HEAD response without a body.

@@ -52,6 +52,8 @@ SOURCES = [
     ('Java:testPoolCRUD', 'java', [JAVA + 'SharedKeyTests.testPoolCRUD[1].json'], '0306ba2'),
     ('Go:TestPool', 'go', [GO + 'TestPool.json[0:2]', GO + 'TestPool/Resize.json', GO + 'TestPool/AutoScale.json',
                            GO + 'TestPool.json[2:]'], '263c9d5'),
+    ('Go:TestNode', 'go', [GO + 'TestNode.json'], '263c9d5'),
+    ('Go:TestNode/File', 'go', [GO + 'TestNode/File.json'], '263c9d5'),
     ('Go:TestJob', 'go', [GO + 'TestJob.json'], '263c9d5'),
     ('Go:TestJobSchedule', 'go', [GO + 'TestJobSchedule.json'], '263c9d5'),
     ('Go:TestTask', 'go', [GO + 'TestTask.json[0:2]', GO + 'TestTask/Replace.json', GO + 'TestTask.json[2:]'],
@@ -104,15 +106,17 @@ class Ids:
 
 
 def split(uri: str) -> tuple[str, str, list[tuple[str, str]]]:
+    """Host, path as sent (percent-encoding kept: a file path may carry %2F), query parameters."""
     parts = urlsplit(uri)
-    return f'{parts.scheme}://{parts.netloc}', unquote(parts.path), parse_qsl(parts.query, keep_blank_values=True)
+    return f'{parts.scheme}://{parts.netloc}', parts.path, parse_qsl(parts.query, keep_blank_values=True)
 
 
 def our_path(path: str, ids: Ids, nodes: dict[str, str]) -> tuple[str, str]:
     """The path with our ids, and '' or why it cannot be sent (a node id the replay does not know)."""
     segments = path.strip('/').split('/')
     out, problem = [], ''
-    for index, segment in enumerate(segments):
+    for index, raw in enumerate(segments):
+        segment = unquote(raw)
         collection = segments[index - 1] if index else ''
         if collection == 'nodes':
             if segment not in nodes:
@@ -121,7 +125,7 @@ def our_path(path: str, ids: Ids, nodes: dict[str, str]) -> tuple[str, str]:
         elif collection in KIND and segment not in ('$count',):
             out.append(ids.ours(KIND[collection], segment))
         elif collection == 'files':
-            out.append('/'.join(segments[index:]))
+            out.append('/'.join(segments[index:]))  # as sent: the replay sends it encoded as it is
             break
         else:
             out.append(segment)
@@ -159,6 +163,8 @@ def our_body(value: object, ids: Ids, key: str = '', windows: list[bool] | None 
         return 'replay display name'
     if key == 'name':
         return 'replay-name'
+    if key == 'containerUrl':  # where node logs go: an account of ours (the emulator only checks its form)
+        return 'https://replaystorage.blob.core.windows.net/logs?sv=x'
     if key in ('password', 'accountKey', 'sasKey'):
         return 'Replay#Pass-1234'
     if key in ('sshPrivateKey', 'sshPublicKey'):
@@ -259,12 +265,13 @@ def derive(name: str, language: str, parts: list[str], commit: str, recording: d
         created_id = None
         if isinstance(body, (dict, list)):
             our = relative_times(our_body(body, ids, windows=windows), (entry.get('ResponseHeaders') or {}).get('Date'))
-            if isinstance(body, dict) and 'id' in body and isinstance(our, dict) and method == 'POST':
-                collection = recorded_path.strip('/').split('/')[-1]
-                created_id = body['id']
+            collection = recorded_path.strip('/').split('/')[-1]
+            key = 'name' if collection == 'users' else 'id'
+            if isinstance(body, dict) and key in body and isinstance(our, dict) and method == 'POST':
+                created_id = body[key]
                 if created_id == 'Sanitized':  # Go sanitizes body ids: the answer or a later path names it
                     created_id = _sanitized_id(recording['Entries'], entry, collection)
-                our = {'id': ids.ours(KIND.get(collection, 'entity'), created_id), **our}
+                our = {**our, key: ids.ours(KIND.get(collection, 'entity'), created_id)}
                 if windows and collection == 'pools':
                     windows_pools.add(our['id'])
         entries += _made_elsewhere(recorded_path, method, body, created_id, entry['StatusCode'], ids, created,
@@ -273,6 +280,8 @@ def derive(name: str, language: str, parts: list[str], commit: str, recording: d
         label = method + ' ' + OUR_ID.sub(lambda m: '/{' + m.group(1) + 'Id}', request_path)
         item: dict = {'label': f'{label} #{len(entries)}', 'source': source,
                       'method': method, 'path': request_path, 'status': entry['StatusCode']}
+        if '%' in request_path:
+            item['path_encoded'] = True
         parameters = [(k, v) for k, v in query if k != 'api-version']
         version = dict(query).get('api-version')
         if version:
@@ -298,12 +307,13 @@ def derive(name: str, language: str, parts: list[str], commit: str, recording: d
                 item['defaults'] = defaults(response)
             _capture_nodes(item, response, recorded_path, nodes)
             if first is not None and first['StatusCode'] == entry['StatusCode']:
-                waited = {k: response.get(k) for k in ('allocationState', 'state')
-                          if isinstance(first.get('ResponseBody'), dict)
-                          and first['ResponseBody'].get(k) != response.get(k) and k in response}
-                if waited:
-                    field, value = next(iter(waited.items()))
-                    item['wait'] = {'path': request_path, 'field': field, 'equals': value}
+                before = first.get('ResponseBody') if isinstance(first.get('ResponseBody'), dict) else {}
+                fields = ('value.0.state',) if 'value' in response else ('allocationState', 'state')
+                for field in fields:
+                    value = _at(response, field)
+                    if value is not None and _at(before, field) != value:
+                        item['wait'] = {'path': request_path, 'field': field, 'equals': value}
+                        break
         if isinstance(response, dict) and response.get('allocationState') == 'steady' and 'wait' not in item \
                 and '$select' not in dict(parameters):
             item['wait'] = {'path': request_path, 'field': 'allocationState', 'equals': 'steady'}
@@ -322,6 +332,17 @@ def derive(name: str, language: str, parts: list[str], commit: str, recording: d
             item['defaults'] = {k: v for k, v in item['defaults'].items() if 'windows' not in k.lower()}
         entries.append(item)
     return {'name': name, 'language': language, 'sources': [f'{part}@{commit}' for part in parts], 'entries': entries}
+
+
+def _at(body: dict, dotted: str) -> object:
+    for part in dotted.split('.'):
+        if isinstance(body, list) and part.isdigit() and int(part) < len(body):
+            body = body[int(part)]
+        elif isinstance(body, dict):
+            body = body.get(part)
+        else:
+            return None
+    return body
 
 
 def _sanitized_id(all_entries: list[dict], current: dict, collection: str) -> str:
@@ -392,9 +413,12 @@ def _capture_nodes(item: dict, response: dict, recorded_path: str, nodes: dict) 
         return
     capture = {}
     for index, node in enumerate(response['value']):
-        if isinstance(node, dict) and node.get('id') and node['id'] not in nodes:
-            nodes[node['id']] = f'node{len(nodes)}'
-            capture[nodes[node['id']]] = f'value.{index}.id'
+        node_id = node.get('id') if isinstance(node, dict) else None
+        if node_id == 'Sanitized':  # Go sanitizes ids: the node's URL still names it
+            node_id = unquote(node.get('url', '').rsplit('/', 1)[-1])
+        if node_id and node_id not in nodes:
+            nodes[node_id] = f'node{len(nodes)}'
+            capture[nodes[node_id]] = f'value.{index}.id'
     if capture:
         item['capture'] = capture
 
