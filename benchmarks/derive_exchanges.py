@@ -45,6 +45,8 @@ SOURCES = [
     ('N:ReplacePool', 'dotnet', [NET + 'BatchPoolIntegrationTests/ReplacePool.json'], '03f2554'),
     ('N:JobSchedulePatch', 'dotnet', [NET + 'BatchJobScheduleIntegrationTests/JobSchedulePatch.json'], '03f2554'),
     ('N:PatchJob', 'dotnet', [NET + 'BatchJobIntegrationTests/PatchJob.json'], '03f2554'),
+    ('N:TerminateJob', 'dotnet', [NET + 'BatchJobIntegrationTests/TerminateJob.json'], '03f2554'),
+    ('N:TaskReactive', 'dotnet', [NET + 'BatchTaskIntegrationTests/TaskReactive.json'], '03f2554'),
     ('Java:testResizeErrorCases', 'java', [JAVA + 'BatchErrorTests.testResizeErrorCases[1].json'], '623b9b6'),
     ('Java:testPoolOData', 'java', [JAVA + 'PoolTests.testPoolOData[1].json'], '623b9b6'),
     ('Java:canUpdateJobState', 'java', [JAVA + 'JobTests.canUpdateJobState[1].json'], '623b9b6'),
