@@ -50,6 +50,7 @@ SOURCES = [
     ('Java:testResizeErrorCases', 'java', [JAVA + 'BatchErrorTests.testResizeErrorCases[1].json'], '623b9b6'),
     ('Java:testPoolOData', 'java', [JAVA + 'PoolTests.testPoolOData[1].json'], '623b9b6'),
     ('Java:canUpdateJobState', 'java', [JAVA + 'JobTests.canUpdateJobState[1].json'], '623b9b6'),
+    ('Java:canCRUDJobSchedule', 'java', [JAVA + 'JobScheduleTests.canCRUDJobSchedule[1].json'], '623b9b6'),
     ('Java:canCrudJob', 'java', [JAVA + 'JobTests.canCrudJob[1].json'], '623b9b6'),
     ('Java:testPoolCRUD', 'java', [JAVA + 'SharedKeyTests.testPoolCRUD[1].json'], '0306ba2'),
     ('Go:TestPool', 'go', [GO + 'TestPool.json[0:2]', GO + 'TestPool/Resize.json', GO + 'TestPool/AutoScale.json',
