@@ -4,7 +4,12 @@
 
 DIR holds files of Azure/azure-sdk-assets at their repository paths (a sparse checkout of the tags
 named in SOURCES, or copies of single files; whole or with polling and headers trimmed: only
-RequestUri, RequestMethod, RequestBody, StatusCode, ResponseHeaders and ResponseBody are read).
+RequestUri, RequestMethod, RequestBody, StatusCode, ResponseHeaders and ResponseBody are read). The
+data committed now was derived from copies of the files at the commits in SOURCES, read through a
+code search service and saved trimmed (request headers dropped, long polling runs cut to their first
+and last request, the parts of four .NET files before the test's own requests taken to be the pool
+set-up every .NET test starts with, and Go's TestJob.json read only up to its job list); from the
+whole files the script gives these entries and, for TestJob.json, the requests after the list too.
 CI has no access to the recordings: it replays only what this script writes into
 tests/data/recorded_exchanges.json, the recordings named ``N:``, ``Java:`` and ``Go:`` (the
 ``P:``/``J:`` recordings there were derived by hand earlier and are left as they are).
