@@ -157,6 +157,9 @@ def test_pool_patch_sets_every_property_and_keeps_what_it_leaves_out(batch_clien
     response = _send(client, 'PATCH', path, POOL)
     after = _get(client, path)
     _shows(after, POOL, 'pool')
+    # The answer as recorded [N:PatchPool]: 200, no body, DataServiceId, and the new ETag.
+    assert response.headers['DataServiceId'] == f'{client._config.endpoint}{path}'
+    assert 'Content-Type' not in response.headers and response.body() == b''
     assert after['eTag'] == response.headers['ETag'] != before['eTag']
     assert after['vmSize'] == 'standard_d4s_v3'  # lower-cased, as the service writes it (recorded)
     # A PATCH of one property keeps every other one.
@@ -170,10 +173,13 @@ def test_pool_updateproperties_replaces_its_set(batch_client, ids):
     client = batch_client
     path = _pool(client, ids('pool'))
     body = {name: POOL[name] for name in _writable('Pools_ReplacePoolProperties')}
+    before = _get(client, path)
     response = _send(client, 'POST', f'{path}/updateproperties', body, 204)
     after = _get(client, path)
     _shows(after, body, 'pool')
-    assert after['eTag'] == response.headers['ETag']
+    # As recorded [N:ReplacePool]: 204, DataServiceId with the action's suffix, the new ETag.
+    assert response.headers['DataServiceId'] == f'{client._config.endpoint}{path}/updateproperties'
+    assert after['eTag'] == response.headers['ETag'] != before['eTag']
     # Left out: removed (the start task), or emptied (metadata sent empty).
     _send(client, 'POST', f'{path}/updateproperties', {'applicationPackageReferences': [], 'metadata': []}, 204)
     replaced = _get(client, path)
