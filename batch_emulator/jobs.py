@@ -163,6 +163,7 @@ class JobRoom(Room):
         plan = updates.update('job', replace)
         spec = updates.merged(job.spec, body, plan)
         updates.check(plan, job.spec, spec, updates.Context(job_state=job.state))
+        self.check_job_body(spec, in_schedule=':' in job.id)  # the create rules ({schedule}:job-N: a schedule's)
         spec['onAllTasksComplete'] = str(spec.get('onAllTasksComplete') or 'noaction').lower()
         pool_id = (spec['poolInfo'].get('poolId') or job.pool_id) if spec.get('poolInfo') else job.pool_id
         job.spec = spec

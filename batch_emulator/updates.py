@@ -56,9 +56,6 @@ class Update:
     properties: tuple[str, ...]  # what the body may write, in the spec's order
     rules: tuple[tuple[str, str], ...]  # (property, rule) for every rule a description states
 
-    def rules_of(self, name: str) -> tuple[str, ...]:
-        return tuple(rule for prop, rule in self.rules if prop == name)
-
 
 @functools.cache
 def update(kind: str, replace: bool) -> Update:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 
 import pytest
 from azure.batch import models as m
@@ -23,6 +24,8 @@ SPEC = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
 IMAGE = {'imageReference': {'publisher': 'canonical', 'offer': 'ubuntu-24_04-lts', 'sku': 'server'},
          'nodeAgentSKUId': 'batch.node.ubuntu 24.04'}
 SECRETS = {'password', 'accountKey', 'sasKey'}  # never given back by the service (recorded)
+WALKED = {'Pools_UpdatePool', 'Pools_ReplacePoolProperties', 'Jobs_UpdateJob', 'Jobs_ReplaceJob',
+          'JobSchedules_UpdateJobSchedule', 'JobSchedules_ReplaceJobSchedule', 'Tasks_ReplaceTask'}
 
 # One valid value per writable property of each update operation's body, by operation id.
 POOL = {
@@ -138,9 +141,7 @@ def test_the_walk_covers_every_update_and_replace_operation_of_the_spec():
     found = {operation['operationId'] for path, item in spec['paths'].items() for method, operation in item.items()
              if method in ('put', 'patch') or path.endswith('/updateproperties')}
     # A node user's password, SSH key and expiry are never given back by any operation: nothing to read back.
-    assert found - {'Nodes_ReplaceNodeUser'} == {
-        'Pools_UpdatePool', 'Pools_ReplacePoolProperties', 'Jobs_UpdateJob', 'Jobs_ReplaceJob',
-        'JobSchedules_UpdateJobSchedule', 'JobSchedules_ReplaceJobSchedule', 'Tasks_ReplaceTask'}
+    assert found - {'Nodes_ReplaceNodeUser'} == WALKED
     assert set(POOL) == _writable('Pools_UpdatePool')
     assert _writable('Pools_ReplacePoolProperties') <= set(POOL)
     assert set(JOB) | {'poolInfo'} == _writable('Jobs_UpdateJob')
@@ -267,6 +268,30 @@ ONLY_WHEN_EMPTY = ('displayName', 'vmSize', 'enableInterNodeCommunication', 'vir
                    'mountConfiguration', 'upgradePolicy')
 
 
+def test_every_rule_the_descriptions_state_has_a_test_here():
+    """A sentence of a writable property's description that restricts an update (only when, may not, must be,
+    a range, a maximum) names a rule: each is tested below, so a rule the spec adds fails here first."""
+    with open(SPEC, encoding='utf-8') as file:
+        spec = json.load(file)
+    restricted = set()
+    for item in spec['paths'].values():
+        for operation in item.values():
+            operation_id = operation.get('operationId') if isinstance(operation, dict) else None
+            if operation_id not in WALKED:
+                continue
+            ref = next(p['schema']['$ref'] for p in operation['parameters'] if p.get('in') == 'body')
+            properties = spec['definitions'][ref.rsplit('/', 1)[1]]['properties']
+            restricted |= {(operation_id, name) for name in _writable(operation_id) if re.search(
+                r'only when|only if|may not|must be -1|can range|maximum of', properties[name].get('description', ''))}
+    tested = {('Pools_UpdatePool', name) for name in ONLY_WHEN_EMPTY} | {
+        ('Pools_ReplacePoolProperties', 'applicationPackageReferences'),  # test_at_most_ten_...
+        ('Jobs_UpdateJob', 'poolInfo'),  # test_the_pool_of_a_job_..., test_only_keep_alive_...
+        ('Jobs_UpdateJob', 'onAllTasksComplete'),  # test_automatic_job_termination_...
+        *{(operation_id, name) for operation_id in ('Jobs_UpdateJob', 'Jobs_ReplaceJob')
+          for name in ('priority', 'maxParallelTasks')}}  # test_job_priority_and_parallel_tasks_out_of_range
+    assert restricted == tested
+
+
 def test_a_pool_with_nodes_refuses_what_can_change_only_when_it_is_empty(batch_client, ids):
     client = batch_client
     path = _pool(client, ids('pool'), nodes=1)
@@ -374,6 +399,10 @@ def test_an_update_that_breaks_the_create_rules_is_refused_and_not_stored(batch_
     _send(client, 'PATCH', path, {'startTask': {'maxTaskRetryCount': 1}}, 400, 'MissingRequiredProperty')
     pool = _get(client, path)
     assert (pool['taskSlotsPerNode'], 'startTask' in pool) == (1, False)
+    job_id = ids('job')
+    _send(client, 'POST', '/jobs', {'id': job_id, 'poolInfo': {'poolId': 'no-such-pool'}}, 201)
+    _send(client, 'PATCH', f'/jobs/{job_id}', {'poolInfo': {}}, 400, 'MissingRequiredProperty')
+    assert _get(client, f'/jobs/{job_id}')['poolInfo'] == {'poolId': 'no-such-pool'}
 
 
 # ----- an update survives a restart ---------------------------------------------------------------------
