@@ -14,6 +14,7 @@ import re
 import uuid
 from collections import deque
 
+from . import updates
 from .errors import BatchServiceError, invalid_property, missing_property
 from .models import Job, Pool, iso, stamp
 from .room import Room, _check_command_line, _check_id
@@ -155,23 +156,28 @@ class JobRoom(Room):
         return [self.job_resource(job) for job in self.jobs.values()]
 
     def update_job(self, job_id: str, body: dict, *, replace: bool = False) -> Job:
-        """PATCH changes what is sent; PUT (replace) resets what is not sent to its default and keeps the
-        job preparation and release tasks (recorded [P:jobs])."""
+        """PATCH changes every property of BatchJobUpdateOptions it carries; PUT replaces the writable ones of
+        BatchJob (``updates``: what it leaves out goes back to its default) and keeps the rest, such as the job
+        preparation and release tasks (recorded [P:jobs])."""
         job = self._active_job(job_id)
-        if not -1000 <= int(body.get('priority') or 0) <= 1000:
-            raise BatchServiceError('OutOfRangePriority')
-        pool_info = body.get('poolInfo')
-        if pool_info and pool_info.get('poolId') and pool_info['poolId'].lower() != job.pool_id.lower():
-            if job.state != 'disabled':
-                raise BatchServiceError('OperationInvalidForCurrentState',
-                                        'The pool of a job can be changed only while the job is disabled.')
-            job.pool_id = pool_info['poolId']
-        for key in ('priority', 'maxParallelTasks', 'allowTaskPreemption', 'constraints', 'metadata',
-                    'onAllTasksComplete', 'poolInfo'):
-            if key in body:
-                job.spec[key] = str(body[key]).lower() if key == 'onAllTasksComplete' else body[key]
-            elif replace and key != 'poolInfo':
-                job.spec.pop(key, None)
+        plan = updates.update('job', replace)
+        spec = updates.merged(job.spec, body, plan)
+        updates.check(plan, job.spec, spec, updates.Context(job_state=job.state))
+        self.check_job_body(spec, in_schedule=':' in job.id)  # the create rules ({schedule}:job-N: a schedule's)
+        spec['onAllTasksComplete'] = str(spec.get('onAllTasksComplete') or 'noaction').lower()
+        pool_id = (spec['poolInfo'].get('poolId') or job.pool_id) if spec.get('poolInfo') else job.pool_id
+        job.spec = spec
+        link = job.execution_info.get(AUTO_POOL)
+        auto_pool = spec['poolInfo'].get('autoPoolSpecification') if spec.get('poolInfo') else None
+        if link is not None and auto_pool is not None:
+            link['keepAlive'] = bool(auto_pool.get('keepAlive'))
+        if pool_id.lower() != job.pool_id.lower():  # (disabled:) its waiting tasks move to the new pool
+            self._drop_pending(job)
+            job.pool_id = pool_id
+            pool = self.pools.get(pool_id.lower())
+            if pool is not None:
+                pool.pending.extend(task for task in job.tasks.values()
+                                    if task.state == 'active' and task.id.lower() not in job.waiting)
         job.etag, job.last_modified = stamp()
         self.changed('job', job)
         pool = self.pools.get(job.pool_id.lower())

@@ -6,7 +6,7 @@ import re
 import secrets
 from collections.abc import Callable
 
-from . import containers, images
+from . import containers, images, updates
 from .errors import BatchServiceError, invalid_property, missing_property
 from .models import MAX_TASK_SLOTS, Node, Pool, iso, stamp, utc_now
 from .room import Room, _check_command_line, _check_id
@@ -19,6 +19,10 @@ _IMAGE_ID_FORMS = ('The specified resource id must be of the format /subscriptio
                    '{galleryName}/images/{galleryImageName}/versions/{galleryImageVersionName}, or /subscriptions/'
                    '{subscriptionId}/resourceGroups/{resourceGroupName}/providers/Microsoft.Compute/galleries/'
                    '{galleryName}/images/{galleryImageName}')
+
+
+_SCALING = ('targetDedicatedNodes', 'targetLowPriorityNodes', 'enableAutoScale', 'autoScaleFormula',
+            'autoScaleEvaluationInterval')
 
 
 def _pool_resource(pool: Pool, base_url: str) -> dict:
@@ -193,15 +197,15 @@ class PoolRoom(Room):
             self._removed('pool', pool)
 
     def update_pool(self, pool_id: str, body: dict, *, replace: bool) -> Pool:
-        """PATCH (replace=False) changes the given properties; updateproperties replaces them."""
+        """PATCH (replace=False) changes every property of BatchPoolUpdateOptions it carries; updateproperties
+        replaces those of BatchPoolReplaceOptions (``updates``). The result passes the create rules."""
         pool = self._active_pool(pool_id)
-        if 'startTask' in body:
-            _check_command_line(body.get('startTask'), 'startTask')
-        for key in ('startTask', 'metadata', 'applicationPackageReferences', 'targetNodeCommunicationMode'):
-            if key in body:
-                pool.spec[key] = body[key]
-            elif replace and key in pool.spec and key != 'targetNodeCommunicationMode':
-                del pool.spec[key]
+        plan = updates.update('pool', replace)
+        spec = updates.merged(pool.spec, body, plan)
+        updates.check(plan, pool.spec, spec, updates.Context(nodes=len(pool.nodes)))
+        # The pool as it would be created (its targets and autoscale are not the update's to check).
+        self.check_pool_body({key: value for key, value in spec.items() if key not in _SCALING})
+        pool.spec = spec
         pool.touch()
         self.changed('pool', pool)
         return pool

@@ -147,11 +147,16 @@ async def get_application(request: web.Request) -> web.Response:
 
 # ----- pools ---------------------------------------------------------------------------------
 
+async def _find_container_runtime(state: BatchState, body: dict) -> None:
+    """A pool body asking for containers: the runtime is found off the event loop, once."""
+    containers_wanted = (body.get('virtualMachineConfiguration') or {}).get('containerConfiguration')
+    if containers_wanted and state.container_runtime is None:
+        state.container_runtime = await asyncio.to_thread(containers.find_runtime, state.container_runtime_setting)
+
+
 async def create_pool(request: web.Request) -> web.Response:
     state, body = _state(request), await _body(request)
-    containers_wanted = (body.get('virtualMachineConfiguration') or {}).get('containerConfiguration')
-    if containers_wanted and state.container_runtime is None:  # found off the event loop, once
-        state.container_runtime = await asyncio.to_thread(containers.find_runtime, state.container_runtime_setting)
+    await _find_container_runtime(state, body)
     pool = state.create_pool(body)
     return json_response(request, None, status=201, etag=pool.etag, last_modified=pool.last_modified,
                          location=f"{request.app[SETTINGS]['base_url']}/pools/{pool.id}")
@@ -180,7 +185,9 @@ async def delete_pool(request: web.Request) -> web.Response:
 
 
 async def update_pool(request: web.Request) -> web.Response:
-    pool = _state(request).update_pool(request.match_info['poolId'], await _body(request), replace=False)
+    state, body = _state(request), await _body(request)
+    await _find_container_runtime(state, body)
+    pool = state.update_pool(request.match_info['poolId'], body, replace=False)
     return json_response(request, None, etag=pool.etag, last_modified=pool.last_modified, acted=True)
 
 

@@ -31,6 +31,7 @@ import math
 import os
 import re
 
+from . import updates
 from .errors import BatchServiceError, invalid_property
 from .loops import survive
 from .models import Job, duration_text, iso, parse_iso, stamp, utc_now
@@ -257,14 +258,10 @@ class ScheduleRoom(Room):
         return [self.job_resource(job) for job in self._jobs_of(schedule)]  # type: ignore[attr-defined]
 
     def update_job_schedule(self, schedule_id: str, body: dict, *, replace: bool) -> JobSchedule:
-        """PATCH changes what is sent; PUT replaces schedule, job specification and metadata (recorded)."""
+        """PATCH changes every property of BatchJobScheduleUpdateOptions it carries; PUT replaces the writable
+        ones of BatchJobSchedule (``updates``), what it leaves out going back to its default (recorded)."""
         schedule = self._changeable(schedule_id)
-        spec = {'displayName': schedule.spec['displayName']} if 'displayName' in schedule.spec else {}
-        if not replace:
-            spec = dict(schedule.spec)
-        for key in ('schedule', 'jobSpecification', 'metadata'):
-            if key in body:
-                spec[key] = body[key]
+        spec = updates.merged(schedule.spec, body, updates.update('schedule', replace))
         spec['schedule'] = _check_schedule(spec.get('schedule'))
         self._check_job_specification(spec['jobSpecification'])
         schedule.spec = spec

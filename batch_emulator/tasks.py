@@ -7,6 +7,7 @@ import time
 from collections import deque
 from collections.abc import Callable
 
+from . import updates
 from .errors import BatchServiceError, invalid_property, missing_property
 from .models import MAX_TASK_SLOTS, MAX_TASKS_PER_COLLECTION, Job, Node, Pool, Task, iso, retry_delay, stamp, utc_now
 from .room import Room, _check_command_line, _check_id
@@ -139,11 +140,12 @@ class TaskRoom(Room):
         return {'taskCounts': dict(job.counts), 'taskSlotCounts': dict(job.slot_counts)}
 
     def replace_task(self, job_id: str, task_id: str, body: dict) -> Task:
-        """PUT: the task's constraints replaced (recorded: 200, a new ETag and lastModified [J:task/update])."""
+        """PUT: the writable properties of BatchTask (its constraints) replaced (``updates``; recorded: 200, a new
+        ETag and lastModified [J:task/update])."""
         _, task = self.get_task(job_id, task_id)
         if task.state == 'completed':
             raise BatchServiceError('TaskCompleted')
-        task.spec['constraints'] = body.get('constraints') or {}
+        task.spec = updates.merged(task.spec, body, updates.update('task', True))
         task.etag, task.last_modified = stamp()
         self.changed('task', task)
         return task
