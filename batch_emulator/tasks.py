@@ -156,7 +156,8 @@ class TaskRoom(Room):
             self.hooks.stop_task(task)
         self._count(job, task, task.state, None)
         del job.tasks[task.id.lower()]
-        job.waiting.pop(task.id.lower(), None)
+        self.dependent_gone(job, task)
+        self.dependency_parent_changed(job, task)  # a parent that goes is waited for again
         self._removed('task', task)
         pool = self.pools.get(job.pool_id.lower())
         if pool is not None and task.state == 'active':
@@ -204,6 +205,8 @@ class TaskRoom(Room):
 
     def count_restored(self, job: Job, task: Task) -> None:
         self._count(job, task, None, task.state)
+        if task.state == 'completed':
+            self.dependency_parent_changed(job, task)
 
     def set_task_state(self, task: Task, state: str) -> None:
         job = self.jobs.get(task.job_id.lower())
@@ -269,6 +272,8 @@ class TaskRoom(Room):
             if count_as == 'retryCount':
                 task.not_before = time.monotonic() + retry_delay(info['retryCount'])
         job = self.jobs.get(task.job_id.lower())
+        if job is not None and task.previous_state == 'completed':
+            self.dependency_parent_changed(job, task)  # reactivated: it satisfies its dependents no more
         pool = self.pools.get(job.pool_id.lower()) if job else None
         if pool is not None:
             pool.pending.appendleft(task)  # first in line again, after higher-priority jobs' tasks
@@ -289,9 +294,9 @@ class TaskRoom(Room):
         self.set_task_state(task, 'completed')
         job = self.jobs.get(task.job_id.lower())
         if job is not None:
-            job.waiting.pop(task.id.lower(), None)
+            self.dependent_gone(job, task)
             self.apply_exit_options(job, task)
-            self.release_dependents(job)
+            self.dependency_parent_changed(job, task)
             self.check_job_completion(job)
 
 

@@ -43,6 +43,25 @@ def test_a_dependent_task_waits_for_its_parents_and_ranges(batch_client, depende
         'taskIds': ['prepare'], 'taskIdRanges': [{'start': 1, 'end': 3}]}
 
 
+def test_a_range_waits_for_ids_no_task_has_yet_and_leading_zeros_do_not_count(batch_client, dependency_job):
+    # The spec: a range "start 9 and end 12 represents Tasks '9', '10', '11' and '12'"; Microsoft's article:
+    # "tasks with string identifiers 4, 04 and 004 will all be within the range ... treated as task 4".
+    _, job_id = dependency_job
+    batch_client.create_task(job_id, m.BatchTaskCreateOptions(id='merge', command_line='true', depends_on=(
+        m.BatchTaskDependencies(task_id_ranges=[m.BatchTaskIdRange(start=1, end=3)]))))
+    batch_client.create_tasks(job_id, [m.BatchTaskCreateOptions(id=task_id, command_line='true')
+                                       for task_id in ('1', '02', 'x2', '2b')])
+    for task_id in ('1', '02', 'x2', '2b'):
+        wait_for_task(batch_client, job_id, task_id)
+    # One node, one slot, first come first served: a later task that has run shows that merge was not queued.
+    batch_client.create_task(job_id, m.BatchTaskCreateOptions(id='later', command_line='true'))
+    wait_for_task(batch_client, job_id, 'later')
+    assert _state(batch_client, job_id, 'merge') == 'active'  # task 3 does not exist yet: it is waited for
+    batch_client.create_task(job_id, m.BatchTaskCreateOptions(id='3', command_line='true'))
+    merge = wait_for_task(batch_client, job_id, 'merge')
+    assert merge.execution_info.start_time >= batch_client.get_task(job_id, '3').execution_info.end_time
+
+
 def test_a_failed_parent_blocks_unless_its_exit_conditions_satisfy(batch_client, dependency_job):
     _, job_id = dependency_job
     none = m.ExitOptions(job_action='none')
