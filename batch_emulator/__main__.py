@@ -30,6 +30,7 @@ from aiohttp import web
 from . import processes
 from .auth import is_valid_key
 from .faults import FaultInjector
+from .jobs import DEFAULT_ACTIVE_JOB_QUOTA
 from .outbound import OutboundPolicy, host_port, storage_endpoints
 from .scheduler import DEFAULT_NODE_QUOTA
 from .server import DEFAULT_ACCOUNT_KEY, DEFAULT_ACCOUNT_NAME, SCHEDULER, STATE, create_app, set_base_url
@@ -113,6 +114,10 @@ def parse_arguments(argv: list[str] | None) -> argparse.Namespace:
                              'beyond it stops there with the AccountCoreQuotaReached resize error')
     parser.add_argument('--spot-node-quota', type=_count, default=DEFAULT_NODE_QUOTA, metavar='N',
                         help=f'spot/low-priority nodes the account may have (default {DEFAULT_NODE_QUOTA})')
+    parser.add_argument('--active-job-quota', type=_count, default=DEFAULT_ACTIVE_JOB_QUOTA, metavar='N',
+                        help=f'active jobs and job schedules the account may have in all (default '
+                             f'{DEFAULT_ACTIVE_JOB_QUOTA}); a create beyond it is refused with '
+                             'ActiveJobAndScheduleQuotaReached')
     parser.add_argument('--pass-env', action='append', default=[], metavar='NAME',
                         help="pass this variable of the emulator's environment to tasks (repeatable); tasks get "
                              "a node's environment and nothing else by default")
@@ -162,6 +167,7 @@ async def serve(args: argparse.Namespace, data_dir: str) -> None:
     node_runner.allow_container_run_options = args.allow_container_run_options
     node_runner.outbound = OutboundPolicy(storage_endpoints(args.storage_connection_string) + args.allow_outbound_host,
                                           own_url=lambda: node_runner.account_url)
+    app[STATE].active_job_quota = args.active_job_quota
     if args.clock_speed != 1.0:  # --clock-speed wins over BATCH_EMULATOR_SCHEDULE_CLOCK
         app[STATE].schedule_clock = args.clock_speed
     runner = web.AppRunner(app, access_log=None, handle_signals=False)

@@ -5,6 +5,11 @@ A job whose ``poolInfo`` has an ``autoPoolSpecification`` runs on a pool of its 
 the pool is deleted when the job completes or is deleted, unless ``keepAlive``. ``job.execution_info``
 keeps the link (``AUTO_POOL``, never written in a response; the journal keeps it). A schedule's auto pool
 of lifetime ``jobschedule`` belongs to the schedule (``schedules.py``) and the job only runs on it.
+
+The account's quota of active jobs and job schedules (Microsoft's "Batch service quotas and limits": completed
+ones do not count; 100-300 for a new account, at most 1,000 on request) is ``active_job_quota``, 300 unless
+``--active-job-quota`` says otherwise; a create beyond it is refused with the service's 409
+ActiveJobAndScheduleQuotaReached. The active jobs are kept in a set as they change, so the check costs O(1).
 """
 
 from __future__ import annotations
@@ -20,6 +25,8 @@ from .models import Job, Pool, iso, stamp
 from .room import Room, _check_command_line, _check_id
 from .tasks import _task_ended_failure
 
+DEFAULT_ACTIVE_JOB_QUOTA = 300  # active jobs and job schedules per account: a new account's default (100-300)
+_COUNTED_STATES = ('active', 'disabled', 'terminating')  # a job counts against the quota until it completes
 AUTO_POOL = 'autoPool'  # job.execution_info[AUTO_POOL]: the job's own auto pool {poolId, keepAlive} (never written)
 _AUTO_POOL_PREFIX = re.compile(r'[A-Za-z0-9_-]{1,20}')
 
@@ -49,6 +56,34 @@ def _job_resource(job: Job, base_url: str) -> dict:
 
 class JobRoom(Room):
     """Jobs: every rule about them."""
+
+    active_job_quota = DEFAULT_ACTIVE_JOB_QUOTA  # --active-job-quota
+    _active_jobs: set[str] | None = None  # lower-cased ids of the jobs that count (counted once, then kept)
+
+    def changed(self, kind: str, entity: object) -> None:
+        super().changed(kind, entity)
+        if kind == 'job' and self._active_jobs is not None:
+            key = entity.id.lower()  # type: ignore[attr-defined]
+            if entity.state in _COUNTED_STATES and self.jobs.get(key) is entity:  # type: ignore[attr-defined]
+                self._active_jobs.add(key)
+            else:
+                self._active_jobs.discard(key)
+
+    def _removed(self, kind: str, entity: object) -> None:
+        super()._removed(kind, entity)
+        if kind == 'job' and self._active_jobs is not None:
+            self._active_jobs.discard(entity.id.lower())  # type: ignore[attr-defined]
+
+    def check_active_quota(self) -> None:
+        """Refuses a new job or job schedule once the account has as many active ones as its quota allows."""
+        if self._active_jobs is None:
+            self._active_jobs = {key for key, job in self.jobs.items() if job.state in _COUNTED_STATES}
+        active = len(self._active_jobs) + self.active_schedule_count()  # type: ignore[attr-defined]
+        if active >= self.active_job_quota:
+            raise BatchServiceError(
+                'ActiveJobAndScheduleQuotaReached', 'Active job and schedule quota for the account has been reached.',
+                status=409, values={'Reason': f'The local emulator allows {self.active_job_quota} active jobs and '
+                                              'job schedules in the account (--active-job-quota).'})
 
     def _set_job_state(self, job: Job, state: str, *, touch: bool = True, remember: bool = True) -> None:
         job.set_state(state, touch=touch, remember=remember)
@@ -90,6 +125,7 @@ class JobRoom(Room):
             existing = self.jobs[job_id.lower()]
             raise BatchServiceError('JobBeingDeleted' if existing.state == 'deleting' else 'JobExists')
         self.check_job_body(body, in_schedule=schedule_pool_id is not None)
+        self.check_active_quota()
         spec = dict(body)
         spec['onAllTasksComplete'] = str(body.get('onAllTasksComplete', 'noaction')).lower()
         execution_info: dict = {}

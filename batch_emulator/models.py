@@ -26,7 +26,7 @@ def iso(moment: datetime.datetime | None) -> str | None:
     """ISO 8601 UTC as the service writes it: ``Z``, the fraction's trailing zeros dropped."""
     if moment is None:
         return None
-    text = moment.strftime('%Y-%m-%dT%H:%M:%S.%f').rstrip('0').rstrip('.')
+    text = f'{moment.year:04d}' + moment.strftime('-%m-%dT%H:%M:%S.%f').rstrip('0').rstrip('.')  # %Y: '1', not '0001'
     return text + 'Z'
 
 

@@ -14,7 +14,10 @@ the schedule has completed (or is deleted) and no job of it still runs. With ``j
 of its own, as any job does (``jobs.py``).
 
 ``run_job_schedules`` serves the slots: it sleeps until the next one is due, or until a schedule or a
-schedule's job changes (``schedules_changed``, set by the room), never polling.
+schedule's job changes (``schedules_changed``, set by the room), never polling. Each pass looks only at the
+schedules that are due (a heap of their next moments) or whose job changed, and a schedule finds its jobs
+by their ids (``{id}:job-1`` .. ``{id}:job-{N}``, the active one being the last), so a pass, a create or an
+idle moment costs the same with 10 schedules as with 2,000.
 
 The clock: ``BATCH_EMULATOR_SCHEDULE_CLOCK`` (a factor, default 1) makes every recurrence interval
 and start window last 1/factor of its length, so that tests need not wait minutes; the times the
@@ -26,6 +29,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import datetime
+import heapq
 import logging
 import math
 import os
@@ -62,9 +66,10 @@ def clock_factor() -> float:
     return factor if math.isfinite(factor) and factor > 0 else 1.0
 
 
-def _plus(moment: datetime.datetime, span: datetime.timedelta) -> datetime.datetime:
+def _plus(moment: datetime.datetime, span: datetime.timedelta, times: int = 1) -> datetime.datetime:
+    """``moment + span * times``, or the end of time past the last date (year 9999)."""
     try:
-        return moment + span
+        return moment + span * times
     except OverflowError:
         return datetime.datetime.max.replace(tzinfo=datetime.timezone.utc)
 
@@ -188,18 +193,43 @@ class ScheduleRoom(Room):
         self.job_schedules: dict[str, JobSchedule] = {}
         self.schedules_changed = asyncio.Event()  # wakes run_job_schedules
         self.schedule_clock = clock_factor()
+        self._to_serve: set[str] = set()  # schedules (lower-cased ids) the next pass looks at
+        self._serve_all = True  # the first pass looks at every schedule (restored ones too)
+        self._due: list[tuple[datetime.datetime, str]] = []  # heap of (moment, schedule): when to look again
+        self._wake: dict[str, datetime.datetime] = {}  # schedule -> its moment in the heap (others are stale)
+        self._active_schedules: set[str] | None = None  # active and disabled schedules (counted once, then kept)
 
     # The job room records every change of a job here: a schedule's job ending (or going) may let the
     # schedule create its next job, complete, or finish being deleted.
     def changed(self, kind: str, entity: object) -> None:
         super().changed(kind, entity)
         if kind == 'job' and ':' in entity.id:  # type: ignore[attr-defined]
-            self.schedules_changed.set()
+            self._look_at(entity.id.split(':', 1)[0])  # type: ignore[attr-defined]
+        elif kind == 'schedule' and self._active_schedules is not None:
+            key = entity.id.lower()  # type: ignore[attr-defined]
+            if entity.state in ('active', 'disabled') and self.job_schedules.get(key) is entity:  # type: ignore
+                self._active_schedules.add(key)
+            else:
+                self._active_schedules.discard(key)
 
     def _removed(self, kind: str, entity: object) -> None:
         super()._removed(kind, entity)
         if kind == 'job' and ':' in entity.id:  # type: ignore[attr-defined]
-            self.schedules_changed.set()
+            self._look_at(entity.id.split(':', 1)[0])  # type: ignore[attr-defined]
+        elif kind == 'schedule' and self._active_schedules is not None:
+            self._active_schedules.discard(entity.id.lower())  # type: ignore[attr-defined]
+
+    def _look_at(self, schedule_id: str) -> None:
+        """The next pass of run_job_schedules looks at this schedule."""
+        self._to_serve.add(schedule_id.lower())
+        self.schedules_changed.set()
+
+    def active_schedule_count(self) -> int:
+        """Active and disabled job schedules (they count against the account's quota; completed ones do not)."""
+        if self._active_schedules is None:
+            self._active_schedules = {key for key, schedule in self.job_schedules.items()
+                                      if schedule.state in ('active', 'disabled')}
+        return len(self._active_schedules)
 
     # ----- the REST operations -----------------------------------------------------------------
 
@@ -211,14 +241,14 @@ class ScheduleRoom(Room):
         spec = {key: value for key, value in body.items() if key != 'id'}
         spec['schedule'] = _check_schedule(body.get('schedule'))
         self._check_job_specification(spec['jobSpecification'])
+        self.check_active_quota()  # type: ignore[attr-defined]
         etag, now = stamp()  # recorded: lastModified = creationTime = stateTransitionTime
         schedule = JobSchedule(id=schedule_id, spec=spec, etag=etag, creation_time=now, last_modified=now,
                                state_transition_time=now)
         schedule.next_run = self._anchor(schedule)
         self.job_schedules[schedule_id.lower()] = schedule
         self.changed('schedule', schedule)
-        self._serve(schedule, utc_now())  # recorded: the first job exists at once
-        self.schedules_changed.set()
+        self._serve_now(schedule)  # recorded: the first job exists at once
         return schedule
 
     def get_job_schedule(self, schedule_id: str) -> JobSchedule:
@@ -268,8 +298,7 @@ class ScheduleRoom(Room):
         schedule.etag, schedule.last_modified = stamp()
         schedule.next_run = self._next_slot(schedule)
         self.changed('schedule', schedule)
-        self._serve(schedule, utc_now())
-        self.schedules_changed.set()
+        self._serve_now(schedule)
         return schedule
 
     def disable_job_schedule(self, schedule_id: str) -> JobSchedule:
@@ -282,8 +311,7 @@ class ScheduleRoom(Room):
         schedule = self._changeable(schedule_id)
         schedule.set_state('active')
         self.changed('schedule', schedule)
-        self._serve(schedule, utc_now())
-        self.schedules_changed.set()
+        self._serve_now(schedule)
         return schedule
 
     def terminate_job_schedule(self, schedule_id: str) -> JobSchedule:
@@ -304,7 +332,7 @@ class ScheduleRoom(Room):
         self.changed('schedule', schedule)
         for job in self._jobs_of(schedule):
             self.delete_job(job.id)  # type: ignore[attr-defined]
-        self.schedules_changed.set()
+        self._look_at(schedule.id)
 
     # ----- the rules ----------------------------------------------------------------------------
 
@@ -343,10 +371,14 @@ class ScheduleRoom(Room):
             self.end_auto_pool(schedule.auto_pool)  # type: ignore[attr-defined]
 
     def _jobs_of(self, schedule: JobSchedule) -> list[Job]:
-        return [job for job in self.jobs.values() if schedule.owns(job.id)]
+        """Its jobs, found by their ids: ``{id}:job-1`` .. ``{id}:job-{job_count}`` (those not deleted)."""
+        found = (self.jobs.get(schedule.job_id(number).lower()) for number in range(1, schedule.job_count + 1))
+        return [job for job in found if job is not None]
 
     def _active_job_of(self, schedule: JobSchedule) -> Job | None:
-        return next((job for job in self._jobs_of(schedule) if job.state in _ACTIVE_JOB_STATES), None)
+        """Its active job: only ever the last one, since it creates the next only when none is active."""
+        job = self.jobs.get(schedule.job_id(schedule.job_count).lower()) if schedule.job_count else None
+        return job if job is not None and job.state in _ACTIVE_JOB_STATES else None
 
     def _scaled(self, text: str | None) -> datetime.timedelta | None:
         """A duration of the schedule on the emulator's clock; None when absent or beyond any date (unlimited)."""
@@ -375,7 +407,7 @@ class ScheduleRoom(Room):
             return anchor
         if interval is None:
             return None
-        return _plus(anchor, interval * (math.floor((schedule.last_run - anchor) / interval) + 1))
+        return _plus(anchor, interval, math.floor((schedule.last_run - anchor) / interval) + 1)
 
     def _catch_up(self, schedule: JobSchedule, now: datetime.datetime) -> None:
         """Past the due slot's window: that chance is lost; the next slot is the one now falls in (if its window
@@ -384,8 +416,9 @@ class ScheduleRoom(Room):
         if interval is None:
             schedule.next_run = None
             return
-        slot = _plus(anchor, interval * math.floor((now - anchor) / interval))
-        if slot <= (schedule.last_run or slot - interval) or (window is not None and now > _plus(slot, window)):
+        slot = _plus(anchor, interval, math.floor((now - anchor) / interval))
+        if (schedule.last_run is not None and slot <= schedule.last_run) or (window is not None
+                                                                             and now > _plus(slot, window)):
             slot = _plus(slot, interval)
         schedule.next_run = slot
 
@@ -431,26 +464,51 @@ class ScheduleRoom(Room):
         schedule.next_run = self._next_slot(schedule)
         self.changed('schedule', schedule)
 
+    def _serve_now(self, schedule: JobSchedule) -> None:
+        """Serves a schedule at once (a create, update or enable) and keeps when it next needs looking at."""
+        self._wake_at(schedule.id.lower(), self._serve(schedule, utc_now()))
+        self.schedules_changed.set()  # the loop's sleep may end earlier now
+
+    def _wake_at(self, key: str, moment: datetime.datetime | None) -> None:
+        if moment is None or self._wake.get(key) == moment:
+            return
+        self._wake[key] = moment
+        heapq.heappush(self._due, (moment, key))
+        if len(self._due) > 2 * len(self._wake) + 64:  # drop the stale entries now and then
+            self._due = [(when, name) for name, when in self._wake.items()]
+            heapq.heapify(self._due)
+
     def serve_job_schedules(self) -> float | None:
-        """Serves every schedule; finishes deleting those whose jobs are gone. Seconds until the next due time."""
+        """Serves the schedules that are due or whose jobs changed; finishes deleting those whose jobs are gone.
+        Seconds until the next due time (None: nothing is due)."""
         now = utc_now()
-        wake: datetime.datetime | None = None
-        for key, schedule in list(self.job_schedules.items()):
+        while self._due and self._due[0][0] <= now:
+            moment, key = heapq.heappop(self._due)
+            if self._wake.get(key) == moment:
+                del self._wake[key]
+                self._to_serve.add(key)
+        keys = list(self.job_schedules) if self._serve_all else self._to_serve
+        self._to_serve, self._serve_all = set(), False
+        for key in keys:
+            schedule = self.job_schedules.get(key)
+            if schedule is None:
+                continue
             if schedule.state == 'deleting':
                 if not self._jobs_of(schedule):
                     del self.job_schedules[key]
+                    self._wake.pop(key, None)
                     self._removed('schedule', schedule)
                     self._end_schedule_pool(schedule)
                 continue
             if schedule.state == 'completed':  # its pool waited for its last job to end
                 self._end_schedule_pool(schedule)
                 continue
-            due = self._serve(schedule, now)
-            if due is not None and (wake is None or due < wake):
-                wake = due
-        if wake is None:
+            self._wake_at(key, self._serve(schedule, now))
+        while self._due and self._wake.get(self._due[0][1]) != self._due[0][0]:
+            heapq.heappop(self._due)  # stale
+        if not self._due:
             return None
-        return max(0.0, (wake - utc_now()).total_seconds())
+        return max(0.0, (self._due[0][0] - utc_now()).total_seconds())
 
 
 async def run_job_schedules(state) -> None:

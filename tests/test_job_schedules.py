@@ -234,6 +234,55 @@ def test_errors_are_the_services(batch_client, unique_id):
 
 # ----- on time: the fast clock ------------------------------------------------------------------------------
 
+def test_a_do_not_run_after_in_the_year_1_is_accepted_and_stops_no_other_schedule(fast, unique_id):
+    # The spec: the schedule "will move to the completed state as soon as this deadline is past and there is
+    # no active Job" -- so a deadline long past is a schedule that completes at once, not a 500.
+    past, alive = unique_id('year-one'), unique_id('alive')
+    body = _create(fast, _schedule_body(past, {'doNotRunAfter': '0001-01-01T00:00:00Z'}))
+    assert body['schedule'] == {'doNotRunAfter': '0001-01-01T00:00:00Z'}
+    assert body['state'] == 'completed' and 'recentJob' not in body['executionInfo']
+    assert _job_ids(fast, past) == []
+    # The schedules' loop goes on: a recurring schedule anchored in the year 1 gets its job, and the next.
+    _create(fast, _schedule_body(alive, {'doNotRunUntil': '0001-01-01T00:00:00Z', 'recurrenceInterval': 'PT1M'}))
+    assert _job_ids(fast, alive) == [f'{alive}:job-1']
+    _terminate_job(fast, f'{alive}:job-1')
+    eventually(lambda: f'{alive}:job-2' in _job_ids(fast, alive), message='the next job of another schedule')
+    for schedule_id in (past, alive):
+        fast.begin_delete_job_schedule(schedule_id)
+
+
+def test_active_jobs_and_schedules_stop_at_the_accounts_quota(unique_id):
+    with tempfile.TemporaryDirectory(prefix='schedule-quota-') as location:
+        process, endpoint = start_emulator(location, '--active-job-quota', '3')
+        try:
+            client = _client(endpoint)
+            spec = m.BatchJobSpecification(pool_info=m.BatchPoolInfo(pool_id='quota-pool'))
+            client.create_job(m.BatchJobCreateOptions(id='first', pool_info=m.BatchPoolInfo(pool_id='quota-pool')))
+            client.create_job_schedule(m.BatchJobScheduleCreateOptions(  # the schedule and its job: 3 in all
+                id='nightly', schedule=m.BatchJobScheduleConfiguration(recurrence_interval=datetime.timedelta(days=1)),
+                job_specification=spec))
+            assert _job_ids(client, 'nightly') == ['nightly:job-1']
+            for path, body in (('/jobs', {'id': 'second', 'poolInfo': {'poolId': 'quota-pool'}}),
+                               ('/jobschedules', _schedule_body('weekly', {'recurrenceInterval': 'P7D'}))):
+                response = raw(client, 'POST', path, body)
+                assert (response.status_code, response.json()['code']) == (409, 'ActiveJobAndScheduleQuotaReached')
+                assert response.json()['message']['value'].startswith(
+                    'Active job and schedule quota for the account has been reached.')
+            with pytest.raises(HttpResponseError) as refused:
+                client.create_job(m.BatchJobCreateOptions(id='second', pool_info=m.BatchPoolInfo(pool_id='p')))
+            assert refused.value.error.code == 'ActiveJobAndScheduleQuotaReached'
+            with pytest.raises(ResourceNotFoundError):  # nothing was kept of a refused create
+                client.get_job('second')
+            with pytest.raises(ResourceNotFoundError):
+                client.job_schedule_exists('weekly')
+            _terminate_job(client, 'first')  # completed jobs do not count
+            eventually(lambda: client.get_job('first').state == 'completed', message='the first job completed')
+            client.create_job(m.BatchJobCreateOptions(id='second', pool_info=m.BatchPoolInfo(pool_id='quota-pool')))
+            assert raw(client, 'POST', '/jobs', {'id': 'third', 'poolInfo': {'poolId': 'p'}}).status_code == 409
+        finally:
+            stop_emulator(process)
+
+
 def test_the_next_job_comes_at_the_next_run_time_and_never_while_one_is_active(fast, unique_id):
     schedule_id = unique_id('recurring')
     body = _create(fast, _schedule_body(schedule_id, {'recurrenceInterval': 'PT1M'}))
