@@ -478,6 +478,22 @@ class ScheduleRoom(Room):
             self._due = [(when, name) for name, when in self._wake.items()]
             heapq.heapify(self._due)
 
+    def _serve_key(self, key: str, now: datetime.datetime) -> None:
+        schedule = self.job_schedules.get(key)
+        if schedule is None:
+            return
+        if schedule.state == 'deleting':
+            if not self._jobs_of(schedule):
+                del self.job_schedules[key]
+                self._wake.pop(key, None)
+                self._removed('schedule', schedule)
+                self._end_schedule_pool(schedule)
+            return
+        if schedule.state == 'completed':  # its pool waited for its last job to end
+            self._end_schedule_pool(schedule)
+            return
+        self._wake_at(key, self._serve(schedule, now))
+
     def serve_job_schedules(self) -> float | None:
         """Serves the schedules that are due or whose jobs changed; finishes deleting those whose jobs are gone.
         Seconds until the next due time (None: nothing is due)."""
@@ -487,23 +503,14 @@ class ScheduleRoom(Room):
             if self._wake.get(key) == moment:
                 del self._wake[key]
                 self._to_serve.add(key)
-        keys = list(self.job_schedules) if self._serve_all else self._to_serve
+        keys = set(self.job_schedules) if self._serve_all else self._to_serve
         self._to_serve, self._serve_all = set(), False
-        for key in keys:
-            schedule = self.job_schedules.get(key)
-            if schedule is None:
-                continue
-            if schedule.state == 'deleting':
-                if not self._jobs_of(schedule):
-                    del self.job_schedules[key]
-                    self._wake.pop(key, None)
-                    self._removed('schedule', schedule)
-                    self._end_schedule_pool(schedule)
-                continue
-            if schedule.state == 'completed':  # its pool waited for its last job to end
-                self._end_schedule_pool(schedule)
-                continue
-            self._wake_at(key, self._serve(schedule, now))
+        try:
+            for key in list(keys):
+                self._serve_key(key, now)
+                keys.discard(key)
+        finally:
+            self._to_serve |= keys  # a pass that failed (logged by the loop) leaves the rest for the next
         while self._due and self._wake.get(self._due[0][1]) != self._due[0][0]:
             heapq.heappop(self._due)  # stale
         if not self._due:

@@ -17,8 +17,9 @@ Job schedules (issue 17 case 6, issue 19): schedules (``recurrenceInterval`` P1D
 once) are created up to each count given; at each count: the median time of the last 50 creates, then the
 median and worst of 50 GETs of a schedule while nothing is due, and the emulator's CPU use over 3 idle seconds.
 Prints each, and the ratio at the largest count against the smallest. Goals: create <= 20 ms at 2,000, idle
-costs flat. The emulator runs with ``--active-job-quota 10000`` (2,000 schedules and their jobs are 4,000
-active jobs and schedules, beyond the default quota of 300).
+costs flat. "Schedules alone" does the creates and the loop's passes in one process without HTTP, so that the
+emulator's own cost shows apart from the machine's load. The emulator runs with ``--active-job-quota 10000``
+(2,000 schedules and their jobs are 4,000 active jobs and schedules, beyond the default quota of 300).
 
 ``--compare-with CHECKOUT`` runs the same against another checkout's emulator too (e.g. ``git worktree add
 /tmp/old main``); an old one without ``--active-job-quota`` is started without it.
@@ -235,6 +236,48 @@ def schedules(project_dir: str, counts: list[int]) -> list[dict]:
     return rows
 
 
+SCHEDULES_ALONE = r"""
+import asyncio, json, statistics, sys, tempfile, time
+from batch_emulator.state import BatchState
+
+async def main(counts: list[int]) -> list[dict]:
+    with tempfile.TemporaryDirectory() as nodes:
+        state = BatchState('bench', 'http://127.0.0.1:1', nodes)
+        state.active_job_quota = 10000  # an older emulator has no quota: the attribute does nothing there
+        creates, rows = [], []
+        for count in counts:
+            while len(creates) < count:
+                started = time.perf_counter()
+                state.create_job_schedule({'id': f's{len(creates)}', 'schedule': {'recurrenceInterval': 'P1D'},
+                                           'jobSpecification': {'poolInfo': {'poolId': 'bench'}}})
+                state.serve_job_schedules()  # what the loop does after each create
+                creates.append(time.perf_counter() - started)
+            started = time.perf_counter()
+            for _ in range(20):
+                state.serve_job_schedules()  # nothing is due: an idle pass
+            rows.append({'count': count, 'create': statistics.median(creates[-50:]) * 1000,
+                         'idle_pass': (time.perf_counter() - started) / 20 * 1000})
+        return rows
+
+print(json.dumps(asyncio.run(main([int(count) for count in sys.argv[1].split(',')]))))
+"""
+
+
+def schedules_alone(project_dir: str, counts: str) -> None:
+    """Creates and idle passes of the schedules' loop in one process importing ``project_dir``'s emulator (no HTTP,
+    no journal): what they cost the emulator itself, whatever the machine's load does to requests."""
+    result = subprocess.run([sys.executable, '-c', SCHEDULES_ALONE, counts], cwd=project_dir, check=True,
+                            capture_output=True, text=True, env={**os.environ, 'PYTHONPATH': project_dir},
+                            timeout=3600)
+    rows = json.loads(result.stdout)
+    print(f'job schedules alone ({project_dir}): a create and the pass of the loop after it; an idle pass')
+    for row in rows:
+        print(f"  {row['count']:5d} schedules: create + its pass {row['create']:8.3f} ms (median of the last 50), "
+              f"idle pass {row['idle_pass']:8.3f} ms")
+    print(f"  {rows[-1]['count']} vs {rows[0]['count']}: create {rows[-1]['create'] / rows[0]['create']:.2f}x, "
+          f"idle pass {rows[-1]['idle_pass'] / rows[0]['idle_pass']:.2f}x")
+
+
 def print_schedules(name: str, rows: list[dict]) -> None:
     print(f'job schedules ({name}):')
     for row in rows:
@@ -250,7 +293,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument('--tasks', type=int, default=3000, help='parents, and as many dependents (default 3000)')
     parser.add_argument('--schedules', default='100,600,2000', help='counts of job schedules to measure at')
-    parser.add_argument('--only', choices=('dependencies', 'bookkeeping', 'schedules'))
+    parser.add_argument('--only', choices=('dependencies', 'bookkeeping', 'schedules', 'schedules-alone'))
     parser.add_argument('--bookkeeping', default='300,3000', help='counts N of the bookkeeping-alone runs')
     parser.add_argument('--compare-with', metavar='CHECKOUT', help="another checkout: its emulator measured too")
     args = parser.parse_args()
@@ -270,6 +313,8 @@ def main() -> None:
             worst = max(max(latencies) for latencies in list(runs.values())[1:])
             print(f'  worst with dependencies {worst:.1f} ms = {worst / baseline:.2f}x the baseline\'s worst '
                   f'({baseline:.1f} ms); goal: none > 100 ms')
+        if args.only in (None, 'schedules-alone'):
+            schedules_alone(directory, args.schedules)
         if args.only in (None, 'schedules'):
             print_schedules(name, schedules(directory, [int(count) for count in args.schedules.split(',')]))
 
