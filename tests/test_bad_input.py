@@ -56,7 +56,7 @@ def test_a_wrong_batch_endpoint_is_one_line(local_stack, tmp_path, capsys):
     assert not {'application', 'input', 'output'} & set(containers(environment))
 
 
-def test_the_emulator_going_away_mid_run_is_reported_and_the_rest_cleaned_up(tmp_path, mocker, capsys):
+def test_the_emulator_going_away_mid_run_is_reported_and_what_its_tasks_need_is_kept(tmp_path, mocker, capsys):
     with local_services(emulator_arguments=['--node-step-seconds', '0.05']) as services:
         gate = tmp_path / 'never'
         script = tmp_path / 'app' / 'python_tutorial_task.py'
@@ -81,8 +81,10 @@ def test_the_emulator_going_away_mid_run_is_reported_and_the_rest_cleaned_up(tmp
         assert results == [1]
         assert 'Error: cannot reach the service' in captured.err
         assert 'Could not delete job' in captured.out and 'Could not delete pool' in captured.out  # told
-        # Storage was still there: the containers were cleaned up (no task had written a result yet).
-        assert not {'application', 'input', 'output'} & set(containers(environment))
+        # The job and pool could not be deleted, so their unfinished tasks may still run when the service is
+        # back: the containers they read and write are kept, and the user is told why (not lost in silence).
+        assert {'application', 'input', 'output'} <= set(containers(environment))
+        assert f'Kept container [input]: the unfinished tasks of job [{settings.job_id}]' in captured.out
 
 
 def _running_tasks(batch: BatchClient, job_id: str) -> int:
