@@ -204,7 +204,11 @@ def text_of(driver, css: str) -> str | None:
 def click(driver, css: str) -> None:
     """Clicks the element ``css`` finds (the page redraws in place: an element found stays the page's element)."""
     from selenium.webdriver.common.by import By
-    driver.find_element(By.CSS_SELECTOR, css).click()
+    element = driver.find_element(By.CSS_SELECTOR, css)
+    # As a person would: the element in the middle of its scroll box, not at the edge WebDriver scrolls it to,
+    # where a table's sticky header row may cover it.
+    driver.execute_script("arguments[0].scrollIntoView({block: 'center', inline: 'nearest'})", element)
+    element.click()
 
 
 def updates(driver) -> int:
