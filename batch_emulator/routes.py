@@ -19,7 +19,7 @@ from urllib.parse import quote
 
 from aiohttp import web
 
-from . import containers
+from . import containers, versions
 from .contract import Operation, conform, is_spec_path, operations, render, resolve
 from .errors import BatchServiceError, invalid_query, missing_property
 from .files import TooManyFiles, inside, is_directory, list_files, read_chunks
@@ -77,6 +77,7 @@ async def _body(request: web.Request, limit: int = MAX_REQUEST_BODY_BYTES, *, pa
         raise too_deep
     if not isinstance(body, dict):
         raise BatchServiceError('InvalidRequestBody', values={'Reason': 'The body must be a JSON object.'})
+    body = versions.read_body(request, body)  # an older api-version's names read as the current ones
     operation = request.get('operation')
     return conform(body, operation.body_schema) if parse and operation is not None else body
 
@@ -628,6 +629,7 @@ def _for_operation(operation: Operation, handler):
     async def wrapper(request: web.Request) -> web.StreamResponse:
         request['operation'] = operation  # its body schema parses the request
         request['operation_id'] = operation.operation_id  # for the request log
+        versions.check_operation(request, operation.method, operation.path)  # does the api-version have it?
         return await handler(request)
     return wrapper
 
@@ -646,4 +648,7 @@ def add_routes(app: web.Application) -> None:
     for operation in operations():
         handler = HANDLERS.get(operation.operation_id) or _not_implemented(operation)
         app.router.add_route(operation.method, operation.route, _for_operation(operation, handler))
+    for operation in versions.older_operations():  # e.g. ListNodeAgentSkus, answered from its successor
+        app.router.add_route(operation.method, operation.route,
+                             _for_operation(operation, HANDLERS[operation.operation_id]))
     app.router.add_route('*', '/{tail:.*}', not_in_spec)

@@ -23,7 +23,7 @@ from urllib.parse import urlsplit
 
 from aiohttp import web
 
-from . import auth
+from . import auth, versions
 from .errors import BatchServiceError, invalid_query
 from .faults import FaultInjector
 from .node import NodeRunner
@@ -32,12 +32,11 @@ from .state import BatchState
 
 # The data-plane versions the service still answers: Microsoft's API status page says every version newer
 # than September 2017 is available, and 2017-09-01.6.0 and older were removed in 2020-2021 (their requests
-# fail). The emulator answers all of them with the 2025-06-01 contract (the spec it loads) and says so once.
+# fail). The emulator answers each in its own shapes (versions.py, from the derived versions.json).
 SUPPORTED_API_VERSIONS = ('2025-06-01', '2024-07-01.20.0', '2024-02-01.19.0', '2023-11-01.18.0', '2023-05-01.17.0',
                           '2022-10-01.16.0', '2022-01-01.15.0', '2021-06-01.14.0', '2020-09-01.12.0',
                           '2020-03-01.11.0', '2019-08-01.10.0', '2019-06-01.9.0', '2018-12-01.8.0',
                           '2018-08-01.7.0', '2018-03-01.6.1')
-_older_versions_seen: set[str] = set()
 DEFAULT_ACCOUNT_NAME = 'devbatchaccount1'
 # A fixed, published key, like Azurite's devstoreaccount1: it protects nothing but
 # makes clients sign their requests exactly as they do against Azure.
@@ -64,6 +63,7 @@ def json_response(request: web.Request, body: dict | None, *, status: int = 200,
                   last_modified=None, location: str | None = None, acted: bool = False) -> web.Response:
     """``acted``: an update or action, answered with DataServiceId naming the URL it was sent to (as recorded)."""
     headers = {'DataServiceVersion': '3.0'}
+    body = versions.write_body(request, body)  # in the shapes of the request's api-version
     if acted:
         headers['DataServiceId'] = request.app[SETTINGS]['base_url'] + request.path
     if etag:
@@ -243,10 +243,6 @@ async def service_middleware(request: web.Request, handler: Handler) -> web.Stre
     if version not in SUPPORTED_API_VERSIONS:
         raise invalid_query('api-version', version, 'The specified api-version is not supported. Supported: '
                             + ', '.join(SUPPORTED_API_VERSIONS))
-    if version != SUPPORTED_API_VERSIONS[0] and version not in _older_versions_seen:
-        _older_versions_seen.add(version)
-        _log.warning('api-version %s: answered with the %s contract (the spec this emulator loads)', version,
-                     SUPPORTED_API_VERSIONS[0])
     settings = request.app[SETTINGS]
     auth.verify_shared_key(request.method, request.raw_path, request.headers, settings['account_name'],
                            settings['account_key'])
