@@ -42,6 +42,21 @@ if [ "$command" = test ] && [ ! -x ".cache/azure-cli-$azure_cli_version/bin/az" 
 fi
 export BATCH_TUTORIAL_AZ=".cache/azure-cli-$azure_cli_version/bin/az"
 
+# Older azure-batch SDKs, for tests/test_sdk_eras.py (each era at its own api-version, unmodified): each in
+# its own virtual environment in .cache with the msrest of its time, installed once (the stamp names the pins).
+sdk_era_pins="msrest==0.7.1 msrestazure==0.6.4.post1 azure-common==1.1.28"
+for sdk_era in 4.1.3 10.0.0 12.0.0 14.2.0; do
+    era_dir=".cache/azure-batch-$sdk_era"
+    if [ "$command" = test ] && [ "$(cat "$era_dir/.installed" 2>/dev/null)" != "$sdk_era_pins" ]; then
+        echo "Setting up: azure-batch $sdk_era in .cache (once) ..."
+        rm -rf "$era_dir"
+        "$python" -m venv "$era_dir"
+        # shellcheck disable=SC2086 # the pins are words
+        "$era_dir/bin/python" -m pip install --quiet --disable-pip-version-check "azure-batch==$sdk_era" $sdk_era_pins
+        echo "$sdk_era_pins" > "$era_dir/.installed"
+    fi
+done
+
 # The portal's browser tests need Chromium and chromedriver, which only .ci/run installs: say so in one line
 # (tests/test_portal.py looks for the same commands; it skips them, or fails when CI is set).
 browser=$(command -v chromium || command -v chromium-browser || true)
