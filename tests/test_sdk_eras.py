@@ -21,7 +21,8 @@ from tests.conftest import PROJECT_DIR
 pytestmark = pytest.mark.emulator
 
 # (azure-batch release, its api-version, is ResourceFile's URL blobSource in it)
-ERAS = [('4.1.3', '2018-03-01.6.1', True)]
+ERAS = [('4.1.3', '2018-03-01.6.1', True), ('10.0.0', '2020-09-01.12.0', False), ('12.0.0', '2022-01-01.15.0', False),
+        ('14.2.0', '2024-02-01.19.0', False)]
 CLIENT = os.path.join(PROJECT_DIR, 'tests', 'sdk_era_client.py')
 
 
