@@ -649,6 +649,6 @@ def add_routes(app: web.Application) -> None:
         handler = HANDLERS.get(operation.operation_id) or _not_implemented(operation)
         app.router.add_route(operation.method, operation.route, _for_operation(operation, handler))
     for operation in versions.older_operations():  # e.g. ListNodeAgentSkus, answered from its successor
-        app.router.add_route(operation.method, operation.route,
-                             _for_operation(operation, HANDLERS[operation.operation_id]))
+        handler = HANDLERS.get(operation.operation_id) or _not_implemented(operation)
+        app.router.add_route(operation.method, operation.route, _for_operation(operation, handler))
     app.router.add_route('*', '/{tail:.*}', not_in_spec)

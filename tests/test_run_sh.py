@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -41,6 +42,11 @@ def run_sh_test(tmp_path, commands: list[str], environment: dict[str, str] | Non
     (project / '.venv' / '.installed').write_text(hashlib.sha256(pinned).hexdigest() + '\n')
     _executable(project / '.venv' / 'bin' / 'python', '#!/bin/sh\necho "pytest ran: $*"\n')
     _executable(project / '.cache' / 'azure-cli-2.91.0' / 'bin' / 'az', '#!/bin/sh\n')
+    script = (project / 'run.sh').read_text()  # the old azure-batch eras, installed as run.sh stamps them
+    pins = re.search(r'^sdk_era_pins="([^"]*)"', script, re.MULTILINE).group(1)
+    for era in re.search(r'^for sdk_era in ([^;]*);', script, re.MULTILINE).group(1).split():
+        (project / '.cache' / f'azure-batch-{era}').mkdir(parents=True)
+        (project / '.cache' / f'azure-batch-{era}' / '.installed').write_text(pins + '\n')
     bin_dir = tmp_path / 'bin'
     bin_dir.mkdir()
     for command in ('bash', 'node', 'dirname', 'cat', 'sha256sum', 'cut'):
