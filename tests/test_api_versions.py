@@ -95,3 +95,18 @@ def test_task_counts_before_task_slots_are_the_counts_themselves(emulator, uniqu
         assert 'taskCounts' in send(emulator.endpoint, 'GET', f'/jobs/{job_id}/taskcounts?{CURRENT}').json()
     finally:
         send(emulator.endpoint, 'DELETE', f'/jobs/{job_id}?{CURRENT}')
+
+
+def test_every_served_older_version_has_its_derived_contract():
+    from batch_emulator import versions
+    from batch_emulator.server import SUPPORTED_API_VERSIONS
+
+    table = versions.table()
+    assert table['current'] == SUPPORTED_API_VERSIONS[0]
+    assert set(table['versions']) == set(SUPPORTED_API_VERSIONS[1:])
+    # What the SDKs of those versions show: 4.1.3 sends blobSource, 6.0.1 (2018-12-01.8.0) httpUrl; the
+    # node agent SKU list went away in 2019-06-01.9.0 when the supported images came.
+    assert table['versions']['2018-08-01.7.0']['renamed'] == {'httpUrl': 'blobSource'}
+    assert table['versions']['2018-12-01.8.0']['renamed'] == {}
+    assert 'GET /nodeagentskus' in table['versions']['2018-12-01.8.0']['operations_extra']
+    assert 'GET /nodeagentskus' not in table['versions']['2019-06-01.9.0']['operations_extra']
