@@ -1,6 +1,6 @@
 """Derives replayable exchanges from Microsoft's SDK recordings of the Batch service (run while developing).
 
-    python benchmarks/derive_exchanges.py --assets DIR [--check]
+    python tools/derive_exchanges.py --assets DIR [--check]
 
 DIR holds files of Azure/azure-sdk-assets at their repository paths (a sparse checkout of the tags
 named in SOURCES, or copies of single files; whole or with polling and headers trimmed: only
