@@ -210,6 +210,31 @@ def allowed_hosts(base_url: str) -> frozenset[str]:
     return frozenset(hosts)
 
 
+_LABEL = re.compile(r'[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?')
+
+
+def names_this_emulator(host: str, settings: dict) -> bool:
+    """Host names this emulator: a loopback name, or the account's own name under ``.localhost``.
+
+    ``{account}.localhost`` and ``{account}.{anything}.localhost`` (RFC 6761: names under localhost
+    are loopback, and browsers and systemd-resolved never ask DNS for them) address the account as
+    ``https://{account}.{region}.batch.azure.com`` does on Azure, for clients that read the account
+    from the endpoint's first label. No DNS answer can give a page such a name, so DNS rebinding stays shut.
+    """
+    host = host.lower()
+    if host in settings['allowed_hosts']:
+        return True
+    port = urlsplit(settings['base_url']).port
+    name, colon, given_port = host.rpartition(':')
+    if not colon:
+        name = host
+    if given_port != (str(port) if port else '') and not (not colon and port in (None, 80)):
+        return False
+    labels = name.split('.')
+    return (len(labels) >= 2 and labels[-1] == 'localhost' and labels[0] == settings['account_name'].lower()
+            and all(_LABEL.fullmatch(label) for label in labels[1:-1]))
+
+
 @web.middleware
 async def browser_guard_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     """Only requests addressed to this emulator, and none that a web page of another origin made.
@@ -218,14 +243,16 @@ async def browser_guard_middleware(request: web.Request, handler: Handler) -> we
     carry that name in Host, and are refused. A page of another origin adds Origin (or
     Sec-Fetch-Site: cross-site), and is refused as well; the local portal is its own origin.
     """
-    hosts = request.app[SETTINGS]['allowed_hosts']
+    settings = request.app[SETTINGS]
     host = request.headers.get('Host', '')
-    if host.lower() not in hosts:
+    if not names_this_emulator(host, settings):
         raise BatchServiceError('InvalidHeaderValue', values={
             'HeaderName': 'Host', 'HeaderValue': host[:200],
-            'Reason': 'The local emulator answers requests addressed to ' + ', '.join(sorted(hosts)) + ' only.'})
+            'Reason': 'The local emulator answers requests addressed to ' + ', '.join(sorted(settings['allowed_hosts']))
+            + f" or {settings['account_name']}.localhost (and {settings['account_name']}.*.localhost) only."})
     origin = request.headers.get('Origin')
-    if origin is not None and origin.lower().removeprefix('http://') not in hosts \
+    if origin is not None and not (origin.lower().startswith('http://')
+                                   and names_this_emulator(origin[len('http://'):], settings)) \
             or request.headers.get('Sec-Fetch-Site', '').lower() == 'cross-site':
         raise BatchServiceError('AuthorizationFailure', values={
             'Reason': f'Requests made by web pages of other origins ({(origin or "cross-site")[:200]}) are refused.'})

@@ -14,9 +14,12 @@ import signal
 import stat
 import time
 from email.utils import formatdate
+from urllib.parse import urlsplit
 
 import pytest
+from azure.batch import BatchClient
 from azure.batch import models as m
+from azure.core.credentials import AzureNamedKeyCredential
 from azure.core.exceptions import HttpResponseError
 
 from batch_emulator import DEFAULT_ACCOUNT_KEY, DEFAULT_ACCOUNT_NAME, auth
@@ -32,7 +35,7 @@ from tests.hostile import (
     still_answers,
     stop_emulator,
 )
-from tests.test_emulator import create_pool, wait_for_task
+from tests.test_emulator import UBUNTU, create_pool, wait_for_task
 
 pytestmark = pytest.mark.emulator
 
@@ -62,6 +65,67 @@ def test_the_loopback_names_of_the_emulator_are_served(emulator, unique_id, name
     answer = send(emulator.endpoint, 'POST', f'/pools?{API}', pool_body(pool_id), headers={'Host': f'{name}:{port}'})
     assert answer.status == 201, answer.body
     send(emulator.endpoint, 'DELETE', f'/pools/{pool_id}?{API}')
+
+
+@pytest.mark.parametrize('name', ['devbatchaccount1.localhost', 'DevBatchAccount1.eastus.localhost',
+                                  'devbatchaccount1.a.b-c.localhost'])
+def test_the_accounts_name_under_localhost_is_served(emulator, unique_id, name):
+    """As https://{account}.{region}.batch.azure.com addresses an account on Azure (RFC 6761: loopback only)."""
+    port = emulator.endpoint.rsplit(':', 1)[1]
+    pool_id = unique_id('named')
+    answer = send(emulator.endpoint, 'POST', f'/pools?{API}', pool_body(pool_id), headers={'Host': f'{name}:{port}'})
+    assert answer.status == 201, answer.body
+    page = send(emulator.endpoint, 'GET', f'/pools/{pool_id}?{API}', headers={
+        'Host': f'{name}:{port}', 'Origin': f'http://{name}:{port}'})
+    assert page.status == 200, page.body
+    send(emulator.endpoint, 'DELETE', f'/pools/{pool_id}?{API}')
+
+
+@pytest.mark.parametrize('host', ['otheraccount.localhost:{port}', 'devbatchaccount1.localhost:1',
+                                  'devbatchaccount1.localhost', 'devbatchaccount1.localhost.attacker.example:{port}',
+                                  'localhost.devbatchaccount1.localhost.evil:{port}',
+                                  'devbatchaccount1..localhost:{port}', 'devbatchaccount1.a_b.localhost:{port}'])
+def test_other_names_under_localhost_are_refused(emulator, unique_id, host):
+    port = emulator.endpoint.rsplit(':', 1)[1]
+    pool_id = unique_id('rebound')
+    answer = send(emulator.endpoint, 'POST', f'/pools?{API}', pool_body(pool_id),
+                  headers={'Host': host.format(port=port)})
+    assert (answer.status, answer.code) == (400, 'InvalidHeaderValue')
+    assert send(emulator.endpoint, 'GET', f'/pools/{pool_id}?{API}').status == 404
+
+
+def test_a_page_on_another_localhost_name_is_refused(emulator):
+    port = emulator.endpoint.rsplit(':', 1)[1]
+    answer = send(emulator.endpoint, 'GET', f'/pools?{API}', headers={'Origin': f'http://otherapp.localhost:{port}'})
+    assert (answer.status, answer.code) == (403, 'AuthorizationFailure')
+
+
+def test_the_sdk_reaches_the_emulator_at_the_accounts_name(emulator, unique_id, monkeypatch):
+    """A client that takes the account from the endpoint's first label (snakemake's Batch executor does).
+
+    This machine's resolver may not know *.localhost (systemd-resolved and browsers answer it with
+    loopback themselves, glibc's files/dns do not): the test resolves it as they do.
+    """
+    import socket
+
+    real_getaddrinfo = socket.getaddrinfo
+
+    def loopback_for_localhost(host, *args, **kwargs):
+        if isinstance(host, str) and host.lower().endswith('.localhost'):
+            host = '127.0.0.1'
+        return real_getaddrinfo(host, *args, **kwargs)
+    monkeypatch.setattr(socket, 'getaddrinfo', loopback_for_localhost)
+    port = emulator.endpoint.rsplit(':', 1)[1]
+    endpoint = f'http://devbatchaccount1.westeurope.localhost:{port}'
+    account = urlsplit(endpoint).hostname.split('.')[0]
+    client = BatchClient(endpoint, AzureNamedKeyCredential(account, DEFAULT_ACCOUNT_KEY))
+    pool_id = unique_id('byname')
+    client.create_pool(m.BatchPoolCreateOptions(id=pool_id, vm_size='standard_d2s_v3',
+                                                virtual_machine_configuration=UBUNTU))
+    try:
+        assert client.get_pool(pool_id).id == pool_id
+    finally:
+        client.begin_delete_pool(pool_id, polling_interval=0.05).result()
 
 
 @pytest.mark.parametrize(('headers', 'path'), [
