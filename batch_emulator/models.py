@@ -169,6 +169,14 @@ class Task:
     process_start_time: int | None = None  # the process's start time: a reused process id is never touched
     not_before: float = 0.0  # monotonic time before which a retry does not start (its back-off)
     subtasks: list[dict] = dataclasses.field(default_factory=list)  # a multi-instance task's, ids 1 .. n-1
+    # Its bodies as last written (``wire.py``), until it changes: any attribute set here drops them, and so
+    # does ``Room.changed`` (which every change of its dicts in place is followed by).
+    written: dict | None = dataclasses.field(default=None, repr=False)
+
+    def __setattr__(self, name: str, value: object) -> None:
+        object.__setattr__(self, name, value)
+        if name != 'written':
+            object.__setattr__(self, 'written', None)
 
     @property
     def required_slots(self) -> int:

@@ -90,6 +90,8 @@ class Room:
         self.container_runtime: tuple[str, ...] | None = None  # found when a container pool is first created
 
     def changed(self, kind: str, entity: object) -> None:
+        if getattr(entity, 'written', None) is not None:
+            entity.written = None  # its bodies are written again when next asked for (wire.py)
         if self.journal is not None:
             self.journal.changed(kind, entity)
 

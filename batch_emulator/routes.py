@@ -19,7 +19,7 @@ from urllib.parse import quote
 
 from aiohttp import web
 
-from . import containers, versions
+from . import containers, versions, wire
 from .contract import Operation, conform, is_spec_path, operations, render, resolve
 from .errors import BatchServiceError, invalid_query, missing_property
 from .files import TooManyFiles, inside, is_directory, list_files, read_chunks
@@ -86,8 +86,8 @@ def _metadata(request: web.Request, entity_set: str, element: bool = True) -> st
     return f"{request.app[SETTINGS]['base_url']}/$metadata#{entity_set}{'/@Element' if element else ''}"
 
 
-def _list_response(request: web.Request, items: list[dict], entity_set: str) -> web.Response:
-    """A list page: $filter, $select, maxresults, then odata.nextLink carrying them along."""
+def _paging(request: web.Request) -> tuple[int | None, int]:
+    """maxresults and $skiptoken of a list request, checked as the service checks them."""
     query = request.query
     max_results = query.get('maxresults')
     try:
@@ -99,26 +99,63 @@ def _list_response(request: web.Request, items: list[dict], entity_set: str) -> 
         raise invalid_query('maxresults', str(limit), 'MaxResults cannot be less than 1')
     if limit is not None and limit > MAX_LIST_RESULTS:
         raise invalid_query('maxresults', str(limit), f'MaxResults cannot be more than {MAX_LIST_RESULTS}')
+    return limit, skip
+
+
+def _next_link(request: web.Request, next_skip: int | None) -> str | None:
+    if next_skip is None:
+        return None
+    # The SDK does not resend $filter/$select/maxresults for the next page: the link carries them,
+    # as the service does, in the caller's order and as the caller encoded them, then $skiptoken.
+    carried = [part for part in request.rel_url.raw_query_string.split('&')
+               if part and not part.startswith('$skiptoken=')]
+    carried.append(f'$skiptoken={next_skip}')
+    return f"{request.app[SETTINGS]['base_url']}{request.raw_path.partition('?')[0]}?" + '&'.join(carried)
+
+
+def _list_response(request: web.Request, items: list[dict], entity_set: str) -> web.Response:
+    """A list page: $filter, $select, maxresults, then odata.nextLink carrying them along."""
+    limit, skip = _paging(request)
+    query = request.query
     chunk, next_skip = page(items, filter_text=query.get('$filter'), select=query.get('$select'),
                             max_results=limit, skip=skip, written=_writer(request, 'value'))
     body: dict = {'odata.metadata': _metadata(request, entity_set, element=False), 'value': chunk}
-    if next_skip is not None:
-        # The SDK does not resend $filter/$select/maxresults for the next page: the link carries them,
-        # as the service does, in the caller's order and as the caller encoded them, then $skiptoken.
-        carried = [part for part in request.rel_url.raw_query_string.split('&')
-                   if part and not part.startswith('$skiptoken=')]
-        carried.append(f'$skiptoken={next_skip}')
-        body['odata.nextLink'] = f"{request.app[SETTINGS]['base_url']}{request.raw_path.partition('?')[0]}?" \
-                                 + '&'.join(carried)
+    next_link = _next_link(request, next_skip)
+    if next_link is not None:
+        body['odata.nextLink'] = next_link
     return json_response(request, body)
 
 
-def _writer(request: web.Request, part: str | None = None):
-    """What writes a response body (or its ``part``'s items) as the service does: its spec schema."""
+def _entity_writer(request: web.Request, build, part: str | None = None) -> wire.Writer:
+    """How this request writes entities that keep their written bodies (tasks): ``wire.py``."""
+    older = not versions.is_current(request)  # an older api-version's shapes: each item written in them
+    return wire.Writer(_schema(request, part), request.query.get('api-version') if older else '',
+                       request.query.get('$select'), request.app[SETTINGS]['base_url'], build,
+                       adapt=(lambda item: versions.write_body(request, item)) if older else None)
+
+
+def _entities_list_response(request: web.Request, entities: list, build, entity_set: str) -> web.Response:
+    """``_list_response`` for entities whose bodies are kept until they change: only the page is written."""
+    limit, skip = _paging(request)
+    chunk, next_skip = wire.page(entities, _entity_writer(request, build, 'value'),
+                                 filter_text=request.query.get('$filter'),
+                                 limit=min(limit or MAX_LIST_RESULTS, MAX_LIST_RESULTS), skip=skip)
+    return json_response(request, wire.list_body(_metadata(request, entity_set, element=False), chunk,
+                                                 _next_link(request, next_skip)))
+
+
+def _schema(request: web.Request, part: str | None = None) -> dict | None:
+    """The response body's spec schema (or its ``part``'s items'), if the operation has one."""
     operation: Operation | None = request.get('operation')
     schema = operation.response_schema if operation is not None else None
     if schema is not None and part is not None:
         schema = resolve(schema).get('properties', {}).get(part, {}).get('items')
+    return schema
+
+
+def _writer(request: web.Request, part: str | None = None):
+    """What writes a response body (or its ``part``'s items) as the service does: its spec schema."""
+    schema = _schema(request, part)
     return (lambda body: body) if schema is None else (lambda body: render(body, schema))
 
 
@@ -127,6 +164,13 @@ def _entity_response(request: web.Request, resource: dict, entity_set: str, etag
     written = _writer(request)(resource)
     body = {'odata.metadata': _metadata(request, entity_set), **apply_select(written, request.query.get('$select'))}
     return json_response(request, body, etag=etag, last_modified=last_modified)
+
+
+def _kept_entity_response(request: web.Request, entity, build, entity_set: str) -> web.Response:
+    """``_entity_response`` for an entity whose bodies are kept until it changes (``wire.py``)."""
+    item = _entity_writer(request, build).bytes_of(entity)
+    return json_response(request, wire.element_body(_metadata(request, entity_set), item), etag=entity.etag,
+                         last_modified=entity.last_modified)
 
 
 # ----- supported images ---------------------------------------------------------------------
@@ -381,13 +425,15 @@ async def add_task_collection(request: web.Request) -> web.Response:
 
 
 async def list_tasks(request: web.Request) -> web.Response:
-    return _list_response(request, _state(request).list_tasks(request.match_info['jobId']), 'tasks')
+    state = _state(request)
+    job = state.get_job(request.match_info['jobId'])
+    return _entities_list_response(request, list(job.tasks.values()), state.task_resource, 'tasks')
 
 
 async def get_task(request: web.Request) -> web.Response:
     state = _state(request)
     _, task = state.get_task(request.match_info['jobId'], request.match_info['taskId'])
-    return _entity_response(request, state.task_resource(task), 'tasks', task.etag, task.last_modified)
+    return _kept_entity_response(request, task, state.task_resource, 'tasks')
 
 
 async def list_subtasks(request: web.Request) -> web.Response:

@@ -59,11 +59,14 @@ SCHEDULER = web.AppKey('scheduler', Scheduler)
 SETTINGS = web.AppKey('settings', dict)
 
 
-def json_response(request: web.Request, body: dict | None, *, status: int = 200, etag: str | None = None,
+def json_response(request: web.Request, body: dict | bytes | None, *, status: int = 200, etag: str | None = None,
                   last_modified=None, location: str | None = None, acted: bool = False) -> web.Response:
-    """``acted``: an update or action, answered with DataServiceId naming the URL it was sent to (as recorded)."""
+    """``acted``: an update or action, answered with DataServiceId naming the URL it was sent to (as recorded).
+
+    ``body``: a dict, or bytes already written the same way (``wire.py``)."""
     headers = {'DataServiceVersion': '3.0'}
-    body = versions.write_body(request, body)  # in the shapes of the request's api-version
+    if not isinstance(body, bytes):  # bytes were written in those shapes already (wire.py)
+        body = versions.write_body(request, body)  # in the shapes of the request's api-version
     if acted:
         headers['DataServiceId'] = request.app[SETTINGS]['base_url'] + request.path
     if etag:
@@ -76,7 +79,8 @@ def json_response(request: web.Request, body: dict | None, *, status: int = 200,
     if body is None:
         return web.Response(status=status, headers=headers)
     headers['Content-Type'] = JSON_CONTENT_TYPE
-    return web.Response(status=status, headers=headers, body=json.dumps(body, separators=(',', ':')).encode())
+    data = body if isinstance(body, bytes) else json.dumps(body, separators=(',', ':')).encode()
+    return web.Response(status=status, headers=headers, body=data)
 
 
 def error_response(request: web.Request, error: BatchServiceError) -> web.Response:

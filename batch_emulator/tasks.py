@@ -233,6 +233,7 @@ class TaskRoom(Room):
         task.execution_info['startTime'] = iso(utc_now())
         if task.execution_info.get('retryCount'):
             task.execution_info['lastRetryTime'] = task.execution_info['startTime']
+        self.changed('task', task)  # also when it was already running (no preparation): its startTime is new
         self.set_task_state(task, 'running')
 
     def task_finished(self, task: Task, exit_code: int | None, failure: dict | None) -> None:

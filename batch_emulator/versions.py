@@ -83,6 +83,11 @@ def read_body(request, body: object) -> object:
     return _renamed(body, contract[4])
 
 
+def is_current(request) -> bool:
+    """Is the request's api-version the current one (answered in the spec's own shapes)?"""
+    return _contract(request.query.get('api-version', '')) is None
+
+
 def write_body(request, body: dict | None) -> dict | None:
     """An answer in the request's version's shapes."""
     contract = _contract(request.query.get('api-version', ''))
