@@ -13,6 +13,9 @@ import functools
 import json
 import os
 import re
+from collections.abc import Callable
+
+from .errors import invalid_property, missing_property
 
 SPEC_PATH = os.path.join(os.path.dirname(os.path.abspath(__file__)), 'spec', 'BatchService.json')
 _METHODS = ('get', 'put', 'post', 'patch', 'delete', 'head')
@@ -86,54 +89,100 @@ def conform(value: object, schema: dict | None, name: str = '') -> object:
     casing (given back in the spec's casing), nulls (dropped, as if absent). Strict where it is:
     a missing required property is MissingRequiredProperty, anything else that does not fit is
     InvalidPropertyValue naming the property (its own name, as the service names it).
-    """
-    from .errors import invalid_property, missing_property
 
+    Each schema is turned once into a function that checks a value in one walk (``_conformer``).
+    """
+    return _conformer(schema)(value, name)
+
+
+_Conform = Callable[[object, str], object]
+_conformers: dict[object, tuple[dict | None, _Conform]] = {}
+
+
+def _as_is(value: object, name: str) -> object:
+    return value
+
+
+def _conformer(schema: dict | None) -> _Conform:
+    """The function that conforms values to ``schema``, made once per schema (by its $ref, else the object,
+    which is kept so that its id stays its own)."""
     if schema is None:
-        return value
-    schema = resolve(schema)
+        return _as_is
+    key = schema['$ref'] if '$ref' in schema else id(schema)
+    found = _conformers.get(key)
+    if found is None:
+        found = _conformers[key] = (schema, _make_conformer(resolve(schema)))
+    return found[1]
+
+
+def _make_conformer(schema: dict) -> _Conform:
     kind = schema.get('type') or ('object' if 'properties' in schema else None)
     if kind == 'object':
+        return _object_conformer(schema)
+    if kind == 'array':
+        items = schema.get('items')
+
+        def conform_array(value: object, name: str) -> object:
+            if not isinstance(value, list):
+                raise invalid_property(name, _shown(value))
+            item_conformer = _conformer(items)
+            return [item_conformer(item, name) for item in value if item is not None]
+        return conform_array
+    if kind == 'integer':
+        return _integer
+    if kind == 'number':
+        return _number
+    if kind == 'boolean':
+        return _boolean
+    if kind == 'string':
+        return lambda value, name: _string(value, schema, name)
+    return _as_is
+
+
+def _object_conformer(schema: dict) -> _Conform:
+    properties = schema.get('properties', {})
+    # A readOnly property is the service's to set: never required in a request and ignored if sent
+    # (a PUT job body is the whole BatchJob; the JS SDK sends its id along) [J:job/update].
+    read_only = frozenset(key for key, child in properties.items() if child.get('readOnly'))
+    required = tuple(key for key in schema.get('required', []) if key not in read_only)
+    extra = schema.get('additionalProperties')
+    children: dict[str, _Conform] = {}  # filled on first use: schemas may refer to themselves
+
+    def conform_object(value: object, name: str) -> object:
         if not isinstance(value, dict):
             raise invalid_property(name or 'body', _shown(value))
-        properties = schema.get('properties', {})
-        # A readOnly property is the service's to set: never required in a request and ignored if sent
-        # (a PUT job body is the whole BatchJob; the JS SDK sends its id along) [J:job/update].
-        for required in schema.get('required', []):
-            if value.get(required) is None and not properties.get(required, {}).get('readOnly'):
-                raise missing_property(required)
-        extra = schema.get('additionalProperties')
-        return {key: conform(item, properties.get(key, extra if isinstance(extra, dict) else None), key)
-                for key, item in value.items() if item is not None and not properties.get(key, {}).get('readOnly')}
-    if kind == 'array':
-        if not isinstance(value, list):
-            raise invalid_property(name, _shown(value))
-        return [conform(item, schema.get('items'), name) for item in value if item is not None]
-    if kind == 'integer':
-        return _integer(value, name)
-    if kind == 'number':
-        if isinstance(value, str):
-            try:
-                return float(value)
-            except ValueError:
-                raise invalid_property(name, value) from None
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise invalid_property(name, _shown(value))
-        return value
-    if kind == 'boolean':
-        if isinstance(value, str) and value.strip().lower() in ('true', 'false'):
-            return value.strip().lower() == 'true'
-        if not isinstance(value, bool):
-            raise invalid_property(name, _shown(value))
-        return value
-    if kind == 'string':
-        return _string(value, schema, name)
+        for key in required:
+            if value.get(key) is None:
+                raise missing_property(key)
+        if not children:
+            children.update({key: _conformer(child) for key, child in properties.items()})
+            children[''] = _conformer(extra if isinstance(extra, dict) else None)  # any other property
+        other = children['']
+        return {key: children.get(key, other)(item, key)
+                for key, item in value.items() if item is not None and key not in read_only}
+    return conform_object
+
+
+def _number(value: object, name: str) -> object:
+    if isinstance(value, str):
+        try:
+            return float(value)
+        except ValueError:
+            raise invalid_property(name, value) from None
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise invalid_property(name, _shown(value))
+    return value
+
+
+def _boolean(value: object, name: str) -> bool:
+    if isinstance(value, str) and value.strip().lower() in ('true', 'false'):
+        return value.strip().lower() == 'true'
+    if not isinstance(value, bool):
+        raise invalid_property(name, _shown(value))
     return value
 
 
 def _integer(value: object, name: str) -> int:
-    from .errors import invalid_property
-
     if isinstance(value, str) and _INTEGER_TEXT.match(value):
         value = int(value)
     elif isinstance(value, float) and value.is_integer():
@@ -144,8 +193,6 @@ def _integer(value: object, name: str) -> int:
 
 
 def _string(value: object, schema: dict, name: str) -> str:
-    from .errors import invalid_property
-
     if isinstance(value, (int, float)) and not isinstance(value, bool):
         value = str(value)
     if not isinstance(value, str):

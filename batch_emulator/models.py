@@ -174,9 +174,10 @@ class Task:
     written: dict | None = dataclasses.field(default=None, repr=False)
 
     def __setattr__(self, name: str, value: object) -> None:
-        object.__setattr__(self, name, value)
-        if name != 'written':
-            object.__setattr__(self, 'written', None)
+        attributes = self.__dict__  # plain attributes: no slots, no descriptors among the fields
+        attributes[name] = value
+        if name != 'written' and attributes.get('written') is not None:
+            attributes['written'] = None
 
     @property
     def required_slots(self) -> int:

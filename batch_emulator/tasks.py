@@ -83,11 +83,11 @@ class TaskRoom(Room):
         if len(bodies) > MAX_TASKS_PER_COLLECTION:
             raise invalid_property('value', len(bodies), 'The number of tasks in the collection exceeds the '
                                                          f'maximum of {MAX_TASKS_PER_COLLECTION}.')
-        results, added = [], []
+        results, added, added_ids = [], [], set()
         for body in bodies:
             try:
                 task = self._validated_task(job, parse(body))
-                if task.id.lower() in job.tasks or any(t.id.lower() == task.id.lower() for t in added):
+                if task.id.lower() in job.tasks or task.id.lower() in added_ids:
                     raise BatchServiceError('TaskExists')
             except BatchServiceError as error:
                 task_id = body.get('id') if isinstance(body, dict) else None
@@ -95,6 +95,7 @@ class TaskRoom(Room):
                                 'error': error.body(self.base_url)})
                 continue
             added.append(task)
+            added_ids.add(task.id.lower())
             results.append({'status': 'success', 'taskId': task.id, 'eTag': task.etag,
                             'lastModified': iso(task.last_modified),
                             'location': f'{self.base_url}/jobs/{job.id}/tasks/{task.id}'})

@@ -8,8 +8,9 @@ driven over HTTP by azure-batch) runs N trivial tasks (`true`) on one node with 
 slots — with everything a task costs there: its folder, stdout/stderr files, state changes
 and the journal. Prints tasks per second and the ratio to the baseline, the median and 95th
 percentile dispatch latency (task added -> running) on an idle slot, the time to list every
-task (whole bodies, as the service writes them), and the emulator's memory per 10,000 completed
-tasks. Targets: >= 300 tasks/s, median dispatch <= 20 ms.
+task (whole bodies, as the service writes them), the time to add 3,000 tasks with azure-batch's
+``create_tasks`` (``addtaskcollection``, 100 a request, to a job whose pool has no nodes), and the
+emulator's memory per 10,000 completed tasks. Targets: >= 300 tasks/s, median dispatch <= 20 ms.
 
     .venv/bin/python benchmarks/bench_emulator.py --tasks 5000 --compare-with /tmp/old --rounds 3
 
@@ -66,7 +67,7 @@ def wait_until(condition, timeout: float = 600) -> None:
         time.sleep(0.05)
 
 
-def measure(project_dir: str, tasks: int, slots: int) -> dict:
+def measure(project_dir: str, tasks: int, slots: int, add_tasks: int = 3000) -> dict:
     """One emulator (from ``project_dir``): dispatch latency, throughput, memory and the time to list every task."""
     with tempfile.TemporaryDirectory() as location:
         emulator = subprocess.Popen(
@@ -104,6 +105,15 @@ def measure(project_dir: str, tasks: int, slots: int) -> dict:
             first_start = min(parse_time(t.as_dict()['executionInfo']['startTime']) for t in selected)
             last_end = max(parse_time(t.as_dict()['executionInfo']['endTime']) for t in selected)
             failed = sum(t.execution_info.result != 'success' for t in every_task)
+
+            # addtaskcollection: tasks that wait (their pool has no nodes), so that nothing else runs meanwhile.
+            batch.create_pool(m.BatchPoolCreateOptions(id='empty', vm_size='standard_d2s_v3', target_dedicated_nodes=0,
+                                                       virtual_machine_configuration=UBUNTU))
+            batch.create_job(m.BatchJobCreateOptions(id='adding', pool_info=m.BatchPoolInfo(pool_id='empty')))
+            adding = [m.BatchTaskCreateOptions(id=f'a{i}', command_line='true') for i in range(add_tasks)]
+            added = time.perf_counter()
+            batch.create_tasks('adding', adding, max_concurrency=4)
+            add_seconds = time.perf_counter() - added
         finally:
             emulator.terminate()
             emulator.wait(30)
@@ -111,13 +121,14 @@ def measure(project_dir: str, tasks: int, slots: int) -> dict:
     return {'rate': tasks / (last_end - first_start).total_seconds(), 'failed': failed,
             'median': statistics.median(latencies), 'p95': latencies[int(len(latencies) * 0.95) - 1],
             'memory': (memory_after - memory_before) * 10_000 / tasks, 'memory_before': memory_before,
-            'memory_after': memory_after, 'list_seconds': list_seconds}
+            'memory_after': memory_after, 'list_seconds': list_seconds, 'add_seconds': add_seconds}
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[1])
     parser.add_argument('--tasks', type=int, default=10_000)
     parser.add_argument('--slots', type=int, default=4)
+    parser.add_argument('--add-tasks', type=int, default=3000, help='tasks added with create_tasks (timed)')
     parser.add_argument('--compare-with', metavar='CHECKOUT',
                         help='another checkout of this project (e.g. `git worktree add /tmp/old 776a5fb`): its '
                              'emulator is measured in turns with this one and both are printed')
@@ -127,29 +138,36 @@ def main() -> None:
     baseline = asyncio.run(bare_loop(min(args.tasks, 2000), args.slots))
     print(f'bare asyncio loop:   {baseline:7.0f} processes/s over {args.slots} slots (baseline)')
     if not args.compare_with:
-        result = measure(PROJECT_DIR, args.tasks, args.slots)
+        result = measure(PROJECT_DIR, args.tasks, args.slots, args.add_tasks)
         print(f"emulator:            {result['rate']:7.0f} tasks/s over {args.slots} slots = "
               f"{result['rate'] / baseline:.2f}x the baseline ({args.tasks} tasks, {result['failed']} failed)")
         print(f"dispatch latency:    median {result['median']:.1f} ms, p95 {result['p95']:.1f} ms "
               f'(task added -> running, idle slot, 50 tasks)')
         print(f"list every task:     {result['list_seconds']:.2f} s for {args.tasks} tasks (whole bodies, pages "
               f'of 1000)')
+        print(f"add tasks:           {result['add_seconds']:.2f} s for {args.add_tasks} tasks (create_tasks, "
+              f'addtaskcollection of 100, 4 threads)')
         print(f"emulator memory:     {result['memory_before']:.0f} MiB before, {result['memory_after']:.0f} MiB "
               f"after -> {result['memory']:.0f} MiB per 10,000 completed tasks")
         return
     runs: dict[str, list[dict]] = {'this checkout': [], args.compare_with: []}
     for _ in range(args.rounds):  # in turns, so that the machine's moods fall on both alike
         for name, directory in (('this checkout', PROJECT_DIR), (args.compare_with, args.compare_with)):
-            runs[name].append(measure(directory, args.tasks, args.slots))
-    medians = {name: {key: statistics.median(run[key] for run in results) for key in ('rate', 'median', 'list_seconds')}
+            runs[name].append(measure(directory, args.tasks, args.slots, args.add_tasks))
+    keys = ('rate', 'median', 'list_seconds', 'add_seconds')
+    medians = {name: {key: statistics.median(run[key] for run in results) for key in keys}
                for name, results in runs.items()}
     for name, values in medians.items():
-        print(f"{name:>20}: {values['rate']:6.0f} tasks/s ({values['rate'] / baseline:.2f}x the baseline), "
-              f"dispatch median {values['median']:.1f} ms, list every task {values['list_seconds']:.2f} s "
-              f'(medians of {args.rounds})')
+        spread = {key: f"{min(run[key] for run in runs[name]):.2f}-{max(run[key] for run in runs[name]):.2f}"
+                  for key in keys}
+        print(f"{name:>20}: {values['rate']:6.0f} tasks/s ({values['rate'] / baseline:.2f}x the baseline; "
+              f"{spread['rate']}), dispatch median {values['median']:.1f} ms, list every task "
+              f"{values['list_seconds']:.2f} s ({spread['list_seconds']}), add {args.add_tasks} tasks "
+              f"{values['add_seconds']:.2f} s ({spread['add_seconds']}) (medians of {args.rounds}, range)")
     this, other = medians['this checkout'], medians[args.compare_with]
     print(f"this checkout vs the other: throughput {this['rate'] / other['rate']:.2f}x, "
-          f"listing {this['list_seconds'] / other['list_seconds']:.2f}x the time")
+          f"listing {this['list_seconds'] / other['list_seconds']:.2f}x the time, "
+          f"adding {this['add_seconds'] / other['add_seconds']:.2f}x the time")
 
 
 if __name__ == '__main__':
