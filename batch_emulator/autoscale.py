@@ -52,6 +52,7 @@ from __future__ import annotations
 
 import datetime
 import email.utils
+import functools
 import math
 import random
 import re
@@ -174,7 +175,12 @@ COMMENT: /\/\/[^\n]*/
 %ignore /[ \t\f\r\n]+/
 '''
 
-_PARSER = Lark(_GRAMMAR, parser='lalr', maybe_placeholders=True)
+
+
+@functools.cache
+def _parser() -> Lark:
+    """Built when the first formula is parsed (a few tenths of a second), not when the emulator starts."""
+    return Lark(_GRAMMAR, parser='lalr', maybe_placeholders=True)
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -266,7 +272,7 @@ def parse(formula: str) -> Formula:
         raise FormulaSyntaxError(AutoScaleError(TOO_LONG, TOO_LONG_MESSAGE, (
             ('Message', f'The formula is {len(formula)} characters long; the limit is {MAX_FORMULA_LENGTH}.'),)))
     try:
-        tree = _PARSER.parse(formula)
+        tree = _parser().parse(formula)
     except UnexpectedInput as problem:
         raise FormulaSyntaxError(AutoScaleError(SYNTAX_ERROR, SYNTAX_ERROR_MESSAGE,
                                                 (('Message', _syntax_message(formula, problem)),))) from None
