@@ -3,7 +3,9 @@
     .venv/bin/python benchmarks/bench_emulator.py [--tasks 10000] [--slots 4]
 
 Baseline (same run, same machine): a bare asyncio loop starting `true` as a process, N times,
-over the same number of slots. Then the emulator (a real `python -m batch_emulator` process,
+over the same number of slots; and the same loop starting each process as a node starts a task (its
+own folder as working directory, stdout/stderr files, its own session and environment), the floor of
+anything that does what a node does. Then the emulator (a real `python -m batch_emulator` process,
 driven over HTTP by azure-batch) runs N trivial tasks (`true`) on one node with that many
 slots — with everything a task costs there: its folder, stdout/stderr files, state changes
 and the journal. Prints tasks per second and the ratio to the baseline, the median and 95th
@@ -23,6 +25,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import datetime
+import os
 import re
 import statistics
 import subprocess
@@ -54,6 +57,30 @@ async def bare_loop(count: int, slots: int) -> float:
     started = time.perf_counter()
     await asyncio.gather(*(one() for _ in range(count)))
     return count / (time.perf_counter() - started)
+
+
+async def task_loop(count: int, slots: int) -> float:
+    """The same loop, each process started as a node starts a task: in a folder of its own made for it (its
+    working directory), stdout and stderr appended to files there, a session and process group of its own
+    and an environment of its own. The floor for an emulator that does what a node does."""
+    semaphore = asyncio.Semaphore(slots)
+    environment = {'PATH': os.environ.get('PATH', '/usr/bin:/bin'), 'LANG': 'C.UTF-8'}
+
+    async def one(index: int) -> None:
+        async with semaphore:
+            task_dir = os.path.join(root, 'workitems', 'job', 'job-1', f'task{index}')
+            working_dir = os.path.join(task_dir, 'wd')
+            os.makedirs(working_dir, mode=0o700, exist_ok=True)
+            with open(os.path.join(task_dir, 'stdout.txt'), 'ab') as stdout, \
+                    open(os.path.join(task_dir, 'stderr.txt'), 'ab') as stderr:
+                process = await asyncio.create_subprocess_exec(
+                    'true', cwd=working_dir, env=environment, stdin=asyncio.subprocess.DEVNULL, stdout=stdout,
+                    stderr=stderr, start_new_session=True)
+            await process.wait()
+    with tempfile.TemporaryDirectory() as root:
+        started = time.perf_counter()
+        await asyncio.gather(*(one(index) for index in range(count)))
+        return count / (time.perf_counter() - started)
 
 
 def parse_time(text: str) -> datetime.datetime:
@@ -147,11 +174,15 @@ def main() -> None:
     args = parser.parse_args()
 
     baseline = asyncio.run(bare_loop(min(args.tasks, 2000), args.slots))
+    floor = asyncio.run(task_loop(min(args.tasks, 2000), args.slots))
     print(f'bare asyncio loop:   {baseline:7.0f} processes/s over {args.slots} slots (baseline)')
+    print(f'  started as tasks:  {floor:7.0f} processes/s (folder, files, session: a node\'s floor; '
+          f'{floor / baseline:.2f}x the bare loop)')
     if not args.compare_with:
         result = measure(PROJECT_DIR, args.tasks, args.slots, args.add_tasks)
         print(f"emulator:            {result['rate']:7.0f} tasks/s over {args.slots} slots = "
-              f"{result['rate'] / baseline:.2f}x the baseline ({args.tasks} tasks, {result['failed']} failed)")
+              f"{result['rate'] / baseline:.2f}x the baseline, {result['rate'] / floor:.2f}x the task floor "
+              f"({args.tasks} tasks, {result['failed']} failed)")
         print(f"dispatch latency:    median {result['median']:.1f} ms, p95 {result['p95']:.1f} ms "
               f'(task added -> running, idle slot, 50 tasks)')
         print(f"list every task:     {result['list_seconds']:.2f} s for {args.tasks} tasks (whole bodies, pages "
@@ -172,7 +203,8 @@ def main() -> None:
     for name, values in medians.items():
         spread = {key: f"{min(run[key] for run in runs[name]):.2f}-{max(run[key] for run in runs[name]):.2f}"
                   for key in keys}
-        print(f"{name:>20}: {values['rate']:6.0f} tasks/s ({values['rate'] / baseline:.2f}x the baseline; "
+        print(f"{name:>20}: {values['rate']:6.0f} tasks/s ({values['rate'] / baseline:.2f}x the baseline, "
+              f"{values['rate'] / floor:.2f}x the task floor; "
               f"{spread['rate']}), dispatch median {values['median']:.1f} ms, list every task "
               f"{values['list_seconds']:.2f} s ({spread['list_seconds']}; pages as JSON only "
               f"{values['raw_list_seconds']:.2f} s, {spread['raw_list_seconds']}), add {args.add_tasks} tasks "
