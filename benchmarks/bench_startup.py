@@ -7,6 +7,9 @@ Each repeat starts an emulator the way the fixture does (``pytest_plugin.start_b
 listens) and stops it. Baselines, in turns with it in the same run: ``python -c pass`` (the interpreter
 alone) and ``python -c "import aiohttp.web"`` (the server library the emulator cannot start without).
 Prints the medians and ranges. Target: the fixture ready in <= 0.5 s (median).
+
+The package is byte-compiled first (``compileall``, as ``pip install`` does), so that a checkout run with
+PYTHONDONTWRITEBYTECODE=1 is not measured compiling its modules on every start; ``--no-compile`` skips it.
 """
 
 from __future__ import annotations
@@ -38,7 +41,10 @@ def fixture_seconds() -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument('--repeats', type=int, default=7)
+    parser.add_argument('--no-compile', action='store_true', help='do not byte-compile batch_emulator first')
     args = parser.parse_args()
+    if not args.no_compile:
+        subprocess.run([sys.executable, '-m', 'compileall', '-q', 'batch_emulator'], cwd=PROJECT_DIR, check=True)
     runs: dict[str, list[float]] = {'python -c pass': [], 'import aiohttp.web': [], 'batch_emulator ready': []}
     for _ in range(args.repeats):  # in turns, so that the machine's moods fall on all alike
         runs['python -c pass'].append(python_seconds('pass'))
