@@ -227,12 +227,14 @@ def render(value: object, schema: dict | None) -> object:
         plan = _plan(schema['$ref'].rsplit('/', 1)[1]) if '$ref' in schema else _inline_plan(schema)
         if plan is None:
             return value  # free-form (settings, additionalProperties)
-        defaults, properties = plan
+        defaults, properties, names = plan
         if defaults:
             value = {**defaults, **value}
-        body = {key: item for key, item in value.items() if key.startswith('odata.')}
+        # odata.* annotations first (only a body with a key the definition does not have can hold one)
+        body = {} if names.issuperset(value) else {key: item for key, item in value.items() if key.startswith('odata.')}
+        get = value.get
         for key, child, spell in properties:
-            item = value.get(key)
+            item = get(key)
             if item is not None and (item != [] or key == 'value'):  # an empty list is not written (recorded)
                 item = render(item, child) if child is not None else item
                 body[key] = spell(item) if spell is not None else item
@@ -240,7 +242,8 @@ def render(value: object, schema: dict | None) -> object:
     return value
 
 
-_Plan = tuple[dict, tuple[tuple[str, 'dict | None', object], ...]]
+# (defaults, (property, its schema to render it with, its spelling) in order, the property names)
+_Plan = tuple[dict, tuple[tuple[str, 'dict | None', object], ...], frozenset]
 
 
 @functools.cache
@@ -254,14 +257,18 @@ def _plan(name: str) -> _Plan | None:
     order = [key for key in recorded.ORDER.get(name, ()) if key in properties]
     order += [key for key in properties if key not in order]
     return recorded.DEFAULTS.get(name, {}), tuple(
-        (key, _child(properties[key]), recorded.SPELLING.get((name, key))) for key in order)
+        (key, _child(properties[key]), recorded.SPELLING.get((name, key))) for key in order), _names(properties)
 
 
 def _inline_plan(schema: dict) -> _Plan | None:
     properties = resolve(schema).get('properties')
     if not properties:
         return None
-    return {}, tuple((key, _child(child), None) for key, child in properties.items())
+    return {}, tuple((key, _child(child), None) for key, child in properties.items()), _names(properties)
+
+
+def _names(properties: dict) -> frozenset:
+    return frozenset(key for key in properties if not key.startswith('odata.'))
 
 
 def _child(schema: dict) -> dict | None:
