@@ -132,10 +132,6 @@ class TaskRoom(Room):
     def task_resource(self, task: Task) -> dict:
         return _task_resource(task, self.base_url)
 
-    def list_tasks(self, job_id: str) -> list[dict]:
-        job = self.get_job(job_id)
-        return [self.task_resource(task) for task in job.tasks.values()]
-
     def task_counts(self, job_id: str) -> dict:
         job = self.get_job(job_id)
         return {'taskCounts': dict(job.counts), 'taskSlotCounts': dict(job.slot_counts)}
