@@ -9,7 +9,8 @@ anything that does what a node does. Then the emulator (a real `python -m batch_
 driven over HTTP by azure-batch) runs N trivial tasks (`true`) on one node with that many
 slots — with everything a task costs there: its folder, stdout/stderr files, state changes
 and the journal. Prints tasks per second and the ratio to the baseline, the median and 95th
-percentile dispatch latency (task added -> running) on an idle slot, the time to list every
+percentile dispatch latency (task added -> running) on an idle slot, the CPU time the emulator's
+process spends per task (against the two loops' own), the time to list every
 task (whole bodies, as the service writes them), the time to add 3,000 tasks with azure-batch's
 ``create_tasks`` (``addtaskcollection``, 100 a request, to a job whose pool has no nodes), and the
 emulator's memory per 10,000 completed tasks. Targets: >= 300 tasks/s, median dispatch <= 20 ms.
@@ -83,6 +84,14 @@ async def task_loop(count: int, slots: int) -> float:
         return count / (time.perf_counter() - started)
 
 
+def cpu_seconds(pid: int) -> float:
+    """CPU time a process has used (user + system, not its children's): steadier than wall time on a busy
+    machine."""
+    with open(f'/proc/{pid}/stat') as stat:
+        fields = stat.read().rsplit(')', 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf('SC_CLK_TCK')
+
+
 def parse_time(text: str) -> datetime.datetime:
     return datetime.datetime.strptime(text, '%Y-%m-%dT%H:%M:%S.%fZ')
 
@@ -120,12 +129,12 @@ def measure(project_dir: str, tasks: int, slots: int, add_tasks: int = 3000) -> 
                 latencies.append((started - parse_time(task.as_dict()['creationTime'])).total_seconds() * 1000)
 
             # Throughput and memory: N trivial tasks over the node's slots.
-            memory_before = rss_mib(emulator.pid)
+            memory_before, cpu_before = rss_mib(emulator.pid), cpu_seconds(emulator.pid)
             batch.create_job(m.BatchJobCreateOptions(id='throughput', pool_info=m.BatchPoolInfo(pool_id='bench')))
             batch.create_tasks('throughput', [m.BatchTaskCreateOptions(id=f't{i}', command_line='true')
                                               for i in range(tasks)], max_concurrency=4)
             wait_until(lambda: batch.get_job_task_counts('throughput').task_counts.completed == tasks)
-            memory_after = rss_mib(emulator.pid)
+            memory_after, cpu_after = rss_mib(emulator.pid), cpu_seconds(emulator.pid)
             listed = time.perf_counter()
             every_task = list(batch.list_tasks('throughput'))  # whole bodies, as the service writes them
             list_seconds = time.perf_counter() - listed
@@ -159,7 +168,7 @@ def measure(project_dir: str, tasks: int, slots: int, add_tasks: int = 3000) -> 
             'median': statistics.median(latencies), 'p95': latencies[int(len(latencies) * 0.95) - 1],
             'memory': (memory_after - memory_before) * 10_000 / tasks, 'memory_before': memory_before,
             'memory_after': memory_after, 'list_seconds': list_seconds, 'add_seconds': add_seconds,
-            'raw_list_seconds': raw_list_seconds}
+            'raw_list_seconds': raw_list_seconds, 'cpu_ms': (cpu_after - cpu_before) * 1000 / tasks}
 
 
 def main() -> None:
@@ -173,8 +182,12 @@ def main() -> None:
     parser.add_argument('--rounds', type=int, default=3, help='turns each with --compare-with (medians printed)')
     args = parser.parse_args()
 
-    baseline = asyncio.run(bare_loop(min(args.tasks, 2000), args.slots))
-    floor = asyncio.run(task_loop(min(args.tasks, 2000), args.slots))
+    loop_tasks = min(args.tasks, 2000)
+    started = time.process_time()
+    baseline = asyncio.run(bare_loop(loop_tasks, args.slots))
+    bare_cpu_ms, started = (time.process_time() - started) * 1000 / loop_tasks, time.process_time()
+    floor = asyncio.run(task_loop(loop_tasks, args.slots))
+    floor_cpu_ms = (time.process_time() - started) * 1000 / loop_tasks
     print(f'bare asyncio loop:   {baseline:7.0f} processes/s over {args.slots} slots (baseline)')
     print(f'  started as tasks:  {floor:7.0f} processes/s (folder, files, session: a node\'s floor; '
           f'{floor / baseline:.2f}x the bare loop)')
@@ -183,6 +196,10 @@ def main() -> None:
         print(f"emulator:            {result['rate']:7.0f} tasks/s over {args.slots} slots = "
               f"{result['rate'] / baseline:.2f}x the baseline, {result['rate'] / floor:.2f}x the task floor "
               f"({args.tasks} tasks, {result['failed']} failed)")
+        cpu_ms = result['cpu_ms']
+        print(f"CPU per task:        emulator {cpu_ms:.2f} ms (its own process: adding, dispatching, running, "
+              f"polled); the task floor's loop {floor_cpu_ms:.2f} ms ({floor_cpu_ms / cpu_ms:.2f}x the emulator's), "
+              f"the bare loop {bare_cpu_ms:.2f} ms ({bare_cpu_ms / cpu_ms:.2f}x)")
         print(f"dispatch latency:    median {result['median']:.1f} ms, p95 {result['p95']:.1f} ms "
               f'(task added -> running, idle slot, 50 tasks)')
         print(f"list every task:     {result['list_seconds']:.2f} s for {args.tasks} tasks (whole bodies, pages "
@@ -197,7 +214,7 @@ def main() -> None:
     for _ in range(args.rounds):  # in turns, so that the machine's moods fall on both alike
         for name, directory in (('this checkout', PROJECT_DIR), (args.compare_with, args.compare_with)):
             runs[name].append(measure(directory, args.tasks, args.slots, args.add_tasks))
-    keys = ('rate', 'median', 'list_seconds', 'raw_list_seconds', 'add_seconds')
+    keys = ('rate', 'median', 'list_seconds', 'raw_list_seconds', 'add_seconds', 'cpu_ms')
     medians = {name: {key: statistics.median(run[key] for run in results) for key in keys}
                for name, results in runs.items()}
     for name, values in medians.items():
@@ -208,7 +225,8 @@ def main() -> None:
               f"{spread['rate']}), dispatch median {values['median']:.1f} ms, list every task "
               f"{values['list_seconds']:.2f} s ({spread['list_seconds']}; pages as JSON only "
               f"{values['raw_list_seconds']:.2f} s, {spread['raw_list_seconds']}), add {args.add_tasks} tasks "
-              f"{values['add_seconds']:.2f} s ({spread['add_seconds']}) (medians of {args.rounds}, range)")
+              f"{values['add_seconds']:.2f} s ({spread['add_seconds']}), CPU {values['cpu_ms']:.2f} ms per task "
+              f"({spread['cpu_ms']}) (medians of {args.rounds}, range)")
     this, other = medians['this checkout'], medians[args.compare_with]
     print(f"this checkout vs the other: throughput {this['rate'] / other['rate']:.2f}x, "
           f"listing {this['list_seconds'] / other['list_seconds']:.2f}x the time (pages as JSON only: "
