@@ -242,6 +242,27 @@ def render(value: object, schema: dict | None) -> object:
     return value
 
 
+ABSENT = object()  # what ``render_property`` is told for a property the handler's data does not have
+
+
+def render_property(value: object, schema: dict, key: str) -> object:
+    """``render(data, schema).get(key)`` from ``value``, the data's ``key`` alone (ABSENT if it has none)."""
+    if key.startswith('odata.'):  # annotations are kept as they are
+        return None if value is ABSENT else value
+    plan = _plan(schema['$ref'].rsplit('/', 1)[1]) if '$ref' in schema else _inline_plan(schema)
+    if plan is None:
+        return None if value is ABSENT else value  # free-form: written as it is
+    defaults, properties, names = plan
+    if key not in names:
+        return None
+    item = defaults.get(key) if value is ABSENT else value
+    if item is None or (item == [] and key != 'value'):
+        return None
+    _, child, spell = next(entry for entry in properties if entry[0] == key)
+    item = render(item, child) if child is not None else item
+    return spell(item) if spell is not None else item
+
+
 # (defaults, (property, its schema to render it with, its spelling) in order, the property names)
 _Plan = tuple[dict, tuple[tuple[str, 'dict | None', object], ...], frozenset]
 

@@ -126,18 +126,19 @@ def _list_response(request: web.Request, items: list[dict], entity_set: str) -> 
     return json_response(request, body)
 
 
-def _entity_writer(request: web.Request, build, part: str | None = None) -> wire.Writer:
+def _entity_writer(request: web.Request, build, part: str | None = None, build_property=None) -> wire.Writer:
     """How this request writes entities that keep their written bodies (tasks): ``wire.py``."""
     older = not versions.is_current(request)  # an older api-version's shapes: each item written in them
     return wire.Writer(_schema(request, part), request.query.get('api-version') if older else '',
-                       request.query.get('$select'), request.app[SETTINGS]['base_url'], build,
+                       request.query.get('$select'), request.app[SETTINGS]['base_url'], build, build_property,
                        adapt=(lambda item: versions.write_body(request, item)) if older else None)
 
 
-def _entities_list_response(request: web.Request, entities: list, build, entity_set: str) -> web.Response:
+def _entities_list_response(request: web.Request, entities: list, build, entity_set: str,
+                            build_property=None) -> web.Response:
     """``_list_response`` for entities whose bodies are kept until they change: only the page is written."""
     limit, skip = _paging(request)
-    chunk, next_skip = wire.page(entities, _entity_writer(request, build, 'value'),
+    chunk, next_skip = wire.page(entities, _entity_writer(request, build, 'value', build_property),
                                  filter_text=request.query.get('$filter'),
                                  limit=min(limit or MAX_LIST_RESULTS, MAX_LIST_RESULTS), skip=skip)
     return json_response(request, wire.list_body(_metadata(request, entity_set, element=False), chunk,
@@ -427,7 +428,8 @@ async def add_task_collection(request: web.Request) -> web.Response:
 async def list_tasks(request: web.Request) -> web.Response:
     state = _state(request)
     job = state.get_job(request.match_info['jobId'])
-    return _entities_list_response(request, list(job.tasks.values()), state.task_resource, 'tasks')
+    return _entities_list_response(request, list(job.tasks.values()), state.task_resource, 'tasks',
+                                   state.task_property)
 
 
 async def get_task(request: web.Request) -> web.Response:

@@ -8,27 +8,36 @@ from collections import deque
 from collections.abc import Callable
 
 from . import updates
+from .contract import ABSENT
 from .errors import BatchServiceError, invalid_property, missing_property
 from .models import MAX_TASK_SLOTS, MAX_TASKS_PER_COLLECTION, Job, Node, Pool, Task, iso, retry_delay, stamp, utc_now
 from .room import Room, _check_command_line, _check_id
 
+# The properties a task's state gives; the others are what was sent (its spec).
+_TASK_PROPERTIES: dict[str, Callable[[Task, str], object]] = {
+    'id': lambda task, base_url: task.id,
+    'url': lambda task, base_url: f'{base_url}/jobs/{task.job_id}/tasks/{task.id}',
+    'eTag': lambda task, base_url: task.etag,
+    'creationTime': lambda task, base_url: iso(task.creation_time),
+    'lastModified': lambda task, base_url: iso(task.last_modified),
+    'state': lambda task, base_url: task.state,
+    'stateTransitionTime': lambda task, base_url: iso(task.state_transition_time),
+    'previousState': lambda task, base_url: task.previous_state,
+    'previousStateTransitionTime': lambda task, base_url: iso(task.previous_state_transition_time),
+    'executionInfo': lambda task, base_url: task.execution_info,
+    'nodeInfo': lambda task, base_url: task.node_info,
+}
+
 
 def _task_resource(task: Task, base_url: str) -> dict:
     """The task's state and what was sent; ``contract.render`` adds the defaults the service writes."""
-    return {
-        **task.spec,
-        'id': task.id,
-        'url': f'{base_url}/jobs/{task.job_id}/tasks/{task.id}',
-        'eTag': task.etag,
-        'creationTime': iso(task.creation_time),
-        'lastModified': iso(task.last_modified),
-        'state': task.state,
-        'stateTransitionTime': iso(task.state_transition_time),
-        'previousState': task.previous_state,
-        'previousStateTransitionTime': iso(task.previous_state_transition_time),
-        'executionInfo': task.execution_info,
-        'nodeInfo': task.node_info,
-    }
+    return {**task.spec, **{name: value(task, base_url) for name, value in _TASK_PROPERTIES.items()}}
+
+
+def task_property(task: Task, base_url: str, name: str) -> object:
+    """One property of ``_task_resource(task, base_url)`` (``contract.ABSENT`` when it has none), without the rest."""
+    value = _TASK_PROPERTIES.get(name)
+    return value(task, base_url) if value is not None else task.spec.get(name, ABSENT)
 
 
 class TaskRoom(Room):
@@ -131,6 +140,9 @@ class TaskRoom(Room):
 
     def task_resource(self, task: Task) -> dict:
         return _task_resource(task, self.base_url)
+
+    def task_property(self, task: Task, name: str) -> object:
+        return task_property(task, self.base_url, name)
 
     def task_counts(self, job_id: str) -> dict:
         job = self.get_job(job_id)

@@ -5,7 +5,8 @@ encoded the first time a response needs it, and the bytes are kept on it (``Task
 next changes: any attribute set on it and every ``Room.changed`` drop them. One entity is kept in a
 few forms at most, each for one response schema, api-version, ``$select`` and base URL. A list page
 is the page's kept bytes joined, byte for byte what ``json.dumps`` of the whole body writes; a
-``$filter`` is tested on each entity's kept body (decoded), never on a freshly built one.
+``$filter`` reads, of each entity, only the properties it names (``contract.render_property``), and only
+the page is written.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Sequence
 
-from .contract import render
+from .contract import render, render_property
 from .odata import apply_select, compile_filter
 
 MAX_FORMS = 4  # forms of one entity kept at once (the oldest goes first)
@@ -29,10 +30,12 @@ class Writer:
     """What one request writes an entity as: its schema, api-version, ``$select`` and base URL."""
 
     def __init__(self, schema: dict | None, api_version: str | None, select: str | None, base_url: str,
-                 build: Callable[[object], dict], adapt: Callable[[dict], dict] | None = None) -> None:
+                 build: Callable[[object], dict], build_property: Callable[[object, str], object] | None = None,
+                 adapt: Callable[[dict], dict] | None = None) -> None:
         self.schema = schema
         self.select = select
         self.build = build  # the entity's plain resource (``TaskRoom.task_resource``)
+        self.build_property = build_property  # one property of it (``TaskRoom.task_property``)
         self.adapt = adapt  # an older api-version's shapes (``versions.write_body``); None: the spec's own
         schema_key = schema.get('$ref') if schema is not None and '$ref' in schema else id(schema)
         self.key = (schema_key, api_version, select or None, base_url)
@@ -51,13 +54,20 @@ class Writer:
         if not self.select and self.adapt is None:
             data = dumps(self.body(entity))
         else:
-            written = apply_select(self.view(entity), self.select)
+            written = apply_select(self.whole(entity), self.select)
             data = dumps(self.adapt(written) if self.adapt is not None else written)
         self._keep(entity, self.key, data)
         return data
 
     def view(self, entity: object) -> dict:
-        """What a $filter sees: the whole body as written (decoded from its kept bytes when there are some)."""
+        """What a $filter sees: the whole body as written; each property it names worked out alone when the
+        entity can give one property at a time, else decoded from its kept bytes when there are some."""
+        if self.build_property is not None and self.schema is not None:
+            return _PropertyView(self, entity)
+        return self.whole(entity)
+
+    def whole(self, entity: object) -> dict:
+        """The whole body as written, decoded from its kept bytes when there are some."""
         forms = entity.written  # type: ignore[attr-defined]
         if forms is not None and self.whole_key in forms:
             return json.loads(forms[self.whole_key])
@@ -74,6 +84,22 @@ class Writer:
         elif len(forms) >= MAX_FORMS:
             del forms[next(iter(forms))]
         forms[key] = data
+
+
+class _PropertyView(dict):
+    """An entity's body as written, for a $filter (``odata``, which reads it with ``get``): each top-level
+    property rendered alone when first asked for."""
+
+    def __init__(self, writer: Writer, entity: object) -> None:
+        super().__init__()
+        self._writer, self._entity = writer, entity
+
+    def get(self, key: str, default: object = None) -> object:
+        if key not in self:
+            writer = self._writer
+            self[key] = render_property(writer.build_property(self._entity, key), writer.schema, key)
+        value = self[key]
+        return default if value is None else value
 
 
 def page(entities: Sequence, writer: Writer, *, filter_text: str | None, limit: int,
