@@ -30,7 +30,10 @@ def test_a_pool_reads_back_in_the_services_key_order_spelling_and_defaults(batch
                                                                   'encryptionAtHost': True},
                                               'nodePlacementConfiguration': {'policy': 'zonal'}})
     assert raw(batch_client, 'POST', '/pools', sent).status_code == 201
-    pool = raw_json(batch_client, f'/pools/{pool_id}')
+    # Read once the pool has settled, so that the GET and the list below see the same pool (a resize between
+    # them would change allocationState and its transition time, which this test does not look at).
+    pool = eventually(lambda: (p := raw_json(batch_client, f'/pools/{pool_id}'))['allocationState'] == 'steady' and p,
+                      message='the pool steady')
     assert list(pool)[:16] == [
         'odata.metadata', 'id', 'url', 'eTag', 'lastModified', 'creationTime', 'state', 'stateTransitionTime',
         'allocationState', 'allocationStateTransitionTime', 'vmSize', 'resizeTimeout', 'currentDedicatedNodes',
