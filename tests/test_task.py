@@ -201,6 +201,42 @@ def test_worker_processes_give_the_same_counts_as_one_process(tmp_path):
         ('late', 2), ('early', 2)]
 
 
+def zipf_text(rng: random.Random, vocabulary_size: int, words: int) -> str:
+    """The benchmark's kind of text, small: a Zipf vocabulary (weight 1/rank), 5% of words capitalised, 15% with a
+    trailing mark (an em dash among them), some non-ASCII letters, and a few Unicode spaces between words."""
+    letters = string.ascii_lowercase + 'éßñ'
+    vocabulary = [''.join(rng.choices(letters, k=rng.randint(1, 8))) for _ in range(vocabulary_size)]
+    weights = [1 / rank for rank in range(1, vocabulary_size + 1)]
+    marks = [',', '.', ';', '!', '?', '"', "'", ')', '\u2014']
+    separators = [' '] * 90 + ['\n'] * 8 + ['\u00a0', '\u3000']
+    text = []
+    for word in rng.choices(vocabulary, weights, k=words):
+        if rng.random() < 0.05:
+            word = word.capitalize()
+        if rng.random() < 0.15:
+            word += rng.choice(marks)
+        text.append(word + rng.choice(separators))
+    return ''.join(text)
+
+
+@pytest.mark.parametrize('seed', range(3))
+def test_a_zipf_text_with_a_large_vocabulary_gives_the_original_counts_in_the_original_order(tmp_path, seed):
+    """Thousands of distinct tokens, most of them tied at a count of 1 or 2: first-appearance order decides their
+    place; counted in one pass, in pieces, and by two worker processes over ranges."""
+    rng = random.Random(seed)
+    data = b'\xef\xbb\xbf' + zipf_text(rng, vocabulary_size=20_000, words=60_000).encode()
+    (tmp_path / 'zipf.txt').write_bytes(data)
+    expected = list(original_counts(data).items())
+    assert len(task.count_raw_tokens([data])) > 8192, 'enough distinct tokens to be decoded in more than one batch'
+    assert list(task.count_file(str(tmp_path / 'zipf.txt'), processes=1).items()) == expected
+    assert list(task.count_words(in_chunks(data[3:], rng.randint(100, 5000))).items()) == expected
+    in_processes = task.count_file(str(tmp_path / 'zipf.txt'), processes=2, range_bytes=rng.randint(20_000, 90_000),
+                                   chunk_bytes=rng.randint(50, 5000))
+    assert list(in_processes.items()) == expected
+    text = data.decode('utf-8-sig')
+    assert task.top_words(in_processes, 50) == original_top_words(text, 50)
+
+
 def test_output_file_format_on_a_batch_node(tmp_path):
     environ = {'AZ_BATCH_NODE_ID': 'node-1', 'AZ_BATCH_TASK_ID': 'topNtask0', 'AZ_BATCH_JOB_ID': 'job',
                'AZ_BATCH_POOL_ID': 'pool'}
@@ -253,8 +289,10 @@ def test_bad_input_gives_one_line_and_exit_code_2(tmp_path, arguments, message):
     assert (result.returncode, result.stderr.strip()) == (2, message)
 
 
-def run_task_measured(*arguments: str, cwd: str) -> tuple[subprocess.CompletedProcess, int, int]:
-    """Runs the task script in a fresh interpreter; also returns its peak RSS and its largest child's (KiB).
+def run_task_measured(*arguments: str, cwd: str,
+                      cpus: set[int] | None = None) -> tuple[subprocess.CompletedProcess, int, int]:
+    """Runs the task script in a fresh interpreter (on ``cpus`` only, as ``taskset`` would, if given); also returns
+    its peak RSS and its largest child's (KiB).
 
     VmHWM is the task process's own peak (getrusage would also count the pages of the large test process it
     was forked from); RUSAGE_CHILDREN is the largest worker process it started and waited for (0: none).
@@ -267,7 +305,7 @@ def run_task_measured(*arguments: str, cwd: str) -> tuple[subprocess.CompletedPr
                '    print("peak_kib", re.search(r"VmHWM:\\s+(\\d+)", status).group(1), file=sys.stderr)\n'
                '    print("children_kib", resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss, file=sys.stderr)\n')
     result = subprocess.run([sys.executable, '-c', measure, script, *arguments], cwd=cwd, capture_output=True,
-                            text=True, timeout=300)
+                            text=True, timeout=300, preexec_fn=cpus and (lambda: os.sched_setaffinity(0, cpus)))
     peak_kib = int(re.search(r'peak_kib (\d+)', result.stderr).group(1))
     children_kib = int(re.search(r'children_kib (\d+)', result.stderr).group(1))
     return result, peak_kib, children_kib
@@ -279,6 +317,20 @@ def test_a_small_file_is_counted_without_starting_processes(tmp_path):
     assert result.returncode == 0, result.stderr
     assert result.stdout.splitlines()[2:5] == ['a:\t12', 'the:\t12', 'and:\t9']
     assert children_kib == 0, 'a worker process was started for a 2 KB file'
+
+
+def test_on_one_core_a_large_file_is_counted_without_starting_processes(tmp_path):
+    """A task slot of one core (taskset -c 0): the processes follow the CPU affinity, not the machine's core count,
+    so a 20 MB file is counted in the task's own process, with the original's result."""
+    line = ' '.join(f'w{index % 997}' + ('.' if index % 7 == 0 else '') for index in range(20_000)) + '\n'
+    repeats = 20 * 1024 * 1024 // len(line) + 1
+    (tmp_path / 'big.txt').write_text(line * repeats, encoding='utf-8')
+    expected = [f'{word}:\t{count * repeats}' for word, count in original_top_words(line, 3)]
+    result, _, children_kib = run_task_measured('--filepath', 'big.txt', cwd=str(tmp_path),
+                                                cpus={min(os.sched_getaffinity(0))})
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines()[2:5] == expected
+    assert children_kib == 0, 'worker processes were started on one core'
 
 
 def test_a_file_over_100_mb_is_counted_by_worker_processes(tmp_path):
