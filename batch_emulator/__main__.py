@@ -22,6 +22,7 @@ import logging
 import os
 import shutil
 import signal
+import stat
 import sys
 import tempfile
 
@@ -34,6 +35,7 @@ from .jobs import DEFAULT_ACTIVE_JOB_QUOTA
 from .outbound import OutboundPolicy, host_port, storage_endpoints
 from .scheduler import DEFAULT_NODE_QUOTA
 from .server import DEFAULT_ACCOUNT_KEY, DEFAULT_ACCOUNT_NAME, SCHEDULER, STATE, create_app, set_base_url
+from .state_checks import StateFileError
 
 READY_LINE = 'Azure Batch emulator listening on'
 
@@ -86,8 +88,11 @@ def _refuse(message: str) -> None:
 
 def parse_arguments(argv: list[str] | None) -> argparse.Namespace:
     invoked = os.path.basename(sys.argv[0])
+    # No abbreviations: '--loc' or '--account-n' must not stand for an option (a wrapper that sets some options
+    # itself, such as the pytest plugin, could be overridden by one).
     parser = argparse.ArgumentParser(prog=invoked if invoked == 'batch-emulator' else 'python -m batch_emulator',
-                                     description='Local emulator of the Azure Batch service (REST API 2025-06-01).')
+                                     description='Local emulator of the Azure Batch service (REST API 2025-06-01).',
+                                     allow_abbrev=False)
     parser.add_argument('--host', default='127.0.0.1',
                         help='address to bind (default 127.0.0.1); another than loopback needs --allow-remote')
     parser.add_argument('--allow-remote', action='store_true',
@@ -221,6 +226,21 @@ def operations_table() -> str:
     return '\n'.join(lines) + '\n'
 
 
+def _prepare_location(data_dir: str) -> None:
+    """A new folder is made the user's alone (0700); an existing one keeps its mode (it is the user's choice),
+    with a warning when others may read it: state.jsonl keeps secrets in clear (README, "What the location
+    keeps"). The state file itself is always 0600."""
+    if not os.path.isdir(data_dir):
+        os.makedirs(data_dir, mode=0o700)
+        os.chmod(data_dir, 0o700)  # whatever the umask
+        return
+    mode = stat.S_IMODE(os.stat(data_dir).st_mode)
+    if mode & 0o077:
+        print(f'warning: --location {data_dir} is open to others (mode {mode:04o}); its state.jsonl (0600) keeps '
+              'secrets in clear and its node folders hold your tasks\' files: chmod 700 it to keep them yours',
+              file=sys.stderr)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_arguments(argv)
     if args.operations:
@@ -230,13 +250,15 @@ def main(argv: list[str] | None = None) -> int:
                         format='%(asctime)s %(levelname)s %(name)s: %(message)s')
     data_dir = args.location or tempfile.mkdtemp(prefix='batch-emulator-')
     try:
-        os.makedirs(data_dir, mode=0o700, exist_ok=True)
-        os.chmod(data_dir, 0o700)  # the nodes' files and the journal (with SAS URLs) are the user's alone
+        _prepare_location(data_dir)
     except OSError as error:
         print(f'error: cannot use --location {data_dir}: {error.strerror}', file=sys.stderr)
         return 2
     try:
         asyncio.run(serve(args, data_dir))
+    except StateFileError as error:
+        print(f'error: cannot restore the account from --location {data_dir}: {error}', file=sys.stderr)
+        return 2
     except OSError as error:
         print(f'error: cannot listen on {args.host}:{args.port}: {error.strerror}', file=sys.stderr)
         return 1

@@ -37,6 +37,7 @@ import aiohttp
 
 from . import containers, outbound, processes
 from .files import TooManyFiles, find_output_files, inside, open_within
+from .redaction import redact_secrets
 
 _STORAGE_API_VERSION = '2021-12-02'
 _NODE_PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin'  # an Ubuntu node's default PATH
@@ -67,7 +68,7 @@ def failure(code: str, message: str, category: str = 'usererror', details: dict 
 
 
 def _redact(url: str) -> str:
-    return re.sub(r'(sig=)[^&]+', r'\1REDACTED', url)
+    return redact_secrets(url)
 
 
 def _insert_blob_path(container_url: str, blob_path: str) -> str:

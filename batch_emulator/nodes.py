@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from .errors import BatchServiceError, invalid_property
 from .models import Node, Pool
+from .pools import extension_without_secrets
 from .room import Room
 
 _BUSY = {'creating': 'NodeBeingCreated', 'starting': 'NodeBeingStarted', 'waitingforstarttask': 'NodeBeingStarted',
@@ -103,7 +104,8 @@ class NodeRoom(Room):
         extensions = list(pool.spec['virtualMachineConfiguration'].get('extensions') or []) + [_NODE_EXTENSION]
         state = 'Succeeded' if node.state in ('idle', 'running') else 'Creating'
         return [{'provisioningState': state, 'instanceView': {'name': extension['name']},
-                 'vmExtension': {'enableAutomaticUpgrade': False, **extension}} for extension in extensions]
+                 'vmExtension': {'enableAutomaticUpgrade': False, **extension_without_secrets(extension)}}
+                for extension in extensions]
 
     def node_extension(self, pool_id: str, node_id: str, name: str) -> dict:
         for extension in self.node_extensions(pool_id, node_id):

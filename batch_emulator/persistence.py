@@ -21,6 +21,7 @@ from .jobs import AUTO_POOL
 from .processes import stop_survivors
 from .schedules import schedule_from_record, schedule_record
 from .state import BatchState, Job, Node, Pool, Task, iso, parse_iso
+from .state_checks import Invalid, about_line, check_node_folder, check_record
 
 STATE_FILE = 'state.jsonl'
 
@@ -120,34 +121,44 @@ class Journal:
             self._file = None
 
     def load(self) -> tuple[dict, dict, dict, dict]:
-        """Replays the state file: (pools, jobs, tasks, job schedules) records by key, in creation order."""
+        """Replays the state file: (pools, jobs, tasks, job schedules) records by key, in creation order.
+
+        Every line is checked first (``state_checks``); one that fails stops the start with a StateFileError
+        naming it. Only the last line may be cut short (a crash while writing it): it is left out.
+        ``self.lines`` gives the line each kept record came from.
+        """
         pools: dict[tuple, dict] = {}
         jobs: dict[tuple, dict] = {}
         tasks: dict[tuple, dict] = {}
         schedules: dict[tuple, dict] = {}
+        self.lines: dict[tuple, int] = {}
         if not os.path.exists(self.path):
             return pools, jobs, tasks, schedules
-        with open(self.path, encoding='utf-8') as file:
-            for line in file:
+        by_kind = {'pool': pools, 'job': jobs, 'task': tasks, 'schedule': schedules}
+        with open(self.path, encoding='utf-8', errors='replace') as file:
+            text = file.read()
+        lines = text.split('\n')
+        for number, line in enumerate(lines, 1):
+            if not line.strip():
+                continue
+            with about_line(self.path, number):
                 try:
                     event = json.loads(line)
                 except json.JSONDecodeError:
-                    continue  # a line cut short by a crash
-                if 'remove' in event:
-                    key = tuple(event['key'])
-                    {'pool': pools, 'job': jobs, 'task': tasks, 'schedule': schedules}[event['remove']].pop(key, None)
-                    if event['remove'] == 'job':
-                        for task_key in [k for k in tasks if k[0] == key[0]]:
-                            del tasks[task_key]
-                elif 'pool' in event:
-                    pools[(event['pool']['id'].lower(),)] = event['pool']
-                elif 'job' in event:
-                    jobs[(event['job']['id'].lower(),)] = event['job']
-                elif 'task' in event:
-                    record = event['task']
-                    tasks[(record['jobId'].lower(), record['id'].lower())] = record
-                elif 'schedule' in event:
-                    schedules[(event['schedule']['id'].lower(),)] = event['schedule']
+                    if number == len(lines):
+                        continue  # the last line, cut short by a crash
+                    raise Invalid('not a JSON line') from None
+                kind, record = check_record(event)
+            if kind == 'remove':
+                key = tuple(part.lower() for part in event['key'])
+                by_kind[event['remove']].pop(key, None)
+                if event['remove'] == 'job':
+                    for task_key in [k for k in tasks if k[0] == key[0]]:
+                        del tasks[task_key]
+                continue
+            key = (record['jobId'].lower(), record['id'].lower()) if kind == 'task' else (record['id'].lower(),)
+            by_kind[kind][key] = record
+            self.lines[(kind, *key)] = number
         return pools, jobs, tasks, schedules
 
     def rewrite(self, state: BatchState) -> None:
@@ -165,25 +176,58 @@ class Journal:
         os.replace(temporary, self.path)
 
 
-def _ended_auto_pools(jobs: dict, schedules: dict) -> set[str]:
+def _ended_auto_pools(jobs: dict, schedules: dict, reading: _Reading) -> set[str]:
     """Auto pools (lower-cased ids) whose lifetime the restart ends: those of jobs that were being deleted or
     terminated (they come back gone or completed) and of schedules that were being deleted, unless kept alive."""
-    links = [record['executionInfo'].get(AUTO_POOL) for record in jobs.values()
-             if record['state'] in ('deleting', 'terminating')]
-    links += [record.get('autoPool') for record in schedules.values() if record['state'] == 'deleting']
-    return {link['poolId'].lower() for link in links if link and not link.get('keepAlive')}
+    ended = set()
+    for kind, records, ending, link_of in (
+            ('job', jobs, ('deleting', 'terminating'), lambda record: record['executionInfo'].get(AUTO_POOL)),
+            ('schedule', schedules, ('deleting',), lambda record: record.get('autoPool'))):
+        for record in records.values():
+            link = link_of(reading.at(kind, record)) if record['state'] in ending else None
+            if link and not link.get('keepAlive'):
+                ended.add(link['poolId'].lower())
+    return ended
+
+
+class _Reading:
+    """Which record restore() is at: whatever goes wrong with it is a StateFileError naming its line."""
+
+    def __init__(self, journal: Journal) -> None:
+        self.journal, self.line = journal, None
+
+    def at(self, kind: str, record: dict) -> dict:
+        key = (record['jobId'].lower(), record['id'].lower()) if kind == 'task' else (record['id'].lower(),)
+        self.line = self.journal.lines.get((kind, *key))
+        return record
 
 
 def restore(state: BatchState, journal: Journal) -> None:
-    """Rebuilds the account from the journal, as the service would come back from an outage."""
+    """Rebuilds the account from the journal, as the service would come back from an outage.
+
+    Raises StateFileError (naming the line) when the file holds what the emulator never writes.
+    """
     pools, jobs, tasks, schedules = journal.load()
+    reading = _Reading(journal)
+    try:
+        _restore(state, journal, reading, pools, jobs, tasks, schedules)
+    except (Invalid, KeyError, TypeError, ValueError, AttributeError) as error:
+        with about_line(journal.path, reading.line):
+            raise error from None
+
+
+def _restore(state: BatchState, journal: Journal, reading: _Reading, pools: dict, jobs: dict, tasks: dict,
+             schedules: dict) -> None:
+    for record in pools.values():  # node folders inside this location, before anything acts on them
+        for saved in reading.at('pool', record)['nodes']:
+            saved['rootDir'] = check_node_folder(saved, record['id'], state.nodes_dir)
     # Nothing the earlier emulator started may run on: a task must never run twice at once.
     stop_survivors(state.nodes_dir, [(record['processId'], record.get('processStartTime'))
                                      for record in tasks.values() if record.get('processId')])
     nodes_by_id: dict[str, Node] = {}
-    ended = _ended_auto_pools(jobs, schedules)
+    ended = _ended_auto_pools(jobs, schedules, reading)
     for record in pools.values():
-        if record['state'] == 'deleting' or record['id'].lower() in ended:
+        if reading.at('pool', record)['state'] == 'deleting' or record['id'].lower() in ended:
             continue  # its deletion finishes now
         pool = Pool(id=record['id'], spec=record['spec'], etag=record['etag'],
                     creation_time=parse_iso(record['creationTime']), last_modified=parse_iso(record['lastModified']),
@@ -198,7 +242,7 @@ def restore(state: BatchState, journal: Journal) -> None:
             nodes_by_id[node.id] = node
         state.pools[pool.id.lower()] = pool
     for record in jobs.values():
-        if record['state'] == 'deleting':
+        if reading.at('job', record)['state'] == 'deleting':
             continue
         job = Job(id=record['id'], spec=record['spec'], pool_id=record['poolId'], etag=record['etag'],
                   creation_time=parse_iso(record['creationTime']), last_modified=parse_iso(record['lastModified']),
@@ -209,7 +253,7 @@ def restore(state: BatchState, journal: Journal) -> None:
                   execution_info=record['executionInfo'])
         state.jobs[job.id.lower()] = job
     for record in tasks.values():
-        job = state.jobs.get(record['jobId'].lower())
+        job = state.jobs.get(reading.at('task', record)['jobId'].lower())
         if job is None:
             continue
         task = Task(id=record['id'], job_id=job.id, spec=record['spec'], etag=record['etag'],
@@ -234,7 +278,7 @@ def restore(state: BatchState, journal: Journal) -> None:
         if task.state == 'active' and pool is not None and job.state in ('active', 'disabled'):
             pool.pending.append(task)
     for record in schedules.values():
-        if record['state'] != 'deleting':  # its deletion finishes now, as its jobs' do
+        if reading.at('schedule', record)['state'] != 'deleting':  # its deletion finishes now, as its jobs' do
             schedule = schedule_from_record(record)
             state.job_schedules[schedule.id.lower()] = schedule
     journal.rewrite(state)

@@ -27,7 +27,6 @@ _SCALING = ('targetDedicatedNodes', 'targetLowPriorityNodes', 'enableAutoScale',
 
 def _pool_resource(pool: Pool, base_url: str) -> dict:
     """The pool's state and what was sent; ``contract.render`` adds the defaults the service writes."""
-    secrets = {'password'}
     body = {
         **pool.spec,
         'id': pool.id,
@@ -46,13 +45,30 @@ def _pool_resource(pool: Pool, base_url: str) -> dict:
         'resizeErrors': pool.resize_errors or None,
         'autoScaleRun': pool.autoscale_run,
     }
-    # The secrets the service never gives back (recorded, section 2.1).
-    if 'userAccounts' in pool.spec:
-        body['userAccounts'] = [{k: v for k, v in account.items() if k not in secrets}
-                                for account in pool.spec['userAccounts']]
-    if 'mountConfiguration' in pool.spec:
-        body['mountConfiguration'] = [_without_mount_secrets(mount) for mount in pool.spec['mountConfiguration']]
-    return body
+    return {**body, **without_secrets(pool.spec)}
+
+
+def without_secrets(spec: dict) -> dict:
+    """The properties of a pool's spec that hold secrets, without them: the service never gives them back.
+
+    User passwords and mount keys (recorded, section 2.1); VM extensions' protectedSettings, which Azure
+    treats as write-only (the extension gets them, no GET shows them). Only the properties that change.
+    """
+    changed: dict = {}
+    if 'userAccounts' in spec:
+        changed['userAccounts'] = [{k: v for k, v in account.items() if k != 'password'}
+                                   for account in spec['userAccounts']]
+    if 'mountConfiguration' in spec:
+        changed['mountConfiguration'] = [_without_mount_secrets(mount) for mount in spec['mountConfiguration']]
+    vm_config = spec.get('virtualMachineConfiguration') or {}
+    if vm_config.get('extensions'):
+        changed['virtualMachineConfiguration'] = {
+            **vm_config, 'extensions': [extension_without_secrets(extension) for extension in vm_config['extensions']]}
+    return changed
+
+
+def extension_without_secrets(extension: dict) -> dict:
+    return {k: v for k, v in extension.items() if k != 'protectedSettings'}
 
 
 def _without_mount_secrets(mount: dict) -> dict:

@@ -179,14 +179,22 @@ def stop_survivors(nodes_dir: str, recorded: Iterable[tuple[int, int | None]] = 
     """After a restart: kills what an earlier emulator on this location left running.
 
     ``recorded`` holds (process group, start time) pairs from the journal; a group is
-    killed only if its leader still has that start time. Every other process whose
-    node folder lies in ``nodes_dir`` is found by its environment.
+    killed only if its leader still has that start time *and* carries the node marker
+    (``AZ_BATCH_NODE_ROOT_DIR`` in ``nodes_dir``): a reused process id, or a group the
+    file names that this location never started, is never touched. Every other process
+    whose node folder lies in ``nodes_dir`` is found by its environment.
     """
     nodes_dir = os.path.realpath(nodes_dir) + os.sep
-    groups = [group for group, started in recorded if started is not None and start_time(group) == started]
+
+    def on_this_location(value: str) -> bool:
+        return os.path.realpath(value).startswith(nodes_dir)
+
     mine = os.getpid()
+    groups = [group for group, started in recorded
+              if started is not None and group > 1 and group != mine and start_time(group) == started
+              and marked_processes([group], 'AZ_BATCH_NODE_ROOT_DIR', on_this_location)]
     marked = marked_processes((pid for pid in all_processes() if pid != mine), 'AZ_BATCH_NODE_ROOT_DIR',
-                              lambda value: os.path.realpath(value).startswith(nodes_dir))
+                              on_this_location)
     killed = kill_trees(marked, groups)
     deadline = time.monotonic() + 5
     while time.monotonic() < deadline and any(_status(pid) not in (None, 'Z') for pid in marked + groups):

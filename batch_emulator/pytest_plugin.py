@@ -122,9 +122,15 @@ def start_batch_emulator(folder: str | os.PathLike[str] | None = None, *argument
 
 def check_arguments(arguments: tuple[str, ...] | list[str]) -> None:
     for argument in arguments:
-        if argument.split('=', 1)[0] in RESERVED_OPTIONS:
-            raise ValueError(f'{argument.split("=", 1)[0]} is set by the batch_emulator fixture itself; '
-                             'leave it out of the extra arguments')
+        name = argument.split('=', 1)[0]
+        if name in RESERVED_OPTIONS:
+            raise ValueError(f'{name} is set by the batch_emulator fixture itself; leave it out of the extra arguments')
+        # The emulator takes no abbreviations (allow_abbrev=False); say which reserved option one would stand for.
+        meant = [option for option in RESERVED_OPTIONS if name.startswith('--') and len(name) > 2
+                 and option.startswith(name)]
+        if meant:
+            raise ValueError(f'{name} is an abbreviation of {" or ".join(meant)}, which the batch_emulator fixture '
+                             'sets itself; the emulator takes no abbreviations')
 
 
 @contextlib.contextmanager

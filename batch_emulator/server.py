@@ -27,6 +27,7 @@ from . import auth, versions
 from .errors import BatchServiceError, invalid_query
 from .faults import FaultInjector
 from .node import NodeRunner
+from .redaction import redact_query, redact_secrets
 from .scheduler import DEFAULT_NODE_QUOTA, Scheduler
 from .state import BatchState
 
@@ -124,33 +125,6 @@ LOGGED_REQUEST_HEADERS = ('Content-Type', 'Content-Length', 'ocp-date', 'Date', 
 LOGGED_RESPONSE_HEADERS = ('Content-Type', 'ETag', 'Last-Modified', 'Location', 'DataServiceId', 'request-id',
                            'client-request-id')
 MAX_LOGGED_BODY_CHARS = 16 * 1024
-REDACTED = 'REDACTED'
-_SECRET_PATTERNS = (
-    # A SAS token's signature, in a URL, a query string or a command line.
-    (re.compile(r'(\bsig=)[^&\s"\'\\<>]+', re.IGNORECASE), r'\1' + REDACTED),
-    # The SharedKey signature of Authorization (the scheme and account stay: they show how requests are signed).
-    (re.compile(r'\b(SharedKey(?:Lite)?\s+[^:\s]+:)\S+'), r'\1' + REDACTED),
-    # Storage connection strings.
-    (re.compile(r'\b(AccountKey=)[^;"\s]+', re.IGNORECASE), r'\1' + REDACTED),
-    # Secret properties of Batch entities (mount account keys, SAS keys, user and registry passwords),
-    # also when the body was cut inside the value.
-    (re.compile(r'("(?:accountKey|sasKey|password|secret|secretValue|storageAccountKey)"\s*:\s*")'
-                r'(?:[^"\\]|\\.)*("|$)', re.IGNORECASE), r'\1' + REDACTED + r'\2'),
-    # Environment settings whose name says they hold a secret.
-    (re.compile(r'("name"\s*:\s*"[^"]*(?:key|secret|token|password|sas)[^"]*"\s*,\s*"value"\s*:\s*")'
-                r'(?:[^"\\]|\\.)*("|$)', re.IGNORECASE), r'\1' + REDACTED + r'\2'),
-)
-
-
-def redact_secrets(text: str, account_key: str | None = None) -> str:
-    """``text`` with SAS signatures, SharedKey signatures, account keys and passwords replaced by REDACTED."""
-    if account_key:
-        text = text.replace(account_key, REDACTED)
-    for pattern, replacement in _SECRET_PATTERNS:
-        text = pattern.sub(replacement, text)
-    return text
-
-
 def _logged_body(data: bytes | None, account_key: str) -> dict | None:
     """The start of a body as text, redacted (redacted a little beyond the cut, so no secret is cut in two)."""
     if not data:
@@ -167,16 +141,16 @@ def _logged_headers(headers, names: tuple[str, ...], account_key: str) -> dict:
 def _log_request(request: web.Request, status: int, started: float,
                  response: web.StreamResponse | None = None) -> None:
     settings = request.app[SETTINGS]
+    key = settings['account_key']
     entry = {'time': time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime()), 'method': request.method,
-             'path': request.path, 'query': dict(request.query), 'operation': request.get('operation_id'),
+             'path': request.path, 'query': redact_query(dict(request.query), key),
+             'operation': request.get('operation_id'),
              'status': status,
              'ms': round((time.perf_counter() - started) * 1000, 2)}
     log_file = settings.get('request_log_file')
     if log_file is not None:
         log_file.write(json.dumps(entry) + '\n')
         log_file.flush()
-    key = settings['account_key']
-    entry['query'] = {name: redact_secrets(value, key) for name, value in entry['query'].items()}
     response_body = getattr(response, 'body', None)  # a web.Response's bytes; a streamed file has none
     entry['detail'] = {
         'requestId': request.get('request_id'),

@@ -34,8 +34,9 @@ from aiohttp import web
 from ..errors import BatchServiceError
 from ..files import TooManyFiles, inside, list_files
 from ..jobs import AUTO_POOL
+from ..redaction import redact_secrets
 from ..schedules import JobSchedule
-from ..server import SETTINGS, STATE, public_page, redact_secrets
+from ..server import SETTINGS, STATE, public_page
 from ..state import BatchState, Job, Pool, Task, parse_iso
 
 STATIC_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), 'static')
@@ -67,7 +68,9 @@ def _page(handler):
         response = await handler(request)
         response.headers['Cache-Control'] = 'no-store'
         response.headers['Content-Security-Policy'] = ("default-src 'self'; style-src 'self'; script-src 'self'; "
-                                                       "connect-src 'self'; img-src 'self' data:")
+                                                       "connect-src 'self'; img-src 'self' data:; "
+                                                       "frame-ancestors 'none'")  # no page may frame it
+        response.headers['X-Frame-Options'] = 'DENY'  # the same, for browsers without frame-ancestors
         response.headers['X-Content-Type-Options'] = 'nosniff'
         return response
     return public_page(wrapper)

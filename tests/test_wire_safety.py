@@ -1,0 +1,283 @@
+"""What a hostile client, a tampered location or a careless command line cannot do (issue 17, cases 5, 8, 9, 13, 14).
+
+Connections that trickle or idle are cut and the emulator goes on serving; secrets are never read back
+(request log, portal, GET); a location's state file is checked before a restart acts on it; the emulator's
+options cannot be abbreviated (so the pytest plugin's own cannot be overridden).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import stat
+import subprocess
+import sys
+
+import pytest
+
+from batch_emulator import processes
+from batch_emulator.redaction import redact_query, redact_secrets
+from tests.conftest import PROJECT_DIR, eventually
+from tests.hostile import API, pool_body, send, start_emulator, stop_emulator
+from tests.test_pytest_plugin import users_pytest  # noqa: F401 - a fixture
+
+pytest_plugins = ['pytester']
+
+
+def _emulator_command(*arguments: str) -> list[str]:
+    return [sys.executable, '-m', 'batch_emulator', '--port', '0', '--node-step-seconds', '0.05', *arguments]
+
+
+def _first_line(process: subprocess.Popen) -> str:
+    """The emulator's first line on stdout: its ready line, or '' when it exited before listening."""
+    return process.stdout.readline()
+
+
+# ----- case 14: no abbreviations ------------------------------------------------------------------------------
+
+def test_the_emulator_takes_no_abbreviated_options():
+    result = subprocess.run(_emulator_command('--account-n', 'other', '--operations'), cwd=PROJECT_DIR,
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 2
+    assert 'unrecognized arguments: --account-n other' in result.stderr
+    assert result.stdout == ''  # not the operations table, which the abbreviation would have let through
+
+
+def test_the_pytest_plugins_own_options_cannot_be_overridden_by_abbreviations(users_pytest, tmp_path):  # noqa: F811
+    users_pytest.makepyfile('def test_uses_it(batch_emulator): pass')
+    elsewhere = tmp_path / 'elsewhere'
+    result = users_pytest.runpytest_subprocess('-p', 'batch_emulator.pytest_plugin', '--batch-emulator-args',
+                                               f'--account-n other --loc {elsewhere}')
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    assert '--account-n is an abbreviation of --account-name, which the batch_emulator fixture sets itself' \
+        in result.stderr.str()
+    assert 'Traceback' not in result.stderr.str()
+    assert not elsewhere.exists()
+
+
+# ----- case 8: redaction ----------------------------------------------------------------------------------
+
+@pytest.mark.parametrize('text, secret', [
+    ('{"httpUrl":"https://a.blob.core.windows.net/c/f?sv=2025\\u0026sig=SeCrEt1\\u002Bx%3D\\u0026se=2"}', 'SeCrEt1'),
+    ('{"httpUrl":"https:\\/\\/a\\/c?sv=1&sig=SeCrEt2\\/y&se=2"}', 'SeCrEt2'),
+    ('url=https%3A%2F%2Fa%2Fc%3Fsv%3D1%26sig%3DSeCrEt3%253D%26se%3D2', 'SeCrEt3'),
+    ('u=https%253A%252F%252Fa%253Fsv%253D1%2526sig%253DSeCrEt4%2526se%253D2', 'SeCrEt4'),
+    ('[{"value": "SeCrEt5", "name": "DB_PWD"}]', 'SeCrEt5'),
+    ('[{"name": "CREDENTIALS", "value": "SeCrEt6"}]', 'SeCrEt6'),
+    ('[{"value":"SeCrEt7","name":"SECRET"},{"value":"SeCrEt8","name":"TOKEN"},{"value":"SeCrEt9","name":"KEY"}]',
+     'SeCrEt7 SeCrEt8 SeCrEt9'),
+    ('{"environmentSettings": [{"value": "SeCrEt10", "name": "API_KEY', 'SeCrEt10'),  # a body cut after the name
+    ('password=SeCrEt11&user=me&client_secret=SeCrEt12', 'SeCrEt11 SeCrEt12'),
+    ("/bin/sh -c 'DB_PWD=SeCrEt13 ./run'", 'SeCrEt13'),
+    ('{"protectedSettings": {"commandToExecute": "SeCrEt14", "x": "y"}, "settings": {"a": "b"}}', 'SeCrEt14'),
+])
+def test_secrets_are_redacted_in_every_form_a_client_writes_them(text, secret):
+    redacted = redact_secrets(text)
+    assert all(word not in redacted for word in secret.split()), redacted
+    assert 'REDACTED' in redacted
+
+
+def test_redaction_leaves_what_is_not_secret():
+    body = json.dumps({'environmentSettings': [{'value': '3', 'name': 'N'}],
+                       'odata.nextLink': 'http://127.0.0.1:1/pools?api-version=2025-06-01&$skiptoken=100',
+                       'settings': {'a': 'b'}})
+    assert redact_secrets(body) == body
+    assert redact_query({'$skiptoken': '100', 'sig': 'SeCrEt', 'api-version': '2025-06-01'}) == \
+        {'$skiptoken': '100', 'sig': 'REDACTED', 'api-version': '2025-06-01'}
+
+
+def test_the_request_log_and_its_portal_view_never_show_a_secret(emulator, unique_id):
+    job_id = unique_id('job')
+    secrets = ['SeCrEtA', 'SeCrEtB', 'SeCrEtC', 'SeCrEtD']
+    # As Go's and .NET's JSON writers send it: & escaped, the setting's value before its name.
+    body = ('{"id": "t1", "commandLine": "true", "resourceFiles": [{"httpUrl": '
+            '"http://127.0.0.1:9/c/f?sv=1\\u0026sig=SeCrEtA\\u0026se=2", "filePath": "f"}], '
+            '"environmentSettings": [{"value": "SeCrEtB", "name": "DB_PWD"}, '
+            '{"value": "SeCrEtC", "name": "CREDENTIALS"}]}')
+    send(emulator.endpoint, 'POST', f'/jobs?{API}', json.dumps({'id': job_id, 'poolInfo': {'poolId': 'none'}}).encode())
+    assert send(emulator.endpoint, 'POST', f'/jobs/{job_id}/tasks?{API}', body.encode()).status == 201
+    assert send(emulator.endpoint, 'GET', f'/jobs/{job_id}/tasks?{API}&sig=SeCrEtD').status == 200
+    listed = send(emulator.endpoint, 'GET', '/portal/api/requests', sign=False).json()['requests']
+    mine = [entry for entry in listed if entry['path'].startswith(f'/jobs/{job_id}/tasks')]
+    assert len(mine) == 2
+    details = [send(emulator.endpoint, 'GET', f"/portal/api/request?seq={entry['seq']}", sign=False).body.decode()
+               for entry in mine]
+    assert 'DB_PWD' in details[0] and 'sig=REDACTED' in details[0]  # the body is there, its secrets are not
+    shown = ''.join(details) + json.dumps(listed)
+    with open(emulator.request_log, encoding='utf-8') as log:
+        shown += log.read()
+    assert [secret for secret in secrets if secret in shown] == []
+    send(emulator.endpoint, 'DELETE', f'/jobs/{job_id}?{API}')
+
+
+def test_no_page_may_frame_the_portal(emulator):
+    answer = send(emulator.endpoint, 'GET', '/', sign=False)
+    assert answer.status == 200
+    assert "frame-ancestors 'none'" in answer.headers['Content-Security-Policy']
+
+
+# ----- case 9: extension protectedSettings are write-only --------------------------------------------------
+
+def test_extension_protected_settings_are_never_read_back(emulator, unique_id):
+    pool_id = unique_id('pool')
+    body = json.loads(pool_body(pool_id, targetDedicatedNodes=1))
+    body['virtualMachineConfiguration']['extensions'] = [
+        {'name': 'setup', 'publisher': 'Microsoft.Azure.Extensions', 'type': 'CustomScript',
+         'typeHandlerVersion': '2.0', 'settings': {'fileUris': 'https://example.invalid/s.sh'},
+         'protectedSettings': {'commandToExecute': 'sh s.sh ProTecTed1'}}]
+    endpoint = emulator.endpoint
+    assert send(endpoint, 'POST', f'/pools?{API}', json.dumps(body).encode()).status == 201
+    try:
+        pool = send(endpoint, 'GET', f'/pools/{pool_id}?{API}')
+        extension = pool.json()['virtualMachineConfiguration']['extensions'][0]
+        assert extension['settings'] == {'fileUris': 'https://example.invalid/s.sh'}  # the public ones stay
+        assert 'protectedSettings' not in extension
+        node_id = eventually(lambda: (send(endpoint, 'GET', f'/pools/{pool_id}/nodes?{API}').json()['value']
+                                      or [{}])[0].get('id'), message='a node')
+        answers = [pool, send(endpoint, 'GET', f'/pools?{API}'),
+                   send(endpoint, 'GET', f'/pools/{pool_id}/nodes/{node_id}/extensions?{API}'),
+                   send(endpoint, 'GET', f'/pools/{pool_id}/nodes/{node_id}/extensions/setup?{API}'),
+                   send(endpoint, 'GET', '/portal/api/overview', sign=False)]
+        assert [answer.status for answer in answers] == [200] * 5
+        listed = send(endpoint, 'GET', '/portal/api/requests', sign=False).json()['requests']
+        details = [send(endpoint, 'GET', f"/portal/api/request?seq={entry['seq']}", sign=False)
+                   for entry in listed if pool_id in entry['path'] or entry['path'] == '/pools']
+        assert 'setup' in answers[2].body.decode()
+        assert [answer.body for answer in answers + details if b'ProTecTed1' in answer.body] == []
+    finally:
+        send(endpoint, 'DELETE', f'/pools/{pool_id}?{API}')
+
+
+# ----- case 13: a location that distrusts its own files ------------------------------------------------------
+
+def _run_until_ready(location: str, *arguments: str) -> tuple[subprocess.Popen, str, str]:
+    """Starts an emulator on ``location``: (process, its first stdout line, its stderr so far when it exited)."""
+    process = subprocess.Popen(_emulator_command('--location', location, *arguments), cwd=PROJECT_DIR,
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    line = _first_line(process)
+    errors = process.stderr.read() if not line else ''
+    return process, line, errors
+
+
+def _stop(process: subprocess.Popen) -> str:
+    if process.poll() is None:
+        process.send_signal(signal.SIGTERM)
+    process.wait(30)
+    errors = process.stderr.read()
+    process.stdout.close()
+    process.stderr.close()
+    return errors
+
+
+def test_an_existing_location_keeps_its_mode_and_a_warning_says_others_can_read_it(tmp_path):
+    location = tmp_path / 'shared'
+    location.mkdir()
+    location.chmod(0o755)
+    process, line, _ = _run_until_ready(str(location))
+    assert line.startswith('Azure Batch emulator listening on'), line
+    errors = _stop(process)
+    assert stat.S_IMODE(location.stat().st_mode) == 0o755
+    assert f'warning: --location {location} is open to others (mode 0755)' in errors
+
+
+def test_a_new_location_is_the_users_alone(tmp_path):
+    location = tmp_path / 'new'
+    process, line, _ = _run_until_ready(str(location))
+    assert line.startswith('Azure Batch emulator listening on'), line
+    assert 'warning' not in _stop(process)
+    assert stat.S_IMODE(location.stat().st_mode) == 0o700
+
+
+def _location_with_a_pool_and_a_task(location: str) -> None:
+    """A location holding a pool of one node, a job and a task waiting in it (no node takes it: another pool)."""
+    process, endpoint = start_emulator(location)
+    try:
+        assert send(endpoint, 'POST', f'/pools?{API}', pool_body('keep', targetDedicatedNodes=1)).status == 201
+        eventually(lambda: send(endpoint, 'GET', f'/pools/keep?{API}').json()['allocationState'] == 'steady')
+        send(endpoint, 'POST', f'/jobs?{API}', json.dumps({'id': 'j', 'poolInfo': {'poolId': 'absent'}}).encode())
+        send(endpoint, 'POST', f'/jobs/j/tasks?{API}', json.dumps({'id': 't', 'commandLine': 'true'}).encode())
+    finally:
+        stop_emulator(process)
+
+
+def _rewrite_records(location: str, change) -> int:
+    """Applies ``change(event)`` to every line of state.jsonl; the number (from 1) of the first line it changed."""
+    path = os.path.join(location, 'state.jsonl')
+    with open(path, encoding='utf-8') as file:
+        events = [json.loads(line) for line in file if line.strip()]
+    changed = 0
+    lines = []
+    for number, event in enumerate(events, 1):
+        text = json.dumps(event)
+        event = change(event)
+        if json.dumps(event) != text and not changed:
+            changed = number
+        lines.append(event if isinstance(event, str) else json.dumps(event))
+    with open(path, 'w', encoding='utf-8') as file:
+        file.write('\n'.join(lines) + '\n')
+    assert changed, 'the test changed nothing'
+    return changed
+
+
+def _node_root(event: dict, root: str) -> dict:
+    if 'pool' in event and event['pool']['nodes']:
+        event['pool']['nodes'][0]['rootDir'] = root
+    return event
+
+
+@pytest.mark.parametrize('tamper, reason', [
+    (lambda event: 'this is not json' if 'job' in event else event, 'not a JSON line'),
+    (lambda event: {**event, 'pool': {**event['pool'], 'nodes': 7}} if 'pool' in event else event,
+     'pool nodes has the wrong type (int)'),
+    (lambda event: {'task': {**event['task'], 'state': 'exploding'}} if 'task' in event else event,
+     "task state 'exploding' is not one of"),
+    (lambda event: {'task': {**event['task'], 'spec': {**event['task']['spec'], 'commandLine': {'a': 1}}}}
+     if 'task' in event else event, "task 't' has a spec the service would refuse (InvalidPropertyValue commandLine)"),
+])
+def test_a_tampered_state_file_stops_the_start_with_one_line_naming_the_line(tmp_path, tamper, reason):
+    location = str(tmp_path / 'location')
+    _location_with_a_pool_and_a_task(location)
+    number = _rewrite_records(location, tamper)
+    before = open(os.path.join(location, 'state.jsonl'), encoding='utf-8').read()
+    process, line, errors = _run_until_ready(location)
+    _stop(process)
+    assert line == '' and process.returncode == 2
+    assert f'state.jsonl, line {number}: {reason}' in errors
+    assert 'Traceback' not in errors and len(errors.strip().splitlines()) == 1, errors
+    assert open(os.path.join(location, 'state.jsonl'), encoding='utf-8').read() == before  # left as it was
+
+
+def test_a_node_folder_outside_the_location_is_refused_and_never_removed(tmp_path):
+    location = str(tmp_path / 'location')
+    _location_with_a_pool_and_a_task(location)
+    victim = tmp_path / 'victim'
+    victim.mkdir()
+    (victim / 'precious.txt').write_text('keep me')
+    number = _rewrite_records(location, lambda event: _node_root(event, str(victim)))
+    process, line, errors = _run_until_ready(location)
+    if line:  # it started (it must not): deleting the pool would remove the node's folder
+        endpoint = re.search(r'http://\S+', line).group(0)
+        send(endpoint, 'DELETE', f'/pools/keep?{API}')
+        eventually(lambda: send(endpoint, 'GET', f'/pools/keep?{API}').status == 404)
+    errors += _stop(process)
+    assert (victim / 'precious.txt').read_text() == 'keep me'
+    assert line == '' and f'line {number}: node rootDir' in errors
+
+
+def test_a_restart_kills_a_recorded_process_only_if_it_is_a_task_of_this_location(tmp_path):
+    location = str(tmp_path / 'location')
+    _location_with_a_pool_and_a_task(location)
+    bystander = subprocess.Popen(['sleep', '3600'], start_new_session=True)  # a process group of someone else
+    try:
+        started = eventually(lambda: processes.start_time(bystander.pid))
+        _rewrite_records(location, lambda event: {'task': {**event['task'], 'processId': bystander.pid,
+                                                           'processStartTime': started}} if 'task' in event else event)
+        process, line, errors = _run_until_ready(location)
+        assert line.startswith('Azure Batch emulator listening on'), errors
+        _stop(process)  # the restart's clean-up ran before it listened
+        assert bystander.poll() is None
+    finally:
+        bystander.kill()
+        bystander.wait()
