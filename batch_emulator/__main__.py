@@ -30,11 +30,21 @@ from aiohttp import web
 
 from . import processes
 from .auth import is_valid_key
+from .connections import DEFAULT_BODY_TIMEOUT, DEFAULT_HEADER_TIMEOUT, FloodFilter
 from .faults import FaultInjector
 from .jobs import DEFAULT_ACTIVE_JOB_QUOTA
 from .outbound import OutboundPolicy, host_port, storage_endpoints
 from .scheduler import DEFAULT_NODE_QUOTA
-from .server import DEFAULT_ACCOUNT_KEY, DEFAULT_ACCOUNT_NAME, SCHEDULER, STATE, create_app, set_base_url
+from .server import (
+    DEFAULT_ACCOUNT_KEY,
+    DEFAULT_ACCOUNT_NAME,
+    SCHEDULER,
+    STATE,
+    app_runner,
+    bound_connections,
+    create_app,
+    set_base_url,
+)
 from .state_checks import StateFileError
 
 READY_LINE = 'Azure Batch emulator listening on'
@@ -70,6 +80,23 @@ def _host_port(text: str) -> str:
     except ValueError:
         raise argparse.ArgumentTypeError(f'{text!r} is not HOST:PORT') from None
     return text
+
+
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = 0.0
+    if not 0 < value <= 86_400:
+        raise argparse.ArgumentTypeError(f'{text!r} is not a number of seconds between 0 and 86400')
+    return value
+
+
+def _positive_count(text: str) -> int:
+    value = _count(text)
+    if value == 0:
+        raise argparse.ArgumentTypeError('0 connections would serve nothing')
+    return value
 
 
 def is_loopback(host: str) -> bool:
@@ -140,6 +167,15 @@ def parse_arguments(argv: list[str] | None) -> argparse.Namespace:
                         help="let resource files, output files and log uploads reach this address of this machine "
                              '(repeatable); on this machine they reach only the storage endpoint of '
                              '--storage-connection-string by default, and never the emulator')
+    parser.add_argument('--header-timeout', type=_seconds, default=DEFAULT_HEADER_TIMEOUT, metavar='S',
+                        help='seconds a connection has to send a request\'s headers, and an idle one stays open '
+                             f'(default {DEFAULT_HEADER_TIMEOUT:g})')
+    parser.add_argument('--body-timeout', type=_seconds, default=DEFAULT_BODY_TIMEOUT, metavar='S',
+                        help="seconds a request's body has to arrive after its headers "
+                             f'(default {DEFAULT_BODY_TIMEOUT:g})')
+    parser.add_argument('--max-connections', type=_positive_count, default=None, metavar='N',
+                        help='connections open at once; one more closes the longest idle one (default: a quarter '
+                             'of the open-file limit, 64 to 1000)')
     parser.add_argument('--parent-pid', type=int, help='exit when this process ends (used by --local runs)')
     parser.add_argument('--verbose', action='store_true', help='log diagnostics to stderr')
     parser.add_argument('--operations', action='store_true',
@@ -165,7 +201,8 @@ async def serve(args: argparse.Namespace, data_dir: str) -> None:
                      account_name=args.account_name, account_key=args.account_key,
                      request_log_path=args.request_log, node_step_seconds=args.node_step_seconds,
                      storage_connection_string=args.storage_connection_string, pass_environment=args.pass_env,
-                     dedicated_node_quota=args.dedicated_node_quota, spot_node_quota=args.spot_node_quota)
+                     dedicated_node_quota=args.dedicated_node_quota, spot_node_quota=args.spot_node_quota,
+                     max_connections=args.max_connections, body_timeout=args.body_timeout)
     app[STATE].clock_speed = args.clock_speed
     app[STATE].container_runtime_setting = args.container_runtime
     node_runner = app[SCHEDULER].runner
@@ -175,8 +212,9 @@ async def serve(args: argparse.Namespace, data_dir: str) -> None:
     app[STATE].active_job_quota = args.active_job_quota
     if args.clock_speed != 1.0:  # --clock-speed wins over BATCH_EMULATOR_SCHEDULE_CLOCK
         app[STATE].schedule_clock = args.clock_speed
-    runner = web.AppRunner(app, access_log=None, handle_signals=False)
+    runner = app_runner(app, args.header_timeout)
     await runner.setup()
+    bound_connections(app, runner)
     site = web.TCPSite(runner, args.host, args.port)
     await site.start()
     port = site._server.sockets[0].getsockname()[1]  # the real port when 0 was asked for
@@ -248,6 +286,8 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.WARNING,
                         format='%(asctime)s %(levelname)s %(name)s: %(message)s')
+    for handler in logging.getLogger().handlers:
+        handler.addFilter(FloodFilter())  # one line per kind of message per minute: a flood fills no disk
     data_dir = args.location or tempfile.mkdtemp(prefix='batch-emulator-')
     try:
         _prepare_location(data_dir)

@@ -24,6 +24,7 @@ from urllib.parse import urlsplit
 from aiohttp import web
 
 from . import auth, versions
+from .connections import DEFAULT_BODY_TIMEOUT, DEFAULT_HEADER_TIMEOUT, ConnectionGuard, default_max_connections
 from .errors import BatchServiceError, invalid_query
 from .faults import FaultInjector
 from .node import NodeRunner
@@ -58,6 +59,7 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 STATE = web.AppKey('state', BatchState)
 SCHEDULER = web.AppKey('scheduler', Scheduler)
 SETTINGS = web.AppKey('settings', dict)
+GUARD = web.AppKey('guard', ConnectionGuard)
 
 
 def json_response(request: web.Request, body: dict | bytes | None, *, status: int = 200, etag: str | None = None,
@@ -270,12 +272,17 @@ def create_app(*, data_dir: str, account_name: str = DEFAULT_ACCOUNT_NAME,
                storage_connection_string: str | None = None,
                faults: FaultInjector | None = None, persist: bool = False,
                pass_environment: Iterable[str] = (), dedicated_node_quota: int = DEFAULT_NODE_QUOTA,
-               spot_node_quota: int = DEFAULT_NODE_QUOTA) -> web.Application:
+               spot_node_quota: int = DEFAULT_NODE_QUOTA, max_connections: int | None = None,
+               body_timeout: float = DEFAULT_BODY_TIMEOUT) -> web.Application:
+    """The application; ``serve_app`` runs it with its connections bounded (``connections.py``)."""
     from . import portal, routes
 
-    middlewares = [request_log_middleware, error_middleware, browser_guard_middleware, service_middleware]
+    guard = ConnectionGuard(max_connections or default_max_connections(), body_timeout)
+    # The guard inside the error handler: a body cut short is a 408 in the log, not an unexpected error.
+    middlewares = [request_log_middleware, error_middleware, guard.middleware, browser_guard_middleware,
+                   service_middleware]
     if faults is not None:
-        middlewares.insert(3, faults.middleware)  # after the error handler: injected errors get the service's body
+        middlewares.insert(4, faults.middleware)  # after the error handler: injected errors get the service's body
     app = web.Application(middlewares=middlewares, client_max_size=MAX_REQUEST_BODY_BYTES)
     nodes_dir = os.path.join(data_dir, 'nodes')
     image_bin = os.path.join(data_dir, 'image', 'bin')
@@ -288,6 +295,7 @@ def create_app(*, data_dir: str, account_name: str = DEFAULT_ACCOUNT_NAME,
         restore(state, state.journal)
     runner = NodeRunner(image_bin, account_name, base_url, pass_environment)
     app[STATE] = state
+    app[GUARD] = guard
     app[SCHEDULER] = Scheduler(state, runner, node_step_seconds=node_step_seconds, faults=faults,
                                dedicated_node_quota=dedicated_node_quota, spot_node_quota=spot_node_quota)
     app[SETTINGS] = {'account_name': account_name, 'account_key': account_key, 'base_url': base_url,
@@ -348,6 +356,17 @@ async def _stop(app: web.Application) -> None:
     log_file = app[SETTINGS].pop('request_log_file', None)
     if log_file is not None:
         log_file.close()
+
+
+def app_runner(app: web.Application, header_timeout: float = DEFAULT_HEADER_TIMEOUT) -> web.AppRunner:
+    """The runner to serve ``app`` with: a connection has ``header_timeout`` seconds (from its start or its last
+    answer) to send a request's headers, idle ones included; call ``bound_connections`` after its setup."""
+    return web.AppRunner(app, access_log=None, handle_signals=False, keepalive_timeout=header_timeout)
+
+
+def bound_connections(app: web.Application, runner: web.AppRunner) -> None:
+    """After ``runner.setup()``: the connection cap and the body timeout apply to the runner's server."""
+    app[GUARD].attach(runner.server)
 
 
 def set_base_url(app: web.Application, base_url: str) -> None:

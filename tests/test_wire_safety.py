@@ -11,13 +11,17 @@ import json
 import os
 import re
 import signal
+import socket
 import stat
 import subprocess
 import sys
+import time
+from email.utils import formatdate
+from urllib.parse import urlsplit
 
 import pytest
 
-from batch_emulator import processes
+from batch_emulator import DEFAULT_ACCOUNT_KEY, DEFAULT_ACCOUNT_NAME, auth, processes
 from batch_emulator.redaction import redact_query, redact_secrets
 from tests.conftest import PROJECT_DIR, eventually
 from tests.hostile import API, pool_body, send, start_emulator, stop_emulator
@@ -33,6 +37,96 @@ def _emulator_command(*arguments: str) -> list[str]:
 def _first_line(process: subprocess.Popen) -> str:
     """The emulator's first line on stdout: its ready line, or '' when it exited before listening."""
     return process.stdout.readline()
+
+
+# ----- case 5: connections bounded -------------------------------------------------------------------------
+
+@pytest.fixture
+def short_timeouts(tmp_path):
+    """An emulator whose connections get half a second for their headers and for their bodies, at most 8 open."""
+    log = open(tmp_path / 'stderr.txt', 'w+', encoding='utf-8')  # noqa: SIM115 - closed below
+    process = subprocess.Popen(_emulator_command('--location', str(tmp_path / 'location'), '--header-timeout', '0.5',
+                                                 '--body-timeout', '0.5', '--max-connections', '8'),
+                               cwd=PROJECT_DIR, stdout=subprocess.PIPE, stderr=log, text=True, start_new_session=True)
+    line = _first_line(process)
+    try:
+        assert line.startswith('Azure Batch emulator listening on'), (tmp_path / 'stderr.txt').read_text()
+        yield re.search(r'http://\S+', line).group(0), tmp_path / 'stderr.txt'
+    finally:
+        _stop(process)
+        log.close()
+
+
+def _connect(endpoint: str) -> socket.socket:
+    parts = urlsplit(endpoint)
+    return socket.create_connection((parts.hostname, parts.port), timeout=10)
+
+
+def _signed_head(endpoint: str, method: str, path: str, length: int) -> bytes:
+    headers = {'Host': urlsplit(endpoint).netloc, 'ocp-date': formatdate(time.time(), usegmt=True),
+               'Content-Type': 'application/json; odata=minimalmetadata', 'Content-Length': str(length)}
+    signature = auth.sign(DEFAULT_ACCOUNT_KEY, auth.string_to_sign(method, path, headers, DEFAULT_ACCOUNT_NAME))
+    headers['Authorization'] = f'SharedKey {DEFAULT_ACCOUNT_NAME}:{signature}'
+    return (f'{method} {path} HTTP/1.1\r\n' + ''.join(f'{k}: {v}\r\n' for k, v in headers.items()) + '\r\n').encode()
+
+
+def _closed_by_the_emulator(connection: socket.socket, trickle: bytes = b'') -> bool:
+    """Sends one more byte of what it trickles; True once the emulator has closed the connection."""
+    try:
+        if trickle:
+            connection.sendall(trickle)
+        connection.setblocking(False)
+        try:
+            return connection.recv(65536) == b''  # an answer (a 408) may come first: read on
+        except BlockingIOError:
+            return False
+        finally:
+            connection.setblocking(True)
+    except (ConnectionResetError, BrokenPipeError):
+        return True
+
+
+def test_a_connection_that_trickles_its_headers_is_cut_and_the_emulator_serves_on(short_timeouts):
+    endpoint, _ = short_timeouts
+    connection = _connect(endpoint)
+    with connection:
+        connection.sendall(f'GET /pools?{API} HTTP/1.1\r\nHost: {urlsplit(endpoint).netloc}\r\n'.encode())
+        eventually(lambda: _closed_by_the_emulator(connection, b'X'), message='the trickling connection closed')
+    assert send(endpoint, 'GET', f'/pools?{API}').status == 200
+
+
+def test_a_body_that_trickles_is_cut_and_the_emulator_serves_on(short_timeouts):
+    endpoint, _ = short_timeouts
+    connection = _connect(endpoint)
+    with connection:
+        connection.sendall(_signed_head(endpoint, 'POST', f'/pools?{API}', 10_000) + b'{"id": ')
+        eventually(lambda: _closed_by_the_emulator(connection, b' '), message='the trickling body cut')
+    assert send(endpoint, 'GET', '/portal/api/requests', sign=False).json()['requests'][-1]['status'] == 408
+    assert send(endpoint, 'GET', f'/pools?{API}').status == 200
+    assert send(endpoint, 'GET', f'/pools?{API}').json()['value'] == []  # nothing half-sent was stored
+
+
+def test_idle_connections_beyond_the_cap_make_room_and_the_log_is_not_flooded(tmp_path):
+    location = str(tmp_path / 'location')
+    with open(tmp_path / 'stderr.txt', 'w+', encoding='utf-8') as log:
+        process = subprocess.Popen(_emulator_command('--location', location, '--max-connections', '8'),
+                                   cwd=PROJECT_DIR, stdout=subprocess.PIPE, stderr=log, text=True,
+                                   start_new_session=True)
+        idle = []
+        try:
+            endpoint = re.search(r'http://\S+', _first_line(process)).group(0)
+            idle = [_connect(endpoint) for _ in range(40)]  # far more than the cap, none sends a byte
+            assert send(endpoint, 'GET', f'/pools?{API}').status == 200  # an ordinary request is served
+            closed = eventually(lambda: sum(_closed_by_the_emulator(connection) for connection in idle) >= 32,
+                                message='idle connections beyond the cap closed')
+            assert closed
+        finally:
+            for connection in idle:
+                connection.close()
+            _stop(process)
+        log.seek(0)
+        lines = [line for line in log.read().splitlines() if 'connections open (the limit' in line]
+    assert 1 <= len(lines) < 5, lines  # 33 evictions or more, logged once per minute
 
 
 # ----- case 14: no abbreviations ------------------------------------------------------------------------------
@@ -165,9 +259,10 @@ def _stop(process: subprocess.Popen) -> str:
     if process.poll() is None:
         process.send_signal(signal.SIGTERM)
     process.wait(30)
-    errors = process.stderr.read()
+    errors = process.stderr.read() if process.stderr else ''
     process.stdout.close()
-    process.stderr.close()
+    if process.stderr:
+        process.stderr.close()
     return errors
 
 
@@ -281,3 +376,22 @@ def test_a_restart_kills_a_recorded_process_only_if_it_is_a_task_of_this_locatio
     finally:
         bystander.kill()
         bystander.wait()
+
+
+def test_a_message_that_repeats_is_logged_once_per_interval_with_the_count_left_out():
+    import logging
+
+    from batch_emulator.connections import FloodFilter
+    now = [0.0]
+    flood = FloodFilter(interval=60, clock=lambda: now[0])
+
+    def record(message: str) -> logging.LogRecord:
+        error = OSError(24, 'Too many open files')
+        return logging.LogRecord('asyncio', logging.ERROR, __file__, 1, message, None, (OSError, error, None))
+
+    passed = [flood.filter(record('socket.accept() out of system resource')) for _ in range(48_543)]
+    assert passed.count(True) == 1
+    assert flood.filter(record('another kind of message'))  # another kind is not held back
+    now[0] = 61.0
+    last = record('socket.accept() out of system resource')
+    assert flood.filter(last) and '48542 more like this in the last 60 s not logged' in last.getMessage()
