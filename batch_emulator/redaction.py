@@ -17,6 +17,7 @@ import re
 REDACTED = 'REDACTED'
 
 # A name that says its value is secret: DB_PWD, CREDENTIALS, SECRET, TOKEN, KEY, STORAGE_SAS_URL, accountKey...
+_WORDS = ('key', 'secret', 'token', 'passw', 'pwd', 'credential', 'sas', 'private', 'sig')
 _SECRET_WORDS = r'(?:key|secret|token|passw|pwd|credential|sas|private)'
 _NAME = rf'(?:[\w.-]*{_SECRET_WORDS}[\w.-]*|sig)'  # sig: a SAS token's signature
 _SECRET_WORD = re.compile(_SECRET_WORDS, re.IGNORECASE)
@@ -24,16 +25,16 @@ _SECRET_WORD = re.compile(_SECRET_WORDS, re.IGNORECASE)
 # a quote, a space, a ';' (connection strings). JSON escapes other than of & and quotes stay inside it.
 _VALUE = r'(?:\\u(?!0026|0022|0027)[0-9a-f]{4}|\\/|(?!%26|%2526)[^&;\s"\'\\<>])+'
 # NAME=value (also NAME%3D and NAME%253D): a query parameter, a command line's variable, a connection string.
-_NAME_EQUALS = re.compile(
-    r'(?:(?<=\\u0026)|(?<=%26)|(?<=%2526)|(?<![\w%.$-]))'  # not an OData $skiptoken
-    rf'({_NAME}(?:=|%3D|%253D))' + _VALUE, re.IGNORECASE)
+# Found from each '=' back to its name (see _redact_name_equals): a regex tried at every position costs ms.
+_EQUALS = re.compile(r'=|%3d|%253d')  # in the lower-cased text
+_VALUE_AFTER = re.compile(_VALUE, re.IGNORECASE)
+_NAME_CHARS = frozenset('abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.-')
 # The SharedKey signature of Authorization (the scheme and account stay: they show how requests are signed).
 _SHARED_KEY = re.compile(r'\b(SharedKey(?:Lite)?\s+[^:\s]+:)\S+')
-# A JSON string property whose name says it is secret (accountKey, sasKey, password, secretValue...), also
-# when the text was cut inside the value.
+# A JSON string property (its name and value); redacted when the name says it is secret (accountKey, sasKey,
+# password, secretValue...), also when the text was cut inside the value.
 _JSON_STRING = r'"(?:[^"\\]|\\.)*("|$)'
-_SECRET_PROPERTY = re.compile(rf'("[^"\\]*{_SECRET_WORDS}[^"\\]*"\s*:\s*)' + _JSON_STRING,
-                              re.IGNORECASE)
+_PROPERTY = re.compile(r'("([^"\\]{1,200})"\s*:\s*)"(?:[^"\\]|\\.)*("|$)')
 # Properties that are secret as a whole object (a VM extension's protectedSettings).
 _SECRET_OBJECT = re.compile(r'("protectedSettings"\s*:\s*)\{[^{}]*(?:\}|$)', re.IGNORECASE)
 # A JSON object without nested objects (an environment setting, a name/value pair), also one cut short.
@@ -45,6 +46,10 @@ _VALUE_PROPERTY = re.compile(r'("value"\s*:\s*)' + _JSON_STRING, re.IGNORECASE)
 def is_secret_name(name: str) -> bool:
     """Does a name (of a variable, a setting, a parameter) say its value is secret?"""
     return name.lower() == 'sig' or not name.startswith('$') and _SECRET_WORD.search(name) is not None
+
+
+def _secret_property(match: re.Match) -> str:
+    return f'{match.group(1)}"{REDACTED}{match.group(3)}' if _SECRET_WORD.search(match.group(2)) else match.group(0)
 
 
 def _quoted(match: re.Match) -> str:
@@ -66,12 +71,51 @@ def redact_secrets(text: str, account_key: str | None = None) -> str:
         return text
     if account_key:
         text = text.replace(account_key, REDACTED)
-    text = _SHARED_KEY.sub(r'\1' + REDACTED, text)
-    text = _SECRET_OBJECT.sub(r'\1"' + REDACTED + '"', text)
-    text = _SECRET_PROPERTY.sub(_quoted, text)
-    if '"name"' in text or '"Name"' in text:
-        text = _FLAT_OBJECT.sub(_redact_named_value, text)
-    return _NAME_EQUALS.sub(r'\1' + REDACTED, text)
+    # Each pattern only where the text can hold what it looks for (most bodies hold no secret: cheap).
+    lower = text.lower()
+    if 'sharedkey' in lower:
+        text = _SHARED_KEY.sub(r'\1' + REDACTED, text)
+    if 'protectedsettings' in lower:
+        text = _SECRET_OBJECT.sub(r'\1"' + REDACTED + '"', text)
+    if any(word in lower for word in _WORDS):
+        if '"' in text:
+            text = _PROPERTY.sub(_secret_property, text)
+            if '"name"' in lower:
+                text = _FLAT_OBJECT.sub(_redact_named_value, text)
+        text = _redact_name_equals(text, text.lower())
+    return text
+
+
+def _redact_name_equals(text: str, lower: str) -> str:
+    """Every value written as NAME=value (or NAME%3D, NAME%253D) whose name says it is secret, REDACTED.
+
+    The name is what precedes the '=' in [A-Za-z0-9_.-], less an escaped '&' before it (\\u0026, %26,
+    %2526); a name after '$' is OData's ($skiptoken), not a secret.
+    """
+    pieces, done = [], 0
+    for equals in _EQUALS.finditer(lower):
+        start = equals.start()
+        if start < done or not any(word in lower[max(0, start - 60):start] for word in _WORDS):
+            continue
+        begin = start
+        while begin > 0 and text[begin - 1] in _NAME_CHARS and start - begin < 200:
+            begin -= 1
+        name = lower[begin:start]
+        before = text[begin - 1] if begin else ''
+        if before == '%':
+            name = name[4:] if name.startswith('2526') else name[2:] if name.startswith('26') else name
+        elif before == '\\' and name.startswith('u0026'):
+            name = name[5:]
+        elif before == '$':
+            continue
+        if not name or not is_secret_name(name):
+            continue
+        value = _VALUE_AFTER.match(text, equals.end())
+        if value is None:
+            continue
+        pieces += [text[done:equals.end()], REDACTED]
+        done = value.end()
+    return ''.join(pieces) + text[done:] if pieces else text
 
 
 def redact_query(query: dict[str, str], account_key: str | None = None) -> dict[str, str]:

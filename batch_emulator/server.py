@@ -120,32 +120,50 @@ async def request_log_middleware(request: web.Request, handler: Handler) -> web.
 
 
 # What the request log keeps of each request for the portal's detail view: these headers, and the start of
-# each body, with every secret replaced by REDACTED (never kept, never shown).
+# each body. They are redacted when the portal asks for them (shown_detail): every secret replaced by REDACTED,
+# never shown. Redacting when they are asked for, not for every request, keeps it off the requests' path.
 LOGGED_REQUEST_HEADERS = ('Content-Type', 'Content-Length', 'ocp-date', 'Date', 'client-request-id',
                           'return-client-request-id', 'If-Match', 'If-None-Match', 'If-Modified-Since',
                           'If-Unmodified-Since', 'User-Agent', 'Authorization')
 LOGGED_RESPONSE_HEADERS = ('Content-Type', 'ETag', 'Last-Modified', 'Location', 'DataServiceId', 'request-id',
                            'client-request-id')
 MAX_LOGGED_BODY_CHARS = 16 * 1024
-def _logged_body(data: bytes | None, account_key: str) -> dict | None:
-    """The start of a body as text, redacted (redacted a little beyond the cut, so no secret is cut in two)."""
-    if not data:
+
+
+def _kept_body(data: bytes | None) -> tuple[int, bytes] | None:
+    """The body's size and its start (a little beyond the cut, so that no secret is cut in two when redacted)."""
+    return (len(data), data[:MAX_LOGGED_BODY_CHARS + 512]) if data else None
+
+
+def _shown_body(kept: tuple[int, bytes] | None, account_key: str) -> dict | None:
+    if kept is None:
         return None
-    text = data[:MAX_LOGGED_BODY_CHARS + 512].decode('utf-8', errors='replace')
-    return {'size': len(data), 'truncated': len(data) > MAX_LOGGED_BODY_CHARS,
-            'text': redact_secrets(text, account_key)[:MAX_LOGGED_BODY_CHARS]}
+    size, start = kept
+    return {'size': size, 'truncated': size > MAX_LOGGED_BODY_CHARS,
+            'text': redact_secrets(start.decode('utf-8', errors='replace'), account_key)[:MAX_LOGGED_BODY_CHARS]}
 
 
-def _logged_headers(headers, names: tuple[str, ...], account_key: str) -> dict:
-    return {name: redact_secrets(headers[name], account_key) for name in names if name in headers}
+def shown_detail(entry: dict, account_key: str) -> dict:
+    """A request log entry as the portal shows it: its headers and bodies with every secret REDACTED."""
+    kept = entry['detail']
+    detail = {**kept, 'requestBody': _shown_body(kept['requestBody'], account_key),
+              'responseBody': _shown_body(kept['responseBody'], account_key),
+              'requestHeaders': {name: redact_secrets(value, account_key)
+                                 for name, value in kept['requestHeaders'].items()},
+              'responseHeaders': {name: redact_secrets(value, account_key)
+                                  for name, value in kept['responseHeaders'].items()}}
+    return {**entry, 'detail': detail}
+
+
+def _kept_headers(headers, names: tuple[str, ...]) -> dict:
+    return {name: headers[name] for name in names if name in headers}
 
 
 def _log_request(request: web.Request, status: int, started: float,
                  response: web.StreamResponse | None = None) -> None:
     settings = request.app[SETTINGS]
-    key = settings['account_key']
     entry = {'time': time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime()), 'method': request.method,
-             'path': request.path, 'query': redact_query(dict(request.query), key),
+             'path': request.path, 'query': redact_query(dict(request.query), settings['account_key']),
              'operation': request.get('operation_id'),
              'status': status,
              'ms': round((time.perf_counter() - started) * 1000, 2)}
@@ -156,12 +174,12 @@ def _log_request(request: web.Request, status: int, started: float,
     response_body = getattr(response, 'body', None)  # a web.Response's bytes; a streamed file has none
     entry['detail'] = {
         'requestId': request.get('request_id'),
-        'requestHeaders': _logged_headers(request.headers, LOGGED_REQUEST_HEADERS, key),
+        'requestHeaders': _kept_headers(request.headers, LOGGED_REQUEST_HEADERS),
         # The routes read the body as a stream; they leave its bytes here when they keep them (see _read_limited).
-        'requestBody': _logged_body(request.get('body_bytes'), key),
+        'requestBody': _kept_body(request.get('body_bytes')),
         'requestBodyLength': request.content_length,
-        'responseHeaders': _logged_headers(response.headers, LOGGED_RESPONSE_HEADERS, key) if response else {},
-        'responseBody': _logged_body(response_body if isinstance(response_body, bytes) else None, key),
+        'responseHeaders': _kept_headers(response.headers, LOGGED_RESPONSE_HEADERS) if response else {},
+        'responseBody': _kept_body(response_body if isinstance(response_body, bytes) else None),
     }
     settings['recent_requests'].append(entry)
 

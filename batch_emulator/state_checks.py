@@ -55,7 +55,9 @@ def _check_fields(record: object, kind: str) -> dict:
     if not isinstance(record, dict):
         raise Invalid(f'a {kind} record must be a JSON object')
     for name, expected in FIELDS[kind].items():
-        value = record.get(name)
+        if name not in record:
+            raise Invalid(f'a {kind} record has no {name}')
+        value = record[name]
         if expected in (TIME, OPTIONAL_TIME):
             if value is None and expected == OPTIONAL_TIME:
                 continue

@@ -36,7 +36,7 @@ from ..files import TooManyFiles, inside, list_files
 from ..jobs import AUTO_POOL
 from ..redaction import redact_secrets
 from ..schedules import JobSchedule
-from ..server import SETTINGS, STATE, public_page
+from ..server import SETTINGS, STATE, public_page, shown_detail
 from ..state import BatchState, Job, Pool, Task, parse_iso
 
 STATIC_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), 'static')
@@ -337,13 +337,13 @@ async def requests_log(request: web.Request) -> web.Response:
 
 
 async def request_detail(request: web.Request) -> web.Response:
-    """One entry with its headers and bodies (secrets already replaced when it was logged)."""
+    """One entry with its headers and bodies, every secret replaced by REDACTED."""
     recent = request.app[SETTINGS]['recent_requests']
     seq = request.query.get('seq', '')
     entry = recent.find(int(seq)) if seq.isdigit() else None
     if entry is None:
         raise web.HTTPNotFound(text='That request is no longer kept (the log keeps the latest 500 to 1,000).')
-    return web.json_response(entry)
+    return web.json_response(shown_detail(entry, request.app[SETTINGS]['account_key']))
 
 
 async def storage(request: web.Request) -> web.Response:
