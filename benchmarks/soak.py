@@ -1,17 +1,29 @@
-"""Soak: the whole tutorial runs locally while other clients hammer the emulator with valid and hostile requests.
+"""Soak: the whole tutorial runs locally while other clients send every hostile case of issues 16 and 17.
 
-    .venv/bin/python benchmarks/soak.py [--threads 4] [--seconds 90]
+    .venv/bin/python benchmarks/soak.py [--threads 4] [--seconds 240]
 
 Starts Azurite and the Batch emulator (as --local does), runs python_tutorial_client.py against
-them, and meanwhile sends from several threads a mix of ordinary signed requests and what a
-hostile page or client sends: a rebinding Host, a foreign Origin, a replayed (old) date, broken
-Authorization headers, JSON nested 100,000 deep, a chunked 2 MB addtaskcollection, a $filter
-nested as deep as a request line allows. A side pool runs hostile tasks at the same time: links
-to / under an output pattern of **, setsid children, a 50 MB stdout read back, unlimited retries.
+them, and meanwhile:
+- several threads send a mix of ordinary signed requests and what a hostile page or client sends:
+  a rebinding Host, a foreign Origin, a replayed (old) date, broken Authorization headers, JSON
+  nested 100,000 deep, a chunked 2 MB addtaskcollection, a $filter nested as deep as a request
+  line allows (each must get a 4xx);
+- a side pool runs hostile tasks: links to / under an output pattern of **, setsid children, a
+  50 MB stdout read back, unlimited retries;
+- every hostile case of issue 17 is sent in turn (``soak_cases.py``: the ten-fold autoscale formula,
+  1e300 formulas, a 0001 doNotRunAfter, 3,000 dependents on a 2^31 range, container escape options,
+  550 trickling and 1,050 idle connections, 650 job schedules, a loopback httpUrl, redaction probes,
+  protectedSettings, non-XML and billion-laughs listings, log uploads to file:// and loopback, a
+  tampered location, abbreviated options, a 7.8 KB $filter over 10,000 tasks) and each is judged
+  refused/harmless or not;
+- one thread sends an ordinary GET /pools every 50 ms and keeps its latency.
 
-Loopback only; every loop is bounded in count and time, and the whole soak stops by itself
-(at most --seconds, 120 at most). Prints requests served, refused and failed (5xx or no answer:
-must be 0), the slowest ordinary answer, the tutorial's exit code and whether its outputs are right.
+Loopback only; every loop is bounded in count and time, and the soak stops by itself (the
+tutorial gets --seconds, at most 300; each case has its own deadline). Prints the ordinary
+requests' p50/p99/max (goal: p99 < 100 ms), requests failed (5xx or no answer: must be 0), each
+case's verdict, processes escaped (must be 0), whether entities stored before the attack are all
+still there unchanged, the emulator log's tracebacks and repeated lines, the tutorial's exit code
+and whether its outputs are right.
 """
 
 from __future__ import annotations
@@ -19,6 +31,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -28,6 +41,7 @@ from collections import Counter
 from urllib.parse import urlsplit
 
 from common import PROJECT_DIR
+from soak_cases import Verdict, run_cases
 
 from batch_emulator.local import local_services
 from tests.hostile import API, nested, pool_body, processes_running, send
@@ -112,51 +126,149 @@ def _side_pool_report(endpoint: str) -> dict[str, str]:
     return states
 
 
+def _sample_ordinary(endpoint: str, stop: threading.Event, latencies: list[float], counts: Counter,
+                    lock: threading.Lock, under_way: list[str], by_case: dict) -> None:
+    """An ordinary GET /pools every 50 ms, timed (the p99 the issue asks for), until ``stop``."""
+    for _ in range(100_000):
+        if stop.wait(0.05):
+            return
+        started = time.monotonic()
+        try:
+            answer = send(endpoint, 'GET', f'/pools?{API}&$select=id', timeout=30)
+        except OSError as error:
+            with lock:
+                counts[f'failed: ordinary sample, no answer ({type(error).__name__})'] += 1
+            continue
+        with lock:
+            latencies.append(time.monotonic() - started)
+            by_case.setdefault(under_way[0], []).append(latencies[-1])
+            if answer.status != 200:
+                counts[f'failed: ordinary sample {answer.status}'] += 1
+
+
+STORED = 'soak-stored'
+
+
+def _store(endpoint: str) -> None:
+    """Entities stored before the attack; each must read back unchanged at the end."""
+    send(endpoint, 'POST', f'/pools?{API}', pool_body(STORED, metadata=[{'name': 'kept', 'value': 'yes'}]))
+    send(endpoint, 'POST', f'/jobs?{API}', json.dumps({'id': STORED, 'poolInfo': {'poolId': 'nowhere'}}).encode())
+    send(endpoint, 'POST', f'/jobs/{STORED}/addtaskcollection?{API}', json.dumps(
+        {'value': [{'id': f'kept{i}', 'commandLine': f'echo {i}'} for i in range(50)]}).encode())
+
+
+def _stored(endpoint: str) -> dict:
+    pool = send(endpoint, 'GET', f'/pools/{STORED}?{API}').json()
+    tasks = send(endpoint, 'GET', f'/jobs/{STORED}/tasks?{API}&$select=id,eTag,commandLine').json().get('value', [])
+    job = send(endpoint, 'GET', f'/jobs/{STORED}?{API}').json()
+    return {'pool': (pool.get('eTag'), pool.get('metadata')), 'job': job.get('eTag'),
+            'tasks': sorted((task['id'], task['eTag'], task['commandLine']) for task in tasks)}
+
+
+def _percentile(values: list[float], share: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(len(ordered) * share))] if ordered else float('nan')
+
+
+def _log_summary(path: str) -> str:
+    try:
+        with open(path, encoding='utf-8', errors='replace') as file:
+            lines = file.read().splitlines()
+    except OSError:
+        return 'no log'
+    ends = []  # the exception line ending each traceback
+    for number, line in enumerate(lines):
+        if line.startswith('Traceback'):
+            ends.append(next((later[:100] for later in lines[number + 1:] if not later.startswith(' ')), '?'))
+    no_files = sum('Too many open files' in line for line in lines)
+    return (f'{len(lines)} lines, {len(ends)} tracebacks {Counter(ends).most_common() if ends else ""}, '
+            f'{no_files} "Too many open files"')
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument('--threads', type=int, default=4)
-    parser.add_argument('--seconds', type=float, default=90)
+    parser.add_argument('--seconds', type=float, default=240)
     args = parser.parse_args()
-    deadline = time.monotonic() + min(args.seconds, 120)
+    deadline = time.monotonic() + min(args.seconds, 300)
     output_dir = tempfile.mkdtemp(prefix='soak-output-')
+    keep_dir = tempfile.mkdtemp(prefix='soak-services-')
     counts: Counter = Counter()
     slowest = [0.0]
+    latencies: list[float] = []
+    verdicts: list[Verdict] = []
+    under_way = ['(before the cases)']
+    by_case: dict[str, list[float]] = {}
     lock = threading.Lock()
     stop = threading.Event()
-    with local_services(emulator_arguments=['--node-step-seconds', '0.05']) as services:
-        endpoint = services.batch_endpoint
-        _side_pool(endpoint)
-        threads = [threading.Thread(target=_hammer, args=(endpoint, deadline, stop, counts, slowest, lock))
-                   for _ in range(args.threads)]
-        for thread in threads:
-            thread.start()
-        environment = dict(os.environ, **services.environment())
-        try:
-            tutorial = subprocess.run(
-                [sys.executable, 'python_tutorial_client.py', '--yes', '--output-dir', output_dir, '--timeout',
-                 str(max(1.0, (deadline - time.monotonic()) / 60))],
-                cwd=PROJECT_DIR, env=environment, capture_output=True, text=True, stdin=subprocess.DEVNULL,
-                timeout=max(10.0, deadline - time.monotonic() + 30))
-        finally:
-            stop.set()
-            for thread in threads:
-                thread.join()
-        side = _side_pool_report(endpoint)
-    outputs = sorted(name for name in os.listdir(output_dir) if name.endswith('_OUTPUT.txt'))
-    correct = len(outputs) == len(DATA_FILES) and all(
-        top_words_in_output(os.path.join(output_dir, os.path.basename(path).replace('.txt', '_OUTPUT.txt')))
-        == original_top_three(path) for path in DATA_FILES)
+    try:
+        with local_services(keep_dir=keep_dir, emulator_arguments=['--node-step-seconds', '0.05']) as services:
+            endpoint = services.batch_endpoint
+            _store(endpoint)
+            before = _stored(endpoint)
+            _side_pool(endpoint)
+            threads = [threading.Thread(target=_hammer, args=(endpoint, deadline, stop, counts, slowest, lock))
+                       for _ in range(args.threads)]
+            threads.append(threading.Thread(target=_sample_ordinary, args=(endpoint, stop, latencies, counts, lock,
+                                                                           under_way, by_case)))
+            cases = threading.Thread(target=run_cases, args=(endpoint, verdicts, under_way), name='soak-cases',
+                                     daemon=True)
+            for thread in [*threads, cases]:
+                thread.start()
+            environment = dict(os.environ, **services.environment())
+            try:
+                tutorial = subprocess.run(
+                    [sys.executable, 'python_tutorial_client.py', '--yes', '--output-dir', output_dir, '--timeout',
+                     str(max(1.0, (deadline - time.monotonic()) / 60))],
+                    cwd=PROJECT_DIR, env=environment, capture_output=True, text=True, stdin=subprocess.DEVNULL,
+                    timeout=max(10.0, deadline - time.monotonic() + 30))
+                cases.join(max(1.0, deadline - time.monotonic() + 120))  # each case has its own deadline
+            finally:
+                stop.set()
+                for thread in threads:
+                    thread.join()
+            side = _side_pool_report(endpoint)
+            after = _stored(endpoint)
+            log = _log_summary(os.path.join(keep_dir, 'batch-emulator.log'))
+        outputs = sorted(name for name in os.listdir(output_dir) if name.endswith('_OUTPUT.txt'))
+        correct = len(outputs) == len(DATA_FILES) and all(
+            top_words_in_output(os.path.join(output_dir, os.path.basename(path).replace('.txt', '_OUTPUT.txt')))
+            == original_top_three(path) for path in DATA_FILES)
+    finally:
+        shutil.rmtree(output_dir, ignore_errors=True)
+        shutil.rmtree(keep_dir, ignore_errors=True)
     failed = sum(count for key, count in counts.items() if key.startswith('failed'))
-    print(f"requests: {counts['served']} ordinary served, {counts['refused']} hostile refused, {failed} failed")
+    p99 = _percentile(latencies, 0.99)
+    print(f'ordinary requests (GET /pools every 50 ms, {len(latencies)}): p50 {_percentile(latencies, 0.5) * 1000:.0f} '
+          f'ms, p99 {p99 * 1000:.0f} ms (goal < 100), max {max(latencies, default=0) * 1000:.0f} ms')
+    for case, values in by_case.items():
+        print(f'  while {case}: {len(values)} samples, p99 {_percentile(values, 0.99) * 1000:.0f} ms, '
+              f'max {max(values) * 1000:.0f} ms')
+    print(f'load average at the end: {os.getloadavg()[0]:.1f} (2 cores shared with other work)')
+    print(f"hammer: {counts['served']} ordinary served, {counts['refused']} hostile refused, {failed} failed; "
+          f'slowest ordinary answer {slowest[0] * 1000:.0f} ms')
     for key, count in sorted(counts.items()):
         if key.startswith('failed'):
             print(f'  {key}: {count}')
-    print(f'slowest ordinary answer while under attack: {slowest[0] * 1000:.0f} ms')
+    print('issue 17 cases:')
+    for verdict in sorted(verdicts, key=lambda v: int(v.case.split()[0])):
+        word = {True: 'refused/harmless', False: 'NOT HARMLESS', None: 'not tried'}[verdict.harmless]
+        print(f'  {verdict.case:42} {word:16} {verdict.seconds:5.1f} s  {verdict.detail}')
+    missing = 15 - len(verdicts)
+    if missing:
+        print(f'  {missing} case(s) did not finish in time')
+    escaped = int(side['escaped sleeps alive'])
     print(f'hostile side pool: {side}')
+    print(f'processes escaped: {escaped}')
+    print(f"stored before the attack: {'all there, unchanged' if before == after else 'LOST OR CHANGED'} "
+          f"({len(before['tasks'])} tasks, a pool, a job)")
+    print(f'emulator log: {log}')
     print(f"tutorial: exit code {tutorial.returncode}, outputs {outputs} {'correct' if correct else 'WRONG'}")
     if tutorial.returncode != 0:
         print(tutorial.stdout[-2000:], tutorial.stderr[-2000:])
-    return 0 if tutorial.returncode == 0 and correct and not failed else 1
+    harmless = not missing and all(verdict.harmless is not False for verdict in verdicts)
+    good = tutorial.returncode == 0 and correct and not failed and p99 < 0.1 and not escaped and before == after
+    return 0 if good and harmless else 1
 
 
 if __name__ == '__main__':
