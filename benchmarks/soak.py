@@ -117,7 +117,7 @@ def _side_pool(endpoint: str) -> None:
 def _side_pool_report(endpoint: str) -> dict[str, str]:
     states = {}
     for task in ('rootlink', 'escapes', 'bigout', 'spins'):
-        answer = send(endpoint, 'GET', f'/jobs/{SIDE_POOL}/tasks/{task}?{API}')
+        answer = send(endpoint, 'GET', f'/jobs/{SIDE_POOL}/tasks/{task}?{API}', timeout=120)
         body = answer.json() if answer.status == 200 else {}
         states[task] = f"{body.get('state')} (retries {body.get('executionInfo', {}).get('retryCount')})"
     download = send(endpoint, 'GET', f'/jobs/{SIDE_POOL}/tasks/bigout/files/stdout.txt?{API}', timeout=60)
@@ -158,9 +158,10 @@ def _store(endpoint: str) -> None:
 
 
 def _stored(endpoint: str) -> dict:
-    pool = send(endpoint, 'GET', f'/pools/{STORED}?{API}').json()
-    tasks = send(endpoint, 'GET', f'/jobs/{STORED}/tasks?{API}&$select=id,eTag,commandLine').json().get('value', [])
-    job = send(endpoint, 'GET', f'/jobs/{STORED}?{API}').json()
+    pool = send(endpoint, 'GET', f'/pools/{STORED}?{API}', timeout=120).json()
+    tasks = send(endpoint, 'GET', f'/jobs/{STORED}/tasks?{API}&$select=id,eTag,commandLine',
+                 timeout=120).json().get('value', [])
+    job = send(endpoint, 'GET', f'/jobs/{STORED}?{API}', timeout=120).json()
     return {'pool': (pool.get('eTag'), pool.get('metadata')), 'job': job.get('eTag'),
             'tasks': sorted((task['id'], task['eTag'], task['commandLine']) for task in tasks)}
 
