@@ -113,7 +113,7 @@ def _close(handler, transport) -> None:
 
 
 class FloodFilter(logging.Filter):
-    """Lets each kind of message (logger, text, exception type) through once per interval.
+    """Lets each kind of warning or error (logger, text, exception type, errno) through once per interval.
 
     The next one after the interval says how many were left out. A hostile client that makes the
     emulator log an error per connection fills no disk and hides nothing else.
@@ -126,6 +126,8 @@ class FloodFilter(logging.Filter):
         self._seen: dict[tuple, list] = {}  # kind -> [time let through, left out since]
 
     def filter(self, record: logging.LogRecord) -> bool:
+        if record.levelno < logging.WARNING:
+            return True  # --verbose diagnostics are asked for: all of them
         exc_type = record.exc_info[0].__name__ if record.exc_info and record.exc_info[0] else None
         kind = (record.name, str(record.msg)[:200], exc_type, _errno_of(record))
         now = self.clock()
