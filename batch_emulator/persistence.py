@@ -80,9 +80,10 @@ def private_file(path: str, flags: int) -> int:
 class Journal:
     """Collects changed entities in order and appends their records to the state file.
 
-    The records keep the tasks' resource and output file URLs with their SAS
-    signatures, in clear: a restart needs them to run requeued tasks. The file is
-    therefore 0600 in a 0700 folder.
+    The records keep what a restart needs in clear: environment values, resource and
+    output file URLs with their SAS signatures, mount keys and CIFS passwords, registry
+    and user passwords, extensions' protectedSettings (the README lists them). The file
+    is therefore 0600; a new location folder is 0700.
     """
 
     def __init__(self, directory: str) -> None:

@@ -166,6 +166,10 @@ def _stored(endpoint: str) -> dict:
             'tasks': sorted((task['id'], task['eTag'], task['commandLine']) for task in tasks)}
 
 
+def _text(output: bytes | str | None) -> str:
+    return output.decode(errors='replace') if isinstance(output, bytes) else output or ''
+
+
 def _percentile(values: list[float], share: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(len(ordered) * share))] if ordered else float('nan')
@@ -218,18 +222,27 @@ def main() -> int:
                 thread.start()
             environment = dict(os.environ, **services.environment())
             try:
-                tutorial = subprocess.run(
-                    [sys.executable, 'python_tutorial_client.py', '--yes', '--output-dir', output_dir, '--timeout',
-                     str(max(1.0, (deadline - time.monotonic()) / 60))],
-                    cwd=PROJECT_DIR, env=environment, capture_output=True, text=True, stdin=subprocess.DEVNULL,
-                    timeout=max(10.0, deadline - time.monotonic() + 30))
+                try:
+                    tutorial = subprocess.run(
+                        [sys.executable, 'python_tutorial_client.py', '--yes', '--output-dir', output_dir,
+                         '--timeout', str(max(1.0, (deadline - time.monotonic()) / 60))],
+                        cwd=PROJECT_DIR, env=environment, capture_output=True, text=True, stdin=subprocess.DEVNULL,
+                        timeout=max(10.0, deadline - time.monotonic() + 30))
+                except subprocess.TimeoutExpired as late:  # killed: its outputs say what it did
+                    tutorial = subprocess.CompletedProcess(late.cmd, 'killed: still running after its time',
+                                                           _text(late.stdout), _text(late.stderr))
                 cases.join(max(1.0, deadline - time.monotonic() + 120))  # each case has its own deadline
             finally:
                 stop.set()
                 for thread in threads:
                     thread.join()
-            side = _side_pool_report(endpoint)
-            after = _stored(endpoint)
+            try:
+                side = _side_pool_report(endpoint)
+                after = _stored(endpoint)
+            except OSError as error:  # the emulator did not answer within two minutes
+                side = {'report': f'no answer ({type(error).__name__})',
+                        'escaped sleeps alive': str(len(processes_running('sleep 390')))}
+                after = {'error': 'no answer'}
             log = _log_summary(os.path.join(keep_dir, 'batch-emulator.log'))
         outputs = sorted(name for name in os.listdir(output_dir) if name.endswith('_OUTPUT.txt'))
         correct = len(outputs) == len(DATA_FILES) and all(
@@ -266,7 +279,7 @@ def main() -> int:
     print(f'emulator log: {log}')
     print(f"tutorial: exit code {tutorial.returncode}, outputs {outputs} {'correct' if correct else 'WRONG'}")
     if tutorial.returncode != 0:
-        print(tutorial.stdout[-2000:], tutorial.stderr[-2000:])
+        print(tutorial.stdout[-1500:], tutorial.stderr[-1500:])
     harmless = not missing and all(verdict.harmless is not False for verdict in verdicts)
     good = tutorial.returncode == 0 and correct and not failed and p99 < 0.1 and not escaped and before == after
     return 0 if good and harmless else 1
