@@ -1,6 +1,6 @@
 """Soak: the whole tutorial runs locally while other clients send every hostile case of issues 16 and 17.
 
-    .venv/bin/python benchmarks/soak.py [--threads 4] [--seconds 240]
+    .venv/bin/python benchmarks/soak.py [--threads 4] [--seconds 180]
 
 Starts Azurite and the Batch emulator (as --local does), runs python_tutorial_client.py against
 them, and meanwhile:
@@ -114,13 +114,23 @@ def _side_pool(endpoint: str) -> None:
          json.dumps({'value': _hostile_tasks()}).encode())
 
 
-def _side_pool_report(endpoint: str) -> dict[str, str]:
+FINAL_READS_SECONDS = 90  # all the reads after the run together: a stalled emulator does not hold the soak
+
+
+def _left(until: float) -> float:
+    left = until - time.monotonic()
+    if left <= 0:
+        raise TimeoutError('the emulator did not answer the final reads in time')
+    return left
+
+
+def _side_pool_report(endpoint: str, until: float) -> dict[str, str]:
     states = {}
     for task in ('rootlink', 'escapes', 'bigout', 'spins'):
-        answer = send(endpoint, 'GET', f'/jobs/{SIDE_POOL}/tasks/{task}?{API}', timeout=120)
+        answer = send(endpoint, 'GET', f'/jobs/{SIDE_POOL}/tasks/{task}?{API}', timeout=_left(until))
         body = answer.json() if answer.status == 200 else {}
         states[task] = f"{body.get('state')} (retries {body.get('executionInfo', {}).get('retryCount')})"
-    download = send(endpoint, 'GET', f'/jobs/{SIDE_POOL}/tasks/bigout/files/stdout.txt?{API}', timeout=60)
+    download = send(endpoint, 'GET', f'/jobs/{SIDE_POOL}/tasks/bigout/files/stdout.txt?{API}', timeout=_left(until))
     states['bigout stdout.txt'] = f'{len(download.body):,} bytes'
     states['escaped sleeps alive'] = str(len(processes_running('sleep 390')))
     return states
@@ -157,11 +167,11 @@ def _store(endpoint: str) -> None:
         {'value': [{'id': f'kept{i}', 'commandLine': f'echo {i}'} for i in range(50)]}).encode())
 
 
-def _stored(endpoint: str) -> dict:
-    pool = send(endpoint, 'GET', f'/pools/{STORED}?{API}', timeout=120).json()
+def _stored(endpoint: str, until: float) -> dict:
+    pool = send(endpoint, 'GET', f'/pools/{STORED}?{API}', timeout=_left(until)).json()
     tasks = send(endpoint, 'GET', f'/jobs/{STORED}/tasks?{API}&$select=id,eTag,commandLine',
-                 timeout=120).json().get('value', [])
-    job = send(endpoint, 'GET', f'/jobs/{STORED}?{API}', timeout=120).json()
+                 timeout=_left(until)).json().get('value', [])
+    job = send(endpoint, 'GET', f'/jobs/{STORED}?{API}', timeout=_left(until)).json()
     return {'pool': (pool.get('eTag'), pool.get('metadata')), 'job': job.get('eTag'),
             'tasks': sorted((task['id'], task['eTag'], task['commandLine']) for task in tasks)}
 
@@ -193,7 +203,7 @@ def _log_summary(path: str) -> str:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument('--threads', type=int, default=4)
-    parser.add_argument('--seconds', type=float, default=240)
+    parser.add_argument('--seconds', type=float, default=180)
     args = parser.parse_args()
     deadline = time.monotonic() + min(args.seconds, 300)
     output_dir = tempfile.mkdtemp(prefix='soak-output-')
@@ -210,7 +220,7 @@ def main() -> int:
         with local_services(keep_dir=keep_dir, emulator_arguments=['--node-step-seconds', '0.05']) as services:
             endpoint = services.batch_endpoint
             _store(endpoint)
-            before = _stored(endpoint)
+            before = _stored(endpoint, time.monotonic() + 60)
             _side_pool(endpoint)
             threads = [threading.Thread(target=_hammer, args=(endpoint, deadline, stop, counts, slowest, lock))
                        for _ in range(args.threads)]
@@ -231,15 +241,16 @@ def main() -> int:
                 except subprocess.TimeoutExpired as late:  # killed: its outputs say what it did
                     tutorial = subprocess.CompletedProcess(late.cmd, 'killed: still running after its time',
                                                            _text(late.stdout), _text(late.stderr))
-                cases.join(max(1.0, deadline - time.monotonic() + 120))  # each case has its own deadline
+                cases.join(max(1.0, deadline - time.monotonic() + 60))  # each case has its own deadline
             finally:
                 stop.set()
                 for thread in threads:
                     thread.join()
+            until = time.monotonic() + FINAL_READS_SECONDS
             try:
-                side = _side_pool_report(endpoint)
-                after = _stored(endpoint)
-            except OSError as error:  # the emulator did not answer within two minutes
+                side = _side_pool_report(endpoint, until)
+                after = _stored(endpoint, until)
+            except OSError as error:  # the emulator did not answer in time (TimeoutError is an OSError)
                 side = {'report': f'no answer ({type(error).__name__})',
                         'escaped sleeps alive': str(len(processes_running('sleep 390')))}
                 after = {'error': 'no answer'}
