@@ -264,8 +264,9 @@ class NodeRunner:
                     await self._download_container(resource_file, working_dir)
             except (aiohttp.ClientError, OSError, ValueError, asyncio.TimeoutError) as error:
                 url = resource_file.get('httpUrl') or resource_file.get('storageContainerUrl') or ''
-                return failure('ResourceFileDownloadFailed', f'Failed to download resource file {_redact(url)}: '
-                                                            f'{error}',
+                # The whole message: aiohttp's errors name the URL too, signature and all.
+                return failure('ResourceFileDownloadFailed', _redact(f'Failed to download resource file {url}: '
+                                                                    f'{error}'),
                                details={'FilePath': resource_file.get('filePath') or ''})
         return None
 

@@ -395,3 +395,21 @@ def test_a_message_that_repeats_is_logged_once_per_interval_with_the_count_left_
     now[0] = 61.0
     last = record('socket.accept() out of system resource')
     assert flood.filter(last) and '48542 more like this in the last 60 s not logged' in last.getMessage()
+
+
+def test_a_download_failure_names_its_url_without_the_signature(tmp_path, monkeypatch):
+    """aiohttp's own errors name the URL ("Connection timeout to host URL"): the task's message shows no signature."""
+    import asyncio
+
+    import aiohttp
+
+    from batch_emulator.node import NodeRunner
+    url = 'http://127.0.0.1:10000/devstoreaccount1/input/data.txt?sv=2025-01-05&sr=b&sig=SeCrEtSiG%2B1%3D'
+
+    async def times_out(self, url, *args):
+        raise aiohttp.ServerTimeoutError(f'Connection timeout to host {url}')
+    monkeypatch.setattr(NodeRunner, '_download', times_out)
+    runner = NodeRunner.__new__(NodeRunner)
+    failure = asyncio.run(runner._download_resource_files([{'httpUrl': url, 'filePath': 'data.txt'}], str(tmp_path)))
+    assert failure['code'] == 'ResourceFileDownloadFailed'
+    assert 'SeCrEtSiG' not in failure['message'] and 'sig=REDACTED' in failure['message'], failure['message']
