@@ -22,6 +22,7 @@ from collections import deque
 from . import updates
 from .errors import BatchServiceError, invalid_property, missing_property
 from .models import Job, Pool, iso, stamp
+from .pools import pool_info_without_secrets
 from .room import Room, _check_command_line, _check_id
 from .tasks import _task_ended_failure
 
@@ -41,6 +42,7 @@ def _job_resource(job: Job, base_url: str) -> dict:
     """The job's state and what was sent; ``contract.render`` adds the defaults the service writes."""
     return {
         **job.spec,
+        **pool_info_without_secrets(job.spec.get('poolInfo')),  # an auto pool's passwords and keys: write-only
         'id': job.id,
         'url': f'{base_url}/jobs/{job.id}',
         'eTag': job.etag,

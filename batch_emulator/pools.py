@@ -67,6 +67,15 @@ def without_secrets(spec: dict) -> dict:
     return changed
 
 
+def pool_info_without_secrets(pool_info: dict | None) -> dict:
+    """A job's (or a job specification's) ``poolInfo`` whose auto pool's specification keeps no secret."""
+    auto_pool = (pool_info or {}).get('autoPoolSpecification')
+    if not auto_pool or not isinstance(auto_pool.get('pool'), dict):
+        return {}
+    pool = {**auto_pool['pool'], **without_secrets(auto_pool['pool'])}
+    return {'poolInfo': {**pool_info, 'autoPoolSpecification': {**auto_pool, 'pool': pool}}}
+
+
 def extension_without_secrets(extension: dict) -> dict:
     return {k: v for k, v in extension.items() if k != 'protectedSettings'}
 

@@ -39,6 +39,7 @@ from . import updates
 from .errors import BatchServiceError, invalid_property
 from .loops import survive
 from .models import Job, duration_text, iso, parse_iso, stamp, utc_now
+from .pools import pool_info_without_secrets
 from .room import Room, _check_id
 
 _log = logging.getLogger('batch_emulator.schedules')
@@ -266,8 +267,11 @@ class ScheduleRoom(Room):
             execution['recentJob'] = {'url': f'{self.base_url}/jobs/{recent}', 'id': recent}
         if schedule.state == 'completed' and schedule.end_time is not None:
             execution['endTime'] = iso(schedule.end_time)
+        job_specification = schedule.spec.get('jobSpecification')
+        hidden = pool_info_without_secrets(job_specification.get('poolInfo')) if job_specification else {}
         return {
             **schedule.spec,
+            **({'jobSpecification': {**job_specification, **hidden}} if hidden else {}),  # write-only secrets
             'id': schedule.id,
             'url': f'{self.base_url}/jobschedules/{schedule.id}',
             'eTag': schedule.etag,

@@ -244,6 +244,45 @@ def test_extension_protected_settings_are_never_read_back(emulator, unique_id):
         send(endpoint, 'DELETE', f'/pools/{pool_id}?{API}')
 
 
+@pytest.mark.parametrize('kind', ['job', 'job schedule'])
+def test_an_auto_pools_secrets_are_never_read_back_from_its_job_or_schedule(emulator, unique_id, kind):
+    """A password, a mount key and protectedSettings inside an autoPoolSpecification are write-only too."""
+    pool = json.loads(pool_body('unused'))
+    del pool['id']
+    pool['virtualMachineConfiguration']['extensions'] = [
+        {'name': 'setup', 'publisher': 'Microsoft.Azure.Extensions', 'type': 'CustomScript',
+         'typeHandlerVersion': '2.0', 'protectedSettings': {'commandToExecute': 'sh s.sh ProTecTed2'}}]
+    pool['userAccounts'] = [{'name': 'admin', 'password': 'PassWord2'}]
+    pool['mountConfiguration'] = [{'azureBlobFileSystemConfiguration': {
+        'accountName': 'store', 'containerName': 'data', 'relativeMountPath': 'data', 'accountKey': 'AccountKey2'}}]
+    pool_info = {'autoPoolSpecification': {'poolLifetimeOption': 'job' if kind == 'job' else 'jobschedule',
+                                           'keepAlive': False, 'pool': pool}}
+    resource_id = unique_id(kind.replace(' ', ''))
+    if kind == 'job':
+        path, body = '/jobs', {'id': resource_id, 'poolInfo': pool_info}
+    else:
+        path, body = '/jobschedules', {'id': resource_id, 'schedule': {'doNotRunUntil': '2099-01-01T00:00:00Z'},
+                                       'jobSpecification': {'poolInfo': pool_info}}
+    endpoint = emulator.endpoint
+    assert send(endpoint, 'POST', f'{path}?{API}', json.dumps(body).encode()).status == 201
+    try:
+        read = send(endpoint, 'GET', f'{path}/{resource_id}?{API}')
+        assert read.status == 200
+        spec = read.json()['poolInfo' if kind == 'job' else 'jobSpecification']
+        spec = spec if kind == 'job' else spec['poolInfo']
+        read_pool = spec['autoPoolSpecification']['pool']
+        assert [account['name'] for account in read_pool['userAccounts']] == ['admin']  # what is not secret stays
+        assert 'password' not in read_pool['userAccounts'][0]
+        assert 'protectedSettings' not in read_pool['virtualMachineConfiguration']['extensions'][0]
+        answers = [read, send(endpoint, 'GET', f'{path}?{API}'), send(endpoint, 'GET', '/portal/api/overview',
+                                                                      sign=False)]
+        leaked = [secret for secret in (b'ProTecTed2', b'PassWord2', b'AccountKey2')
+                  if any(secret in answer.body for answer in answers)]
+        assert leaked == []
+    finally:
+        send(endpoint, 'DELETE', f'{path}/{resource_id}?{API}')
+
+
 # ----- case 13: a location that distrusts its own files ------------------------------------------------------
 
 def _run_until_ready(location: str, *arguments: str) -> tuple[subprocess.Popen, str, str]:
