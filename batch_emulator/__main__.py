@@ -50,14 +50,21 @@ from .state_checks import StateFileError
 READY_LINE = 'Azure Batch emulator listening on'
 
 
-def _speed(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        value = 0.0
-    if not 0 < value <= 100_000:
-        raise argparse.ArgumentTypeError(f'{text!r} is not a speed-up factor between 0 and 100000')
-    return value
+def _number_up_to(highest: float, what: str):
+    """An argparse type: a number above 0 and at most ``highest`` (``what`` names it in the error)."""
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            value = 0.0
+        if not 0 < value <= highest:
+            raise argparse.ArgumentTypeError(f'{text!r} is not {what} between 0 and {highest:g}')
+        return value
+    return parse
+
+
+_speed = _number_up_to(100_000, 'a speed-up factor')
+_seconds = _number_up_to(86_400, 'a number of seconds')
 
 
 def _share(text: str) -> float:
@@ -80,16 +87,6 @@ def _host_port(text: str) -> str:
     except ValueError:
         raise argparse.ArgumentTypeError(f'{text!r} is not HOST:PORT') from None
     return text
-
-
-def _seconds(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        value = 0.0
-    if not 0 < value <= 86_400:
-        raise argparse.ArgumentTypeError(f'{text!r} is not a number of seconds between 0 and 86400')
-    return value
 
 
 def _positive_count(text: str) -> int:

@@ -33,18 +33,10 @@ from common import PROJECT_DIR
 
 sys.path.insert(0, PROJECT_DIR)
 
-from tests.hostile import API, send, start_emulator, stop_emulator  # noqa: E402
+from tests.hostile import API, send, start_emulator, stop_emulator, ten_fold_formula  # noqa: E402
 
 UBUNTU = {'imageReference': {'publisher': 'canonical', 'offer': 'ubuntu-24_04-lts', 'sku': 'server'},
           'nodeAgentSKUId': 'batch.node.ubuntu 24.04'}
-
-
-def case_1_formula() -> str:
-    names = ['$a', '$b', '$c', '$d', '$e', '$f', '$g']
-    statements = ['$a=floor(' + ','.join(['1'] * 10) + ')']
-    statements += [f'{name}=floor(' + ','.join([before] * 10) + ')'
-                   for before, name in zip(names, names[1:], strict=False)]
-    return ';'.join(statements) + ';'
 
 
 def costliest_formula() -> str:
@@ -61,7 +53,7 @@ def hostile_requests(pool_id: str, job_id: str) -> list[tuple[str, dict]]:
     comparisons = quote(' and '.join(f"id ne 'n{i}'" for i in range(250)), safe='')
     evaluate = f'/pools/{pool_id}/evaluateautoscale?{API}'
     return [
-        ('case 1 formula', dict(method='POST', path=evaluate, body=_formula(case_1_formula()))),
+        ('case 1 formula', dict(method='POST', path=evaluate, body=_formula(ten_fold_formula()))),
         ('costliest formula', dict(method='POST', path=evaluate, body=_formula(costliest_formula()))),
         (f'{len(equalities) / 1000:.1f} KB eq filter',
          dict(method='GET', path=f'/jobs/{job_id}/tasks?{API}&$filter={equalities}&$select=id')),

@@ -25,7 +25,7 @@ from urllib.parse import quote, urlsplit
 from common import PROJECT_DIR
 
 from batch_emulator import DEFAULT_ACCOUNT_KEY, DEFAULT_ACCOUNT_NAME, auth
-from tests.hostile import API, pool_body, send
+from tests.hostile import API, pool_body, send, ten_fold_formula
 
 CONTAINER_IMAGE = 'localhost/batch-emulator-busybox:latest'  # the image test_containers builds
 SECRET = 'SoakSeCrEt'
@@ -136,14 +136,6 @@ def _billion_laughs() -> bytes:
     return f'<?xml version="1.0"?><!DOCTYPE lolz [{entities}]><EnumerationResults>&lol9;</EnumerationResults>'.encode()
 
 
-def _ten_fold_formula() -> str:
-    names = ['$a', '$b', '$c', '$d', '$e', '$f', '$g']
-    statements = ['$a=floor(' + ','.join(['1'] * 10) + ')']
-    statements += [f'{name}=floor(' + ','.join([before] * 10) + ')'
-                   for before, name in zip(names, names[1:], strict=False)]
-    return ';'.join(statements) + ';'
-
-
 def _autoscale_pool(probe: Probe, name: str, formula: str):
     body = {**json.loads(pool_body(name)), 'enableAutoScale': True, 'autoScaleFormula': formula,
             'autoScaleEvaluationInterval': 'PT5M'}
@@ -159,7 +151,7 @@ def case_1(probe: Probe) -> tuple[bool | None, str]:
     started = time.monotonic()
     try:
         answer = probe.call('POST', f'/pools/soak-c1/evaluateautoscale?{API}',
-                            {'autoScaleFormula': _ten_fold_formula()}, timeout=10)
+                            {'autoScaleFormula': ten_fold_formula()}, timeout=10)
     except OSError:
         return False, 'no answer within 10 s (evaluated on the event loop)'
     size = len(answer.body)

@@ -145,3 +145,12 @@ def nested(depth: int) -> Iterator[bytes]:
     """A JSON body nested ``depth`` levels deep, sent in pieces."""
     yield b'{"id": "deep", "metadata": ' + b'[' * depth
     yield b']' * depth + b'}'
+
+
+def ten_fold_formula() -> str:
+    """Issue 17's case 1: seven statements, each floor() of ten copies of the one before (10^7 values)."""
+    names = ['$a', '$b', '$c', '$d', '$e', '$f', '$g']
+    statements = ['$a=floor(' + ','.join(['1'] * 10) + ')']
+    statements += [f'{name}=floor(' + ','.join([before] * 10) + ')'
+                   for before, name in zip(names, names[1:], strict=False)]
+    return ';'.join(statements) + ';'

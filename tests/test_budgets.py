@@ -35,19 +35,10 @@ from batch_emulator.errors import BatchServiceError
 from batch_emulator.odata import compile_filter
 from batch_emulator.server import SCHEDULER, STATE, create_app, set_base_url
 from tests.conftest import eventually
-from tests.hostile import send
+from tests.hostile import send, ten_fold_formula
 from tests.test_emulator import API, UBUNTU, raw, raw_json
 
 NOW = datetime.datetime(2026, 2, 2, 10, 0, 0, tzinfo=datetime.timezone.utc)
-
-
-def case_1_formula() -> str:
-    """The issue's formula: seven statements, each floor() of ten copies of the one before (10^7 values)."""
-    names = ['$a', '$b', '$c', '$d', '$e', '$f', '$g']
-    statements = ['$a=floor(' + ','.join(['1'] * 10) + ')']
-    statements += [f'{name}=floor(' + ','.join([before] * 10) + ')'
-                   for before, name in zip(names, names[1:], strict=False)]
-    return ';'.join(statements) + ';'
 
 
 def error_detail(result) -> str:
@@ -59,7 +50,7 @@ def error_detail(result) -> str:
 # ----- autoscale: the formula language's budgets ------------------------------------------------------------
 
 def test_the_ten_fold_formula_fails_on_the_vector_budget_and_leaves_the_pool_as_it_is():
-    result = evaluate(case_1_formula(), AutoScaleContext(now=NOW, target_dedicated_nodes=2))
+    result = evaluate(ten_fold_formula(), AutoScaleContext(now=NOW, target_dedicated_nodes=2))
 
     assert 'would make a doubleVec of 100000 values' in error_detail(result)
     assert result.results == '$TargetDedicatedNodes=2;$TargetLowPriorityNodes=0;$NodeDeallocationOption=requeue'
