@@ -11,14 +11,19 @@ testing (benchmarks/mutation.sh) sees them.
 from __future__ import annotations
 
 import argparse
+import datetime
 import re
+import urllib.parse
 
 import pytest
 from azure.batch import models as batchmodels
 from azure.core.exceptions import HttpResponseError, ResourceExistsError, ServiceRequestError
+from azure.storage.blob import ContainerSasPermissions
 
 import python_tutorial_client as client
 from batch_emulator.odata import apply_select, compile_filter
+
+STORAGE_KEY = 'a2V5a2V5a2V5a2V5a2V5a2V5a2V5a2V5a2V5a2V5a2V5'  # base64, not a real key
 
 
 class FakeBatch:
@@ -376,3 +381,183 @@ def test_a_timeout_before_the_first_poll_says_none_completed(mocker, capsys):
     progress.end(timed_out=True)
     err = capsys.readouterr().err
     assert '3 of 3 did not complete' in err and 'the 0 that did' in err
+
+
+# ----- Storage: what is uploaded, and for how long the nodes may read it ------------------------------------
+
+def sas_times(token: str) -> tuple[datetime.datetime, datetime.datetime]:
+    query = {key: values[0] for key, values in urllib.parse.parse_qs(token.split('?', 1)[-1]).items()}
+    return tuple(datetime.datetime.fromisoformat(query[key].replace('Z', '+00:00')) for key in ('st', 'se'))
+
+
+def test_sas_tokens_start_five_minutes_back_for_the_nodes_clocks_and_last_two_hours(mocker, tmp_path):
+    path = tmp_path / 'taskdata1.txt'
+    path.write_bytes(b'words \xe2\x80\x94 and bytes')
+    service = mocker.MagicMock(account_name='storacct')
+    service.get_blob_client.return_value.url = 'https://storacct.blob.core.windows.net/input/taskdata1.txt'
+    uploaded = []
+    service.get_blob_client.return_value.upload_blob.side_effect = \
+        lambda data, overwrite: uploaded.append((data.read(), overwrite))
+    before = datetime.datetime.now(datetime.timezone.utc).replace(microsecond=0)
+    resource_file = client.upload_file_to_container(service, 'input', str(path), STORAGE_KEY)
+    container_token = client.get_container_sas_token(service, 'output', ContainerSasPermissions(write=True),
+                                                     STORAGE_KEY)
+    after = datetime.datetime.now(datetime.timezone.utc)
+    assert uploaded == [(b'words \xe2\x80\x94 and bytes', True)]  # the file's bytes, replacing an earlier upload
+    for token in (resource_file.http_url, container_token):
+        start, expiry = sas_times(token)
+        assert before - datetime.timedelta(minutes=5) <= start <= after - datetime.timedelta(minutes=5)
+        assert before + datetime.timedelta(hours=2) <= expiry <= after + datetime.timedelta(hours=2)
+
+
+# ----- the node image ----------------------------------------------------------------------------------------
+
+def image(publisher: str, offer: str, sku: str, os_type: str | None = 'linux', end_of_life=None):
+    return batchmodels.BatchSupportedImage(
+        node_agent_sku_id=f'batch.node.{sku}', os_type=os_type, verification_type='verified',
+        batch_support_end_of_life=end_of_life,
+        image_reference=batchmodels.BatchVmImageReference(publisher=publisher, offer=offer, sku=sku))
+
+
+def test_only_a_linux_image_of_that_publisher_and_offer_is_taken_whatever_the_casing(mocker):
+    batch = mocker.MagicMock()
+    batch.list_supported_images.return_value = [
+        image('Canonical', 'ubuntu-24_04-lts', 'server', os_type='windows'),
+        image('other', 'ubuntu-24_04-lts', 'server'), image('Canonical', 'other-offer', 'server'),
+        image('Canonical', 'Ubuntu-24_04-LTS', 'Server', os_type='Linux')]
+    config = client.get_vm_config_for_distro(batch, 'canonical', 'ubuntu-24_04-lts', 'server')
+    reference = config.image_reference
+    assert (reference.publisher, reference.offer, reference.sku, reference.version) == (
+        'Canonical', 'Ubuntu-24_04-LTS', 'Server', 'latest')
+    assert config.node_agent_sku_id == 'batch.node.Server'
+
+
+def test_an_image_reaching_its_end_of_life_now_or_with_missing_fields_is_not_taken(mocker):
+    batch = mocker.MagicMock()
+    now = datetime.datetime.now(datetime.timezone.utc)
+    batch.list_supported_images.return_value = [
+        image('canonical', 'ubuntu-24_04-lts', 'server', end_of_life=now - datetime.timedelta(seconds=1)),
+        image('canonical', 'ubuntu-24_04-lts', 'server-arm64'), image('canonical', 'ubuntu-24_04-lts', 'gen1'),
+        image(None, None, None, os_type=None)]
+    with pytest.raises(client.TutorialError) as raised:
+        client.get_vm_config_for_distro(batch, 'canonical', 'ubuntu-24_04-lts', 'server')
+    assert str(raised.value) == ('the Batch service supports no current image canonical/ubuntu-24_04-lts/server '
+                                 '(skus of that offer it supports: gen1, server, server-arm64)')
+    batch.list_supported_images.return_value = []
+    with pytest.raises(client.TutorialError, match=r'\(skus of that offer it supports: none\)$'):
+        client.get_vm_config_for_distro(batch, 'canonical', 'ubuntu-24_04-lts', 'server')
+
+
+# ----- questions ------------------------------------------------------------------------------------------
+
+def test_a_question_whose_default_is_no_shows_it_and_the_question_is_asked(capsys):
+    asked = []
+    assert client.query_yes_no('Delete job?', 'no', input_function=lambda prompt: asked.append(prompt) or '',
+                               interactive=True) == 'no'
+    assert asked == ['Delete job? [y/N] ']
+    assert client.query_yes_no('Delete job?', 'no', interactive=False) == 'no'
+    assert capsys.readouterr().out == 'Delete job? [y/N] no (standard input is not a terminal)\n'
+
+
+def test_without_a_terminal_nothing_is_asked(mocker, capsys):
+    mocker.patch.object(client.sys, 'stdin', mocker.MagicMock(isatty=lambda: False))
+    assert client.query_yes_no('Delete pool?', input_function=lambda prompt: pytest.fail('asked')) == 'yes'
+    mocker.patch.object(client.sys, 'stdin', None)
+    assert client.query_yes_no('Delete pool?', input_function=lambda prompt: pytest.fail('asked')) == 'yes'
+
+
+def test_an_answer_that_is_neither_yes_nor_no_is_asked_again(capsys):
+    answers = iter(['maybe', 'n'])
+    assert client.query_yes_no('Delete?', input_function=lambda prompt: next(answers), interactive=True) == 'no'
+    assert capsys.readouterr().out == "Please respond with 'yes' or 'no' (or 'y' or 'n').\n"
+
+
+# ----- clean-up -------------------------------------------------------------------------------------------
+
+def test_a_delete_that_fails_says_what_and_why_in_one_line_and_is_not_counted(capsys):
+    def refuse(name):
+        raise HttpResponseError(message='This request is not authorized (sig=SECRET)\nRequestId:1')
+    assert client._delete(refuse, 'pool', 'MyPool') is False
+    assert capsys.readouterr().out == '  Could not delete pool [MyPool]: This request is not authorized (sig=REDACTED\n'
+
+
+def settings(**changes) -> client.Settings:
+    values = dict(batch_account_name='mybatch', batch_account_key=STORAGE_KEY,
+                  batch_account_url='https://mybatch.eastus.batch.azure.com', storage_account_name='mystorage',
+                  storage_account_key=STORAGE_KEY, blob_endpoint='https://mystorage.blob.core.windows.net/',
+                  auth='key', cloud='public', pool_id='MyPool', job_id='MyJob', vm_size='standard_d2s_v3',
+                  node_count=2, numwords=3, input_files=[], output_dir='out', timeout=datetime.timedelta(minutes=30),
+                  assume_yes=True)
+    values.update(changes)
+    return client.Settings(**values)
+
+
+def test_the_job_and_pool_this_run_made_are_deleted_and_no_longer_left(mocker, capsys):
+    batch = mocker.MagicMock()
+    left = client.Leftovers(job='made', pool='made')
+    client.delete_job_and_pool(batch, settings(), left)
+    batch.begin_delete_job.assert_called_once_with('MyJob')
+    batch.begin_delete_pool.assert_called_once_with('MyPool')
+    assert (left.job, left.pool) == ('', '')
+    assert capsys.readouterr().out == 'Delete job? [Y/n] yes (--yes)\nDelete pool? [Y/n] yes (--yes)\n'
+
+
+def test_a_job_or_pool_whose_delete_failed_stays_left_and_says_which(mocker, capsys):
+    batch = mocker.MagicMock()
+    batch.begin_delete_job.side_effect = HttpResponseError(message='job busy')
+    batch.begin_delete_pool.side_effect = HttpResponseError(message='pool busy')
+    left = client.Leftovers(job='made', pool='made')
+    client.delete_job_and_pool(batch, settings(), left)
+    assert (left.job, left.pool) == ('made', 'made')
+    out = capsys.readouterr().out
+    assert '  Could not delete job [MyJob]: job busy\n' in out
+    assert '  Could not delete pool [MyPool]: pool busy\n' in out
+
+
+def test_a_requested_job_is_looked_up_by_its_id(mocker):
+    batch = mocker.MagicMock()
+    seen = []
+    batch.get_job.side_effect = lambda job_id: seen.append(job_id) or batchmodels.BatchJob(
+        {'id': job_id, 'metadata': [{'name': 'python-tutorial-run', 'value': client._run_id}]})
+    left = client.Leftovers(job='requested')
+    client.delete_job_and_pool(batch, settings(assume_yes=False), left)  # no terminal: the default, yes
+    assert seen == ['MyJob']
+    batch.begin_delete_job.assert_called_once_with('MyJob')
+
+
+def test_a_refused_look_up_says_which_credential_was_refused_and_the_code(mocker):
+    for auth, who in [('key', 'the key'), ('entra', 'your Microsoft Entra ID identity')]:
+        for status, model_code, header_code, shown in [(403, 'AuthenticationFailed', None, 'AuthenticationFailed'),
+                                                       (401, None, 'InvalidAuthenticationInfo',
+                                                        'InvalidAuthenticationInfo'), (403, None, None, '403')]:
+            error = HttpResponseError(message='refused')
+            error.status_code, error.error_code = status, header_code
+            if model_code:
+                error.model = batchmodels.BatchError(code=model_code,
+                                                     message=batchmodels.BatchErrorMessage(value='x'))
+            assert client._why_not_checked(error, settings(auth=auth)) == f'the service refused {who} ({shown})'
+    other = HttpResponseError(message='Server busy')
+    other.status_code = 402
+    assert client._why_not_checked(other, settings()) == 'the service answered 402: Server busy'
+
+
+def test_windows_commands_run_through_cmd_joined_by_ampersands_as_in_the_2016_tutorial():
+    assert client.wrap_commands_in_shell('Windows', ['echo a', 'echo b']) == 'cmd.exe /c "echo a&echo b"'
+    with pytest.raises(ValueError, match='^unknown ostype: macos$'):
+        client.wrap_commands_in_shell('macos', ['echo a'])
+
+
+def test_the_job_carries_this_runs_id_so_a_repeated_create_is_recognised(mocker):
+    batch = mocker.MagicMock()
+    client.create_job(batch, 'MyJob', 'MyPool')
+    job = batch.create_job.call_args.args[0]
+    assert [(item.name, item.value) for item in job.metadata] == [('python-tutorial-run', client._run_id)]
+
+
+def test_each_upload_is_announced_on_one_line(mocker, tmp_path, capsys):
+    path = tmp_path / 'taskdata1.txt'
+    path.write_bytes(b'words')
+    service = mocker.MagicMock(account_name='storacct')
+    service.get_blob_client.return_value.url = 'https://storacct.blob.core.windows.net/input/taskdata1.txt'
+    client.upload_file_to_container(service, 'input', str(path), STORAGE_KEY)
+    assert capsys.readouterr().out == f'Uploading file {path} to container [input]...\n'
