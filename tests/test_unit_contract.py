@@ -23,6 +23,15 @@ JOB = {'$ref': '#/definitions/BatchJob'}
 POOL = {'$ref': '#/definitions/BatchPool'}
 
 
+@pytest.fixture(autouse=True)
+def fresh_conformers():
+    """Each test reads bodies as a freshly started emulator does: the conformers contract.py builds once per
+    schema are built again (a warm cache would let a mutation test run the conformers built before it)."""
+    contract._conformers.clear()
+    yield
+    contract._conformers.clear()
+
+
 def invalid(value, schema, name: str = '') -> dict[str, str]:
     with pytest.raises(BatchServiceError) as error:
         conform(value, schema, name)
