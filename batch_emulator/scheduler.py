@@ -35,6 +35,9 @@ _log = logging.getLogger('batch_emulator.scheduler')
 
 
 DEFAULT_NODE_QUOTA = 64  # dedicated nodes per account (and as many spot nodes), like a new Batch account's quota
+# onAllTasksComplete=terminatejob acts this long after the last task completed, if all still are: the service
+# does not act at once (a task terminated and reactivated 0.1 s apart left its job active; Go recording TestTask).
+ALL_TASKS_COMPLETE_SECONDS = 1.0
 
 
 class Scheduler:
@@ -129,6 +132,13 @@ class Scheduler:
 
     def job_ended(self, job: Job) -> None:
         self._spawn(self._end_job(job))
+
+    def all_tasks_complete(self, job: Job) -> None:
+        self._spawn(self._end_job_after_its_tasks(job))
+
+    async def _end_job_after_its_tasks(self, job: Job) -> None:
+        await asyncio.sleep(ALL_TASKS_COMPLETE_SECONDS)
+        self.state.end_job_if_all_tasks_still_complete(job)
 
     # ----- nodes ---------------------------------------------------------------------------
 

@@ -151,6 +151,9 @@ def our_body(value: object, ids: Ids, key: str = '', windows: list[bool] | None 
         for name, item in value.items():
             if name == 'id' and key in ('', 'pool'):
                 continue  # set by the caller with the entity's kind
+            if name == 'id' and key == 'value' and isinstance(item, str):
+                out[name] = ids.ours('task', item)  # a task of addtaskcollection: named as its paths name it
+                continue
             out[name] = our_body(item, ids, name, windows)
         if key == 'metadata' or ('name' in out and 'value' in out and len(out) == 2):
             out = {'name': 'replay-key', 'value': 'replay-value'}
