@@ -77,9 +77,9 @@ def container_batch(runtime, tmp_path_factory) -> Iterator:
         stop_emulator(process)
 
 
-def _container_pool(client, pool_id: str) -> None:
+def _container_pool(client, pool_id: str, nodes: int = 1) -> None:
     client.create_pool(m.BatchPoolCreateOptions(
-        id=pool_id, vm_size='standard_d2s_v3', target_dedicated_nodes=1,
+        id=pool_id, vm_size='standard_d2s_v3', target_dedicated_nodes=nodes,
         virtual_machine_configuration=m.VirtualMachineConfiguration(
             image_reference=m.BatchVmImageReference(publisher='canonical', offer='ubuntu-24_04-lts', sku='server'),
             node_agent_sku_id='batch.node.ubuntu 24.04',

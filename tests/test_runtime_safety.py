@@ -403,13 +403,7 @@ def test_a_container_task_with_breakout_options_fails_and_its_variables_stay_off
 def test_a_multi_instance_container_task_runs_in_its_container_under_the_same_rules(container_emulator, unique_id):
     client, _ = container_emulator
     pool_id, job_id = unique_id('mpi'), unique_id('mpi')
-    client.create_pool(m.BatchPoolCreateOptions(
-        id=pool_id, vm_size='standard_d2s_v3', target_dedicated_nodes=2,
-        virtual_machine_configuration=m.VirtualMachineConfiguration(
-            image_reference=m.BatchVmImageReference(publisher='canonical', offer='ubuntu-24_04-lts', sku='server'),
-            node_agent_sku_id='batch.node.ubuntu 24.04',
-            container_configuration=m.BatchContainerConfiguration(type='dockerCompatible',
-                                                                  container_image_names=[IMAGE]))))
+    _container_pool(client, pool_id, nodes=2)
     wait_for_nodes(client, pool_id, count=2)
     client.create_job(m.BatchJobCreateOptions(id=job_id, pool_info=m.BatchPoolInfo(pool_id=pool_id)))
     in_the_image_only = "/bin/sh -c 'test ! -e /usr'"  # the busybox image has no /usr; this machine has
