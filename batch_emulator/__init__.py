@@ -5,6 +5,7 @@ verifies SharedKey signatures, and runs pools' start tasks and jobs' tasks as
 real processes on this machine. Run it with ``python -m batch_emulator``.
 """
 
-from .server import DEFAULT_ACCOUNT_KEY, DEFAULT_ACCOUNT_NAME, SUPPORTED_API_VERSIONS, create_app
+from batch_emulator.app import create_app
+from batch_emulator.wire.server import DEFAULT_ACCOUNT_KEY, DEFAULT_ACCOUNT_NAME, SUPPORTED_API_VERSIONS
 
 __all__ = ['DEFAULT_ACCOUNT_KEY', 'DEFAULT_ACCOUNT_NAME', 'SUPPORTED_API_VERSIONS', 'create_app']

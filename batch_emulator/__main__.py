@@ -28,24 +28,24 @@ import tempfile
 
 from aiohttp import web
 
-from . import processes
-from .auth import is_valid_key
-from .connections import DEFAULT_BODY_TIMEOUT, DEFAULT_HEADER_TIMEOUT, FloodFilter
-from .faults import FaultInjector
-from .jobs import DEFAULT_ACTIVE_JOB_QUOTA
-from .outbound import OutboundPolicy, host_port, storage_endpoints
-from .scheduler import DEFAULT_NODE_QUOTA
-from .server import (
+from batch_emulator.app import create_app
+from batch_emulator.runtime import processes
+from batch_emulator.runtime.faults import FaultInjector
+from batch_emulator.runtime.outbound import OutboundPolicy, host_port, storage_endpoints
+from batch_emulator.runtime.scheduler import DEFAULT_NODE_QUOTA
+from batch_emulator.service.jobs import DEFAULT_ACTIVE_JOB_QUOTA
+from batch_emulator.service.state_checks import StateFileError
+from batch_emulator.wire.auth import is_valid_key
+from batch_emulator.wire.connections import DEFAULT_BODY_TIMEOUT, DEFAULT_HEADER_TIMEOUT, FloodFilter
+from batch_emulator.wire.server import (
     DEFAULT_ACCOUNT_KEY,
     DEFAULT_ACCOUNT_NAME,
     SCHEDULER,
     STATE,
     app_runner,
     bound_connections,
-    create_app,
     set_base_url,
 )
-from .state_checks import StateFileError
 
 READY_LINE = 'Azure Batch emulator listening on'
 
@@ -249,8 +249,8 @@ async def _stop_when_parent_ends(parent_pid: int, stop: asyncio.Event) -> None:
 
 def operations_table() -> str:
     """The spec's operations, implemented or 501, as the README lists them (generated, never written by hand)."""
-    from .contract import operations
-    from .routes import HANDLERS
+    from batch_emulator.contract.schema import operations
+    from batch_emulator.wire.routes import HANDLERS
     rows = sorted(operations(), key=lambda o: (o.operation_id not in HANDLERS, o.operation_id))
     done = sum(o.operation_id in HANDLERS for o in rows)
     lines = [f'{done} of {len(rows)} operations of the 2025-06-01 spec are implemented; the others answer '

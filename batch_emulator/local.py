@@ -23,7 +23,7 @@ import tempfile
 import threading
 from collections.abc import Iterator
 
-from .server import DEFAULT_ACCOUNT_KEY, DEFAULT_ACCOUNT_NAME
+from batch_emulator.wire.server import DEFAULT_ACCOUNT_KEY, DEFAULT_ACCOUNT_NAME
 
 PROJECT_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 AZURITE_BIN = os.path.join(PROJECT_DIR, 'node_modules', '.bin', 'azurite-blob')

@@ -147,7 +147,7 @@ def dependencies(project_dir: str, count: int) -> dict[str, list[float]]:
 
 BOOKKEEPING = r"""
 import asyncio, json, sys, tempfile, time
-from batch_emulator.state import BatchState
+from batch_emulator.service.state import BatchState
 
 async def main(count: int, end: int) -> dict:
     with tempfile.TemporaryDirectory() as nodes:
@@ -238,7 +238,7 @@ def schedules(project_dir: str, counts: list[int]) -> list[dict]:
 
 SCHEDULES_ALONE = r"""
 import asyncio, json, statistics, sys, tempfile, time
-from batch_emulator.state import BatchState
+from batch_emulator.service.state import BatchState
 
 async def main(counts: list[int]) -> list[dict]:
     with tempfile.TemporaryDirectory() as nodes:

@@ -33,7 +33,7 @@ PROJECT_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, PROJECT_DIR)
 
 from batch_emulator import DEFAULT_ACCOUNT_KEY, DEFAULT_ACCOUNT_NAME  # noqa: E402
-from batch_emulator.auth import sign, string_to_sign  # noqa: E402
+from batch_emulator.wire.auth import sign, string_to_sign  # noqa: E402
 
 DATA_FILE = os.path.join(PROJECT_DIR, 'tests', 'data', 'recorded_exchanges.json')
 API_VERSION = '2025-06-01'

@@ -24,7 +24,8 @@ from urllib.parse import quote, urlsplit
 
 from common import PROJECT_DIR
 
-from batch_emulator import DEFAULT_ACCOUNT_KEY, DEFAULT_ACCOUNT_NAME, auth
+from batch_emulator import DEFAULT_ACCOUNT_KEY, DEFAULT_ACCOUNT_NAME
+from batch_emulator.wire import auth
 from tests.hostile import API, pool_body, send, ten_fold_formula
 
 CONTAINER_IMAGE = 'localhost/batch-emulator-busybox:latest'  # the image test_containers builds

@@ -23,7 +23,8 @@ from urllib.parse import urlsplit
 from azure.batch import BatchClient
 from azure.core.credentials import AzureNamedKeyCredential
 
-from batch_emulator import DEFAULT_ACCOUNT_KEY, DEFAULT_ACCOUNT_NAME, auth
+from batch_emulator import DEFAULT_ACCOUNT_KEY, DEFAULT_ACCOUNT_NAME
+from batch_emulator.wire import auth
 from tests.conftest import PROJECT_DIR
 
 API = 'api-version=2025-06-01'

@@ -1,4 +1,4 @@
-"""Each served api-version is answered in its own shapes (batch_emulator/versions.py), over raw signed HTTP.
+"""Each served api-version is answered in its own shapes (batch_emulator/contract/versions.py), over raw signed HTTP.
 
 The names are the ones each version's SDK sends and reads: azure-batch 4.1.3 (2018-03-01.6.1) calls
 ``GET /nodeagentskus`` and sends ResourceFile ``blobSource``; 2024-07-01.20.0 has no
@@ -98,8 +98,8 @@ def test_task_counts_before_task_slots_are_the_counts_themselves(emulator, uniqu
 
 
 def test_every_served_older_version_has_its_derived_contract():
-    from batch_emulator import versions
-    from batch_emulator.server import SUPPORTED_API_VERSIONS
+    from batch_emulator.contract import versions
+    from batch_emulator.wire.server import SUPPORTED_API_VERSIONS
 
     table = versions.table()
     assert table['current'] == SUPPORTED_API_VERSIONS[0]

@@ -1,4 +1,4 @@
-"""The autoscale formula language (batch_emulator/autoscale.py): Microsoft's example formulas against
+"""The autoscale formula language (batch_emulator/autoscale/): Microsoft's example formulas against
 constructed sample histories, the service's ``results`` string, and each way a formula fails.
 
 Which expected strings are the service's, and where from:
@@ -27,7 +27,7 @@ import datetime
 
 import pytest
 
-from batch_emulator.autoscale import (
+from batch_emulator.autoscale.formula import (
     EVALUATION_ERROR,
     INSUFFICIENT_SAMPLES,
     MAX_FORMULA_LENGTH,

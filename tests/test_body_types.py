@@ -22,8 +22,8 @@ import uuid
 import pytest
 from azure.batch import models as m
 
-from batch_emulator import contract
-from batch_emulator.routes import HANDLERS
+from batch_emulator.contract import schema as contract
+from batch_emulator.wire.routes import HANDLERS
 from tests.conftest import eventually
 from tests.test_emulator import create_pool, raw, raw_json, wait_for_nodes, wait_for_task
 

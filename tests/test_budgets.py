@@ -30,10 +30,11 @@ from azure.batch import models as m
 from azure.core.credentials import AzureNamedKeyCredential
 
 from batch_emulator import DEFAULT_ACCOUNT_KEY, DEFAULT_ACCOUNT_NAME, autoscale
-from batch_emulator.autoscale import EVALUATION_ERROR, AutoScaleContext, evaluate
-from batch_emulator.errors import BatchServiceError
-from batch_emulator.odata import compile_filter
-from batch_emulator.server import SCHEDULER, STATE, create_app, set_base_url
+from batch_emulator.app import create_app
+from batch_emulator.autoscale.formula import EVALUATION_ERROR, AutoScaleContext, evaluate
+from batch_emulator.common.errors import BatchServiceError
+from batch_emulator.contract.odata import compile_filter
+from batch_emulator.wire.server import SCHEDULER, STATE, set_base_url
 from tests.conftest import eventually
 from tests.hostile import send, ten_fold_formula
 from tests.test_emulator import API, UBUNTU, raw, raw_json
@@ -358,8 +359,8 @@ def test_the_journal_loop_survives_a_failing_flush(in_process, caplog):
 
 
 def test_a_failure_that_repeats_is_logged_once_a_minute_not_every_pass(caplog):
-    from batch_emulator import loops
-    caplog.set_level(logging.ERROR, logger='batch_emulator.loops')
+    from batch_emulator.common import loops
+    caplog.set_level(logging.ERROR, logger='batch_emulator.common.loops')
 
     def broken() -> None:
         raise OSError('No space left on device')

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import re
 import time
 import urllib.error
@@ -17,13 +16,14 @@ from azure.core import PipelineClient
 from azure.core.exceptions import HttpResponseError, ResourceExistsError, ResourceNotFoundError
 from azure.core.rest import HttpRequest
 
-from batch_emulator import auth, contract
-from batch_emulator.routes import HANDLERS
-from tests.conftest import PROJECT_DIR, eventually
+from batch_emulator.contract import schema as contract
+from batch_emulator.wire import auth
+from batch_emulator.wire.routes import HANDLERS
+from tests.conftest import eventually
 
 pytestmark = pytest.mark.emulator
 
-with open(os.path.join(PROJECT_DIR, 'batch_emulator', 'spec', 'BatchService.json'), encoding='utf-8') as _spec_file:
+with open(contract.SPEC_PATH, encoding='utf-8') as _spec_file:
     SPEC = json.load(_spec_file)
 
 API = 'api-version=2025-06-01'
@@ -502,15 +502,16 @@ def test_an_operation_without_a_handler_answers_501_naming_it(tmp_path, mocker):
 
     from aiohttp.test_utils import TestClient, TestServer
 
-    from batch_emulator import DEFAULT_ACCOUNT_KEY, DEFAULT_ACCOUNT_NAME, server
+    from batch_emulator import DEFAULT_ACCOUNT_KEY, DEFAULT_ACCOUNT_NAME, create_app
+    from batch_emulator.wire import server
     operation = next(o for o in contract.operations() if o.operation_id == 'Pools_ListSupportedImages')
     mocker.patch.dict(HANDLERS)
     del HANDLERS[operation.operation_id]
-    from batch_emulator import processes
+    from batch_emulator.runtime import processes
     mocker.patch.object(processes, 'become_subreaper', return_value=False)  # pytest's process stays as it is
 
     async def ask() -> tuple[int, dict]:
-        app = server.create_app(data_dir=str(tmp_path))
+        app = create_app(data_dir=str(tmp_path))
         async with TestClient(TestServer(app, host='127.0.0.1')) as client:
             server.set_base_url(app, str(client.make_url('')).rstrip('/'))
             path = f'{operation.path}?{API}'
@@ -664,7 +665,7 @@ def test_a_task_with_a_bad_duration_or_id_is_refused(batch_client, pool_and_job,
     ('2026-01-22T22:54:28.3312136Z', '0x8DE5A0932997408'), ('2026-01-22T22:58:03.4323848Z', '0x8DE5A09B2CF4988'),
     ('2026-01-22T23:07:36.1483897Z', '0x8DE5A0B082CD079'), ('2026-02-03T01:09:19.3786162Z', '0x8DE62C0DBC88F32')])
 def test_the_etag_is_the_tick_count_of_last_modified(last_modified, etag):
-    from batch_emulator.state import etag_for, parse_iso
+    from batch_emulator.service.state import etag_for, parse_iso
     moment = parse_iso(last_modified)
     extra_ticks = int(last_modified.rstrip('Z').rsplit('.', 1)[1][6:] or 0)  # the 7th digit Python cannot hold
     assert int(etag_for(moment), 16) + extra_ticks == int(etag, 16)
@@ -696,7 +697,7 @@ def test_client_request_id_is_echoed_only_when_asked(batch_client):
 
 
 def auth_etag(last_modified: str) -> str:
-    from batch_emulator.state import etag_for, parse_iso
+    from batch_emulator.service.state import etag_for, parse_iso
     return etag_for(parse_iso(last_modified))
 
 

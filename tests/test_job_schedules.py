@@ -20,7 +20,7 @@ from azure.core.credentials import AzureNamedKeyCredential
 from azure.core.exceptions import HttpResponseError, ResourceExistsError, ResourceNotFoundError
 
 from batch_emulator import DEFAULT_ACCOUNT_KEY, DEFAULT_ACCOUNT_NAME
-from batch_emulator.models import parse_iso
+from batch_emulator.service.models import parse_iso
 from tests.conftest import eventually
 from tests.hostile import start_emulator, stop_emulator
 from tests.test_emulator import create_pool, raw, raw_json, validate

@@ -20,7 +20,7 @@ from azure.core.exceptions import ResourceNotFoundError
 
 import python_tutorial_client as client
 from batch_emulator import DEFAULT_ACCOUNT_KEY, portal
-from batch_emulator.server import redact_secrets
+from batch_emulator.wire.server import redact_secrets
 from tests.conftest import PROJECT_DIR, eventually
 from tests.hostile import batch_client_for, start_emulator, stop_emulator
 from tests.test_emulator import UBUNTU, create_pool, wait_for_nodes, wait_for_task

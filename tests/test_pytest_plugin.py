@@ -204,7 +204,7 @@ def test_pip_install_gives_a_batch_emulator_command_and_the_pytest_plugin(tmp_pa
     files = {name for name in installed[1:] if not name.endswith('.pyc')}
     wanted = {path.relative_to(source).as_posix() for path in (source / 'batch_emulator').rglob('*')
               if path.is_file() and path.name != 'README.md'}
-    assert {'batch_emulator/spec/BatchService.json', 'batch_emulator/portal/static/portal.js'} <= wanted
+    assert {'batch_emulator/contract/spec/BatchService.json', 'batch_emulator/portal/static/portal.js'} <= wanted
     assert wanted <= files, f'not installed: {sorted(wanted - files)}'
     top_level = {name.split('/')[0] for name in files if not name.startswith('..')}
     assert top_level == {'batch_emulator', 'azure_batch_python_tutorial-1.0.0.dist-info'}  # no tests, no tutorial

@@ -20,8 +20,8 @@ from collections.abc import Iterator
 import pytest
 from azure.batch import models as m
 
-from batch_emulator import containers, outbound
-from batch_emulator.files import open_within
+from batch_emulator.runtime import containers, outbound
+from batch_emulator.runtime.files import open_within
 from tests.conftest import eventually
 from tests.hostile import batch_client_for, start_emulator, stop_emulator
 from tests.test_containers import IMAGE, _container_pool, runtime  # noqa: F401 - runtime is a fixture

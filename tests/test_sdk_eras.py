@@ -15,7 +15,7 @@ import pytest
 from azure.storage.blob import BlobSasPermissions, BlobServiceClient, generate_blob_sas
 
 from batch_emulator import DEFAULT_ACCOUNT_KEY, DEFAULT_ACCOUNT_NAME
-from batch_emulator.server import redact_secrets
+from batch_emulator.wire.server import redact_secrets
 from tests.conftest import PROJECT_DIR
 
 pytestmark = pytest.mark.emulator

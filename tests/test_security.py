@@ -22,7 +22,8 @@ from azure.batch import models as m
 from azure.core.credentials import AzureNamedKeyCredential
 from azure.core.exceptions import HttpResponseError
 
-from batch_emulator import DEFAULT_ACCOUNT_KEY, DEFAULT_ACCOUNT_NAME, auth
+from batch_emulator import DEFAULT_ACCOUNT_KEY, DEFAULT_ACCOUNT_NAME
+from batch_emulator.wire import auth
 from tests.conftest import eventually
 from tests.hostile import (
     API,
@@ -463,7 +464,7 @@ def test_a_resource_file_mode_never_sets_setuid_or_setgid(local_stack, unique_id
 
 def test_a_listing_that_is_not_recursive_reads_one_folder_only(tmp_path):
     """The bound is on what a listing reads: a deep tree below a folder does not count against a flat listing."""
-    from batch_emulator.files import TooManyFiles, list_files
+    from batch_emulator.runtime.files import TooManyFiles, list_files
     (tmp_path / 'deep').mkdir()
     for index in range(20):
         (tmp_path / 'deep' / f'f{index}').write_text('x')

@@ -69,17 +69,21 @@ class Steps:
 @pytest.fixture(scope='module')
 def stepped(tmp_path_factory) -> Iterator[tuple[object, Steps]]:
     """(a Batch client, the emulator's steps): the emulator served over HTTP from a thread of this process."""
-    from batch_emulator import processes, scheduler, server
+    from batch_emulator import create_app
+    from batch_emulator.runtime import pool_nodes, processes, scheduler
+    from batch_emulator.wire import server
     loop = asyncio.new_event_loop()
     thread = threading.Thread(target=loop.run_forever, daemon=True)
     thread.start()
     steps = Steps(loop)
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(scheduler, 'asyncio', types.SimpleNamespace(**{**vars(asyncio), 'sleep': steps.sleep}))
+        held = types.SimpleNamespace(**{**vars(asyncio), 'sleep': steps.sleep})
+        patch.setattr(scheduler, 'asyncio', held)  # the scheduler's steps and its nodes' (pool_nodes)
+        patch.setattr(pool_nodes, 'asyncio', held)
         patch.setattr(processes, 'become_subreaper', lambda: False)  # pytest's process stays as it is
 
         async def start() -> tuple[web.AppRunner, str]:
-            app = server.create_app(data_dir=str(tmp_path_factory.mktemp('stepped')), node_step_seconds=STEP_SECONDS)
+            app = create_app(data_dir=str(tmp_path_factory.mktemp('stepped')), node_step_seconds=STEP_SECONDS)
             runner = web.AppRunner(app, access_log=None, handle_signals=False)
             await runner.setup()
             site = web.TCPSite(runner, '127.0.0.1', 0)

@@ -22,8 +22,8 @@ from azure.core.pipeline import PipelineContext, PipelineRequest
 from azure.core.rest import HttpRequest
 from multidict import CIMultiDict
 
-from batch_emulator import auth
-from batch_emulator.errors import BatchServiceError
+from batch_emulator.common.errors import BatchServiceError
+from batch_emulator.wire import auth
 
 ACCOUNT = 'acct'
 KEY = base64.b64encode(b'sixteen byte key and some more!!').decode()

@@ -21,7 +21,7 @@ from azure.core.exceptions import HttpResponseError, ResourceExistsError, Servic
 from azure.storage.blob import ContainerSasPermissions
 
 import python_tutorial_client as client
-from batch_emulator.odata import apply_select, compile_filter
+from batch_emulator.contract.odata import apply_select, compile_filter
 
 STORAGE_KEY = 'a2V5a2V5a2V5a2V5a2V5a2V5a2V5a2V5a2V5a2V5a2V5'  # base64, not a real key
 

@@ -1,6 +1,6 @@
 """The wire contract, in process: request bodies read as the service reads them, responses written as it writes.
 
-Expected values come from Microsoft's spec (``batch_emulator/spec/BatchService.json``: which properties are
+Expected values come from Microsoft's spec (``batch_emulator/contract/spec/BatchService.json``: which properties are
 required, readOnly, int32, durations, date-times, enums) and the recorded service
 (/work/shared/reference/recorded-service-behaviour.md §2.1: a pool's defaults, its key order, ``vmSize``
 lower-cased; §1.5: empty lists not written, ``odata.*`` first). The leniencies (numbers and booleans sent as
@@ -12,9 +12,9 @@ from __future__ import annotations
 
 import pytest
 
-from batch_emulator import contract
-from batch_emulator.contract import conform, render
-from batch_emulator.errors import BatchServiceError
+from batch_emulator.common.errors import BatchServiceError
+from batch_emulator.contract import schema as contract
+from batch_emulator.contract.schema import conform, render
 
 POOL_CREATE = {'$ref': '#/definitions/BatchPoolCreateOptions'}
 RESIZE = {'$ref': '#/definitions/BatchPoolResizeOptions'}

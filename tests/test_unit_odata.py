@@ -13,10 +13,10 @@ from __future__ import annotations
 
 import pytest
 
-from batch_emulator import odata
-from batch_emulator.errors import BatchServiceError
-from batch_emulator.odata import apply_select, compile_filter
-from batch_emulator.room import page
+from batch_emulator.common.errors import BatchServiceError
+from batch_emulator.contract import odata
+from batch_emulator.contract.odata import apply_select, compile_filter
+from batch_emulator.service.room import page
 
 TASKS = [
     {'id': 'task1', 'state': 'completed', 'priority': 0, 'creationTime': '2025-01-01T10:00:00Z',

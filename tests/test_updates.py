@@ -1,7 +1,7 @@
 """Updates from the spec: every PATCH / PUT (and pool updateproperties) sets every property its body schema
 lets a client write, and a GET shows it; every rule the properties' descriptions state gets its refusal.
 
-The property sets are read here from the spec itself (``batch_emulator/spec/BatchService.json``: the body
+The property sets are read here from the spec itself (``batch_emulator/contract/spec/BatchService.json``: the body
 schema's properties that are not readOnly), so a property the spec has and this file gives no value fails the
 walk. The values are valid ones built for the schema (the spec's examples have no update bodies).
 """
@@ -19,7 +19,7 @@ from batch_emulator.pytest_plugin import start_batch_emulator
 from tests.conftest import eventually
 from tests.test_emulator import raw
 
-SPEC = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), 'batch_emulator', 'spec',
+SPEC = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), 'batch_emulator', 'contract', 'spec',
                     'BatchService.json')
 IMAGE = {'imageReference': {'publisher': 'canonical', 'offer': 'ubuntu-24_04-lts', 'sku': 'server'},
          'nodeAgentSKUId': 'batch.node.ubuntu 24.04'}

@@ -1,4 +1,4 @@
-"""A task's body is written once per change and kept until the next (batch_emulator/wire.py): whatever form
+"""A task's body is written once per change and kept until the next (batch_emulator/wire/bodies.py): whatever form
 a client read it in before (a GET, a list page, with $select, through a $filter), it reads the change after."""
 
 from __future__ import annotations

@@ -21,8 +21,10 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from batch_emulator import DEFAULT_ACCOUNT_KEY, DEFAULT_ACCOUNT_NAME, auth, processes
-from batch_emulator.redaction import redact_query, redact_secrets
+from batch_emulator import DEFAULT_ACCOUNT_KEY, DEFAULT_ACCOUNT_NAME
+from batch_emulator.common.redaction import redact_query, redact_secrets
+from batch_emulator.runtime import processes
+from batch_emulator.wire import auth
 from tests.conftest import PROJECT_DIR, eventually
 from tests.hostile import API, pool_body, send, start_emulator, stop_emulator
 from tests.test_pytest_plugin import users_pytest  # noqa: F401 - a fixture
@@ -420,7 +422,7 @@ def test_a_restart_kills_a_recorded_process_only_if_it_is_a_task_of_this_locatio
 def test_a_message_that_repeats_is_logged_once_per_interval_with_the_count_left_out():
     import logging
 
-    from batch_emulator.connections import FloodFilter
+    from batch_emulator.wire.connections import FloodFilter
     now = [0.0]
     flood = FloodFilter(interval=60, clock=lambda: now[0])
 
@@ -442,7 +444,7 @@ def test_a_download_failure_names_its_url_without_the_signature(tmp_path, monkey
 
     import aiohttp
 
-    from batch_emulator.node import NodeRunner
+    from batch_emulator.runtime.node import NodeRunner
     url = 'http://127.0.0.1:10000/devstoreaccount1/input/data.txt?sv=2025-01-05&sr=b&sig=SeCrEtSiG%2B1%3D'
 
     async def times_out(self, url, *args):

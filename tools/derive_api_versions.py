@@ -1,4 +1,4 @@
-"""Derives batch_emulator/versions.json, the wire differences of every served Batch api-version (run while developing).
+"""Derives batch_emulator/contract/versions.json: each served api-version's wire differences (run while developing).
 
     python tools/derive_api_versions.py --sdks DIR [--check]
 
@@ -7,7 +7,7 @@ azure-batch==4.1.3`` and so on for every release named in SDKS, each wheel unzip
 folder). Each release carries its api-version's wire contract: the operations' URL templates and
 HTTP methods, and every model's wire property names (``_attribute_map`` in the msrest generations,
 ``rest_field(name=...)`` in 15.0.0b2). The current version, 2025-06-01, is read from the spec the
-emulator loads (``batch_emulator/spec/BatchService.json``).
+emulator loads (``batch_emulator/contract/spec/BatchService.json``).
 
 What is written (derived, no copy of any SDK or spec):
 - ``changes``: per version, against the version before it, the operations added and removed
@@ -29,8 +29,8 @@ import re
 import sys
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-SPEC = os.path.join(ROOT, 'batch_emulator', 'spec', 'BatchService.json')
-OUTPUT = os.path.join(ROOT, 'batch_emulator', 'versions.json')
+SPEC = os.path.join(ROOT, 'batch_emulator', 'contract', 'spec', 'BatchService.json')
+OUTPUT = os.path.join(ROOT, 'batch_emulator', 'contract', 'versions.json')
 CURRENT = '2025-06-01'
 # The azure-batch release that speaks each api-version, oldest first (each release's own api_version).
 SDKS = (('2018-03-01.6.1', '4.1.3'), ('2018-08-01.7.0', '5.1.1'), ('2018-12-01.8.0', '6.0.1'),
@@ -161,7 +161,7 @@ def main() -> None:
     text = json.dumps(derive(args.sdks), indent=1, sort_keys=False) + '\n'
     if args.check:
         with open(OUTPUT, encoding='utf-8') as file:
-            sys.exit(0 if file.read() == text else 'batch_emulator/versions.json differs from the derivation')
+            sys.exit(0 if file.read() == text else 'batch_emulator/contract/versions.json differs from the derivation')
     with open(OUTPUT, 'w', encoding='utf-8') as file:
         file.write(text)
     print(f'{OUTPUT}: {len(text)} bytes')

@@ -31,13 +31,13 @@ import zlib
 
 from aiohttp import web
 
-from ..errors import BatchServiceError
-from ..files import TooManyFiles, inside, list_files
-from ..jobs import AUTO_POOL
-from ..redaction import redact_secrets
-from ..schedules import JobSchedule
-from ..server import SETTINGS, STATE, public_page, shown_detail
-from ..state import BatchState, Job, Pool, Task, parse_iso
+from batch_emulator.common.errors import BatchServiceError
+from batch_emulator.common.redaction import redact_secrets
+from batch_emulator.runtime.files import TooManyFiles, inside, list_files
+from batch_emulator.service.job_schedule import JobSchedule
+from batch_emulator.service.jobs import AUTO_POOL
+from batch_emulator.service.state import BatchState, Job, Pool, Task, parse_iso
+from batch_emulator.wire.server import SETTINGS, STATE, public_page, shown_detail
 
 STATIC_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), 'static')
 _STATIC_FILES = {'portal.js': 'application/javascript', 'portal.css': 'text/css'}

@@ -1,0 +1,65 @@
+"""The one clock: the time now, the service's timestamps and ETags, and ISO 8601 durations.
+
+Every timestamp the emulator writes is ``utc_now()`` written by ``iso`` (``Z``, the fraction's trailing zeros
+dropped); every change gets its ETag and lastModified from ``stamp``. Waiting (retries, timeouts, autoscale
+intervals) uses ``time.monotonic``, which no wall-clock change moves.
+"""
+
+from __future__ import annotations
+
+import datetime
+import re
+
+_DURATION = re.compile(r'^P(?:(\d+)D)?(?:T(?:(\d+)H)?(?:(\d+)M)?(?:([\d.]+)S)?)?$')
+
+
+def utc_now() -> datetime.datetime:
+    return datetime.datetime.now(datetime.timezone.utc)
+
+
+def iso(moment: datetime.datetime | None) -> str | None:
+    """ISO 8601 UTC as the service writes it: ``Z``, the fraction's trailing zeros dropped."""
+    if moment is None:
+        return None
+    text = f'{moment.year:04d}' + moment.strftime('-%m-%dT%H:%M:%S.%f').rstrip('0').rstrip('.')  # %Y: '1', not '0001'
+    return text + 'Z'
+
+
+def parse_iso(text: str | None) -> datetime.datetime | None:
+    """The inverse of ``iso`` (any number of fraction digits, or none)."""
+    if not text:
+        return None
+    whole, _, fraction = text.rstrip('Z').partition('.')
+    moment = datetime.datetime.strptime(whole, '%Y-%m-%dT%H:%M:%S').replace(tzinfo=datetime.timezone.utc)
+    return moment.replace(microsecond=int((fraction + '000000')[:6]))
+
+
+_TICKS_AT_EPOCH = 621355968000000000  # .NET ticks (100 ns since 0001-01-01) at 1970-01-01
+_last_stamp = datetime.datetime.min.replace(tzinfo=datetime.timezone.utc)
+
+
+def etag_for(moment: datetime.datetime) -> str:
+    """The service's ETag: 0x and the upper-case hex of the .NET tick count of lastModified."""
+    ticks = _TICKS_AT_EPOCH + (moment - datetime.datetime(1970, 1, 1, tzinfo=datetime.timezone.utc)) \
+        // datetime.timedelta(microseconds=1) * 10
+    return f'0x{ticks:X}'
+
+
+def stamp() -> tuple[str, datetime.datetime]:
+    """(ETag, lastModified) of a change: the time now, never the same as the change before."""
+    global _last_stamp
+    moment = max(utc_now(), _last_stamp + datetime.timedelta(microseconds=1))
+    _last_stamp = moment
+    return etag_for(moment), moment
+
+
+def parse_duration(text: str | None) -> float | None:
+    """ISO 8601 duration (PT15M, P1DT2H, PT1.5S) in seconds; None when absent or unbounded."""
+    if not text:
+        return None
+    match = _DURATION.match(text)
+    if not match:
+        return None
+    days, hours, minutes, seconds = match.groups()
+    total = int(days or 0) * 86400 + int(hours or 0) * 3600 + int(minutes or 0) * 60 + float(seconds or 0)
+    return total if total < 10 * 365 * 86400 else None

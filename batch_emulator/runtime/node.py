@@ -1,0 +1,366 @@
+"""One emulated compute node: its folders, its environment, its processes, its files.
+
+A node is a folder laid out like a real node's:
+
+    <root>/shared/                                   AZ_BATCH_NODE_SHARED_DIR
+    <root>/startup/{wd,stdout.txt,stderr.txt}        the pool's start task
+    <root>/workitems/<job>/job-1/<task>/{wd,stdout.txt,stderr.txt}
+    <root>/workitems/<job>/job-1/jobpreparation/     and jobrelease/
+
+A task is run as the service runs it: resource files are downloaded from their
+URLs (SAS URLs into Azurite) into the working directory, the command line is
+split like the service splits it (no implicit shell) and run as a process of
+the current user with a node's environment (the AZ_BATCH_* variables, PATH with
+the emulated image first, HOME, LANG, the task's own settings; nothing of the
+emulator's own environment unless passed through by name), stdout and stderr go
+to files, and output files are uploaded to their container URLs: only http(s)
+URLs a node may reach (``outbound.py``), and no file is read or written through a
+link a task planted (``files.open_within``). Every process a task starts dies
+with it (``processes.py``); a container task's runtime gets neither the
+emulator's environment nor options that reach the host (``containers.py``). Nothing here knows about HTTP
+routes or the account's state; it returns exit codes and failure information.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import shlex
+import stat
+import sys
+from collections.abc import Callable, Iterable
+from urllib.parse import quote, urlsplit, urlunsplit
+
+import aiohttp
+
+from batch_emulator.common.clock import parse_duration  # noqa: F401 (the runtime's name for it)
+from batch_emulator.common.redaction import redact_secrets
+from batch_emulator.runtime import containers, outbound, processes
+from batch_emulator.runtime.files import TooManyFiles, find_output_files, inside, open_within
+
+_STORAGE_API_VERSION = '2021-12-02'
+_NODE_PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin'  # an Ubuntu node's default PATH
+
+
+class NodeLost(Exception):
+    """The node went away while running something (the emulator 'killed' it)."""
+
+
+def failure(code: str, message: str, category: str = 'usererror', details: dict | None = None) -> dict:
+    info = {'category': category, 'code': code, 'message': message}
+    if details:
+        info['details'] = [{'name': key, 'value': value} for key, value in details.items()]
+    return info
+
+
+def _redact(url: str) -> str:
+    return redact_secrets(url)
+
+
+def _insert_blob_path(container_url: str, blob_path: str) -> str:
+    parts = urlsplit(container_url)
+    path = parts.path.rstrip('/') + '/' + quote(blob_path.lstrip('/'))
+    return urlunsplit((parts.scheme, parts.netloc, path, parts.query, ''))
+
+
+class NodeRunner:
+    """Runs processes for the emulated nodes and keeps track of them, so they can be stopped."""
+
+    def __init__(self, image_bin_dir: str, account_name: str, account_url: str,
+                 pass_environment: Iterable[str] = ()) -> None:
+        self.image_bin_dir = image_bin_dir
+        self.account_name = account_name
+        self.account_url = account_url
+        self._processes: dict[object, asyncio.subprocess.Process] = {}
+        self._starting = 0  # processes being created: their ids are not known yet
+        self._lost: set[object] = set()
+        self._session: aiohttp.ClientSession | None = None
+        # __main__ names the storage endpoint and the hosts allowed with --allow-outbound-host
+        self.outbound = outbound.OutboundPolicy(own_url=lambda: self.account_url)
+        self.allow_container_run_options = False  # --allow-container-run-options
+        # A node's environment, not the developer's: only variables passed through by name.
+        passed = {name: os.environ[name] for name in pass_environment if name in os.environ}
+        self._base_environment = {'LANG': 'C.UTF-8', **passed,
+                                  'PATH': image_bin_dir + os.pathsep + passed.get('PATH', _NODE_PATH)}
+        processes.become_subreaper()
+
+    @staticmethod
+    def install_image(bin_dir: str) -> None:
+        """The emulated node image: ``python3`` (and ``python``) run the emulator's own Python.
+
+        A small shell wrapper, not a symlink: a symlink to a virtual environment's
+        interpreter would lose the environment's packages.
+        """
+        os.makedirs(bin_dir, exist_ok=True)
+        for name in ('python3', 'python'):
+            path = os.path.join(bin_dir, name)
+            with open(path, 'w') as wrapper:
+                wrapper.write(f'#!/bin/sh\nexec {shlex.quote(sys.executable)} "$@"\n')
+            os.chmod(path, os.stat(path).st_mode | stat.S_IXUSR | stat.S_IXGRP | stat.S_IXOTH)
+
+    async def close(self) -> None:
+        self.kill_all()
+        if self._session is not None:
+            await self._session.close()
+
+    def session(self) -> aiohttp.ClientSession:
+        if self._session is None:
+            self._session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=600, sock_connect=10),
+                                                  connector=aiohttp.TCPConnector(
+                                                      resolver=outbound.GuardedResolver(lambda: self.outbound)))
+        return self._session
+
+    @staticmethod
+    def prepare_node(root_dir: str) -> None:
+        for folder in ('shared', 'startup', 'workitems'):
+            os.makedirs(os.path.join(root_dir, folder), exist_ok=True)
+
+    def environment(self, root_dir: str, task_dir: str, variables: dict[str, str],
+                    settings: Iterable[dict]) -> dict[str, str]:
+        env = dict(self._base_environment)
+        env.update({
+            'AZ_BATCH_ACCOUNT_NAME': self.account_name,
+            'AZ_BATCH_ACCOUNT_URL': self.account_url,
+            'AZ_BATCH_NODE_ROOT_DIR': root_dir,
+            'AZ_BATCH_NODE_SHARED_DIR': os.path.join(root_dir, 'shared'),
+            'AZ_BATCH_NODE_STARTUP_DIR': os.path.join(root_dir, 'startup'),
+            'AZ_BATCH_NODE_STARTUP_WORKING_DIR': os.path.join(root_dir, 'startup', 'wd'),
+            'AZ_BATCH_TASK_DIR': task_dir,
+            'AZ_BATCH_TASK_WORKING_DIR': os.path.join(task_dir, 'wd'),
+            'AZ_BATCH_NODE_IS_DEDICATED': 'true',
+            'HOME': os.path.join(task_dir, 'wd'),
+        })
+        env.update(variables)
+        for setting in settings:
+            if setting.get('name'):
+                env[setting['name']] = setting.get('value') or ''
+        return env
+
+    async def execute(self, key: object, *, command_line: str, task_dir: str, env: dict[str, str],
+                      resource_files: list[dict], output_files: list[dict] | None = None,
+                      max_wall_clock_seconds: float | None = None,
+                      on_started: Callable[[int], None] | None = None,
+                      container: tuple[tuple[str, ...], dict] | None = None) -> tuple[int | None, dict | None]:
+        """Runs one task (or start/preparation/release task) to its end.
+
+        Returns (exit code, failure info or None). Raises NodeLost if the node
+        was killed meanwhile.
+        """
+        working_dir = os.path.join(task_dir, 'wd')
+        os.makedirs(working_dir, mode=0o700, exist_ok=True)
+        stdout_path, stderr_path = os.path.join(task_dir, 'stdout.txt'), os.path.join(task_dir, 'stderr.txt')
+        download_failure = await self._download_resource_files(resource_files, working_dir)
+        if download_failure:
+            with open(stderr_path, 'a') as stderr:
+                stderr.write(download_failure['message'] + '\n')
+            return None, download_failure
+        exit_code, run_failure = await self._run_process(key, command_line, working_dir, env, stdout_path,
+                                                         stderr_path, max_wall_clock_seconds, on_started, container)
+        if key in self._lost:
+            self._lost.discard(key)
+            raise NodeLost()
+        if output_files:
+            upload_failure = await self._upload_output_files(output_files, working_dir, succeeded=run_failure is None)
+            run_failure = run_failure or upload_failure
+        return exit_code, run_failure
+
+    async def _run_process(self, key: object, command_line: str, working_dir: str, env: dict[str, str],
+                           stdout_path: str, stderr_path: str, max_wall_clock_seconds: float | None,
+                           on_started: Callable[[int], None] | None,
+                           container: tuple[tuple[str, ...], dict] | None = None) -> tuple[int | None, dict | None]:
+        try:
+            argv = shlex.split(command_line)
+        except ValueError as error:
+            return None, failure('CommandLineInvalid', f'The command line cannot be parsed: {error}')
+        if not argv:
+            return None, failure('CommandLineInvalid', 'The command line is empty.')
+        container_name = env_file = None
+        if container is not None:  # the runtime runs it, with a runtime's environment and the task's in a file
+            runtime, settings = container
+            container_name = containers.new_name()
+            node_root = env['AZ_BATCH_NODE_ROOT_DIR']  # the file lies beside it: no API lists it, no container sees it
+            try:
+                env_file, apart = containers.write_env_file(os.path.dirname(node_root), env)
+            except OSError as error:
+                return None, failure('ContainerMiscError', f"The task's environment cannot be written: {error}")
+            try:
+                argv = containers.run_argv(runtime, settings, name=container_name, argv=argv, env_file=env_file,
+                                           env_apart=apart, node_root=node_root,
+                                           working_dir=working_dir, allow_any_options=self.allow_container_run_options)
+            except containers.RunOptionsRefused as error:
+                os.remove(env_file)
+                with open(stderr_path, 'a') as stderr:
+                    stderr.write(f'{error}\n')
+                return None, failure('ContainerInvalidSettings', str(error))
+            env = containers.runtime_environment({'AZ_BATCH_TASK_DIR': env.get('AZ_BATCH_TASK_DIR', ''),
+                                                  **{name: env[name] for name in apart}})
+        try:
+            return await self._start_and_wait(key, argv, working_dir, env, stdout_path, stderr_path,
+                                              max_wall_clock_seconds, on_started, container, container_name)
+        finally:
+            if env_file is not None:
+                with contextlib.suppress(OSError):
+                    os.remove(env_file)
+
+    async def _start_and_wait(self, key: object, argv: list[str], working_dir: str, env: dict[str, str],
+                              stdout_path: str, stderr_path: str, max_wall_clock_seconds: float | None,
+                              on_started: Callable[[int], None] | None, container: tuple[tuple[str, ...], dict] | None,
+                              container_name: str | None) -> tuple[int | None, dict | None]:
+        with open(stdout_path, 'ab') as stdout, open(stderr_path, 'ab') as stderr:
+            self._starting += 1
+            try:
+                process = await asyncio.create_subprocess_exec(
+                    *argv, cwd=working_dir, env=env, stdin=asyncio.subprocess.DEVNULL, stdout=stdout,
+                    stderr=stderr, start_new_session=True)  # a process group of its own, led by the task
+            except (FileNotFoundError, PermissionError, NotADirectoryError) as error:
+                stderr.write(f'{argv[0]}: {error.strerror}\n'.encode())
+                return None, failure('CommandProgramNotFound', 'The specified command program is not found',
+                                     details={'Message': f'{argv[0]}: {error.strerror}'})
+            else:
+                self._processes[key] = process
+            finally:
+                self._starting -= 1
+        if on_started is not None:
+            on_started(process.pid)
+        try:
+            try:
+                exit_code = await asyncio.wait_for(process.wait(), max_wall_clock_seconds)
+            except asyncio.TimeoutError:
+                self._kill(process)
+                exit_code = await process.wait()
+                return exit_code, failure('MaxWallClockTimeExpiry',
+                                          'The task ran longer than its maxWallClockTime constraint allows')
+        finally:
+            self._processes.pop(key, None)
+            if container is not None and container_name is not None:
+                await containers.remove(container[0], container_name)
+            self._stop_leftovers(process.pid, env.get('AZ_BATCH_TASK_DIR', ''))
+        return exit_code, (None if exit_code == 0 else failure(
+            'FailureExitCode', 'The task exited with an exit code representing a failure',
+            details={'Message': 'The task process exited with an unexpected exit code',
+                     'AdditionalErrorCode': 'FailureExitCode'}))
+
+    async def _download_resource_files(self, resource_files: list[dict], working_dir: str) -> dict | None:
+        for resource_file in resource_files:
+            try:
+                if resource_file.get('httpUrl'):
+                    await self._download(resource_file['httpUrl'], working_dir, resource_file['filePath'],
+                                         resource_file.get('fileMode'))
+                else:
+                    await self._download_container(resource_file, working_dir)
+            except (aiohttp.ClientError, OSError, ValueError, asyncio.TimeoutError) as error:
+                url = resource_file.get('httpUrl') or resource_file.get('storageContainerUrl') or ''
+                # The whole message: aiohttp's errors name the URL too, signature and all.
+                return failure('ResourceFileDownloadFailed', _redact(f'Failed to download resource file {url}: '
+                                                                    f'{error}'),
+                               details={'FilePath': resource_file.get('filePath') or ''})
+        return None
+
+    async def _download(self, url: str, working_dir: str, file_path: str, file_mode: str | None) -> None:
+        destination = inside(working_dir, file_path)
+        if destination is None or destination == os.path.realpath(working_dir):
+            raise ValueError(f'filePath {file_path} leaves the working directory')
+        os.makedirs(os.path.dirname(destination), exist_ok=True)
+        async with outbound.get(self.session(), self.outbound, url) as response:
+            if response.status != 200:
+                raise ValueError(f'HTTP {response.status} {response.reason}')
+            descriptor = open_within(destination, working_dir, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o666)
+            with os.fdopen(descriptor, 'wb') as file:  # never through a link a task planted
+                async for chunk in response.content.iter_chunked(1 << 16):
+                    file.write(chunk)
+                if file_mode:
+                    os.fchmod(file.fileno(), int(file_mode, 8) & 0o1777)  # never setuid or setgid
+
+    async def _download_container(self, resource_file: dict, working_dir: str) -> None:
+        container_url = resource_file['storageContainerUrl']
+        names = await outbound.blob_names(self.session(), self.outbound, container_url,
+                                          resource_file.get('blobPrefix') or '', {'x-ms-version': _STORAGE_API_VERSION})
+        base = resource_file.get('filePath') or ''
+        for name in names:
+            await self._download(_insert_blob_path(container_url, name), working_dir, os.path.join(base, name),
+                                 resource_file.get('fileMode'))
+
+    async def _upload_output_files(self, output_files: list[dict], working_dir: str, *,
+                                   succeeded: bool) -> dict | None:
+        for output_file in output_files:
+            condition = str((output_file.get('uploadOptions') or {}).get('uploadCondition', '')).lower()
+            if condition == 'tasksuccess' and not succeeded or condition == 'taskfailure' and succeeded:
+                continue
+            destination = output_file['destination']['container']
+            pattern = output_file['filePattern']
+            has_wildcard = any(character in pattern for character in '*?[')
+            try:  # the walk runs off the event loop, never follows a link and has limits
+                matches = await asyncio.to_thread(find_output_files, working_dir, pattern)
+            except (TooManyFiles, OSError) as error:
+                return failure('FileUploadError', f'The output file pattern {pattern} cannot be uploaded: {error}')
+            for path, relative in matches:
+                if has_wildcard:
+                    blob_path = '/'.join(p for p in (destination.get('path', '').rstrip('/'), relative) if p)
+                else:
+                    blob_path = destination.get('path') or os.path.basename(path)
+                try:
+                    await self.upload(os.path.realpath(path), _insert_blob_path(destination['containerUrl'], blob_path),
+                                      destination.get('uploadHeaders') or [],
+                                      os.sep if os.path.isabs(pattern) else os.path.dirname(working_dir))
+                except (aiohttp.ClientError, OSError, ValueError, asyncio.TimeoutError) as error:
+                    return failure('FileUploadError', f'Failed to upload {os.path.basename(path)}: {error}')
+        return None
+
+    async def upload(self, path: str, url: str, upload_headers: list[dict], root: str) -> None:
+        """Uploads a regular file below ``root`` as a block blob; never through a link."""
+        self.outbound.check(url)
+        with os.fdopen(open_within(path, root), 'rb') as data:
+            await self.upload_data(data, os.fstat(data.fileno()).st_size, url, upload_headers)
+
+    async def upload_data(self, data: object, size: int, url: str, upload_headers: Iterable[dict] = ()) -> None:
+        self.outbound.check(url)
+        headers = {'x-ms-blob-type': 'BlockBlob', 'x-ms-version': _STORAGE_API_VERSION, 'Content-Length': str(size)}
+        headers.update({header['name']: header.get('value', '') for header in upload_headers if header.get('name')})
+        async with self.session().put(url, data=data, headers=headers, allow_redirects=False) as response:
+            if response.status not in (200, 201):
+                raise ValueError(f'HTTP {response.status} {response.reason} from {_redact(url)}')
+
+    def stop(self, key: object) -> bool:
+        """Kills the process run for ``key`` (a task that is terminated or deleted)."""
+        process = self._processes.get(key)
+        if process is None:
+            return False
+        self._kill(process)
+        return True
+
+    def lose(self, key: object) -> bool:
+        """Kills the process as if its node died: the caller requeues the task."""
+        if key in self._processes:
+            self._lost.add(key)
+            return self.stop(key)
+        return False
+
+    def kill_all(self) -> None:
+        """At shutdown: every task's process tree and every orphan a task left behind."""
+        pids = self._tracked_pids()
+        processes.kill_trees(pids + processes.orphans(pids), groups=pids)
+
+    def stop_node(self, root_dir: str) -> None:
+        """A node reboots or goes away: whatever still runs there from its earlier life dies too."""
+        processes.kill_trees(self._orphans_marked('AZ_BATCH_NODE_ROOT_DIR', root_dir))
+
+    def reap(self) -> None:
+        """Collects orphans that ended; skipped while a process is being created (its id is not tracked yet)."""
+        if not self._starting:
+            processes.reap(self._tracked_pids())
+
+    def _tracked_pids(self) -> list[int]:
+        return [process.pid for process in self._processes.values()]
+
+    def _stop_leftovers(self, group: int, task_dir: str) -> None:
+        """After a task's main process ended: its group and every orphan it left (found by its task folder)."""
+        processes.kill_trees(self._orphans_marked('AZ_BATCH_TASK_DIR', task_dir) if task_dir else [], groups=[group])
+
+    def _orphans_marked(self, name: str, value: str) -> list[int]:
+        """The orphans tasks left whose inherited variable ``name`` is ``value`` (a task's or a node's folder)."""
+        return processes.marked_processes(processes.orphans(self._tracked_pids()), name, lambda found: found == value)
+
+    @staticmethod
+    def _kill(process: asyncio.subprocess.Process) -> None:
+        processes.kill_trees([process.pid], groups=[process.pid])

@@ -1,0 +1,239 @@
+"""A pool's nodes from allocation to removal: booting toward the target within the quotas, start tasks, node actions.
+
+The scheduler owns one ``PoolNodes`` (``scheduler.nodes``): it boots nodes through creating -> starting ->
+waitingforstarttask -> idle (or starttaskfailed), runs the pool's start task (again after a reboot), and carries
+out the node actions whose checks are the state's (``service/nodes.py``): reboot, reimage, deallocate, start,
+remove, disable scheduling. Background work goes through the scheduler's ``spawn``; a node that becomes free
+tells it through ``work_available``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import shutil
+from collections.abc import Callable, Coroutine
+from typing import Any
+
+from batch_emulator.common.clock import parse_duration
+from batch_emulator.runtime.node import NodeLost, NodeRunner
+from batch_emulator.service.state import BatchState, Node, Pool, iso, retry_delay, utc_now
+
+_log = logging.getLogger('batch_emulator.runtime.scheduler')
+
+
+class PoolNodes:
+    def __init__(self, state: BatchState, runner: NodeRunner, *, node_step_seconds: float,
+                 dedicated_node_quota: int, spot_node_quota: int,
+                 spawn: Callable[[Coroutine[Any, Any, Any]], asyncio.Task], work_available: Callable[[], None]) -> None:
+        self.state = state
+        self.runner = runner
+        self.node_step_seconds = node_step_seconds
+        self.dedicated_node_quota = dedicated_node_quota
+        self.spot_node_quota = spot_node_quota
+        self.spawn = spawn
+        self.work_available = work_available
+
+
+    def _node_root(self, pool: Pool, node_id: str) -> str:
+        return os.path.join(self.state.nodes_dir, pool.id, node_id)
+
+    def _quota_errors(self, pool: Pool) -> tuple[int, list[dict]]:
+        """How many dedicated nodes the pool may have within the account's quota, and the resize errors if fewer."""
+        target = int(pool.spec.get('targetDedicatedNodes') or 0)
+        others = sum(len(other.nodes) for other in self.state.pools.values() if other is not pool)
+        allowed = max(0, self.dedicated_node_quota - others)
+        errors = []
+        if target > allowed:
+            errors.append(_quota_error('AccountCoreQuotaReached', 'dedicated', self.dedicated_node_quota,
+                                       '--dedicated-node-quota'))
+        if int(pool.spec.get('targetLowPriorityNodes') or 0) > self.spot_node_quota:
+            errors.append(_quota_error('AccountLowPriorityCoreQuotaReached', 'spot/low-priority',
+                                       self.spot_node_quota, '--spot-node-quota'))
+        return min(target, max(allowed, len(pool.nodes))), errors
+
+    async def bring_to_target(self, pool: Pool) -> None:
+        target, errors = self._quota_errors(pool)
+        boots = []
+        while len(pool.nodes) < target and pool.state == 'active':
+            node = self.state.new_node(pool, lambda node_id: self._node_root(pool, node_id))
+            boots.append(self.spawn(self.boot(pool, node)))
+        for node in [n for n in pool.nodes.values() if n.state in ('idle', 'starttaskfailed', 'unusable')]:
+            if len(pool.nodes) <= target:
+                break
+            self.remove_node(pool, node)
+        await asyncio.sleep(self.node_step_seconds)
+        self.state.update_allocation_state(pool, target, errors)
+        await asyncio.gather(*boots, return_exceptions=True)
+
+    def stop_node_work(self, node: Node) -> None:
+        """Kills what runs on a node: its tasks go back to the queue, its start task ends, its orphans die."""
+        for task in list(node.running.values()):
+            self.runner.lose(task)
+        self.runner.stop(('start', node.id))
+        self.runner.stop_node(node.root_dir)
+
+    def remove_node(self, pool: Pool, node: Node) -> None:
+        self.stop_node_work(node)
+        pool.nodes.pop(node.id, None)
+        self.state.changed('pool', pool)
+        shutil.rmtree(node.root_dir, ignore_errors=True)
+
+    async def boot(self, pool: Pool, node: Node) -> None:
+        self.runner.prepare_node(node.root_dir)
+        await asyncio.sleep(self.node_step_seconds)
+        node.set_state('starting')
+        await asyncio.sleep(self.node_step_seconds)
+        node.last_boot_time = utc_now()
+        await self.run_start_task(pool, node)
+
+    async def run_start_task(self, pool: Pool, node: Node) -> None:
+        """Runs the pool's start task on a node (again after a reboot), honouring waitForSuccess and retries."""
+        start_task = pool.spec.get('startTask')
+        if not start_task:
+            node.set_state('idle')
+            self.work_available()
+            return
+        wait = bool(start_task.get('waitForSuccess', True))
+        node.set_state('waitingforstarttask' if wait else 'idle')
+        if not wait:
+            self.work_available()
+        max_retries = int(start_task.get('maxTaskRetryCount', 0))
+        retry_count = 0
+        task_dir = os.path.join(node.root_dir, 'startup')
+        while True:
+            info = {'state': 'running', 'startTime': iso(utc_now()), 'retryCount': retry_count}
+            if retry_count:
+                info['lastRetryTime'] = info['startTime']
+            node.start_task_info = info
+            env = self.runner.environment(node.root_dir, task_dir, self.node_variables(pool, node),
+                                          start_task.get('environmentSettings') or [])
+            try:
+                exit_code, problem = await self.runner.execute(
+                    ('start', node.id), command_line=start_task['commandLine'], task_dir=task_dir, env=env,
+                    resource_files=start_task.get('resourceFiles') or [],
+                    max_wall_clock_seconds=parse_duration((start_task.get('constraints') or {})
+                                                          .get('maxWallClockTime')))
+            except NodeLost:
+                return
+            if pool.state == 'deleting' or node.id not in pool.nodes:
+                return
+            if problem is None or retry_count >= max_retries != -1:
+                break
+            retry_count += 1
+            await asyncio.sleep(retry_delay(retry_count))
+        completed(info, exit_code, problem)
+        if problem and wait:
+            node.set_state('starttaskfailed')
+        elif node.state == 'waitingforstarttask':
+            node.set_state('idle')
+        self.work_available()
+
+    def node_variables(self, pool: Pool, node: Node) -> dict[str, str]:
+        return {'AZ_BATCH_POOL_ID': pool.id, 'AZ_BATCH_NODE_ID': node.id}
+
+    async def delete_pool(self, pool: Pool) -> None:
+        for node in list(pool.nodes.values()):
+            self.stop_node_work(node)
+        await asyncio.sleep(self.node_step_seconds)
+        for node in list(pool.nodes.values()):
+            self.remove_node(pool, node)
+        self.state.forget_pool(pool)
+
+    def kill_node(self, pool: Pool, node: Node) -> None:
+        """Fault injection: the node dies; its tasks are requeued and a new node replaces it."""
+        if node.id in pool.nodes and pool.state == 'active':
+            _log.info('node %s of pool %s dies (injected)', node.id, pool.id)
+            self.remove_node(pool, node)
+            self.spawn(self.bring_to_target(pool))
+
+    # ----- node actions (the checks are the state's: service/nodes.py) ------------------------
+
+
+    async def end_node_tasks(self, node: Node, option: str) -> None:
+        """What happens to a node's running tasks when it leaves work: requeued, terminated, or left to finish."""
+        if option in ('taskcompletion', 'retaineddata'):
+            while node.running:
+                await asyncio.sleep(self.node_step_seconds)
+            return
+        for task in list(node.running.values()):
+            if option == 'terminate':
+                task.terminate_requested = True
+                self.runner.stop(task)
+            else:
+                self.runner.lose(task)
+
+    def disable_scheduling(self, node: Node, option: str) -> None:
+        if option != 'taskcompletion':
+            self.spawn(self.end_node_tasks(node, option))
+
+    def reimage_node(self, pool: Pool, node: Node, option: str) -> None:
+        """Reimage: tasks handled by the option, the node's disk wiped, then a fresh boot and start task."""
+        node.set_state('reimaging')
+        self.spawn(self._reimage(pool, node, option))
+
+    async def _reimage(self, pool: Pool, node: Node, option: str) -> None:
+        await self.end_node_tasks(node, option)
+        self.stop_node_work(node)
+        shutil.rmtree(node.root_dir, ignore_errors=True)
+        node.start_task_info, node.prepared_jobs = None, {}
+        await self.boot(pool, node)
+
+    def deallocate_node(self, pool: Pool, node: Node, option: str) -> None:
+        node.set_state('deallocating')
+        node.scheduling_state = 'disabled'  # recorded [J:node/dealloc]
+        self.spawn(self._deallocate(pool, node, option))
+
+    async def _deallocate(self, pool: Pool, node: Node, option: str) -> None:
+        await self.end_node_tasks(node, option)
+        self.stop_node_work(node)
+        await asyncio.sleep(self.node_step_seconds)
+        node.set_state('deallocated', keep_time=True)  # recorded: the same stateTransitionTime
+        self.state.changed('pool', pool)
+
+    def start_node(self, pool: Pool, node: Node) -> None:
+        node.set_state('starting')
+        node.scheduling_state = 'enabled'
+        self.spawn(self.reboot(pool, node))
+
+    def remove_nodes(self, pool: Pool, nodes: list[Node], option: str) -> None:
+        for node in nodes:
+            node.scheduling_state = 'disabled'
+        self.spawn(self._remove_nodes(pool, nodes, option))
+
+    async def _remove_nodes(self, pool: Pool, nodes: list[Node], option: str) -> None:
+        await asyncio.gather(*(self.end_node_tasks(node, option) for node in nodes))
+        await asyncio.sleep(self.node_step_seconds)
+        for node in nodes:
+            node.set_state('leavingpool')
+            self.remove_node(pool, node)
+        self.state.update_allocation_state(pool, len(pool.nodes), [])
+
+    def reboot_node(self, pool: Pool, node: Node) -> None:
+        """Reboot: running tasks are requeued, then the start task runs again (as on a real node)."""
+        self.stop_node_work(node)
+        node.set_state('rebooting')
+        self.spawn(self.reboot(pool, node))
+
+    async def reboot(self, pool: Pool, node: Node) -> None:
+        await asyncio.sleep(self.node_step_seconds)
+        node.set_state('starting')  # recorded: rebooting -> starting (lastBootTime not yet changed) -> idle
+        await asyncio.sleep(self.node_step_seconds)
+        node.last_boot_time = utc_now()
+        await self.run_start_task(pool, node)
+
+
+def _quota_error(code: str, kind: str, quota: int, flag: str) -> dict:
+    return {'code': code, 'message': f'The specified account has reached its {kind} core quota',
+            'values': [{'name': 'Reason', 'value': f'The local emulator allows {quota} {kind} nodes in the account '
+                                                   f'(python -m batch_emulator {flag} N).'}]}
+
+
+def completed(info: dict, exit_code: int | None, problem: dict | None) -> None:
+    """Fills in the execution info of a start, preparation or release task that ended."""
+    info.update({'state': 'completed', 'endTime': iso(utc_now()), 'result': 'failure' if problem else 'success'})
+    if exit_code is not None:
+        info['exitCode'] = exit_code
+    if problem:
+        info['failureInfo'] = problem

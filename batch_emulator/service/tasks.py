@@ -1,0 +1,325 @@
+"""Tasks: add, terminate, reactivate and delete them, and what the scheduler reports about their runs."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections import deque
+from collections.abc import Callable
+
+from batch_emulator.common.errors import BatchServiceError, invalid_property, missing_property
+from batch_emulator.contract.schema import ABSENT
+from batch_emulator.service import updates
+from batch_emulator.service.models import (
+    MAX_TASK_SLOTS,
+    MAX_TASKS_PER_COLLECTION,
+    Job,
+    Node,
+    Pool,
+    Task,
+    iso,
+    retry_delay,
+    stamp,
+    utc_now,
+)
+from batch_emulator.service.room import Room, _check_command_line, _check_id
+
+# The properties a task's state gives; the others are what was sent (its spec).
+_TASK_PROPERTIES: dict[str, Callable[[Task, str], object]] = {
+    'id': lambda task, base_url: task.id,
+    'url': lambda task, base_url: f'{base_url}/jobs/{task.job_id}/tasks/{task.id}',
+    'eTag': lambda task, base_url: task.etag,
+    'creationTime': lambda task, base_url: iso(task.creation_time),
+    'lastModified': lambda task, base_url: iso(task.last_modified),
+    'state': lambda task, base_url: task.state,
+    'stateTransitionTime': lambda task, base_url: iso(task.state_transition_time),
+    'previousState': lambda task, base_url: task.previous_state,
+    'previousStateTransitionTime': lambda task, base_url: iso(task.previous_state_transition_time),
+    'executionInfo': lambda task, base_url: task.execution_info,
+    'nodeInfo': lambda task, base_url: task.node_info,
+}
+
+
+def _task_resource(task: Task, base_url: str) -> dict:
+    """The task's state and what was sent; ``contract.render`` adds the defaults the service writes."""
+    return {**task.spec, **{name: value(task, base_url) for name, value in _TASK_PROPERTIES.items()}}
+
+
+def task_property(task: Task, base_url: str, name: str) -> object:
+    """One property of ``_task_resource(task, base_url)`` (``contract.ABSENT`` when it has none), without the rest."""
+    value = _TASK_PROPERTIES.get(name)
+    return value(task, base_url) if value is not None else task.spec.get(name, ABSENT)
+
+
+class TaskRoom(Room):
+    """Tasks, their counts and their runs: every rule about them."""
+
+    # ----- tasks -------------------------------------------------------------------------
+
+    def _validated_task(self, job: Job, body: dict) -> Task:
+        if not isinstance(body, dict):
+            raise invalid_property('task', body)
+        task_id = _check_id(body)
+        _check_command_line(body, '')
+        for index, output_file in enumerate(body.get('outputFiles') or []):
+            container = (output_file.get('destination') or {}).get('container') or {}
+            if not output_file.get('filePattern'):
+                raise missing_property(f'outputFiles[{index}].filePattern')
+            if not container.get('containerUrl'):
+                raise missing_property(f'outputFiles[{index}].destination.container.containerUrl')
+            if not (output_file.get('uploadOptions') or {}).get('uploadCondition'):
+                raise missing_property(f'outputFiles[{index}].uploadOptions.uploadCondition')
+        slots = body.get('requiredSlots', 1)
+        pool = self.pools.get(job.pool_id.lower())
+        most = pool.slots_per_node if pool else MAX_TASK_SLOTS
+        if not isinstance(slots, int) or not 1 <= slots <= most:
+            raise invalid_property('requiredSlots', slots, 'The value must be at least 1 and at most the '
+                                                           "pool's taskSlotsPerNode.")
+        settings = body.get('multiInstanceSettings')
+        if settings and not 1 <= int(settings.get('numberOfInstances') or 1) <= 100:  # the service's range
+            raise invalid_property('numberOfInstances', settings.get('numberOfInstances'),
+                                   'The value must be between 1 and 100.')
+        self.check_dependencies(job, body)
+        etag, now = stamp()
+        return Task(id=task_id, job_id=job.id, spec=dict(body), etag=etag, creation_time=now,
+                    last_modified=now, state_transition_time=now)
+
+    def add_task(self, job_id: str, body: dict) -> Task:
+        job = self._active_job(job_id)
+        task = self._validated_task(job, body)
+        if task.id.lower() in job.tasks:
+            raise BatchServiceError('TaskExists')
+        self._enqueue_new(job, [task])
+        return task
+
+    def add_task_collection(self, job_id: str, bodies: list,
+                            parse: Callable[[dict], dict] = lambda body: body) -> list[dict]:
+        """Adds up to 100 tasks (each parsed by ``parse``); returns the per-task results (success or clienterror)."""
+        job = self._active_job(job_id)
+        if bodies is None or bodies == []:
+            raise missing_property('value')
+        if not isinstance(bodies, list):  # the spec's array, sent as another type
+            raise invalid_property('value', bodies if isinstance(bodies, str) else json.dumps(bodies))
+        if len(bodies) > MAX_TASKS_PER_COLLECTION:
+            raise invalid_property('value', len(bodies), 'The number of tasks in the collection exceeds the '
+                                                         f'maximum of {MAX_TASKS_PER_COLLECTION}.')
+        results, added, added_ids = [], [], set()
+        for body in bodies:
+            try:
+                task = self._validated_task(job, parse(body))
+                if task.id.lower() in job.tasks or task.id.lower() in added_ids:
+                    raise BatchServiceError('TaskExists')
+            except BatchServiceError as error:
+                task_id = body.get('id') if isinstance(body, dict) else None
+                results.append({'status': 'clienterror', 'taskId': task_id or '',
+                                'error': error.body(self.base_url)})
+                continue
+            added.append(task)
+            added_ids.add(task.id.lower())
+            results.append({'status': 'success', 'taskId': task.id, 'eTag': task.etag,
+                            'lastModified': iso(task.last_modified),
+                            'location': f'{self.base_url}/jobs/{job.id}/tasks/{task.id}'})
+        self._enqueue_new(job, added)
+        return results
+
+    def _enqueue_new(self, job: Job, tasks: list[Task]) -> None:
+        for task in tasks:
+            job.tasks[task.id.lower()] = task
+            self.changed('task', task)
+            job.counts['active'] += 1
+            job.slot_counts['active'] += task.required_slots
+        ready = [task for task in tasks if not self.hold_until_dependencies_met(job, task)]
+        pool = self.pools.get(job.pool_id.lower())
+        if pool is not None and ready:
+            pool.pending.extend(ready)
+            self.mark_priorities(pool)
+            self.hooks.work_available()
+
+    def mark_priorities(self, pool: Pool) -> None:
+        """Higher-priority jobs' tasks go first: when the pool's jobs differ in priority, reorder its queue."""
+        priorities = {int(job.spec.get('priority') or 0) for job in self.jobs.values()
+                      if job.pool_id.lower() == pool.id.lower() and job.state in ('active', 'disabled')}
+        if len(priorities) > 1:
+            pool.reorder = True
+
+    def get_task(self, job_id: str, task_id: str) -> tuple[Job, Task]:
+        job = self.get_job(job_id)
+        task = job.tasks.get(task_id.lower())
+        if task is None:
+            raise BatchServiceError('TaskNotFound')
+        return job, task
+
+    def task_resource(self, task: Task) -> dict:
+        return _task_resource(task, self.base_url)
+
+    def task_property(self, task: Task, name: str) -> object:
+        return task_property(task, self.base_url, name)
+
+    def task_counts(self, job_id: str) -> dict:
+        job = self.get_job(job_id)
+        return {'taskCounts': dict(job.counts), 'taskSlotCounts': dict(job.slot_counts)}
+
+    def replace_task(self, job_id: str, task_id: str, body: dict) -> Task:
+        """PUT: the writable properties of BatchTask (its constraints) replaced (``updates``; recorded: 200, a new
+        ETag and lastModified [J:task/update])."""
+        _, task = self.get_task(job_id, task_id)
+        if task.state == 'completed':
+            raise BatchServiceError('TaskCompleted')
+        task.spec = updates.merged(task.spec, body, updates.update('task', True))
+        task.etag, task.last_modified = stamp()
+        self.changed('task', task)
+        return task
+
+    def delete_task(self, job_id: str, task_id: str) -> Task:
+        job, task = self.get_task(job_id, task_id)
+        if task.state in ('running', 'preparing'):
+            self.hooks.stop_task(task)
+        self._count(job, task, task.state, None)
+        del job.tasks[task.id.lower()]
+        self.dependent_gone(job, task)
+        self.dependency_parent_changed(job, task)  # a parent that goes is waited for again
+        self._removed('task', task)
+        pool = self.pools.get(job.pool_id.lower())
+        if pool is not None and task.state == 'active':
+            pool.pending = deque(t for t in pool.pending if t is not task)
+        task.state = 'deleted'
+        self.check_job_completion(job)
+        return task
+
+    def terminate_task(self, job_id: str, task_id: str) -> None:
+        job, task = self.get_task(job_id, task_id)
+        if task.state == 'completed':
+            return
+        task.etag, task.last_modified = stamp()  # a change asked for: answered with the new ETag
+        if task.state in ('running', 'preparing'):
+            task.terminate_requested = True
+            self.hooks.stop_task(task)
+        else:
+            pool = self.pools.get(job.pool_id.lower())
+            if pool is not None:
+                pool.pending = deque(t for t in pool.pending if t is not task)
+            self._complete(task, exit_code=None, failure=_task_ended_failure())
+
+    def reactivate_task(self, job_id: str, task_id: str) -> None:
+        job, task = self.get_task(job_id, task_id)
+        if task.state != 'completed' or task.execution_info.get('result') != 'failure':
+            raise BatchServiceError('OperationInvalidForCurrentState',
+                                    'Only a completed task that failed can be reactivated.')
+        task.etag, task.last_modified = stamp()
+        self._requeue(task, count_as='retryCount', reset=True)
+
+    # ----- what the scheduler reports --------------------------------------------------------
+
+    def _count(self, job: Job, task: Task, old: str | None, new: str | None) -> None:
+        buckets = {'active': 'active', 'preparing': 'running', 'running': 'running', 'completed': 'completed'}
+        for state, delta in ((old, -1), (new, 1)):
+            bucket = buckets.get(state or '')
+            if bucket:
+                job.counts[bucket] += delta
+                job.slot_counts[bucket] += delta * task.required_slots
+        if new == 'completed' or old == 'completed':
+            outcome = 'failed' if task.execution_info.get('result') == 'failure' else 'succeeded'
+            delta = 1 if new == 'completed' else -1
+            job.counts[outcome] += delta
+            job.slot_counts[outcome] += delta * task.required_slots
+
+    def count_restored(self, job: Job, task: Task) -> None:
+        self._count(job, task, None, task.state)
+        if task.state == 'completed':
+            self.dependency_parent_changed(job, task)
+
+    def set_task_state(self, task: Task, state: str) -> None:
+        job = self.jobs.get(task.job_id.lower())
+        if job is None or job.tasks.get(task.id.lower()) is not task or task.state == state:
+            return
+        # Completed-outcome counts must see the old result, so count before changing it.
+        self._count(job, task, task.state, None)
+        task.previous_state, task.previous_state_transition_time = task.state, task.state_transition_time
+        task.state, task.state_transition_time = state, utc_now()  # recorded: the ETag stays (active ->
+        self._count(job, task, None, state)                         # running -> completed) [P:files, J:task/uid]
+        self.changed('task', task)
+
+    def task_started(self, task: Task, pool: Pool, node: Node, state: str = 'running') -> None:
+        task.node = node
+        task.node_info = {
+            'affinityId': f'TVM:{node.id}', 'nodeUrl': f'{self.base_url}/pools/{pool.id}/nodes/{node.id}',
+            'poolId': pool.id, 'nodeId': node.id,
+            'taskRootDirectory': f'workitems/{task.job_id}/job-1/{task.id}',
+            'taskRootDirectoryUrl': f'{self.base_url}/pools/{pool.id}/nodes/{node.id}/files/workitems/'
+                                    f'{task.job_id}/job-1/{task.id}'}
+        self.set_task_state(task, state)
+
+    def task_running(self, task: Task) -> None:
+        task.execution_info['startTime'] = iso(utc_now())
+        if task.execution_info.get('retryCount'):
+            task.execution_info['lastRetryTime'] = task.execution_info['startTime']
+        self.changed('task', task)  # also when it was already running (no preparation): its startTime is new
+        self.set_task_state(task, 'running')
+
+    def task_finished(self, task: Task, exit_code: int | None, failure: dict | None) -> None:
+        """A run ended: retry it while retries remain, else complete it."""
+        if task.state not in ('running', 'preparing'):
+            return
+        max_retries = int((task.spec.get('constraints') or {}).get('maxTaskRetryCount', 0))
+        job = self.jobs.get(task.job_id.lower())
+        terminated, task.terminate_requested = task.terminate_requested, False
+        ended = terminated or job is None or job.state in ('terminating', 'deleting')
+        if failure and not ended and (max_retries == -1 or task.execution_info['retryCount'] < max_retries):
+            task.execution_info['exitCode'] = exit_code
+            self._requeue(task, count_as='retryCount')
+            return
+        if ended:
+            failure = _task_ended_failure()  # killed because the task or its job was ended
+        self._complete(task, exit_code, failure)
+
+    def task_requeued(self, task: Task) -> None:
+        """The node running the task was lost: the service puts the task back in the queue."""
+        if task.state in ('running', 'preparing'):
+            self._requeue(task, count_as='requeueCount')
+
+    def _requeue(self, task: Task, *, count_as: str, reset: bool = False) -> None:
+        task.node = None
+        self.set_task_state(task, 'active')  # counts first: they read the previous result
+        if reset:
+            task.execution_info = {'retryCount': 0, 'requeueCount': 0}
+            task.not_before = 0.0
+        else:
+            info = task.execution_info
+            info[count_as] = info.get(count_as, 0) + 1
+            if count_as == 'requeueCount':
+                info['lastRequeueTime'] = iso(utc_now())
+            for key in ('result', 'failureInfo', 'endTime'):
+                info.pop(key, None)
+            if count_as == 'retryCount':
+                task.not_before = time.monotonic() + retry_delay(info['retryCount'])
+        job = self.jobs.get(task.job_id.lower())
+        if job is not None and task.previous_state == 'completed':
+            self.dependency_parent_changed(job, task)  # reactivated: it satisfies its dependents no more
+        pool = self.pools.get(job.pool_id.lower()) if job else None
+        if pool is not None:
+            pool.pending.appendleft(task)  # first in line again, after higher-priority jobs' tasks
+            self.mark_priorities(pool)
+            self.hooks.work_available()
+
+    def _complete(self, task: Task, exit_code: int | None, failure: dict | None) -> None:
+        info = task.execution_info
+        info['endTime'] = iso(utc_now())
+        info.setdefault('startTime', info['endTime'])
+        if exit_code is not None:
+            info['exitCode'] = exit_code
+        info['result'] = 'failure' if failure else 'success'
+        if failure:
+            info['failureInfo'] = failure
+        else:
+            info.pop('failureInfo', None)
+        self.set_task_state(task, 'completed')
+        job = self.jobs.get(task.job_id.lower())
+        if job is not None:
+            self.dependent_gone(job, task)
+            self.apply_exit_options(job, task)
+            self.dependency_parent_changed(job, task)
+            self.check_job_completion(job)
+
+
+def _task_ended_failure() -> dict:
+    return {'category': 'usererror', 'code': 'TaskEnded', 'message': 'Task Was Ended by User Request'}

@@ -1,0 +1,97 @@
+"""The emulator's house: its layers are kept, no module imports itself round a loop, and each reads in one sitting.
+
+The layers are declared in ``pyproject.toml`` (``[tool.importlinter]``: tools > app > portal > wire > runtime >
+service > autoscale | contract > common) and checked by import-linter's own command, as a contributor runs it.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import grimp
+
+PROJECT_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+MAX_MODULE_LINES = 420  # "a file a reader can hold in their head (~400 lines)"
+# The autoscale formula language may stand alone (its grammar and evaluator are one language).
+LONG_MODULES_ALLOWED = {'batch_emulator/autoscale/formula.py'}
+
+
+def test_lint_imports_keeps_the_layers() -> None:
+    lint_imports = os.path.join(os.path.dirname(sys.executable), 'lint-imports')
+    result = subprocess.run([lint_imports, '--no-cache'], cwd=PROJECT_DIR, capture_output=True, text=True,
+                            timeout=300)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert '1 kept, 0 broken' in result.stdout
+
+
+def _cycles(graph: grimp.ImportGraph, modules: set[str]) -> list[list[str]]:
+    """Strongly connected components of more than one module (Tarjan, iteratively)."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    on_stack: set[str] = set()
+    stack: list[str] = []
+    found = []
+    for root in sorted(modules):
+        if root in index:
+            continue
+        work = [(root, iter(sorted(graph.find_modules_directly_imported_by(root) & modules)))]
+        index[root] = low[root] = len(index)
+        stack.append(root)
+        on_stack.add(root)
+        while work:
+            module, children = work[-1]
+            child = next(children, None)
+            if child is not None:
+                if child not in index:
+                    index[child] = low[child] = len(index)
+                    stack.append(child)
+                    on_stack.add(child)
+                    work.append((child, iter(sorted(graph.find_modules_directly_imported_by(child) & modules))))
+                elif child in on_stack:
+                    low[module] = min(low[module], index[child])
+                continue
+            work.pop()
+            if work:
+                low[work[-1][0]] = min(low[work[-1][0]], low[module])
+            if low[module] == index[module]:
+                component = []
+                while True:
+                    member = stack.pop()
+                    on_stack.discard(member)
+                    component.append(member)
+                    if member == module:
+                        break
+                if len(component) > 1:
+                    found.append(sorted(component))
+    return found
+
+
+def test_no_module_of_the_emulator_imports_round_a_loop() -> None:
+    # Imports inside functions count too; those under `if TYPE_CHECKING:` (a parameter's type) do not.
+    graph = grimp.build_graph('batch_emulator', cache_dir=None, exclude_type_checking_imports=True)
+    modules = {module for module in graph.modules if not graph.find_children(module)}  # modules, not packages
+    assert _cycles(graph, modules) == []
+
+
+def test_the_cycle_finder_sees_a_loop() -> None:
+    """The check above can fail: a graph with a loop through three modules is reported as one."""
+    graph = grimp.ImportGraph()
+    for importer, imported in (('p.a', 'p.b'), ('p.b', 'p.c'), ('p.c', 'p.a'), ('p.c', 'p.d')):
+        graph.add_import(importer=importer, imported=imported)
+    assert _cycles(graph, {'p.a', 'p.b', 'p.c', 'p.d'}) == [['p.a', 'p.b', 'p.c']]
+
+
+def test_every_module_reads_in_one_sitting() -> None:
+    too_long = {}
+    for folder, _, files in os.walk(os.path.join(PROJECT_DIR, 'batch_emulator')):
+        for name in files:
+            if name.endswith('.py'):
+                path = os.path.join(folder, name)
+                relative = os.path.relpath(path, PROJECT_DIR)
+                with open(path, encoding='utf-8') as file:
+                    lines = sum(1 for _ in file)
+                if lines > MAX_MODULE_LINES and relative not in LONG_MODULES_ALLOWED:
+                    too_long[relative] = lines
+    assert too_long == {}
