@@ -24,7 +24,8 @@ each worker has one of its own. Settings, on the command line or in the ini file
                                            batch_emulator_startup_timeout     seconds to wait for it (30)
 
 ``start_batch_emulator()`` does the same as a context manager, for a test (or a script) that needs an
-emulator of its own, say with ``--fault-rate``.
+emulator of its own, say with ``--fault-rate``; ``launch_batch_emulator()`` starts one that runs until its
+``stop()``, for a test that stops, kills or restarts it.
 """
 
 from __future__ import annotations
@@ -74,6 +75,7 @@ class BatchEmulator:
     location: Path
     request_log: Path
     process: subprocess.Popen = dataclasses.field(repr=False)
+    _reader: threading.Thread | None = dataclasses.field(default=None, repr=False, compare=False)
 
     @property
     def credential(self) -> AzureNamedKeyCredential:
@@ -90,6 +92,10 @@ class BatchEmulator:
         from azure.batch import BatchClient
         return BatchClient(self.endpoint, self.credential, **kwargs)
 
+    def stop(self) -> None:
+        """SIGTERM: the emulator stops every task process it started and exits (SIGKILL if it does not)."""
+        _stop_process(self.process, self._reader)
+
     def requests(self) -> list[dict[str, Any]]:
         """The requests the emulator answered so far, oldest first, as its ``--request-log`` wrote them."""
         if not self.request_log.exists():
@@ -101,20 +107,26 @@ class BatchEmulator:
 @contextlib.contextmanager
 def start_batch_emulator(folder: str | os.PathLike[str] | None = None, *arguments: str,
                          node_step_seconds: float = DEFAULT_NODE_STEP_SECONDS,
-                         startup_timeout: float = DEFAULT_STARTUP_TIMEOUT) -> Iterator[BatchEmulator]:
+                         startup_timeout: float = DEFAULT_STARTUP_TIMEOUT,
+                         location: str | os.PathLike[str] | None = None,
+                         environment: dict[str, str] | None = None) -> Iterator[BatchEmulator]:
     """Runs an emulator on a free port of 127.0.0.1 until the ``with`` block ends, then stops it and its tasks.
 
-    ``folder`` keeps its ``location/`` (the nodes' folders), ``requests.jsonl`` and ``emulator.log``
-    (its stderr); without one a temporary folder is used and removed afterwards. ``arguments`` are more
-    options of ``python -m batch_emulator`` (not those in ``RESERVED_OPTIONS``).
+    ``folder`` keeps its ``location/`` (the nodes' folders and the journal, unless ``location`` names another
+    folder: an emulator started again on the same location finds the account as it was), ``requests.jsonl``
+    and ``emulator.log`` (its stderr); without one a temporary folder is used and removed afterwards.
+    ``arguments`` are more options of ``python -m batch_emulator`` (not those in ``RESERVED_OPTIONS``);
+    ``environment`` is the emulator's environment (default: this process's).
     """
-    check_arguments(arguments)
     own_folder = folder is None
     base = Path(tempfile.mkdtemp(prefix='batch-emulator-') if own_folder else folder)
     try:
-        base.mkdir(parents=True, exist_ok=True)
-        with _emulator_process(base, arguments, node_step_seconds, startup_timeout) as emulator:
+        emulator = launch_batch_emulator(base, *arguments, node_step_seconds=node_step_seconds,
+                                         startup_timeout=startup_timeout, location=location, environment=environment)
+        try:
             yield emulator
+        finally:
+            emulator.stop()
     finally:
         if own_folder:
             shutil.rmtree(base, ignore_errors=True)
@@ -133,17 +145,25 @@ def check_arguments(arguments: tuple[str, ...] | list[str]) -> None:
                              'sets itself; the emulator takes no abbreviations')
 
 
-@contextlib.contextmanager
-def _emulator_process(base: Path, arguments: tuple[str, ...], node_step_seconds: float,
-                      startup_timeout: float) -> Iterator[BatchEmulator]:
-    location, request_log, stderr_path = base / 'location', base / 'requests.jsonl', base / 'emulator.log'
+def launch_batch_emulator(folder: str | os.PathLike[str], *arguments: str,
+                          node_step_seconds: float = DEFAULT_NODE_STEP_SECONDS,
+                          startup_timeout: float = DEFAULT_STARTUP_TIMEOUT,
+                          location: str | os.PathLike[str] | None = None,
+                          environment: dict[str, str] | None = None) -> BatchEmulator:
+    """``start_batch_emulator`` without the ``with``: the emulator runs until its ``stop()`` (or until this
+    process ends: it watches its parent). For tests that stop, kill or restart an emulator themselves."""
+    check_arguments(arguments)
+    base = Path(folder)
+    base.mkdir(parents=True, exist_ok=True)
+    location = Path(location) if location is not None else base / 'location'
+    request_log, stderr_path = base / 'requests.jsonl', base / 'emulator.log'
     command = [sys.executable, '-m', 'batch_emulator', '--host', '127.0.0.1', '--port', '0',
                '--location', str(location), '--request-log', str(request_log),
                '--account-name', DEFAULT_ACCOUNT_NAME, '--account-key', DEFAULT_ACCOUNT_KEY,
                '--node-step-seconds', str(node_step_seconds), '--parent-pid', str(os.getpid()), *arguments]
     # The same batch_emulator as this plugin, even from a source checkout that is not installed.
-    environment = dict(os.environ)
-    environment['PYTHONPATH'] = os.pathsep.join(filter(None, [PACKAGE_PARENT, os.environ.get('PYTHONPATH')]))
+    environment = dict(os.environ if environment is None else environment)
+    environment['PYTHONPATH'] = os.pathsep.join(filter(None, [PACKAGE_PARENT, environment.get('PYTHONPATH')]))
     with stderr_path.open('w', encoding='utf-8') as stderr:
         process = subprocess.Popen(command, cwd=base, env=environment, stdin=subprocess.DEVNULL,
                                    stdout=subprocess.PIPE, stderr=stderr, text=True)
@@ -153,11 +173,17 @@ def _emulator_process(base: Path, arguments: tuple[str, ...], node_step_seconds:
     reader.start()
     try:
         endpoint = _wait_until_listening(process, lines, startup_timeout, stderr_path)
-        yield BatchEmulator(endpoint, DEFAULT_ACCOUNT_NAME, DEFAULT_ACCOUNT_KEY, location, request_log, process)
-    finally:
-        _stop(process)
+    except BaseException:
+        _stop_process(process, reader)
+        raise
+    return BatchEmulator(endpoint, DEFAULT_ACCOUNT_NAME, DEFAULT_ACCOUNT_KEY, location, request_log, process, reader)
+
+
+def _stop_process(process: subprocess.Popen, reader: threading.Thread | None) -> None:
+    _stop(process)
+    if reader is not None:
         reader.join(STOP_TIMEOUT)  # EOF once the emulator (and anything holding its stdout) is gone
-        process.stdout.close()
+    process.stdout.close()
 
 
 def _read_lines(process: subprocess.Popen, lines: queue.Queue[str | None]) -> None:

@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import getpass
 import os
-import re
 import shutil
-import subprocess
 import sys
 import tempfile
 import time
@@ -21,6 +19,7 @@ PROJECT_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, PROJECT_DIR)
 
 from batch_emulator import DEFAULT_ACCOUNT_KEY, DEFAULT_ACCOUNT_NAME  # noqa: E402
+from batch_emulator.pytest_plugin import BatchEmulator  # noqa: E402
 
 _TEMP_ROOT_PREFIX = 'batch-tutorial-tests-'
 _TEMP_ROOT = pytest.StashKey[tuple]()  # (the session's folder, tempfile.tempdir and TMPDIR before)
@@ -75,34 +74,23 @@ def eventually(condition: Callable[[], object], timeout: float = 30.0, interval:
 
 
 class RunningEmulator:
-    def __init__(self, process: subprocess.Popen, endpoint: str, data_dir: str, request_log: str) -> None:
-        self.process = process
-        self.endpoint = endpoint
-        self.data_dir = data_dir
-        self.request_log = request_log
+    """The project's own pytest plugin's emulator (``batch_emulator``), with a client for any key or account."""
+
+    def __init__(self, emulator: BatchEmulator) -> None:
+        self.process = emulator.process
+        self.endpoint = emulator.endpoint
+        self.data_dir = str(emulator.location)
+        self.request_log = str(emulator.request_log)
 
     def client(self, key: str = DEFAULT_ACCOUNT_KEY, account: str = DEFAULT_ACCOUNT_NAME, **kwargs) -> BatchClient:
         return BatchClient(self.endpoint, AzureNamedKeyCredential(account, key), **kwargs)
 
 
 @pytest.fixture(scope='session')
-def emulator() -> Iterator[RunningEmulator]:
-    """``python -m batch_emulator`` on a free port of 127.0.0.1, with quick node start-up."""
-    with tempfile.TemporaryDirectory(prefix='emulator-tests-') as data_dir:
-        request_log = os.path.join(data_dir, 'requests.jsonl')
-        process = subprocess.Popen(
-            [sys.executable, '-m', 'batch_emulator', '--port', '0', '--location', data_dir, '--request-log',
-             request_log, '--node-step-seconds', '0.05'],
-            cwd=PROJECT_DIR, stdout=subprocess.PIPE, text=True)
-        try:
-            first_line = process.stdout.readline()
-            match = re.search(r'listening on (http://127\.0\.0\.1:\d+)', first_line)
-            assert match, f'the emulator did not start: {first_line!r}'
-            yield RunningEmulator(process, match.group(1), data_dir, request_log)
-        finally:
-            process.terminate()
-            process.wait(15)
-            process.stdout.close()
+def emulator(batch_emulator: BatchEmulator) -> RunningEmulator:
+    """``python -m batch_emulator`` on a free port of 127.0.0.1 with quick node start-up: the plugin's fixture
+    (``-p batch_emulator.pytest_plugin`` in pyproject.toml's addopts), as users of the plugin get it."""
+    return RunningEmulator(batch_emulator)
 
 
 @pytest.fixture

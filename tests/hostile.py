@@ -10,10 +10,8 @@ from __future__ import annotations
 import http.client
 import json
 import os
-import re
 import signal
 import subprocess
-import sys
 import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -24,8 +22,8 @@ from azure.batch import BatchClient
 from azure.core.credentials import AzureNamedKeyCredential
 
 from batch_emulator import DEFAULT_ACCOUNT_KEY, DEFAULT_ACCOUNT_NAME
+from batch_emulator.pytest_plugin import launch_batch_emulator
 from batch_emulator.wire import auth
-from tests.conftest import PROJECT_DIR
 
 API = 'api-version=2025-06-01'
 
@@ -102,15 +100,18 @@ def pool_body(pool_id: str, **extra: object) -> bytes:
 
 
 def start_emulator(location: str, *arguments: str, env: dict[str, str] | None = None) -> tuple[subprocess.Popen, str]:
-    """A separate emulator process on a free loopback port (for tests that restart, kill or configure it)."""
-    process = subprocess.Popen(
-        [sys.executable, '-m', 'batch_emulator', '--port', '0', '--location', location, '--node-step-seconds', '0.05',
-         *arguments], cwd=PROJECT_DIR, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
-        env=env, start_new_session=True)
-    line = process.stdout.readline()
-    match = re.search(r'(http://127\.0\.0\.1:\d+)', line)
-    assert match, f'the emulator did not start: {line!r}'
-    return process, match.group(1)
+    """A separate emulator on a free loopback port (for tests that restart, kill or configure it), started by the
+    project's own pytest plugin; its request log and stderr (``requests.jsonl``, ``emulator.log``) go into
+    ``location`` beside its journal."""
+    arguments = list(arguments)
+    node_step_seconds = 0.05
+    if '--node-step-seconds' in arguments:  # the plugin sets it itself
+        at = arguments.index('--node-step-seconds')
+        node_step_seconds = float(arguments[at + 1])
+        del arguments[at:at + 2]
+    emulator = launch_batch_emulator(location, *arguments, node_step_seconds=node_step_seconds, location=location,
+                                     environment=env)
+    return emulator.process, emulator.endpoint
 
 
 def stop_emulator(process: subprocess.Popen) -> None:

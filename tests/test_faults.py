@@ -4,20 +4,16 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import signal
-import subprocess
-import sys
 
 import pytest
-from azure.batch import BatchClient
 from azure.batch import models as m
-from azure.core.credentials import AzureNamedKeyCredential
 
 import python_tutorial_client as client
 from batch_emulator import DEFAULT_ACCOUNT_KEY, DEFAULT_ACCOUNT_NAME
 from batch_emulator.local import local_services
-from tests.conftest import PROJECT_DIR, eventually
+from tests.conftest import eventually
+from tests.hostile import batch_client_for, start_emulator
 from tests.test_end_to_end import DATA_FILES, original_top_three, top_words_in_output
 
 pytestmark = pytest.mark.e2e
@@ -114,18 +110,6 @@ def test_a_create_whose_answer_is_lost_after_it_acted_is_repeated_and_recognised
     finally:
         batch.begin_delete_job(settings.job_id)
         batch.begin_delete_pool(settings.pool_id)
-
-
-def start_emulator(location: str, *arguments: str) -> tuple[subprocess.Popen, str]:
-    process = subprocess.Popen(
-        [sys.executable, '-m', 'batch_emulator', '--port', '0', '--location', location, '--node-step-seconds', '0.05',
-         *arguments], cwd=PROJECT_DIR, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
-    endpoint = re.search(r'(http://127\.0\.0\.1:\d+)', process.stdout.readline()).group(1)
-    return process, endpoint
-
-
-def batch_client_for(endpoint: str) -> BatchClient:
-    return BatchClient(endpoint, AzureNamedKeyCredential(DEFAULT_ACCOUNT_NAME, DEFAULT_ACCOUNT_KEY))
 
 
 def test_a_task_whose_node_dies_is_requeued_on_a_new_node(tmp_path):

@@ -11,8 +11,9 @@ and the server turns it into the body the real service sends:
 
 from __future__ import annotations
 
-import datetime
 import uuid
+
+from batch_emulator.common.clock import utc_now
 
 # code -> (HTTP status, message) as the service words them.
 _KNOWN = {
@@ -92,7 +93,7 @@ class BatchServiceError(Exception):
         super().__init__(f'{self.status} {code}: {self.message}')
 
     def body(self, base_url: str, request_id: str | None = None) -> dict:
-        now = datetime.datetime.now(datetime.timezone.utc).strftime('%Y-%m-%dT%H:%M:%S.%f0Z')
+        now = utc_now().strftime('%Y-%m-%dT%H:%M:%S.%f0Z')
         body: dict = {
             'odata.metadata': f'{base_url}/{ODATA_ERROR_METADATA}',
             'code': self.code,

@@ -31,6 +31,8 @@ import zlib
 
 from aiohttp import web
 
+from batch_emulator.common import layout
+from batch_emulator.common.clock import utc_now
 from batch_emulator.common.errors import BatchServiceError
 from batch_emulator.common.redaction import redact_secrets
 from batch_emulator.runtime.files import TooManyFiles, inside, list_files
@@ -249,7 +251,7 @@ async def overview(request: web.Request) -> web.Response:
     """
     state = _state(request)
     since, digest = _since(request.query.get('since', ''))
-    now = datetime.datetime.now(datetime.timezone.utc)
+    now = utc_now()
     waiting_digest = _waiting_digest(state)
     with_waiting = since is None or digest != waiting_digest
     auto_pools = _auto_pools(state)
@@ -285,7 +287,7 @@ def _task_folder(request: web.Request) -> str:
         raise web.HTTPNotFound(text='No such task.') from None
     if task.node is None:
         raise web.HTTPNotFound(text='The task has not run on a node yet.')
-    return os.path.join(task.node.root_dir, 'workitems', task.job_id, 'job-1', task.id)
+    return layout.task_dir(task.node.root_dir, task.job_id, task.id)
 
 
 def _node_folder(request: web.Request) -> str:
@@ -311,7 +313,7 @@ async def task_files(request: web.Request) -> web.Response:
 
 async def node_files(request: web.Request) -> web.Response:
     """The start task's files on a node (its folder: stdout.txt, stderr.txt and wd/)."""
-    return await _regular_files(os.path.join(_node_folder(request), 'startup'), 'startup/')
+    return await _regular_files(layout.startup_dir(_node_folder(request)), f'{layout.STARTUP}/')
 
 
 async def task_file(request: web.Request) -> web.Response:

@@ -28,6 +28,8 @@ import os
 import stat
 from collections.abc import Iterator
 
+from batch_emulator.common import layout
+
 MAX_LISTED = 100_000     # entries a file listing walks (the service pages lists; a node holds far fewer)
 MAX_VISITED = 100_000    # entries an output file pattern may visit
 MAX_MATCHED = 10_000     # files one output file pattern may upload
@@ -202,7 +204,7 @@ def open_within(path: str, root: str, flags: int = os.O_RDONLY, mode: int = 0o60
 
 def node_log_files(root_dir: str) -> list[str]:
     """The node's own logs (its start task's stdout.txt and stderr.txt): regular files, not links, in place."""
-    startup = os.path.join(os.path.realpath(root_dir), 'startup')
+    startup = layout.startup_dir(os.path.realpath(root_dir))
     found = []
     for name in ('stdout.txt', 'stderr.txt'):
         path = os.path.join(startup, name)

@@ -17,7 +17,9 @@ import asyncio
 import os
 from typing import TYPE_CHECKING
 
-from batch_emulator.runtime.node import NodeLost, parse_duration
+from batch_emulator.common import layout
+from batch_emulator.common.clock import parse_duration
+from batch_emulator.runtime.node import NodeLost
 from batch_emulator.service.models import Job, Node, Pool, Task, iso, utc_now
 
 if TYPE_CHECKING:
@@ -38,7 +40,7 @@ def instance_key(task: Task, index: int) -> object:
 async def run(scheduler: Scheduler, pool: Pool, nodes: list[Node], job: Job, task: Task) -> None:
     state, runner = scheduler.state, scheduler.runner
     settings = task.spec['multiInstanceSettings']
-    task_dir_on = {node.id: os.path.join(node.root_dir, 'workitems', job.id, 'job-1', task.id) for node in nodes}
+    task_dir_on = {node.id: layout.task_dir(node.root_dir, job.id, task.id) for node in nodes}
     hosts = ','.join(node.ip_address for node in nodes)
     primary = nodes[0]
     state.task_running(task)
@@ -108,6 +110,6 @@ def stop(scheduler: Scheduler, task: Task) -> None:
 
 def _node_info(base_url: str, pool: Pool, node: Node, job: Job, task: Task) -> dict:
     return {'affinityId': f'TVM:{node.id}', 'nodeUrl': f'{base_url}/pools/{pool.id}/nodes/{node.id}',
-            'poolId': pool.id, 'nodeId': node.id, 'taskRootDirectory': f'workitems/{job.id}/job-1/{task.id}',
-            'taskRootDirectoryUrl': f'{base_url}/pools/{pool.id}/nodes/{node.id}/files/workitems/{job.id}/job-1/'
-                                    f'{task.id}'}
+            'poolId': pool.id, 'nodeId': node.id, 'taskRootDirectory': layout.task_folder(job.id, task.id),
+            'taskRootDirectoryUrl': f'{base_url}/pools/{pool.id}/nodes/{node.id}/files/'
+                                    + layout.task_folder(job.id, task.id)}

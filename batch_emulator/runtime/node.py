@@ -1,11 +1,6 @@
 """One emulated compute node: its folders, its environment, its processes, its files.
 
-A node is a folder laid out like a real node's:
-
-    <root>/shared/                                   AZ_BATCH_NODE_SHARED_DIR
-    <root>/startup/{wd,stdout.txt,stderr.txt}        the pool's start task
-    <root>/workitems/<job>/job-1/<task>/{wd,stdout.txt,stderr.txt}
-    <root>/workitems/<job>/job-1/jobpreparation/     and jobrelease/
+A node is a folder laid out like a real node's (``common/layout.py``).
 
 A task is run as the service runs it: resource files are downloaded from their
 URLs (SAS URLs into Azurite) into the working directory, the command line is
@@ -34,7 +29,7 @@ from urllib.parse import quote, urlsplit, urlunsplit
 
 import aiohttp
 
-from batch_emulator.common.clock import parse_duration  # noqa: F401 (the runtime's name for it)
+from batch_emulator.common import layout
 from batch_emulator.common.redaction import redact_secrets
 from batch_emulator.runtime import containers, outbound, processes
 from batch_emulator.runtime.files import TooManyFiles, find_output_files, inside, open_within
@@ -113,7 +108,7 @@ class NodeRunner:
 
     @staticmethod
     def prepare_node(root_dir: str) -> None:
-        for folder in ('shared', 'startup', 'workitems'):
+        for folder in layout.NODE_FOLDERS:
             os.makedirs(os.path.join(root_dir, folder), exist_ok=True)
 
     def environment(self, root_dir: str, task_dir: str, variables: dict[str, str],
@@ -123,13 +118,13 @@ class NodeRunner:
             'AZ_BATCH_ACCOUNT_NAME': self.account_name,
             'AZ_BATCH_ACCOUNT_URL': self.account_url,
             'AZ_BATCH_NODE_ROOT_DIR': root_dir,
-            'AZ_BATCH_NODE_SHARED_DIR': os.path.join(root_dir, 'shared'),
-            'AZ_BATCH_NODE_STARTUP_DIR': os.path.join(root_dir, 'startup'),
-            'AZ_BATCH_NODE_STARTUP_WORKING_DIR': os.path.join(root_dir, 'startup', 'wd'),
+            'AZ_BATCH_NODE_SHARED_DIR': layout.shared_dir(root_dir),
+            'AZ_BATCH_NODE_STARTUP_DIR': layout.startup_dir(root_dir),
+            'AZ_BATCH_NODE_STARTUP_WORKING_DIR': layout.working_dir(layout.startup_dir(root_dir)),
             'AZ_BATCH_TASK_DIR': task_dir,
-            'AZ_BATCH_TASK_WORKING_DIR': os.path.join(task_dir, 'wd'),
+            'AZ_BATCH_TASK_WORKING_DIR': layout.working_dir(task_dir),
             'AZ_BATCH_NODE_IS_DEDICATED': 'true',
-            'HOME': os.path.join(task_dir, 'wd'),
+            'HOME': layout.working_dir(task_dir),
         })
         env.update(variables)
         for setting in settings:

@@ -11,12 +11,12 @@ running its start task again.
 
 from __future__ import annotations
 
-import datetime
 import json
 import os
 from collections import deque
 from typing import Any
 
+from batch_emulator.common.clock import utc_now
 from batch_emulator.runtime.processes import stop_survivors
 from batch_emulator.service.job_schedule import schedule_from_record, schedule_record
 from batch_emulator.service.jobs import AUTO_POOL
@@ -270,7 +270,7 @@ def _restore(state: BatchState, journal: Journal, reading: _Reading, pools: dict
             task.node = None
             info = task.execution_info
             info['requeueCount'] = info.get('requeueCount', 0) + 1
-            info['lastRequeueTime'] = iso(datetime.datetime.now(datetime.timezone.utc))
+            info['lastRequeueTime'] = iso(utc_now())
             for key in ('startTime', 'result', 'failureInfo', 'endTime'):
                 info.pop(key, None)
         job.tasks[task.id.lower()] = task

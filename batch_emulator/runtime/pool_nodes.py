@@ -16,6 +16,7 @@ import shutil
 from collections.abc import Callable, Coroutine
 from typing import Any
 
+from batch_emulator.common import layout
 from batch_emulator.common.clock import parse_duration
 from batch_emulator.runtime.node import NodeLost, NodeRunner
 from batch_emulator.service.state import BatchState, Node, Pool, iso, retry_delay, utc_now
@@ -101,7 +102,7 @@ class PoolNodes:
             self.work_available()
         max_retries = int(start_task.get('maxTaskRetryCount', 0))
         retry_count = 0
-        task_dir = os.path.join(node.root_dir, 'startup')
+        task_dir = layout.startup_dir(node.root_dir)
         while True:
             info = {'state': 'running', 'startTime': iso(utc_now()), 'retryCount': retry_count}
             if retry_count:

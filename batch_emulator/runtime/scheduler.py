@@ -21,10 +21,12 @@ from collections import deque
 from collections.abc import Coroutine
 from typing import Any
 
+from batch_emulator.common import layout
+from batch_emulator.common.clock import parse_duration
 from batch_emulator.common.loops import survive
 from batch_emulator.runtime import multi_instance, processes
 from batch_emulator.runtime.faults import FaultInjector
-from batch_emulator.runtime.node import NodeLost, NodeRunner, failure, parse_duration
+from batch_emulator.runtime.node import NodeLost, NodeRunner, failure
 from batch_emulator.runtime.pool_nodes import PoolNodes, completed
 from batch_emulator.service.jobs import AUTO_POOL
 from batch_emulator.service.scaling import run_autoscale
@@ -268,7 +270,7 @@ class Scheduler:
                          extra: dict[str, str] | None = None) -> dict[str, str]:
         """A task's environment on a node: the node's, the AZ_BATCH_* of its job and task, then the job's common
         and the task's own environment settings."""
-        prep_dir = os.path.join(node.root_dir, 'workitems', job.id, 'job-1', 'jobpreparation')
+        prep_dir = layout.task_dir(node.root_dir, job.id, layout.JOB_PREPARATION)
         variables = {**self.nodes.node_variables(pool, node), 'AZ_BATCH_JOB_ID': job.id, 'AZ_BATCH_TASK_ID': task.id,
                      'AZ_BATCH_JOB_PREP_DIR': prep_dir, 'AZ_BATCH_JOB_PREP_WORKING_DIR': os.path.join(prep_dir, 'wd'),
                      **(extra or {})}
@@ -299,7 +301,7 @@ class Scheduler:
                 self.state.task_requeued(task)  # preparation failed here: the task waits for another node
                 return
             self.state.task_running(task)
-            task_dir = os.path.join(node.root_dir, 'workitems', job.id, 'job-1', task.id)
+            task_dir = layout.task_dir(node.root_dir, job.id, task.id)
             env = self.task_environment(pool, node, job, task, task_dir)
             death = self.faults.node_dies() if self.faults else None
             if death is not None:
@@ -358,7 +360,7 @@ class Scheduler:
         """Runs the job preparation task once per node; False when it failed and must succeed first."""
         spec = job.spec['jobPreparationTask']
         status = {'state': 'running', 'startTime': iso(utc_now()), 'retryCount': 0,
-                  'taskRootDirectory': f'workitems/{job.id}/job-1/jobpreparation'}
+                  'taskRootDirectory': layout.task_folder(job.id, layout.JOB_PREPARATION)}
         node.prepared_jobs[job.id] = {'preparation': status}
         problem = await self._run_job_level_task(pool, node, job, spec, 'jobpreparation', status)
         return not (problem and spec.get('waitForSuccess', True))
@@ -380,7 +382,7 @@ class Scheduler:
 
     async def _release_job(self, pool: Pool, node: Node, job: Job, spec: dict) -> None:
         status = {'state': 'running', 'startTime': iso(utc_now()),
-                  'taskRootDirectory': f'workitems/{job.id}/job-1/jobrelease'}
+                  'taskRootDirectory': layout.task_folder(job.id, layout.JOB_RELEASE)}
         node.prepared_jobs[job.id]['release'] = status
         with contextlib.suppress(NodeLost):
             await self._run_job_level_task(pool, node, job, spec, 'jobrelease', status, default_seconds=900)
@@ -388,7 +390,7 @@ class Scheduler:
     async def _run_job_level_task(self, pool: Pool, node: Node, job: Job, spec: dict, folder: str, status: dict,
                                   default_seconds: float | None = None) -> dict | None:
         """A job preparation or release task on one node; fills in its status, returns its failure."""
-        task_dir = os.path.join(node.root_dir, 'workitems', job.id, 'job-1', folder)
+        task_dir = layout.task_dir(node.root_dir, job.id, folder)
         variables = self.nodes.node_variables(pool, node) | {'AZ_BATCH_JOB_ID': job.id,
                                                         'AZ_BATCH_TASK_ID': spec.get('id', folder)}
         env = self.runner.environment(node.root_dir, task_dir, variables,

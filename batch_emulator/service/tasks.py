@@ -7,6 +7,7 @@ import time
 from collections import deque
 from collections.abc import Callable
 
+from batch_emulator.common import layout
 from batch_emulator.common.errors import BatchServiceError, invalid_property, missing_property
 from batch_emulator.contract.schema import ABSENT
 from batch_emulator.service import updates
@@ -244,9 +245,9 @@ class TaskRoom(Room):
         task.node_info = {
             'affinityId': f'TVM:{node.id}', 'nodeUrl': f'{self.base_url}/pools/{pool.id}/nodes/{node.id}',
             'poolId': pool.id, 'nodeId': node.id,
-            'taskRootDirectory': f'workitems/{task.job_id}/job-1/{task.id}',
-            'taskRootDirectoryUrl': f'{self.base_url}/pools/{pool.id}/nodes/{node.id}/files/workitems/'
-                                    f'{task.job_id}/job-1/{task.id}'}
+            'taskRootDirectory': layout.task_folder(task.job_id, task.id),
+            'taskRootDirectoryUrl': f'{self.base_url}/pools/{pool.id}/nodes/{node.id}/files/'
+                                    + layout.task_folder(task.job_id, task.id)}
         self.set_task_state(task, state)
 
     def task_running(self, task: Task) -> None:

@@ -25,6 +25,7 @@ from collections.abc import Mapping
 from email.utils import parsedate_to_datetime
 from urllib.parse import parse_qs
 
+from batch_emulator.common.clock import utc_now
 from batch_emulator.common.errors import BatchServiceError
 
 MAX_CLOCK_SKEW = datetime.timedelta(minutes=15)
@@ -71,7 +72,7 @@ def check_request_date(headers: Mapping[str, str], now: datetime.datetime | None
         moment = None
     if moment is None or moment.tzinfo is None:
         raise _failed(f"The {name} header '{text}' is not a valid RFC 1123 date.")
-    skew = moment - (now or datetime.datetime.now(datetime.timezone.utc))
+    skew = moment - (now or utc_now())
     if skew < -MAX_CLOCK_SKEW:
         raise _failed(f"Request date header too old: '{text}'")
     if skew > MAX_CLOCK_SKEW:

@@ -12,6 +12,7 @@ from urllib.parse import quote
 
 from aiohttp import web
 
+from batch_emulator.common import layout
 from batch_emulator.common.errors import BatchServiceError, invalid_query
 from batch_emulator.runtime.files import TooManyFiles, inside, is_directory, list_files, read_chunks
 from batch_emulator.service.state import iso
@@ -32,7 +33,7 @@ def task_root(request: web.Request) -> tuple[str, str]:
     if task.node is None or not task.node_info:
         raise BatchServiceError('OperationInvalidForCurrentState',
                                 'The task has not been scheduled on a node, so it has no files.', status=409)
-    root = os.path.join(task.node.root_dir, 'workitems', task.job_id, 'job-1', task.id)
+    root = layout.task_dir(task.node.root_dir, task.job_id, task.id)
     return root, f'{state.base_url}/jobs/{task.job_id}/tasks/{task.id}/files'
 
 

@@ -12,6 +12,7 @@ import re
 
 from aiohttp import web
 
+from batch_emulator.common.clock import utc_now
 from batch_emulator.common.errors import BatchServiceError, missing_property
 from batch_emulator.runtime import containers
 from batch_emulator.service.state import BatchState, iso
@@ -129,7 +130,7 @@ async def evaluate_autoscale(request: web.Request) -> web.Response:
 
 async def list_pool_usage_metrics(request: web.Request) -> web.Response:
     """Core hours per pool in 30-minute windows (recorded [J:pool/usage]), of the nodes the emulator runs now."""
-    now = datetime.datetime.now(datetime.timezone.utc)
+    now = utc_now()
     start = now.replace(minute=now.minute - now.minute % 30, second=0, microsecond=0)
     items = []
     for pool in state_of(request).pools.values():
