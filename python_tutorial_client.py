@@ -179,8 +179,9 @@ def _first_line(text: str) -> str:
 
 def redact_secrets(text: str) -> str:
     """Hides SAS signatures and account keys that might appear in a message."""
-    text = re.sub(r'(sig=)[^&\s"\']+', r'\1REDACTED', text, flags=re.IGNORECASE)
-    return re.sub(r'(AccountKey=)[^;\s"\']+', r'\1REDACTED', text, flags=re.IGNORECASE)
+    # A signature and a key are base64, URL-encoded in a URL (%2B, %2F, %3D): what follows them is not theirs.
+    text = re.sub(r'(sig=)[A-Za-z0-9%+/=]+', r'\1REDACTED', text, flags=re.IGNORECASE)
+    return re.sub(r'(AccountKey=)[A-Za-z0-9%+/=]+', r'\1REDACTED', text, flags=re.IGNORECASE)
 
 
 def wrap_commands_in_shell(ostype: str, commands: Sequence[str]) -> str:

@@ -111,7 +111,7 @@ def test_a_container_task_runs_in_its_image_with_the_node_folders_mounted(contai
     assert written.text() == 'made\n'  # what the container wrote is on the node, for the file APIs
     assert raw(client, 'GET', f'/jobs/{job_id}/tasks/image-default/files/stdout.txt').text().strip() == '/'
     refused = done['not-in-a-container'].execution_info
-    assert (refused.result, refused.failure_info.code) == ('failure', 'ContainerSettingsInvalid')
+    assert (refused.result, refused.failure_info.code) == ('failure', 'ContainerInvalidSettings')
     client.begin_delete_job(job_id)
     client.begin_delete_pool(pool_id)
 

@@ -319,6 +319,10 @@ def test_at_most_ten_failed_tasks_are_shown_then_how_many_more(capsys, failed, m
      'DefaultEndpointsProtocol=https;AccountName=a;AccountKey=REDACTED;EndpointSuffix=core.windows.net'),
     ('accountkey=a2V5 and sig=x"', 'accountkey=REDACTED and sig=REDACTED"'),
     ('no secret here', 'no secret here'),
+    # What follows a signature or a key stays: a message that quotes a URL in brackets keeps its bracket.
+    ('download failed (https://a/c/b?sp=r&sig=ab%2Bc%3D) after 3 tries',
+     'download failed (https://a/c/b?sp=r&sig=REDACTED) after 3 tries'),
+    ('<AccountKey=a2V5+/==>, retrying', '<AccountKey=REDACTED>, retrying'),
 ])
 def test_sas_signatures_and_account_keys_are_redacted_in_any_casing(text, shown):
     assert client.redact_secrets(text) == shown

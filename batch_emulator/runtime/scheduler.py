@@ -348,7 +348,7 @@ class Scheduler:
             return None, None
         reason = ('The task has containerSettings but its pool has no containerConfiguration.' if settings else
                   'The pool runs container tasks (containerConfiguration): the task needs containerSettings.')
-        return None, failure('ContainerSettingsInvalid', reason)
+        return None, failure('ContainerInvalidSettings', reason)  # TaskFailureInformationCodes (documented)
 
     def _process_started(self, task: Task, pid: int) -> None:
         task.process_id, task.process_start_time = pid, processes.start_time(pid)
