@@ -89,6 +89,29 @@ def test_reimage_wipes_the_node_and_boots_it_again(batch_client, pool_and_job):
     assert raw(batch_client, 'HEAD', f'/pools/{pool_id}/nodes/{node.id}/files/{task_dir}').status_code == 404
 
 
+@pytest.mark.parametrize('option, result, retries', [
+    ('terminate', 'failure', 0),       # terminated: completes with failureInfo and does not run again
+    ('taskcompletion', 'success', 0),  # left to finish, then the node reboots
+    ('requeue', 'success', 1),         # the default: back to the queue, runs again after the reboot
+])
+def test_a_reboot_does_with_the_running_task_what_its_option_says(batch_client, pool_and_job, option, result,
+                                                                 retries):
+    pool_id, job_id = pool_and_job
+    node = wait_for_nodes(batch_client, pool_id)[0]
+    batch_client.create_task(job_id, m.BatchTaskCreateOptions(
+        id='busy', command_line='sleep 2'))
+    eventually(lambda: batch_client.get_task(job_id, 'busy').state == 'running', message='the task runs')
+    rebooted = raw(batch_client, 'POST', f'/pools/{pool_id}/nodes/{node.id}/reboot', {'nodeRebootOption': option})
+    assert rebooted.status_code == 202
+    assert _node_state(batch_client, pool_id, node.id)['state'] == 'rebooting'
+    task = wait_for_task(batch_client, job_id, 'busy')
+    assert task.execution_info.result == result
+    assert task.execution_info.requeue_count + task.execution_info.retry_count == retries
+    if option == 'terminate':
+        assert task.execution_info.failure_info.code == 'TaskEnded'
+    wait_for_nodes(batch_client, pool_id)
+
+
 def test_deallocate_then_start(batch_client, pool_and_job):
     pool_id, _ = pool_and_job
     node = wait_for_nodes(batch_client, pool_id)[0]

@@ -158,12 +158,17 @@ class PoolNodes:
             while node.running:
                 await asyncio.sleep(self.node_step_seconds)
             return
-        for task in list(node.running.values()):
+        ending = list(node.running.values())
+        for task in ending:
             if option == 'terminate':
                 task.terminate_requested = True
                 self.runner.stop(task)
             else:
                 self.runner.lose(task)
+        if option == 'terminate':  # their runs end as terminated before the node's work stops (which would requeue)
+            ids = {id(task) for task in ending}
+            while any(id(task) in ids for task in node.running.values()):
+                await asyncio.sleep(self.node_step_seconds)
 
     def disable_scheduling(self, node: Node, option: str) -> None:
         if option != 'taskcompletion':
@@ -211,11 +216,16 @@ class PoolNodes:
             self.remove_node(pool, node)
         self.state.update_allocation_state(pool, len(pool.nodes), [])
 
-    def reboot_node(self, pool: Pool, node: Node) -> None:
-        """Reboot: running tasks are requeued, then the start task runs again (as on a real node)."""
-        self.stop_node_work(node)
+    def reboot_node(self, pool: Pool, node: Node, option: str = 'requeue') -> None:
+        """Reboot: running tasks requeued, terminated or left to finish (``nodeRebootOption``, requeue by default),
+        then the node restarts and its start task runs again (as on a real node)."""
         node.set_state('rebooting')
-        self.spawn(self.reboot(pool, node))
+        self.spawn(self._reboot_after_tasks(pool, node, option))
+
+    async def _reboot_after_tasks(self, pool: Pool, node: Node, option: str) -> None:
+        await self.end_node_tasks(node, option)
+        self.stop_node_work(node)
+        await self.reboot(pool, node)
 
     async def reboot(self, pool: Pool, node: Node) -> None:
         await asyncio.sleep(self.node_step_seconds)

@@ -171,12 +171,13 @@ async def get_node(request: web.Request) -> web.Response:
 
 async def reboot_node(request: web.Request) -> web.Response:
     state = state_of(request)
+    option = 'requeue'  # the spec's default
     if request.can_read_body and request.content_length:  # optional; parsed by the spec's schema all the same
-        state.requeue_option(await read_body(request), 'nodeRebootOption')  # (the reboot always requeues)
+        option = state.requeue_option(await read_body(request), 'nodeRebootOption')
     pool, node = state.node_for_action(request.match_info['poolId'], request.match_info['nodeId'], 'reboot')
     if node.state not in ('idle', 'running', 'starttaskfailed', 'unusable'):
         raise BatchServiceError('OperationInvalidForCurrentState', 'The node is not in a state that allows reboot.')
-    request.app[SCHEDULER].nodes.reboot_node(pool, node)
+    request.app[SCHEDULER].nodes.reboot_node(pool, node, option)
     return json_response(request, None, status=202, acted=True)  # a node action: DataServiceId only
 
 
