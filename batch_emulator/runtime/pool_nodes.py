@@ -18,6 +18,7 @@ from typing import Any
 
 from batch_emulator.common import layout
 from batch_emulator.common.clock import parse_duration
+from batch_emulator.runtime import node_start
 from batch_emulator.runtime.node import NodeLost, NodeRunner
 from batch_emulator.service.state import BatchState, Node, Pool, iso, retry_delay, utc_now
 
@@ -87,7 +88,8 @@ class PoolNodes:
         node.set_state('starting')
         await asyncio.sleep(self.node_step_seconds)
         node.last_boot_time = utc_now()
-        await self.run_start_task(pool, node)
+        if await node_start.pull_images(self.state, pool, node):  # containerImageNames; else the node is unusable
+            await self.run_start_task(pool, node)
 
     async def run_start_task(self, pool: Pool, node: Node) -> None:
         """Runs the pool's start task on a node (again after a reboot), honouring waitForSuccess and retries."""
@@ -103,6 +105,7 @@ class PoolNodes:
         max_retries = int(start_task.get('maxTaskRetryCount', 0))
         retry_count = 0
         task_dir = layout.startup_dir(node.root_dir)
+        container, refused = await node_start.start_task_container(self.state, pool, start_task)
         while True:
             info = {'state': 'running', 'startTime': iso(utc_now()), 'retryCount': retry_count}
             if retry_count:
@@ -111,16 +114,16 @@ class PoolNodes:
             env = self.runner.environment(node.root_dir, task_dir, self.node_variables(pool, node),
                                           start_task.get('environmentSettings') or [])
             try:
-                exit_code, problem = await self.runner.execute(
+                exit_code, problem = (None, refused) if refused else await self.runner.execute(
                     ('start', node.id), command_line=start_task['commandLine'], task_dir=task_dir, env=env,
                     resource_files=start_task.get('resourceFiles') or [],
                     max_wall_clock_seconds=parse_duration((start_task.get('constraints') or {})
-                                                          .get('maxWallClockTime')))
+                                                          .get('maxWallClockTime')), container=container)
             except NodeLost:
                 return
             if pool.state == 'deleting' or node.id not in pool.nodes:
                 return
-            if problem is None or retry_count >= max_retries != -1:
+            if problem is None or refused or retry_count >= max_retries != -1:  # a refusal is not retried
                 break
             retry_count += 1
             await asyncio.sleep(retry_delay(retry_count))
