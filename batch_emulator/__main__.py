@@ -258,7 +258,32 @@ def operations_table() -> str:
              '| operation id | method and path | emulated |', '|---|---|---|']
     lines += [f'| `{o.operation_id}` | `{o.method} {o.path}` | {"yes" if o.operation_id in HANDLERS else "501"} |'
               for o in rows]
+    lines += ['', '### What is not emulated', '', '| what the service has | why the emulator does not |', '|---|---|']
+    lines += [f'| {what} | {why} |' for what, why in NOT_EMULATED]
     return '\n'.join(lines) + '\n'
+
+
+# What the service does and the emulator does not, with the reason: printed by --operations, kept in the READMEs.
+NOT_EMULATED = (
+    ('Windows images (`batch.node.windows amd64`)', 'A node is a folder and processes of this machine, and this '
+     'machine runs Linux: there is no Windows to run `cmd /c`, Windows containers or Windows user accounts. Such a '
+     'pool is refused with `InvalidPropertyValue` saying so.'),
+    ('Real VM timings', 'A node spends `--node-step-seconds` (default 0.2 s) in each boot state and a task starts '
+     'as soon as a slot is free; Azure takes minutes to allocate and boot a VM, and how long varies by region, size '
+     'and image and is not recorded, so no delay the emulator chose would be true.'),
+    ('VM sizes (cores, memory, GPUs, RDMA, disks)', 'Every node shares this machine; `vmSize` is checked and kept, '
+     'but a task gets what the machine gives, not what the size would.'),
+    ('Application packages', 'The account has none: they are uploaded through Azure Resource Manager (the Batch '
+     'management API), which the emulator does not serve.'),
+    ('Node users and remote login', 'Records only: making OS accounts or running sshd on your machine for a test is '
+     'not safe, so no one can log in to a node.'),
+    ('`mountConfiguration` (Azure Files, blobfuse, NFS, CIFS)', 'Kept and returned (without keys), not mounted: '
+     'mounting needs root and reaches outside the machine.'),
+    ('Managed identities (`identityReference`)', 'There is no Microsoft Entra ID here: a registry with an '
+     '`identityReference` is pulled from without credentials, and tasks get no identity tokens.'),
+    ('Virtual networks, public IPs, disk encryption, OS upgrades', 'Kept as sent: they configure Azure\'s '
+     'infrastructure, which the emulator does not have.'),
+)
 
 
 def _prepare_location(data_dir: str) -> None:

@@ -10,6 +10,7 @@ test_containers.py (Podman with runc; CI installs them, and there a missing runt
 
 from __future__ import annotations
 
+import base64
 import gzip
 import hashlib
 import io
@@ -27,12 +28,12 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 from azure.batch import models as m
 
-from tests.conftest import eventually
 from tests.hostile import batch_client_for, start_emulator, stop_emulator
 from tests.test_containers import IMAGE, runtime  # noqa: F401 (the module's runtime fixture, the image it imports)
 from tests.test_emulator import raw, wait_for_nodes
 
 MARKER = f'made-by-the-test-registry-{uuid.uuid4().hex[:8]}'  # a file only the registry's image holds
+USER, PASSWORD = 'puller', f'pw-{uuid.uuid4().hex}'  # the registry's credentials (its repository is private)
 
 
 def _image_blobs() -> tuple[bytes, dict[str, bytes]]:
@@ -77,6 +78,13 @@ class _Registry(BaseHTTPRequestHandler):
         self._answer(head=False)
 
     def _answer(self, *, head: bool) -> None:
+        expected = 'Basic ' + base64.b64encode(f'{USER}:{PASSWORD}'.encode()).decode()
+        if self.headers.get('Authorization') != expected:  # /v2/ too: its challenge is what asks for credentials
+            self.send_response(401)
+            self.send_header('WWW-Authenticate', 'Basic realm="test registry"')
+            self._send(b'{"errors": [{"code": "UNAUTHORIZED", "message": "authentication required"}]}',
+                       'application/json', head)
+            return
         manifest = re.fullmatch(r'/v2/batch-emulator/prefetched/manifests/([\w.:-]+)', self.path)
         blob = re.fullmatch(r'/v2/batch-emulator/prefetched/blobs/(sha256:[0-9a-f]+)', self.path)
         if self.path == '/v2/':
@@ -87,9 +95,9 @@ class _Registry(BaseHTTPRequestHandler):
         elif blob and blob.group(1) in self.blobs:
             body, kind = self.blobs[blob.group(1)], 'application/octet-stream'
         else:
-            body, kind = b'{"errors": [{"code": "MANIFEST_UNKNOWN", "message": "manifest unknown"}]}', 'application/json'
             self.send_response(404)
-            self._send(body, kind, head)
+            self._send(b'{"errors": [{"code": "MANIFEST_UNKNOWN", "message": "manifest unknown"}]}',
+                       'application/json', head)
             return
         self.send_response(200)
         if manifest:
@@ -145,14 +153,16 @@ def start_batch(runtime, registry, tmp_path_factory) -> Iterator:  # noqa: F811
         stop_emulator(process)
 
 
-def _pool(client, pool_id: str, images: list[str], start_task: m.BatchStartTask | None = None) -> None:
+def _pool(client, pool_id: str, images: list[str], start_task: m.BatchStartTask | None = None,
+          registries: list[m.ContainerRegistryReference] | None = None) -> None:
     client.create_pool(m.BatchPoolCreateOptions(
         id=pool_id, vm_size='standard_d2s_v3', target_dedicated_nodes=1, start_task=start_task,
         virtual_machine_configuration=m.VirtualMachineConfiguration(
             image_reference=m.BatchVmImageReference(publisher='canonical', offer='ubuntu-24_04-lts', sku='server'),
             node_agent_sku_id='batch.node.ubuntu 24.04',
             container_configuration=m.BatchContainerConfiguration(type='dockerCompatible',
-                                                                  container_image_names=images))))
+                                                                  container_image_names=images,
+                                                                  container_registries=registries))))
 
 
 def test_a_prefetched_image_is_pulled_while_the_node_starts_and_its_start_task_runs_in_it(start_batch, registry,
@@ -163,9 +173,10 @@ def test_a_prefetched_image_is_pulled_while_the_node_starts_and_its_start_task_r
     try:
         _pool(client, pool_id, [image], m.BatchStartTask(
             command_line="/bin/sh -c 'cat /marker; echo $AZ_BATCH_NODE_ID'", wait_for_success=True,
-            container_settings=m.BatchTaskContainerSettings(image_name=image)))
+            container_settings=m.BatchTaskContainerSettings(image_name=image)),
+              [m.ContainerRegistryReference(registry_server=registry, username=USER, password=PASSWORD)])
         node = wait_for_nodes(client, pool_id)[0]
-        assert image.rsplit(':', 1)[1] in _Registry.served  # pulled from the registry while the node started
+        assert image.rsplit(':', 1)[1] in _Registry.served  # pulled, with the pool's credentials, as the node started
         info = client.get_node(pool_id, node.id).start_task_info
         assert (info.state, info.result, info.exit_code) == ('completed', 'success', 0), info.failure_info
         stdout = raw(client, 'GET', f'/pools/{pool_id}/nodes/{node.id}/files/startup/stdout.txt').text().split()
@@ -181,10 +192,12 @@ def test_an_image_that_cannot_be_pulled_makes_the_node_unusable_with_the_error(s
     client, _, _ = start_batch
     pool_id = unique_id('prefetch-missing')
     missing = f'{registry}/batch-emulator/absent'  # the registry answers MANIFEST_UNKNOWN
-    _pool(client, pool_id, [IMAGE, missing], m.BatchStartTask(command_line='/bin/true'))
+    _pool(client, pool_id, [IMAGE, missing], m.BatchStartTask(command_line='/bin/true'),
+          [m.ContainerRegistryReference(registry_server=registry, username=USER, password=PASSWORD)])
     node = wait_for_nodes(client, pool_id, state='unusable')[0]
     error = client.get_node(pool_id, node.id).errors[0]
-    assert (error.code, error.message) == ('ContainerInvalidImage', 'One or more container images specified are invalid')
+    assert error.code == 'ContainerInvalidImage'
+    assert error.message == 'One or more container images specified are invalid'
     details = {detail.name: detail.value for detail in error.error_details}
     assert details['ContainerImage'] == f'{missing}:latest'  # the tag the spec adds to a name without one
     assert 'manifest unknown' in details['Message'].lower()  # what the runtime answered
