@@ -5,8 +5,8 @@ As the service does it (batch-docker-container-workloads), a node of a pool with
 starts, before its start task runs, with the credentials of ``containerRegistries``; an image already on the
 machine is not pulled again (the runtime's own store is the node's disk). A node whose pull fails becomes
 ``unusable`` with the error in its ``errors`` (ContainerInvalidImage, the service's code and message for an
-image it cannot get; errorDetails name the image and say what the runtime answered). A reboot keeps the node's
-images; a reimage pulls them again.
+image it cannot get; errorDetails name the image and say what the runtime answered). A reboot (or a restart
+of the emulator) checks them again and pulls only what is missing, so rebooting an unusable node retries its pull.
 
 A start task with ``containerSettings`` runs in that container exactly as a container task does
 (``containers.py``: the allow-list of ``containerRunOptions``, a scrubbed environment for the runtime, the

@@ -235,7 +235,8 @@ class PoolNodes:
         node.set_state('starting')  # recorded: rebooting -> starting (lastBootTime not yet changed) -> idle
         await asyncio.sleep(self.node_step_seconds)
         node.last_boot_time = utc_now()
-        await self.run_start_task(pool, node)
+        if await node_start.pull_images(self.state, pool, node):  # what the disk has is not pulled again
+            await self.run_start_task(pool, node)
 
 
 def _quota_error(code: str, kind: str, quota: int, flag: str) -> dict:
