@@ -70,6 +70,7 @@ class _Registry(BaseHTTPRequestHandler):
     manifest: bytes = b''
     blobs: dict[str, bytes] = {}
     served: list[str] = []  # the manifests pulled
+    repositories = {'prefetched'}  # the repositories it has (a test adds one to the registry)
 
     def do_HEAD(self) -> None:  # noqa: N802 (http.server's name)
         self._answer(head=True)
@@ -85,12 +86,13 @@ class _Registry(BaseHTTPRequestHandler):
             self._send(b'{"errors": [{"code": "UNAUTHORIZED", "message": "authentication required"}]}',
                        'application/json', head)
             return
-        manifest = re.fullmatch(r'/v2/batch-emulator/prefetched/manifests/([\w.:-]+)', self.path)
-        blob = re.fullmatch(r'/v2/batch-emulator/prefetched/blobs/(sha256:[0-9a-f]+)', self.path)
+        manifest = re.fullmatch(r'/v2/batch-emulator/([\w-]+)/manifests/([\w.:-]+)', self.path)
+        blob = re.fullmatch(r'/v2/batch-emulator/[\w-]+/blobs/(sha256:[0-9a-f]+)', self.path)
+        manifest = manifest if manifest and manifest.group(1) in self.repositories else None
         if self.path == '/v2/':
             body, kind = b'{}', 'application/json'
         elif manifest:
-            self.served.append(manifest.group(1))
+            self.served.append(manifest.group(2))
             body, kind = self.manifest, 'application/vnd.docker.distribution.manifest.v2+json'
         elif blob and blob.group(1) in self.blobs:
             body, kind = self.blobs[blob.group(1)], 'application/octet-stream'
@@ -188,10 +190,12 @@ def test_a_prefetched_image_is_pulled_while_the_node_starts_and_its_start_task_r
                        check=False)
 
 
-def test_an_image_that_cannot_be_pulled_makes_the_node_unusable_with_the_error(start_batch, registry, unique_id):
-    client, _, _ = start_batch
+def test_an_image_that_cannot_be_pulled_makes_the_node_unusable_until_a_reboot_finds_it(start_batch, registry,
+                                                                                         unique_id):
+    client, command, env = start_batch
     pool_id = unique_id('prefetch-missing')
-    missing = f'{registry}/batch-emulator/absent'  # the registry answers MANIFEST_UNKNOWN
+    repository = f'absent-{uuid.uuid4().hex[:8]}'
+    missing = f'{registry}/batch-emulator/{repository}'  # the registry answers MANIFEST_UNKNOWN
     _pool(client, pool_id, [IMAGE, missing], m.BatchStartTask(command_line='/bin/true'),
           [m.ContainerRegistryReference(registry_server=registry, username=USER, password=PASSWORD)])
     node = wait_for_nodes(client, pool_id, state='unusable')[0]
@@ -202,7 +206,17 @@ def test_an_image_that_cannot_be_pulled_makes_the_node_unusable_with_the_error(s
     assert details['ContainerImage'] == f'{missing}:latest'  # the tag the spec adds to a name without one
     assert 'manifest unknown' in details['Message'].lower()  # what the runtime answered
     assert client.get_node(pool_id, node.id).start_task_info is None  # the start task never ran
-    client.begin_delete_pool(pool_id)
+    _Registry.repositories.add(repository)  # the image is pushed: a reboot pulls it and the node recovers
+    try:
+        client.begin_reboot_node(pool_id, node.id, m._models.BatchNodeRebootOptions(node_reboot_kind='requeue'),
+                                 polling_interval=0.05).result()
+        wait_for_nodes(client, pool_id)
+        recovered = client.get_node(pool_id, node.id)
+        assert not recovered.errors and recovered.start_task_info.result == 'success'
+    finally:
+        client.begin_delete_pool(pool_id)
+        subprocess.run([*command.split(), 'rmi', '--force', f'{missing}:latest'], env=env, capture_output=True,
+                       timeout=60, check=False)
 
 
 def test_a_start_task_with_refused_container_run_options_fails_as_container_tasks_do(start_batch, unique_id):
