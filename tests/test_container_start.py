@@ -184,6 +184,11 @@ def test_a_prefetched_image_is_pulled_while_the_node_starts_and_its_start_task_r
         stdout = raw(client, 'GET', f'/pools/{pool_id}/nodes/{node.id}/files/startup/stdout.txt').text().split()
         assert stdout == [MARKER, node.id]  # a file only the image has, and the node's variables: it ran in there
         assert not client.get_node(pool_id, node.id).errors
+        # The registry's password is write-only: the pool reads back its registry and user name, never the password.
+        read = raw(client, 'GET', f'/pools/{pool_id}')
+        registries = read.json()['virtualMachineConfiguration']['containerConfiguration']['containerRegistries']
+        assert registries == [{'registryServer': registry, 'username': USER}]
+        assert PASSWORD not in read.text() and PASSWORD not in raw(client, 'GET', '/pools').text()
     finally:
         client.begin_delete_pool(pool_id)
         subprocess.run([*command.split(), 'rmi', '--force', image], env=env, capture_output=True, timeout=60,

@@ -285,6 +285,41 @@ def test_an_auto_pools_secrets_are_never_read_back_from_its_job_or_schedule(emul
         send(endpoint, 'DELETE', f'{path}/{resource_id}?{API}')
 
 
+@pytest.mark.parametrize('kind', ['task', 'job', 'job schedule'])
+def test_a_container_registrys_password_is_never_read_back(emulator, unique_id, kind):
+    """containerSettings.registry.password of a task, a job's preparation task, a schedule's job: write-only."""
+    settings = {'imageName': 'example.invalid/app:1', 'registry': {'registryServer': 'example.invalid',
+                                                                   'username': 'puller', 'password': 'RegPass3'}}
+    endpoint = emulator.endpoint
+    job_id = unique_id('job')
+    preparation = {'commandLine': '/bin/true', 'containerSettings': settings}
+    if kind == 'job schedule':
+        path, resource = '/jobschedules', unique_id('schedule')
+        body = {'id': resource, 'schedule': {'doNotRunUntil': '2099-01-01T00:00:00Z'},
+                'jobSpecification': {'poolInfo': {'poolId': 'nowhere'}, 'jobPreparationTask': preparation}}
+    else:
+        path, resource = '/jobs', job_id
+        body = {'id': job_id, 'poolInfo': {'poolId': 'nowhere'},
+                **({'jobPreparationTask': preparation} if kind == 'job' else {})}
+    assert send(endpoint, 'POST', f'{path}?{API}', json.dumps(body).encode()).status == 201
+    try:
+        if kind == 'task':
+            task = {'id': 'in-a-container', 'commandLine': '/bin/true', 'containerSettings': settings}
+            assert send(endpoint, 'POST', f'/jobs/{job_id}/tasks?{API}', json.dumps(task).encode()).status == 201
+            reads = [send(endpoint, 'GET', f'/jobs/{job_id}/tasks/in-a-container?{API}'),
+                     send(endpoint, 'GET', f'/jobs/{job_id}/tasks?{API}')]
+            shown = reads[0].json()['containerSettings']
+        else:
+            reads = [send(endpoint, 'GET', f'{path}/{resource}?{API}'), send(endpoint, 'GET', f'{path}?{API}')]
+            spec = reads[0].json() if kind == 'job' else reads[0].json()['jobSpecification']
+            shown = spec['jobPreparationTask']['containerSettings']
+        assert [read.status for read in reads] == [200, 200]
+        assert shown['registry'] == {'registryServer': 'example.invalid', 'username': 'puller'}  # the rest stays
+        assert [read for read in reads if b'RegPass3' in read.body] == []
+    finally:
+        send(endpoint, 'DELETE', f'{path}/{resource}?{API}')
+
+
 # ----- case 13: a location that distrusts its own files ------------------------------------------------------
 
 def _run_until_ready(location: str, *arguments: str) -> tuple[subprocess.Popen, str, str]:

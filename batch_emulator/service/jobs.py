@@ -22,7 +22,7 @@ from collections import deque
 from batch_emulator.common.errors import BatchServiceError, invalid_property, missing_property
 from batch_emulator.service import updates
 from batch_emulator.service.models import Job, Pool, iso, stamp
-from batch_emulator.service.pools import pool_info_without_secrets
+from batch_emulator.service.pools import pool_info_without_secrets, registry_passwords_hidden
 from batch_emulator.service.room import Room, _check_command_line, _check_id
 from batch_emulator.service.tasks import _task_ended_failure
 
@@ -42,6 +42,7 @@ def _job_resource(job: Job, base_url: str) -> dict:
     """The job's state and what was sent; ``contract.render`` adds the defaults the service writes."""
     return {
         **job.spec,
+        **registry_passwords_hidden(job.spec),  # a job manager's or preparation task's registry password
         **pool_info_without_secrets(job.spec.get('poolInfo')),  # an auto pool's passwords and keys: write-only
         'id': job.id,
         'url': f'{base_url}/jobs/{job.id}',

@@ -66,7 +66,32 @@ def without_secrets(spec: dict) -> dict:
     if vm_config.get('extensions'):
         changed['virtualMachineConfiguration'] = {
             **vm_config, 'extensions': [extension_without_secrets(extension) for extension in vm_config['extensions']]}
+    return changed | registry_passwords_hidden(spec | changed)
+
+
+def registry_passwords_hidden(spec: dict) -> dict:
+    """The properties of a spec that hold a container registry's password (a pool's containerRegistries, a
+    task's or start task's containerSettings.registry), without it: a password is write-only, as the user
+    accounts' are. Only the properties that change."""
+    changed = {}
+    for name, value in spec.items():
+        hidden = _without_registry_passwords(value)
+        if hidden is not value:
+            changed[name] = hidden
     return changed
+
+
+def _without_registry_passwords(value: object) -> object:
+    """``value`` with no ``password`` beside a ``registryServer`` at any depth; the same object if it has none."""
+    if isinstance(value, dict):
+        items = {key: _without_registry_passwords(item) for key, item in value.items()
+                 if not (key == 'password' and 'registryServer' in value)}
+        same = len(items) == len(value) and all(items[key] is value[key] for key in items)
+        return value if same else items
+    if isinstance(value, list):
+        items = [_without_registry_passwords(item) for item in value]
+        return value if all(new is old for new, old in zip(items, value, strict=True)) else items
+    return value
 
 
 def pool_info_without_secrets(pool_info: dict | None) -> dict:

@@ -46,7 +46,7 @@ from batch_emulator.service.job_schedule import (
     timespan,
 )
 from batch_emulator.service.models import Job, iso, parse_iso, stamp, utc_now
-from batch_emulator.service.pools import pool_info_without_secrets
+from batch_emulator.service.pools import pool_info_without_secrets, registry_passwords_hidden
 from batch_emulator.service.room import Room, _check_id
 
 _log = logging.getLogger('batch_emulator.service.schedules')
@@ -136,7 +136,8 @@ class ScheduleRoom(Room):
         if schedule.state == 'completed' and schedule.end_time is not None:
             execution['endTime'] = iso(schedule.end_time)
         job_specification = schedule.spec.get('jobSpecification')
-        hidden = pool_info_without_secrets(job_specification.get('poolInfo')) if job_specification else {}
+        hidden = ({**registry_passwords_hidden(job_specification),
+                   **pool_info_without_secrets(job_specification.get('poolInfo'))} if job_specification else {})
         return {
             **schedule.spec,
             **({'jobSpecification': {**job_specification, **hidden}} if hidden else {}),  # write-only secrets

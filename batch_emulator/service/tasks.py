@@ -23,6 +23,7 @@ from batch_emulator.service.models import (
     stamp,
     utc_now,
 )
+from batch_emulator.service.pools import registry_passwords_hidden
 from batch_emulator.service.room import Room, _check_command_line, _check_id
 
 # The properties a task's state gives; the others are what was sent (its spec).
@@ -43,13 +44,17 @@ _TASK_PROPERTIES: dict[str, Callable[[Task, str], object]] = {
 
 def _task_resource(task: Task, base_url: str) -> dict:
     """The task's state and what was sent; ``contract.render`` adds the defaults the service writes."""
-    return {**task.spec, **{name: value(task, base_url) for name, value in _TASK_PROPERTIES.items()}}
+    return {**task.spec, **registry_passwords_hidden(task.spec),
+            **{name: value(task, base_url) for name, value in _TASK_PROPERTIES.items()}}
 
 
 def task_property(task: Task, base_url: str, name: str) -> object:
     """One property of ``_task_resource(task, base_url)`` (``contract.ABSENT`` when it has none), without the rest."""
     value = _TASK_PROPERTIES.get(name)
-    return value(task, base_url) if value is not None else task.spec.get(name, ABSENT)
+    if value is not None:
+        return value(task, base_url)
+    return registry_passwords_hidden({name: task.spec[name]}).get(name, task.spec[name]) if name in task.spec \
+        else ABSENT
 
 
 class TaskRoom(Room):
