@@ -154,7 +154,7 @@ def launch_batch_emulator(folder: str | os.PathLike[str], *arguments: str,
     process ends: it watches its parent). For tests that stop, kill or restart an emulator themselves."""
     check_arguments(arguments)
     base = Path(folder)
-    base.mkdir(parents=True, exist_ok=True)
+    base.mkdir(mode=0o700, parents=True, exist_ok=True)  # it may be the location: keeps secrets and task files
     location = Path(location) if location is not None else base / 'location'
     request_log, stderr_path = base / 'requests.jsonl', base / 'emulator.log'
     command = [sys.executable, '-m', 'batch_emulator', '--host', '127.0.0.1', '--port', '0',
