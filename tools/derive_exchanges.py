@@ -1,6 +1,6 @@
 """Derives replayable exchanges from Microsoft's SDK recordings of the Batch service (run while developing).
 
-    python tools/derive_exchanges.py --assets DIR [--check]
+    python tools/derive_exchanges.py --assets DIR [--only NAME ...]
 
 DIR holds files of Azure/azure-sdk-assets at their repository paths (a sparse checkout of the tags
 named in SOURCES, or copies of single files; whole or with polling and headers trimmed: only
@@ -20,7 +20,8 @@ replaced; enumerations, numbers, sizes and flags are the facts under test), and 
 are the status, error code and error value keys, the key sets, the values the service filled in,
 and which headers the answer carries. Runs of one GET polling for a state collapse to one request
 that waits for the state the recording reached. What the emulator cannot replay is marked with
-the reason.
+the reason; so is every entry UNREPLAYABLE names (applied to the recordings derived earlier too, so
+``--only`` re-derives a few recordings and keeps the others' entries and reasons).
 """
 
 from __future__ import annotations
@@ -66,7 +67,24 @@ SOURCES = [
     ('Go:TestJobSchedule', 'go', [GO + 'TestJobSchedule.json'], '263c9d5'),
     ('Go:TestTask', 'go', [GO + 'TestTask.json[0:2]', GO + 'TestTask/Replace.json', GO + 'TestTask.json[2:]'],
      '67e4cda'),
+    ('Go:TestNode/Reboot', 'go', [GO + 'TestNode/Reboot.json'], '263c9d5'),
+    ('Go:TestNode/Reimage', 'go', [GO + 'TestNode/Reimage.json'], '263c9d5'),
 ]
+# Exchanges a replay cannot reproduce, by recording and entry label, with the reason (listed, never sent).
+_TASK_ORDER = ('rests on an order the service leaves undefined ("ordering of task execution is not defined", '
+               'learn.microsoft.com/azure/batch/jobs-and-tasks): go-task-1 (sleep 300) was terminated and '
+               'reactivated, then go-task-2 was added, all before the pool\'s one node had started; when the node came '
+               'up both were active and the service ran go-task-2 first. No rule gives that order (go-task-1 was both '
+               'created and made active again before go-task-2 was added), so it is one draw of an undefined order; '
+               'the emulator, in the same situation, runs the task first in line (go-task-1), so go-task-2 waits '
+               '300 s and has no files yet')
+UNREPLAYABLE = {
+    ('Go:TestTask', f'GET /jobs/{{jobId}}/tasks/{{taskId}}{suffix} #{index}'): _TASK_ORDER
+    for suffix, index in (('', 9), ('/files', 10))
+} | {
+    ('Go:TestTask', f'{method} /jobs/{{jobId}}/tasks/{{taskId}}/files/task.txt #{index}'): _TASK_ORDER
+    for method, index in (('HEAD', 11), ('GET', 12), ('DELETE', 13))
+}
 OUR_ID = re.compile(r'/(?:net|java|go)-([a-z]+)-\d+')
 PREFIX = {'dotnet': 'net', 'java': 'java', 'go': 'go'}
 
@@ -345,6 +363,14 @@ def derive(name: str, language: str, parts: list[str], commit: str, recording: d
     return {'name': name, 'language': language, 'sources': [f'{part}@{commit}' for part in parts], 'entries': entries}
 
 
+def mark_unreplayable(recording: dict) -> None:
+    """Entries of UNREPLAYABLE are listed with their reason and not sent (also in recordings derived earlier)."""
+    for entry in recording['entries']:
+        reason = UNREPLAYABLE.get((recording['name'], entry['label']))
+        if reason:
+            entry['replayable'], entry['reason'] = False, reason
+
+
 def _at(body: dict, dotted: str) -> object:
     for part in dotted.split('.'):
         if isinstance(body, list) and part.isdigit() and int(part) < len(body):
@@ -438,11 +464,14 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
     parser.add_argument('--assets', required=True, help='a folder with Azure/azure-sdk-assets files at their paths')
     parser.add_argument('--data', default=DATA_FILE)
+    parser.add_argument('--only', nargs='+', metavar='NAME', help='derive only these recordings (the others stay)')
     args = parser.parse_args(argv)
     with open(args.data, encoding='utf-8') as handle:
         data = json.load(handle)
     derived, missing = [], []
     for name, language, parts, commit in SOURCES:
+        if args.only and name not in args.only:
+            continue
         entries = []
         for part in parts:
             path, start, end = re.fullmatch(r'(.*?)(?:\[(\d*):(\d*)\])?', part).groups()
@@ -458,8 +487,12 @@ def main(argv: list[str] | None = None) -> int:
     if missing:
         print('missing (not derived):\n  ' + '\n  '.join(missing), file=sys.stderr)
         return 1
-    names = {recording['name'] for recording in derived}
-    data['recordings'] = [r for r in data['recordings'] if r['name'] not in names] + derived
+    fresh = {recording['name']: recording for recording in derived}
+    known = {recording['name'] for recording in data['recordings']}
+    data['recordings'] = [fresh.get(r['name'], r) for r in data['recordings']] + \
+        [r for r in derived if r['name'] not in known]  # in place; new ones at the end
+    for recording in data['recordings']:
+        mark_unreplayable(recording)
     with open(args.data, 'w', encoding='utf-8') as handle:
         json.dump(data, handle, indent=1, ensure_ascii=False)
         handle.write('\n')
