@@ -67,6 +67,8 @@ SOURCES = [
     ('Go:TestJobSchedule', 'go', [GO + 'TestJobSchedule.json'], '263c9d5'),
     ('Go:TestTask', 'go', [GO + 'TestTask.json[0:2]', GO + 'TestTask/Replace.json', GO + 'TestTask.json[2:]'],
      '67e4cda'),
+    ('Java:canReadFromTaskFile', 'java', [JAVA + 'FileTests.canReadFromTaskFile[1].json'], 'ac679f8'),
+    ('Java:canReadFromNode', 'java', [JAVA + 'FileTests.canReadFromNode[1].json'], '623b9b6'),
     ('Go:TestNode/Reboot', 'go', [GO + 'TestNode/Reboot.json'], '263c9d5'),
     ('Go:TestNode/Reimage', 'go', [GO + 'TestNode/Reimage.json'], '263c9d5'),
 ]
@@ -78,7 +80,14 @@ _TASK_ORDER = ('rests on an order the service leaves undefined ("ordering of tas
                'created and made active again before go-task-2 was added), so it is one draw of an undefined order; '
                'the emulator, in the same situation, runs the task first in line (go-task-1), so go-task-2 waits '
                '300 s and has no files yet')
+_OTHER_TESTS_FILE = ('reads stdout.txt of a task of another test (canReadFromTaskFile, run earlier on the same shared '
+                     'pool) from the node: a replay has a fresh emulator per recording, where that job never ran')
+_OTHER_FILE = 'workitems%2Fjava-job-2%2Fjob-1%2Fjava-task-2%2Fstdout.txt'
 UNREPLAYABLE = {
+    ('Java:canReadFromNode', f'{method} /pools/{{poolId}}/nodes/{{node0}}/files/{_OTHER_FILE} #{index}'):
+        _OTHER_TESTS_FILE
+    for method, index in (('GET', 8), ('HEAD', 9))
+} | {
     ('Go:TestTask', f'GET /jobs/{{jobId}}/tasks/{{taskId}}{suffix} #{index}'): _TASK_ORDER
     for suffix, index in (('', 9), ('/files', 10))
 } | {
@@ -151,11 +160,20 @@ def our_path(path: str, ids: Ids, nodes: dict[str, str]) -> tuple[str, str]:
         elif collection in KIND and segment not in ('$count',):
             out.append(ids.ours(KIND[collection], segment))
         elif collection == 'files':
-            out.append('/'.join(segments[index:]))  # as sent: the replay sends it encoded as it is
+            out.append(_our_file_path('/'.join(segments[index:]), ids))  # encoded as the client sent it
             break
         else:
             out.append(segment)
     return '/' + '/'.join(out), problem
+
+
+def _our_file_path(sent: str, ids: Ids) -> str:
+    """A node file path under workitems/{job}/job-1/{task} names our job and task (separators kept as sent)."""
+    separator = '%2F' if '%2F' in sent else '/'
+    parts = sent.split(separator)
+    if len(parts) > 3 and parts[0] == 'workitems':
+        parts[1], parts[3] = ids.ours('job', unquote(parts[1])), ids.ours('task', unquote(parts[3]))
+    return separator.join(parts)
 
 
 def our_body(value: object, ids: Ids, key: str = '', windows: list[bool] | None = None) -> object:
@@ -446,6 +464,10 @@ def _made_elsewhere(recorded_path: str, method: str, body: object, created_id: s
 
 
 def _capture_nodes(item: dict, response: dict, recorded_path: str, nodes: dict) -> None:
+    ran_on = (response.get('nodeInfo') or {}).get('nodeId') if isinstance(response.get('nodeInfo'), dict) else None
+    if ran_on and ran_on not in nodes:  # a task's node, named by the task (as a client finds it)
+        nodes[ran_on] = f'node{len(nodes)}'
+        item['capture'] = {nodes[ran_on]: 'nodeInfo.nodeId'}
     if not recorded_path.rstrip('/').endswith('/nodes') or not isinstance(response.get('value'), list):
         return
     capture = {}
