@@ -67,6 +67,7 @@ SOURCES = [
     ('Go:TestJobSchedule', 'go', [GO + 'TestJobSchedule.json'], '263c9d5'),
     ('Go:TestTask', 'go', [GO + 'TestTask.json[0:2]', GO + 'TestTask/Replace.json', GO + 'TestTask.json[2:]'],
      '67e4cda'),
+    ('N:GetTaskFile', 'dotnet', [NET + 'FileIntegrationTests/GetTaskFile.json'], '03f2554'),
     ('Java:canReadFromTaskFile', 'java', [JAVA + 'FileTests.canReadFromTaskFile[1].json'], 'ac679f8'),
     ('Java:canReadFromNode', 'java', [JAVA + 'FileTests.canReadFromNode[1].json'], '623b9b6'),
     ('Go:TestNode/Reboot', 'go', [GO + 'TestNode/Reboot.json'], '263c9d5'),
@@ -100,6 +101,7 @@ PREFIX = {'dotnet': 'net', 'java': 'java', 'go': 'go'}
 ANSWER_HEADERS = ['DataServiceId', 'ETag', 'Last-Modified', 'Location', 'Content-Type', 'DataServiceVersion',
                   'request-id']
 FILE_HEADERS = ['ocp-batch-file-isdirectory', 'ocp-batch-file-mode', 'ocp-batch-file-url', 'ocp-creation-time']
+WINDOWS_FILE_HEADERS = ('ocp-creation-time', 'ocp-batch-file-mode')
 FILE_VALUES = ('ocp-batch-file-isdirectory', 'ocp-batch-file-mode')
 DATETIME = re.compile(r'^\d{4}-\d\d-\d\dT\d\d:\d\d')
 # Settable pool properties a shared fixture pool is made with, taken from the recorded GET of it.
@@ -321,6 +323,8 @@ def derive(name: str, language: str, parts: list[str], commit: str, recording: d
                 our = {**our, key: ids.ours(KIND.get(collection, 'entity'), created_id)}
                 if windows and collection == 'pools':
                     windows_pools.add(our['id'])
+                if collection == 'jobs' and (our.get('poolInfo') or {}).get('poolId') in windows_pools:
+                    windows_pools.add(our['id'])  # its tasks run on the Windows pool's nodes
         entries += _made_elsewhere(recorded_path, method, body, created_id, entry['StatusCode'], ids, created,
                                    language, recording['Entries'])
         request_path, problem = our_path(recorded_path, ids, nodes)
@@ -356,6 +360,9 @@ def derive(name: str, language: str, parts: list[str], commit: str, recording: d
             if first is not None and first['StatusCode'] == entry['StatusCode']:
                 before = first.get('ResponseBody') if isinstance(first.get('ResponseBody'), dict) else {}
                 fields = ('value.0.state',) if 'value' in response else ('allocationState', 'state')
+                states = {item.get('state') for item in response.get('value') or [] if isinstance(item, dict)}
+                if len(states) == 1 and len(response['value']) > 1:
+                    fields = ('value.*.state',)  # a client polling until every item (all its tasks) got there
                 for field in fields:
                     value = _at(response, field)
                     if value is not None and _at(before, field) != value:
@@ -375,8 +382,14 @@ def derive(name: str, language: str, parts: list[str], commit: str, recording: d
         sent.add((method, request_path))
         if problem:
             item['replayable'], item['reason'] = False, problem
-        if any(pool in request_path for pool in windows_pools) and item.get('defaults'):
-            item['defaults'] = {k: v for k, v in item['defaults'].items() if 'windows' not in k.lower()}
+        if any(f'/{pool}/' in request_path + '/' for pool in windows_pools):
+            # The replay's node is Linux: what the recorded Windows node's OS decided is not compared (its image
+            # names; a file's creation time, which Windows keeps and Linux does not, and the Linux file mode).
+            item['defaults'] = {k: v for k, v in item.get('defaults', {}).items() if 'windows' not in k.lower()}
+            for header in WINDOWS_FILE_HEADERS:
+                item['headers'].pop(header, None)
+            if not item['defaults']:
+                item.pop('defaults')
         entries.append(item)
     return {'name': name, 'language': language, 'sources': [f'{part}@{commit}' for part in parts], 'entries': entries}
 
@@ -390,6 +403,11 @@ def mark_unreplayable(recording: dict) -> None:
 
 
 def _at(body: dict, dotted: str) -> object:
+    """The value at a dotted path; with ``*`` for every item of a list, their one common value (or None)."""
+    if '*' in dotted:
+        head, tail = dotted.split('.*.', 1)
+        found = {json.dumps(_at(item, tail)) for item in _at(body, head) or []}
+        return json.loads(found.pop()) if len(found) == 1 else None
     for part in dotted.split('.'):
         if isinstance(body, list) and part.isdigit() and int(part) < len(body):
             body = body[int(part)]
