@@ -69,6 +69,7 @@ SOURCES = [
      '67e4cda'),
     ('N:GetTaskFile', 'dotnet', [NET + 'FileIntegrationTests/GetTaskFile.json'], '03f2554'),
     ('N:AutoScale', 'dotnet', [NET + 'BatchPoolIntegrationTests/AutoScale.json'], '03f2554'),
+    ('N:BatchNodeUser', 'dotnet', [NET + 'BatchNodeIntegrationTests/BatchNodeUser.json'], '03f2554'),
     ('Java:canReadFromTaskFile', 'java', [JAVA + 'FileTests.canReadFromTaskFile[1].json'], 'ac679f8'),
     ('Java:canReadFromNode', 'java', [JAVA + 'FileTests.canReadFromNode[1].json'], '623b9b6'),
     ('Go:TestNode/Reboot', 'go', [GO + 'TestNode/Reboot.json'], '263c9d5'),
