@@ -70,6 +70,7 @@ SOURCES = [
     ('N:GetTaskFile', 'dotnet', [NET + 'FileIntegrationTests/GetTaskFile.json'], '03f2554'),
     ('N:AutoScale', 'dotnet', [NET + 'BatchPoolIntegrationTests/AutoScale.json'], '03f2554'),
     ('N:BatchNodeUser', 'dotnet', [NET + 'BatchNodeIntegrationTests/BatchNodeUser.json'], '03f2554'),
+    ('N:Scheduling', 'dotnet', [NET + 'BatchNodeIntegrationTests/Scheduling.json'], '03f2554'),
     ('Java:canReadFromTaskFile', 'java', [JAVA + 'FileTests.canReadFromTaskFile[1].json'], 'ac679f8'),
     ('Java:canReadFromNode', 'java', [JAVA + 'FileTests.canReadFromNode[1].json'], '623b9b6'),
     ('Go:TestNode/Reboot', 'go', [GO + 'TestNode/Reboot.json'], '263c9d5'),
