@@ -71,6 +71,8 @@ SOURCES = [
     ('N:AutoScale', 'dotnet', [NET + 'BatchPoolIntegrationTests/AutoScale.json'], '03f2554'),
     ('N:BatchNodeUser', 'dotnet', [NET + 'BatchNodeIntegrationTests/BatchNodeUser.json'], '03f2554'),
     ('N:Scheduling', 'dotnet', [NET + 'BatchNodeIntegrationTests/Scheduling.json'], '03f2554'),
+    ('N:GetRemoteLoginSettings', 'dotnet', [NET + 'BatchNodeIntegrationTests/GetRemoteLoginSettings.json'], '03f2554'),
+    ('N:DeleteTaskFile', 'dotnet', [NET + 'FileIntegrationTests/DeleteTaskFile.json'], '03f2554'),
     ('Java:canReadFromTaskFile', 'java', [JAVA + 'FileTests.canReadFromTaskFile[1].json'], 'ac679f8'),
     ('Java:canReadFromNode', 'java', [JAVA + 'FileTests.canReadFromNode[1].json'], '623b9b6'),
     ('Go:TestNode/Reboot', 'go', [GO + 'TestNode/Reboot.json'], '263c9d5'),
@@ -105,6 +107,8 @@ ANSWER_HEADERS = ['DataServiceId', 'ETag', 'Last-Modified', 'Location', 'Content
                   'request-id']
 FILE_HEADERS = ['ocp-batch-file-isdirectory', 'ocp-batch-file-mode', 'ocp-batch-file-url', 'ocp-creation-time']
 WINDOWS_FILE_HEADERS = ('ocp-creation-time', 'ocp-batch-file-mode')
+# The port a NAT rule maps to a Windows node's RDP port 3389; the replay's Linux node is reached over SSH.
+WINDOWS_VALUES = ('remoteLoginPort', 'ipv6RemoteLoginPort')
 FILE_VALUES = ('ocp-batch-file-isdirectory', 'ocp-batch-file-mode')
 DATETIME = re.compile(r'^\d{4}-\d\d-\d\dT\d\d:\d\d')
 # Settable pool properties a shared fixture pool is made with, taken from the recorded GET of it.
@@ -119,6 +123,7 @@ VOLATILE = {'id', 'url', 'eTag', 'lastModified', 'creationTime', 'stateTransitio
             'retryCount', 'requeueCount', 'taskRootDirectory', 'taskRootDirectoryUrl', 'exitCode', 'stats',
             'currentNodeCommunicationMode', 'value', 'resizeTimeout', 'subnetId', 'name', 'displayName',
             'commandLine', 'publisher', 'offer', 'sku', 'nodeAgentSKUId', 'applicationId', 'terminateReason',
+            'remoteLoginIPAddress', 'ipv6RemoteLoginIPAddress',  # the recorded account's public addresses
             # The spec: task counts "may not always be up to date"; the recorded ones lag the tasks just added.
             'taskCounts', 'taskSlotCounts'}
 # Keys whose presence depends on a real VM's timing (seen or not seen depending on when the GET came).
@@ -388,7 +393,8 @@ def derive(name: str, language: str, parts: list[str], commit: str, recording: d
         if any(f'/{pool}/' in request_path + '/' for pool in windows_pools):
             # The replay's node is Linux: what the recorded Windows node's OS decided is not compared (its image
             # names; a file's creation time, which Windows keeps and Linux does not, and the Linux file mode).
-            item['defaults'] = {k: v for k, v in item.get('defaults', {}).items() if 'windows' not in k.lower()}
+            item['defaults'] = {k: v for k, v in item.get('defaults', {}).items()
+                                if 'windows' not in k.lower() and k not in WINDOWS_VALUES}
             for header in WINDOWS_FILE_HEADERS:
                 item['headers'].pop(header, None)
             if not item['defaults']:
