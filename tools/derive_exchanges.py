@@ -75,6 +75,7 @@ SOURCES = [
     ('N:DeleteTaskFile', 'dotnet', [NET + 'FileIntegrationTests/DeleteTaskFile.json'], '03f2554'),
     ('Java:canReadFromTaskFile', 'java', [JAVA + 'FileTests.canReadFromTaskFile[1].json'], 'ac679f8'),
     ('Java:canReadFromNode', 'java', [JAVA + 'FileTests.canReadFromNode[1].json'], '623b9b6'),
+    ('Java:testJobUser', 'java', [JAVA + 'TaskTests.testJobUser[1].json'], '67c9701'),
     ('Go:TestNode/Reboot', 'go', [GO + 'TestNode/Reboot.json'], '263c9d5'),
     ('Go:TestNode/Reimage', 'go', [GO + 'TestNode/Reimage.json'], '263c9d5'),
 ]
@@ -124,14 +125,19 @@ VOLATILE = {'id', 'url', 'eTag', 'lastModified', 'creationTime', 'stateTransitio
             'currentNodeCommunicationMode', 'value', 'resizeTimeout', 'subnetId', 'name', 'displayName',
             'commandLine', 'publisher', 'offer', 'sku', 'nodeAgentSKUId', 'applicationId', 'terminateReason',
             'remoteLoginIPAddress', 'ipv6RemoteLoginIPAddress',  # the recorded account's public addresses
+            'username',  # ours in the request (a pool user's name), as 'name' is
             # The spec: task counts "may not always be up to date"; the recorded ones lag the tasks just added.
             'taskCounts', 'taskSlotCounts'}
 # Keys whose presence depends on a real VM's timing (seen or not seen depending on when the GET came).
 TIMING_KEYS = {'previousState', 'previousStateTransitionTime', 'resizeErrors', 'stats', 'executionInfo',
-               'currentNodeCommunicationMode', 'certificateReferences', 'endTime', 'terminateReason'}
+               'currentNodeCommunicationMode', 'certificateReferences', 'endTime', 'terminateReason',
+               'nodeInfo'}  # a task's node: there once it was scheduled, which a real VM's start-up decides
+TASK_SCHEDULED_KEYS = {'nodeInfo', 'previousState', 'previousStateTransitionTime'}
 LINUX_IMAGE = {'publisher': 'canonical', 'offer': '0001-com-ubuntu-server-jammy', 'sku': '22_04-lts',
                'version': 'latest'}
 LINUX_AGENT = 'batch.node.ubuntu 22.04'
+REPLAY_SUBNET = ('/subscriptions/00000000-0000-0000-0000-000000000000/resourceGroups/replay/providers/'
+                 'Microsoft.Network/virtualNetworks/replay/subnets/default')
 COLLECTIONS = ('pools', 'jobs', 'jobschedules', 'tasks', 'nodes', 'users', 'applications', 'certificates')
 KIND = {'pools': 'pool', 'jobs': 'job', 'jobschedules': 'schedule', 'tasks': 'task', 'users': 'user',
         'applications': 'app'}
@@ -218,7 +224,7 @@ def our_body(value: object, ids: Ids, key: str = '', windows: list[bool] | None 
         return value if value.startswith(('/bin/sh ', '/bin/bash ')) else '/bin/sh -c "echo replay"'
     if key == 'displayName':
         return 'replay display name'
-    if key == 'name':
+    if key in ('name', 'username'):  # a user account and a task's user identity keep naming the same user
         return 'replay-name'
     if key == 'containerUrl':  # where node logs go: an account of ours (the emulator only checks its form)
         return 'https://replaystorage.blob.core.windows.net/logs?sv=x'
@@ -226,6 +232,10 @@ def our_body(value: object, ids: Ids, key: str = '', windows: list[bool] | None 
         return 'Replay#Pass-1234'
     if key in ('sshPrivateKey', 'sshPublicKey'):
         return 'c3NoLXJlcGxheQ=='
+    if key == 'subnetId':  # a subnet of ours, not the recorded subscription's
+        return REPLAY_SUBNET
+    if key == 'applicationId':
+        return 'replay-app'
     return value
 
 
@@ -279,6 +289,10 @@ def key_expectations(body: dict) -> tuple[dict, dict]:
     top = set(body)
     required[''] = sorted(top - TIMING_KEYS - {'odata.nextLink'})
     optional[''] = sorted((top & TIMING_KEYS) | {'odata.nextLink'} if 'value' in top else top & TIMING_KEYS)
+    if str(body.get('odata.metadata', '')).endswith('#tasks/@Element'):
+        # Whether the task was scheduled yet when the GET came: a real node takes a task up seconds after it was
+        # added, the emulator's in milliseconds; what scheduling brings may be there though the recording has not.
+        optional[''] = sorted(set(optional['']) | (TASK_SCHEDULED_KEYS - top))
     if 'value' not in top:
         for key, item in body.items():
             if isinstance(item, dict) and key not in TIMING_KEYS and item:
