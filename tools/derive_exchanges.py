@@ -76,6 +76,7 @@ SOURCES = [
     ('Java:canReadFromTaskFile', 'java', [JAVA + 'FileTests.canReadFromTaskFile[1].json'], 'ac679f8'),
     ('Java:canReadFromNode', 'java', [JAVA + 'FileTests.canReadFromNode[1].json'], '623b9b6'),
     ('Java:testJobUser', 'java', [JAVA + 'TaskTests.testJobUser[1].json'], '67c9701'),
+    ('Java:testCreateTasks', 'java', [JAVA + 'TaskTests.testCreateTasks[1].json'], 'bb52a22'),
     ('Go:TestNode/Reboot', 'go', [GO + 'TestNode/Reboot.json'], '263c9d5'),
     ('Go:TestNode/Reimage', 'go', [GO + 'TestNode/Reimage.json'], '263c9d5'),
 ]
