@@ -73,6 +73,7 @@ SOURCES = [
     ('N:Scheduling', 'dotnet', [NET + 'BatchNodeIntegrationTests/Scheduling.json'], '03f2554'),
     ('N:GetRemoteLoginSettings', 'dotnet', [NET + 'BatchNodeIntegrationTests/GetRemoteLoginSettings.json'], '03f2554'),
     ('N:DeleteTaskFile', 'dotnet', [NET + 'FileIntegrationTests/DeleteTaskFile.json'], '03f2554'),
+    ('N:GetNodeFile', 'dotnet', [NET + 'FileIntegrationTests/GetNodeFile.json'], '03f2554'),
     ('Java:canReadFromTaskFile', 'java', [JAVA + 'FileTests.canReadFromTaskFile[1].json'], 'ac679f8'),
     ('Java:canReadFromNode', 'java', [JAVA + 'FileTests.canReadFromNode[1].json'], '623b9b6'),
     ('Java:testJobUser', 'java', [JAVA + 'TaskTests.testJobUser[1].json'], '67c9701'),
@@ -186,7 +187,8 @@ def our_path(path: str, ids: Ids, nodes: dict[str, str]) -> tuple[str, str]:
 
 def _our_file_path(sent: str, ids: Ids) -> str:
     """A node file path under workitems/{job}/job-1/{task} names our job and task (separators kept as sent)."""
-    separator = '%2F' if '%2F' in sent else '/'
+    separator = next((mark for mark in ('%2F', '%5C') if mark in sent.upper()), '/')  # as sent, or a backslash
+    sent = sent.replace(separator.lower(), separator)
     parts = sent.split(separator)
     if len(parts) > 3 and parts[0] == 'workitems':
         parts[1], parts[3] = ids.ours('job', unquote(parts[1])), ids.ours('task', unquote(parts[3]))
@@ -351,6 +353,10 @@ def derive(name: str, language: str, parts: list[str], commit: str, recording: d
         entries += _made_elsewhere(recorded_path, method, body, created_id, entry['StatusCode'], ids, created,
                                    language, recording['Entries'])
         request_path, problem = our_path(recorded_path, ids, nodes)
+        if '/files/' in request_path and any(f'/{pool}/' in request_path for pool in windows_pools):
+            # A Windows node's taskRootDirectory has backslashes, so the client's path had them; from the replay's
+            # Linux node (workitems/{job}/job-1/{task}) a client builds it with slashes.
+            request_path = request_path.replace('%5C', '%2F')
         label = method + ' ' + OUR_ID.sub(lambda m: '/{' + m.group(1) + 'Id}', request_path)
         item: dict = {'label': f'{label} #{len(entries)}', 'source': source,
                       'method': method, 'path': request_path, 'status': entry['StatusCode']}
