@@ -132,8 +132,7 @@ VOLATILE = {'id', 'url', 'eTag', 'lastModified', 'creationTime', 'stateTransitio
             'taskCounts', 'taskSlotCounts'}
 # Keys whose presence depends on a real VM's timing (seen or not seen depending on when the GET came).
 TIMING_KEYS = {'previousState', 'previousStateTransitionTime', 'resizeErrors', 'stats', 'executionInfo',
-               'currentNodeCommunicationMode', 'certificateReferences', 'endTime', 'terminateReason',
-               'nodeInfo'}  # a task's node: there once it was scheduled, which a real VM's start-up decides
+               'currentNodeCommunicationMode', 'certificateReferences', 'endTime', 'terminateReason'}
 TASK_SCHEDULED_KEYS = {'nodeInfo', 'previousState', 'previousStateTransitionTime'}
 LINUX_IMAGE = {'publisher': 'canonical', 'offer': '0001-com-ubuntu-server-jammy', 'sku': '22_04-lts',
                'version': 'latest'}
