@@ -10,6 +10,12 @@ code search service and saved trimmed (request headers dropped, long polling run
 and last request, the parts of four .NET files before the test's own requests taken to be the pool
 set-up every .NET test starts with, and Go's TestJob.json read only up to its job list); from the
 whole files the script gives these entries and, for TestJob.json, the requests after the list too.
+The 13 recordings added later (.NET AutoScale, BatchNodeUser, Scheduling, GetRemoteLoginSettings,
+GetTaskFile, DeleteTaskFile, GetNodeFile; Java canReadFromTaskFile, canReadFromNode, testJobUser,
+testCreateTasks; Go TestNode/Reboot, TestNode/Reimage) were saved the same way, and in them the
+values this script never compares were written as placeholders (times, ETags, request ids, long
+node ids) and long lists it compares only at the top level were shortened; .NET's pool set-up was
+read from GetTaskFile, DeleteTaskFile and BatchNodeUser and taken to be the same in GetNodeFile.
 CI has no access to the recordings: it replays only what this script writes into
 tests/data/recorded_exchanges.json, the recordings named ``N:``, ``Java:`` and ``Go:`` (the
 ``P:``/``J:`` recordings there were derived by hand earlier and are left as they are).
