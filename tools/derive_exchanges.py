@@ -86,6 +86,8 @@ SOURCES = [
     ('Java:testCreateTasks', 'java', [JAVA + 'TaskTests.testCreateTasks[1].json'], 'bb52a22'),
     ('Go:TestNode/Reboot', 'go', [GO + 'TestNode/Reboot.json'], '263c9d5'),
     ('Go:TestNode/Reimage', 'go', [GO + 'TestNode/Reimage.json'], '263c9d5'),
+    ('Go:TestApplications', 'go', [GO + 'TestApplications.json'], '67e4cda'),
+    ('Go:TestNodeDeallocate', 'go', [GO + 'TestNodeDeallocate.json'], '67e4cda'),
 ]
 # Exchanges a replay cannot reproduce, by recording and entry label, with the reason (listed, never sent).
 _TASK_ORDER = ('rests on an order the service leaves undefined ("ordering of task execution is not defined", '
@@ -136,6 +138,9 @@ VOLATILE = {'id', 'url', 'eTag', 'lastModified', 'creationTime', 'stateTransitio
             'username',  # ours in the request (a pool user's name), as 'name' is
             # The spec: task counts "may not always be up to date"; the recorded ones lag the tasks just added.
             'taskCounts', 'taskSlotCounts'}
+# The node agent's build (1.12.9, 1.12.15, 1.12.24 across the recordings): it changes with the service's
+# releases, and the emulator's nodes name their own.
+VOLATILE_PATHS = {'nodeAgentInfo.version'}
 # Keys whose presence depends on a real VM's timing (seen or not seen depending on when the GET came).
 TIMING_KEYS = {'previousState', 'previousStateTransitionTime', 'resizeErrors', 'stats', 'executionInfo',
                'currentNodeCommunicationMode', 'certificateReferences', 'endTime', 'terminateReason'}
@@ -318,6 +323,8 @@ def defaults(body: object, prefix: str = '', depth: int = 0) -> dict:
         if key in VOLATILE or key in TIMING_KEYS or key.startswith('odata'):
             continue
         dotted = f'{prefix}{key}'
+        if dotted in VOLATILE_PATHS:
+            continue
         text = isinstance(item, str) and len(item) < 40 and not item.startswith(('http', '/'))
         if isinstance(item, (bool, int, float)) or (text and not DATETIME.match(item)):
             out[dotted] = item
