@@ -88,6 +88,7 @@ SOURCES = [
     ('Go:TestNode/Reimage', 'go', [GO + 'TestNode/Reimage.json'], '263c9d5'),
     ('Go:TestApplications', 'go', [GO + 'TestApplications.json'], '67e4cda'),
     ('Go:TestNodeDeallocate', 'go', [GO + 'TestNodeDeallocate.json'], '67e4cda'),
+    ('Go:TestCertificates', 'go', [GO + 'TestCertificates.json'], '8e5f9fa'),
 ]
 # Exchanges a replay cannot reproduce, by recording and entry label, with the reason (listed, never sent).
 _TASK_ORDER = ('rests on an order the service leaves undefined ("ordering of task execution is not defined", '
@@ -148,6 +149,22 @@ TASK_SCHEDULED_KEYS = {'nodeInfo', 'previousState', 'previousStateTransitionTime
 LINUX_IMAGE = {'publisher': 'canonical', 'offer': '0001-com-ubuntu-server-jammy', 'sku': '22_04-lts',
                'version': 'latest'}
 LINUX_AGENT = 'batch.node.ubuntu 22.04'
+# A certificate of ours (self-signed, CN=replay, public part only; its key was not kept) for the recorded one.
+REPLAY_CERTIFICATE = (
+    'MIIDAzCCAeugAwIBAgIUT3HWbnYBido56QpwjnukKH2SwgswDQYJKoZIhvcNAQELBQAwETEPMA0GA1UEAwwGcmVwbGF5MB4X'
+    'DTI2MTIwMjE5MDQ1MVoXDTI2MTIwMzE5MDQ1MVowETEPMA0GA1UEAwwGcmVwbGF5MIIBIjANBgkqhkiG9w0BAQEFAAOCAQ8A'
+    'MIIBCgKCAQEAvwKOBxxNqz4yGEFRVib7aeTf4DWAZnR96anN6BgoUqHHaTwd8VE/O+uTkLvOAeNCTZwgWqihSPW5qSg4skqU'
+    'VxROX1zxcq6/DWGFG/85mJ/AwXkcnTLyOPcOiyRQk4bTfCLHfVsGctCa6KYBXwuHBFVUmFs5b/YXHWlU3tZCyEX/DgfjzYxf'
+    'iTCA/qdJY6FfB6ePNKzcUIOemTHsA8brQ41RatdFtVY3gvHzq8gS+8D35NSFfUe4bW26Gkv1c8Dt3mKkCcHoaErQjruRFsQG'
+    'B5PhVZ8D757FL6Cx0E8hmgJW/qSYf7tGvrJ8v1rfhRdrsDn8P1u+cNUgAI9iB82ykQIDAQABo1MwUTAdBgNVHQ4EFgQUGkHv'
+    'KWQIGlO3cyo05oK39XZiuw8wHwYDVR0jBBgwFoAUGkHvKWQIGlO3cyo05oK39XZiuw8wDwYDVR0TAQH/BAUwAwEB/zANBgkq'
+    'hkiG9w0BAQsFAAOCAQEAS50Yfahv+vBggjq+TGGpEoEFvLP3VfXTrEp9kzV93MeMU0ZmzRToOc1sGAkwa8NX4drmq81SZXc/'
+    'uCRGnmlDCCJM/OwRcONvRYKj0BgoDhjHSnUASiN4pBrP0F5uPZybSugTB/xWovxCxBf/13PqqpZslxCCeKhAZ8cPorJF5ZuU'
+    'Aq2naJX2K31aohcTS53uXKgkQ9rf0pD/hC7HtzMNcxpU3+9e6BBByEHH328pN05M0CS0z17ybXecoKHLA2v2kEi/ZphVoFm8'
+    '0J7eOR9/WjhqwA3HxZh/NG/vD/PG568Pks4XpXX2jO6ZUQRHs040auYOJ3ztAYeFzjFA5JLZaQ=='
+)
+REPLAY_THUMBPRINT = '809849f4df22534eeaf9235effa0ea135aa38564'  # its SHA-1
+THUMBPRINT = re.compile(r'(thumbprint=)[0-9a-f]{40}', re.IGNORECASE)
 REPLAY_SUBNET = ('/subscriptions/00000000-0000-0000-0000-000000000000/resourceGroups/replay/providers/'
                  'Microsoft.Network/virtualNetworks/replay/subnets/default')
 COLLECTIONS = ('pools', 'jobs', 'jobschedules', 'tasks', 'nodes', 'users', 'applications', 'certificates')
@@ -187,6 +204,8 @@ def our_path(path: str, ids: Ids, nodes: dict[str, str]) -> tuple[str, str]:
             out.append('{' + nodes.get(segment, 'unknown_node') + '}')
         elif collection in KIND and segment not in ('$count',):
             out.append(ids.ours(KIND[collection], segment))
+        elif 'thumbprint=' in segment.lower():  # certificates(thumbprintAlgorithm=sha1,thumbprint=...)
+            out.append(THUMBPRINT.sub(lambda m: m.group(1) + REPLAY_THUMBPRINT, segment))
         elif collection == 'files':
             out.append(_our_file_path('/'.join(segments[index:]), ids))  # encoded as the client sent it
             break
@@ -222,6 +241,8 @@ def our_body(value: object, ids: Ids, key: str = '', windows: list[bool] | None 
             out[name] = our_body(item, ids, name, windows)
         if key == 'metadata' or ('name' in out and 'value' in out and len(out) == 2):
             out = {'name': 'replay-key', 'value': 'replay-value'}
+        if 'certificateFormat' in value and 'data' in value:  # a certificate to add: ours
+            out['data'] = REPLAY_CERTIFICATE
         return out
     if isinstance(value, list):
         return [our_body(item, ids, key, windows) for item in value]
@@ -245,6 +266,8 @@ def our_body(value: object, ids: Ids, key: str = '', windows: list[bool] | None 
         return 'Replay#Pass-1234'
     if key in ('sshPrivateKey', 'sshPublicKey'):
         return 'c3NoLXJlcGxheQ=='
+    if key == 'thumbprint':
+        return REPLAY_THUMBPRINT.upper() if value.isupper() else REPLAY_THUMBPRINT
     if key == 'subnetId':  # a subnet of ours, not the recorded subscription's
         return REPLAY_SUBNET
     if key == 'applicationId':
