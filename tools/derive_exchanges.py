@@ -25,7 +25,8 @@ property set with our values (names, command lines, display names, metadata and 
 replaced; enumerations, numbers, sizes and flags are the facts under test), and the expectations
 are the status, error code and error value keys, the key sets, the values the service filled in,
 and which headers the answer carries. Runs of one GET polling for a state collapse to one request
-that waits for the state the recording reached. What the emulator cannot replay is marked with
+that waits for the state the recording reached (and a reactivate that succeeded waits for its task to
+be completed, as it was then). What the emulator cannot replay is marked with
 the reason; so is every entry UNREPLAYABLE names (applied to the recordings derived earlier too, so
 ``--only`` re-derives a few recordings and keeps the others' entries and reasons).
 """
@@ -467,6 +468,16 @@ def mark_unreplayable(recording: dict) -> None:
             entry['replayable'], entry['reason'] = False, reason
 
 
+def wait_for_reactivatable(recording: dict) -> None:
+    """A recorded reactivate that succeeded shows the task was completed then (the spec: only a completed task
+    that failed can be reactivated); a terminate the replay sent just before may still be ending a task the
+    emulator's node had already started (a real node had not, in the recording): wait for completed."""
+    for entry in recording['entries']:
+        if entry['method'] == 'POST' and entry['status'] < 300 and 'wait' not in entry and \
+                re.fullmatch(r'/jobs/[^/]+/tasks/[^/]+/reactivate', entry['path']):
+            entry['wait'] = {'path': entry['path'].rsplit('/', 1)[0], 'field': 'state', 'equals': 'completed'}
+
+
 def _at(body: dict, dotted: str) -> object:
     """The value at a dotted path; with ``*`` for every item of a list, their one common value (or None)."""
     if '*' in dotted:
@@ -598,6 +609,8 @@ def main(argv: list[str] | None = None) -> int:
         [r for r in derived if r['name'] not in known]  # in place; new ones at the end
     for recording in data['recordings']:
         mark_unreplayable(recording)
+        if recording['name'].split(':')[0] in ('N', 'Java', 'Go'):  # the derived ones (P:/J: are by hand)
+            wait_for_reactivatable(recording)
     with open(args.data, 'w', encoding='utf-8') as handle:
         json.dump(data, handle, indent=1, ensure_ascii=False)
         handle.write('\n')
