@@ -90,6 +90,7 @@ SOURCES = [
     ('Go:TestApplications', 'go', [GO + 'TestApplications.json'], '67e4cda'),
     ('Go:TestNodeDeallocate', 'go', [GO + 'TestNodeDeallocate.json'], '67e4cda'),
     ('Go:TestCertificates', 'go', [GO + 'TestCertificates.json'], '8e5f9fa'),
+    ('Go:TestJob/Schedule', 'go', [GO + 'TestJob/Schedule.json'], '75e8449'),
 ]
 # Exchanges a replay cannot reproduce, by recording and entry label, with the reason (listed, never sent).
 _TASK_ORDER = ('rests on an order the service leaves undefined ("ordering of task execution is not defined", '
@@ -386,6 +387,10 @@ def derive(name: str, language: str, parts: list[str], commit: str, recording: d
                     windows_pools.add(our['id'])
                 if collection == 'jobs' and (our.get('poolInfo') or {}).get('poolId') in windows_pools:
                     windows_pools.add(our['id'])  # its tasks run on the Windows pool's nodes
+            elif isinstance(body, dict) and isinstance(body.get('id'), str) and method in ('PUT', 'PATCH'):
+                # An id sent in an update's body (Go's schedule PUT sent another one than the path's): ours too
+                segments = recorded_path.strip('/').split('/')
+                our = {**our, 'id': ids.ours(KIND.get(segments[-2], 'entity'), body['id'])}
         entries += _made_elsewhere(recorded_path, method, body, created_id, entry['StatusCode'], ids, created,
                                    language, recording['Entries'])
         request_path, problem = our_path(recorded_path, ids, nodes)
