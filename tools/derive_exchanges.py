@@ -10,9 +10,10 @@ code search service and saved trimmed (request headers dropped, long polling run
 and last request, the parts of four .NET files before the test's own requests taken to be the pool
 set-up every .NET test starts with, and Go's TestJob.json read only up to its job list); from the
 whole files the script gives these entries and, for TestJob.json, the requests after the list too.
-The 13 recordings added later (.NET AutoScale, BatchNodeUser, Scheduling, GetRemoteLoginSettings,
+The 19 recordings added later (.NET AutoScale, BatchNodeUser, Scheduling, GetRemoteLoginSettings,
 GetTaskFile, DeleteTaskFile, GetNodeFile; Java canReadFromTaskFile, canReadFromNode, testJobUser,
-testCreateTasks; Go TestNode/Reboot, TestNode/Reimage) were saved the same way, and in them the
+testCreateTasks; Go TestNode/Reboot, TestNode/Reimage, TestNodeDeallocate, TestApplications,
+TestCertificates, TestJob/Schedule, TestListSupportedImages) were saved the same way, and in them the
 values this script never compares were written as placeholders (times, ETags, request ids, long
 node ids) and long lists it compares only at the top level were shortened; .NET's pool set-up was
 read from GetTaskFile, DeleteTaskFile and BatchNodeUser and taken to be the same in GetNodeFile.
@@ -91,6 +92,7 @@ SOURCES = [
     ('Go:TestNodeDeallocate', 'go', [GO + 'TestNodeDeallocate.json'], '67e4cda'),
     ('Go:TestCertificates', 'go', [GO + 'TestCertificates.json'], '8e5f9fa'),
     ('Go:TestJob/Schedule', 'go', [GO + 'TestJob/Schedule.json'], '75e8449'),
+    ('Go:TestListSupportedImages', 'go', [GO + 'TestListSupportedImages.json'], '263c9d5'),
 ]
 # Exchanges a replay cannot reproduce, by recording and entry label, with the reason (listed, never sent).
 _TASK_ORDER = ('rests on an order the service leaves undefined ("ordering of task execution is not defined", '
