@@ -345,7 +345,7 @@ def wait_for(endpoint: str, condition: dict, names: dict[str, str]) -> str:
                 return ''
             last = f'status {response.status}'
         elif response.status == 200:
-            got = resolve(response.body, condition['field'])
+            got = _resolve_every(response.body, condition['field'])
             if got == condition['equals']:
                 return ''
             last = f'{condition["field"]} = {short(got)}'
@@ -357,6 +357,16 @@ def wait_for(endpoint: str, condition: dict, names: dict[str, str]) -> str:
             wanted = short(condition.get('status', condition.get('equals')))
             return f'waited {condition.get("timeout", WAIT_SECONDS):.0f} s on GET {path} for {wanted}: last {last}'
         time.sleep(POLL_INTERVAL)
+
+
+def _resolve_every(body: object, dotted: str) -> object:
+    """As resolve; ``value.*.state``: the state every item of the list has (_MISSING while they differ)."""
+    if '.*.' not in dotted:
+        return resolve(body, dotted)
+    head, tail = dotted.split('.*.', 1)
+    items = resolve(body, head)
+    found = [resolve(item, tail) for item in items] if isinstance(items, list) and items else [_MISSING]
+    return found[0] if all(item == found[0] for item in found) else _MISSING
 
 
 def capture(entry: dict, response: Response, names: dict[str, str]) -> None:
@@ -399,7 +409,9 @@ def replay_recording(recording: dict, key_sets: dict, known: dict[tuple[str, str
             response = send(endpoint, entry['method'], path, substitute(query_string(entry), names),
                             substitute(entry.get('body'), names), encoded=bool(entry.get('path_encoded')))
             result.mismatches = compare(entry, response, names, key_sets)
-            previous_failed = not result.matched
+            # The action failed (another status): a state it would bring will not come. A body that differs
+            # in its keys or values does not stop what the next entry waits for.
+            previous_failed = any(aspect_of(problem) == 'status' for problem in result.mismatches)
             capture(entry, response, names)
     return results
 

@@ -131,3 +131,25 @@ def test_the_formula_runs_every_interval_and_follows_the_pending_tasks(fast_cloc
     eventually(lambda: not list(fast_clock.list_nodes(pool_id)), message='nodes removed')
     fast_clock.begin_delete_job(job_id)
     fast_clock.begin_delete_pool(pool_id)
+
+
+def test_a_pool_created_with_autoscale_shows_its_first_run_and_can_be_enabled_again_at_once(batch_client, unique_id):
+    """Recorded (.NET AutoScale): the create's run is the pool's autoScaleRun, stamped with its creation; an
+    enable 11 s later is not throttled (the 30 s spacing is between enables) and leaves that run as it is."""
+    pool_id = unique_id('createdrun')
+    created = raw(batch_client, 'POST', '/pools', {
+        'id': pool_id, 'vmSize': 'standard_d2s_v3', 'virtualMachineConfiguration': UBUNTU.as_dict(),
+        'enableAutoScale': True, 'autoScaleFormula': '$TargetDedicated = 0;', 'autoScaleEvaluationInterval': 'PT6M'})
+    assert created.status_code == 201
+    pool = raw_json(batch_client, f'/pools/{pool_id}')
+    assert pool['autoScaleRun'] == {
+        'timestamp': pool['creationTime'],
+        'results': '$TargetDedicatedNodes=0;$TargetLowPriorityNodes=0;$NodeDeallocationOption=requeue'}
+    eventually(lambda: batch_client.get_pool(pool_id).allocation_state == 'steady', message='steady')
+    enabled = raw(batch_client, 'POST', f'/pools/{pool_id}/enableautoscale',
+                  {'autoScaleFormula': '$TargetDedicated = 1;', 'autoScaleEvaluationInterval': 'PT7M'})
+    assert enabled.status_code == 200, enabled.text()
+    after = raw_json(batch_client, f'/pools/{pool_id}')
+    assert (after['targetDedicatedNodes'], after['autoScaleFormula']) == (1, '$TargetDedicated = 1;')
+    assert after['autoScaleRun'] == pool['autoScaleRun']
+    batch_client.begin_delete_pool(pool_id)

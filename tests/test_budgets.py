@@ -249,7 +249,7 @@ def test_a_create_with_an_overflowing_formula_stores_its_error_and_the_periodic_
     _autoscale_pool(client, 'overflow', '$x=TimeInterval_Year*1e300;')
     _autoscale_pool(client, 'healthy', '$TargetDedicatedNodes=0; $n=$CurrentDedicatedNodes;')
 
-    run = eventually(lambda: raw_json(client, '/pools/overflow').get('autoScaleRun'), message='a periodic run')
+    run = raw_json(client, '/pools/overflow')['autoScaleRun']  # the create's run, kept with its error
     assert run['error']['code'] == EVALUATION_ERROR
     assert run['error']['values'] == [{'name': 'Message', 'value': 'Line 1, Col 21: TimeSpan overflowed because '
                                                                    'the duration is too long.'}]
@@ -287,8 +287,10 @@ def test_the_autoscale_loop_survives_a_failing_pass(in_process, caplog):
     emulator.state.record_samples = fails_once(emulator.state.record_samples, calls)
     client = emulator.start()
     _autoscale_pool(client, 'survivor', '$TargetDedicatedNodes=0;')
+    created = raw_json(client, '/pools/survivor')['autoScaleRun']['timestamp']  # the create's own run
 
-    eventually(lambda: raw_json(client, '/pools/survivor').get('autoScaleRun'), message='a periodic run')
+    eventually(lambda: raw_json(client, '/pools/survivor')['autoScaleRun']['timestamp'] != created,
+               message='a periodic run')
     assert len(calls) > 1
     assert 'recording autoscale samples failed; it goes on' in caplog.text
 

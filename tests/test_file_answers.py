@@ -1,5 +1,6 @@
 """Files of a task as a Linux node of the service shows them (recorded by the Go SDK: azbatch TestTask,
-TestNode/File): list items, properties and the headers of a file's HEAD and GET."""
+TestNode/File): list items, properties and the headers of a file's HEAD and GET; and (.NET
+PoolExists) the headers of a HEAD that finds nothing."""
 
 from __future__ import annotations
 
@@ -48,3 +49,14 @@ def test_a_file_answer_carries_the_services_headers(batch_client, finished_task,
     assert '/' not in url and unquote(url).endswith(f'/jobs/{job_id}/tasks/{task_id}/files/task.txt')
     if method == 'GET':
         assert response.text() == 'done\n'
+
+
+@pytest.mark.parametrize('path', ['/pools/no-such-pool', '/jobs/{job}/tasks/{task}/files/no-such-file.txt'])
+def test_a_head_that_finds_nothing_answers_404_with_the_services_headers(batch_client, finished_task, path):
+    """Recorded (.NET PoolExists: HEAD of a deleted pool): 404, no body, DataServiceVersion and request-id
+    as on every answer of the service, no Content-Type."""
+    job_id, task_id = finished_task
+    response = raw(batch_client, 'HEAD', path.format(job=job_id, task=task_id))
+    assert response.status_code == 404
+    assert response.headers.get('DataServiceVersion') == '3.0' and response.headers.get('request-id')
+    assert 'Content-Type' not in response.headers and response.text() == ''

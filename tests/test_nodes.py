@@ -12,7 +12,7 @@ from azure.core.credentials import AzureNamedKeyCredential
 from azure.core.exceptions import HttpResponseError, ResourceNotFoundError
 
 from tests.conftest import eventually
-from tests.test_emulator import create_pool, raw, raw_json, validate, wait_for_nodes, wait_for_task
+from tests.test_emulator import _pool, create_pool, raw, raw_json, validate, wait_for_nodes, wait_for_task
 
 
 def _node_state(client, pool_id: str, node_id: str) -> dict:
@@ -63,6 +63,7 @@ def test_node_users_remote_login_and_extensions(batch_client, pool_and_job):
 
     login = batch_client.get_node_remote_login_settings(pool_id, node.id)
     assert (login.remote_login_ip_address, login.remote_login_port) == ('127.0.0.1', 50000)
+    assert login.ipv6_remote_login_ip_address is None and login.ipv6_remote_login_port is None
     extensions = raw_json(batch_client, f'/pools/{pool_id}/nodes/{node.id}/extensions')
     validate(extensions, 'BatchNodeVMExtensionListResult')
     names = [item['vmExtension']['name'] for item in extensions['value']]
@@ -193,3 +194,19 @@ def test_service_logs_are_uploaded_to_the_container(local_stack, unique_id):
     blob_service.delete_container(container)
     with pytest.raises(HttpResponseError):
         batch.get_node_remote_login_settings(pool_id, 'tvmps_nothing_d')
+
+
+def test_a_pool_with_ipv6_public_addresses_gives_an_ipv6_remote_login_on_the_same_port(batch_client, unique_id):
+    """Recorded (.NET GetRemoteLoginSettings): ipFamilies IPv4 and IPv6 -> an IPv6 address beside, same port."""
+    pool_id = unique_id('ipv6')
+    body = _pool(pool_id, targetDedicatedNodes=1, networkConfiguration={
+        'publicIPAddressConfiguration': {'ipFamilies': ['IPv4', 'IPv6']}})
+    assert raw(batch_client, 'POST', '/pools', body).status_code == 201
+    try:
+        node = wait_for_nodes(batch_client, pool_id)[0]
+        login = raw_json(batch_client, f'/pools/{pool_id}/nodes/{node.id}/remoteloginsettings')
+        assert sorted(login) == ['ipv6RemoteLoginIPAddress', 'ipv6RemoteLoginPort', 'odata.metadata',
+                                 'remoteLoginIPAddress', 'remoteLoginPort']
+        assert login['ipv6RemoteLoginIPAddress'] == '::1' and login['ipv6RemoteLoginPort'] == login['remoteLoginPort']
+    finally:
+        batch_client.begin_delete_pool(pool_id)

@@ -95,8 +95,13 @@ class NodeRoom(Room):
     def remote_login_settings(self, pool_id: str, node_id: str) -> dict:
         """Where to SSH to: the local machine (the emulator runs no sshd of its own; the node is this machine)."""
         pool, node = self.get_node(pool_id, node_id)
-        index = list(pool.nodes).index(node.id)
-        return {'remoteLoginIPAddress': '127.0.0.1', 'remoteLoginPort': _REMOTE_LOGIN_BASE_PORT + index}
+        port = _REMOTE_LOGIN_BASE_PORT + list(pool.nodes).index(node.id)
+        settings = {'remoteLoginIPAddress': '127.0.0.1', 'remoteLoginPort': port}
+        public = (pool.spec.get('networkConfiguration') or {}).get('publicIPAddressConfiguration') or {}
+        if any(str(family).lower() == 'ipv6' for family in public.get('ipFamilies') or []):
+            # A pool with IPv6 public addresses: an IPv6 address beside, on the same port [N:GetRemoteLoginSettings]
+            settings.update(ipv6RemoteLoginIPAddress='::1', ipv6RemoteLoginPort=port)
+        return settings
 
     def node_extensions(self, pool_id: str, node_id: str) -> list[dict]:
         """The pool's VM extensions and the service's own, as a node reports them (recorded [P:ext])."""

@@ -216,7 +216,7 @@ class PoolRoom(Room):
             if job.pool_id.lower() == pool_id.lower() and job.state in ('active', 'disabled'):
                 pool.pending.extend(task for task in job.tasks.values() if task.state == 'active')
         if first_run is not None:
-            self.start_autoscale(pool, first_run)
+            self.start_autoscale(pool, first_run, created=True)
         self.changed('pool', pool)
         self.hooks.pool_created(pool)
         return pool

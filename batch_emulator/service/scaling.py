@@ -67,10 +67,13 @@ class AutoScaleRoom(Room):
         """The pool's own formula on the pool as it is (at create: before the pool is stored)."""
         return self._evaluate(pool, pool.spec['autoScaleFormula'])
 
-    def start_autoscale(self, pool: Pool, result: autoscale.AutoScaleResult) -> None:
+    def start_autoscale(self, pool: Pool, result: autoscale.AutoScaleResult, *, created: bool = False) -> None:
         """The first evaluation, at create or enable, evaluated before anything about the pool changed: the
-        targets are the formula's at once."""
-        pool.autoscale_enabled_at = time.monotonic()
+        targets are the formula's at once. A create's run is the pool's autoScaleRun, stamped with its
+        creation [N:AutoScale]; an enable's is not shown: a pool enabled later has none [P:scale_pools, J:as/*]
+        and one created with autoscale keeps its creation's [N:AutoScale]."""
+        if created:
+            pool.autoscale_run = {'timestamp': iso(pool.creation_time), **result.to_json()}
         self._schedule_next(pool)
         self._apply(pool, result)
 
@@ -87,6 +90,8 @@ class AutoScaleRoom(Room):
         interval = _checked_interval(body.get('autoScaleEvaluationInterval')
                                      or (pool.spec.get('autoScaleEvaluationInterval') if enabled else None))
         result = self._evaluate(pool, _checked_formula(formula))  # before the pool changes
+        # The spacing counts enable requests only: one 11 s after a create with autoscale succeeded [N:AutoScale].
+        pool.autoscale_enabled_at = time.monotonic()
         pool.spec.update(enableAutoScale=True, autoScaleFormula=formula, autoScaleEvaluationInterval=interval)
         pool.touch()
         self.start_autoscale(pool, result)

@@ -74,9 +74,7 @@ async def get_pool(request: web.Request) -> web.Response:
 
 
 async def pool_exists(request: web.Request) -> web.Response:
-    pool = state_of(request).pools.get(request.match_info['poolId'].lower())
-    if pool is None:
-        return web.Response(status=404)
+    pool = state_of(request).get_pool(request.match_info['poolId'])  # a 404 without a body (error_response)
     return json_response(request, None, etag=pool.etag, last_modified=pool.last_modified)
 
 

@@ -53,9 +53,7 @@ async def get_job_schedule(request: web.Request) -> web.Response:
 
 
 async def job_schedule_exists(request: web.Request) -> web.Response:
-    schedule = _state(request).job_schedules.get(_schedule_id(request).lower())
-    if schedule is None:
-        return web.Response(status=404)
+    schedule = _state(request).get_job_schedule(_schedule_id(request))  # a 404 without a body (error_response)
     return json_response(request, None, etag=schedule.etag, last_modified=schedule.last_modified)
 
 

@@ -90,8 +90,8 @@ def json_response(request: web.Request, body: dict | bytes | None, *, status: in
 def error_response(request: web.Request, error: BatchServiceError) -> web.Response:
     base_url = request.app[SETTINGS]['base_url']
     body = error.body(base_url, request.get('request_id'))
-    if request.method == 'HEAD':
-        return web.Response(status=error.status)
+    if request.method == 'HEAD':  # no body, but the headers every answer of the service carries
+        return web.Response(status=error.status, headers={'DataServiceVersion': '3.0'})
     return web.Response(status=error.status, body=json.dumps(body).encode(),
                         headers={'Content-Type': JSON_CONTENT_TYPE, 'DataServiceVersion': '3.0'})
 
