@@ -10,10 +10,10 @@ import urllib.request
 
 import pytest
 from azure.batch import models as m
-from azure.core.exceptions import HttpResponseError, ResourceNotFoundError
+from azure.core.exceptions import ResourceNotFoundError
 
 from tests.conftest import eventually
-from tests.test_emulator import create_pool, wait_for_nodes
+from tests.test_emulator import create_pool, raw, wait_for_nodes
 
 pytestmark = pytest.mark.emulator
 
@@ -230,12 +230,36 @@ def test_the_job_manager_starts_before_the_jobs_other_tasks(batch_client, make_p
     assert manager.execution_info.end_time <= added.execution_info.start_time
 
 
-def test_a_job_manager_with_more_slots_than_the_pool_has_is_refused(batch_client, make_pool, unique_id):
-    pool = make_pool()
+@pytest.mark.parametrize(('manager', 'code', 'property_name'), [
+    ({'id': 'manager', 'commandLine': '/bin/true', 'requiredSlots': 2}, 'InvalidPropertyValue', 'requiredSlots'),
+    ({'id': 'a manager', 'commandLine': '/bin/true'}, 'InvalidPropertyValue', 'id'),
+    ({'commandLine': '/bin/true'}, 'MissingRequiredProperty', 'id'),
+])
+def test_a_bad_job_manager_is_refused_naming_the_property_and_nothing_is_stored(batch_client, make_pool, unique_id,
+                                                                               manager, code, property_name):
+    pool = make_pool()  # one slot per node
     job_id = unique_id('jmjob')
-    with pytest.raises(HttpResponseError) as refused:
-        _create_job(batch_client, pool, job_id, m.BatchJobManagerTask(id='manager', command_line='/bin/true',
-                                                                      required_slots=2))
-    assert refused.value.status_code == 400 and refused.value.error.code == 'InvalidPropertyValue'
-    with pytest.raises(ResourceNotFoundError):  # nothing stored
-        batch_client.get_job(job_id)
+    response = raw(batch_client, 'POST', '/jobs', {'id': job_id, 'poolInfo': {'poolId': pool[0]},
+                                                   'jobManagerTask': manager})
+    assert (response.status_code, response.json()['code']) == (400, code), response.text()
+    assert {'key': 'PropertyName', 'value': property_name} in response.json()['values']
+    assert raw(batch_client, 'GET', f'/jobs/{job_id}').status_code == 404
+
+
+def test_a_job_schedules_jobs_run_their_job_manager(batch_client, make_pool, unique_id):
+    pool = make_pool()
+    schedule_id = unique_id('jmschedule')
+    manager = m.BatchJobManagerTask(id='manager', command_line="/bin/sh -c 'echo $AZ_BATCH_JOB_ID'")
+    batch_client.create_job_schedule(m.BatchJobScheduleCreateOptions(
+        id=schedule_id, schedule=m.BatchJobScheduleConfiguration(),
+        job_specification=m.BatchJobSpecification(pool_info=m.BatchPoolInfo(pool_id=pool[0]),
+                                                  job_manager_task=manager)))
+    try:
+        job_id = eventually(lambda: batch_client.get_job_schedule(schedule_id).execution_info.recent_job,
+                            message='the schedule made its job').id
+        job = _completed_job(batch_client, job_id)
+        assert job.execution_info.termination_reason == 'JMComplete'
+        assert job.job_manager_task.kill_job_on_completion is True
+        assert b''.join(batch_client.download_task_file(job_id, 'manager', 'stdout.txt')) == f'{job_id}\n'.encode()
+    finally:
+        batch_client.begin_delete_job_schedule(schedule_id)
