@@ -79,3 +79,31 @@ def test_the_azure_cli_runs_a_pool_a_job_and_a_task(az, unique_id, tmp_path):
     az('batch', 'pool', 'delete', '--pool-id', pool_id, '--yes')
     eventually(lambda: pool_id not in [listed['id'] for listed in az('batch', 'pool', 'list')], timeout=60,
                message='the pool gone')
+
+
+def test_the_azure_cli_creates_a_job_with_a_job_manager_task(az, unique_id, tmp_path):
+    pool_id, job_id = unique_id('azpool'), unique_id('azjob')
+    az('batch', 'pool', 'create', '--id', pool_id, '--vm-size', 'Standard_D2s_v5', '--image',
+       'canonical:ubuntu-24_04-lts:server', '--node-agent-sku-id', 'batch.node.ubuntu 24.04',
+       '--target-dedicated-nodes', '1')
+    try:
+        az('batch', 'job', 'create', '--id', job_id, '--pool-id', pool_id, '--job-manager-task-id', 'manager',
+           '--job-manager-task-command-line', "/bin/sh -c 'echo $GREETING from the manager'",
+           '--job-manager-task-environment-settings', 'GREETING=hello')
+        # As sent, with the service's defaults for what was not.
+        assert az('batch', 'job', 'show', '--job-id', job_id)['jobManagerTask'] == {
+            'id': 'manager', 'commandLine': "/bin/sh -c 'echo $GREETING from the manager'",
+            'environmentSettings': [{'name': 'GREETING', 'value': 'hello'}], 'requiredSlots': 1,
+            'killJobOnCompletion': True, 'userIdentity': {'autoUser': {'scope': 'pool', 'elevationLevel': 'nonadmin'}},
+            'runExclusive': True, 'allowLowPriorityNode': True}
+        job = eventually(lambda: (shown := az('batch', 'job', 'show', '--job-id', job_id))['state'] == 'completed'
+                         and shown, timeout=60, message='the job completed')
+        assert job['executionInfo']['terminateReason'] == 'JMComplete'
+        assert [task['id'] for task in az('batch', 'task', 'list', '--job-id', job_id)] == ['manager']
+        destination = tmp_path / 'stdout.txt'
+        az('batch', 'task', 'file', 'download', '--job-id', job_id, '--task-id', 'manager', '--file-path',
+           'stdout.txt', '--destination', str(destination))
+        assert destination.read_text() == 'hello from the manager\n'
+    finally:
+        az('batch', 'job', 'delete', '--job-id', job_id, '--yes')
+        az('batch', 'pool', 'delete', '--pool-id', pool_id, '--yes')

@@ -96,6 +96,7 @@ def test_secrets_are_redacted_wherever_they_appear():
     command = '--sastoken "sv=2025&sp=cw&sig=abc%2B%3D&se=x"'
     assert portal.redact(command) == '--sastoken "sv=2025&sp=cw&sig=REDACTED&se=x"'
     assert redact_secrets('SharedKey devbatchaccount1:c2lnbmF0dXJl') == 'SharedKey devbatchaccount1:REDACTED'
+    assert redact_secrets('Bearer s3cr3t-t0k_en.x') == 'Bearer REDACTED'  # a task's AZ_BATCH_AUTHENTICATION_TOKEN
     assert redact_secrets('DefaultEndpointsProtocol=http;AccountName=a;AccountKey=a2V5PT0=;BlobEndpoint=x') == \
         'DefaultEndpointsProtocol=http;AccountName=a;AccountKey=REDACTED;BlobEndpoint=x'
     mount = {'azureFileShareConfiguration': {'accountKey': 'k3y', 'accountName': 'a'}}

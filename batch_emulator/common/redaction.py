@@ -2,7 +2,7 @@
 
 Used for the request log (its query, headers and bodies), the local portal (command lines, file
 contents, storage errors) and the download errors tasks report. It knows secrets by what they are
-(a SAS ``sig``, a SharedKey signature, an account key) and by the name they are given (a JSON
+(a SAS ``sig``, a SharedKey signature, a bearer token, an account key) and by the name they are given (a JSON
 property, an environment setting or a ``NAME=value`` pair whose name says key, secret, token,
 password, credential...), in every form a client writes them: plain, JSON-escaped (``\\u0026sig=``,
 as Go's and .NET's JSON writers escape ``&``), URL-encoded (``%26sig%3D``, also twice) and in any
@@ -31,6 +31,7 @@ _VALUE_AFTER = re.compile(_VALUE, re.IGNORECASE)
 _NAME_CHARS = frozenset('abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.-')
 # The SharedKey signature of Authorization (the scheme and account stay: they show how requests are signed).
 _SHARED_KEY = re.compile(r'\b(SharedKey(?:Lite)?\s+[^:\s]+:)\S+')
+_BEARER = re.compile(r'\b(Bearer\s+)[^\s"\'\\]+', re.IGNORECASE)  # a bearer token (a task's job token): all of it
 # A JSON string property (its name and value); redacted when the name says it is secret (accountKey, sasKey,
 # password, secretValue...), also when the text was cut inside the value.
 _JSON_STRING = r'"(?:[^"\\]|\\.)*("|$)'
@@ -75,6 +76,8 @@ def redact_secrets(text: str, account_key: str | None = None) -> str:
     lower = text.lower()
     if 'sharedkey' in lower:
         text = _SHARED_KEY.sub(r'\1' + REDACTED, text)
+    if 'bearer' in lower:
+        text = _BEARER.sub(r'\1' + REDACTED, text)
     if 'protectedsettings' in lower:
         text = _SECRET_OBJECT.sub(r'\1"' + REDACTED + '"', text)
     if any(word in lower for word in _WORDS):

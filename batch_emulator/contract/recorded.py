@@ -40,6 +40,9 @@ DEFAULTS: dict[str, dict[str, object]] = {
     'BatchJobConstraints': {'maxWallClockTime': UNLIMITED, 'maxTaskRetryCount': 0},
     'BatchJobPreparationTask': {'id': 'jobpreparation', 'constraints': {}, 'userIdentity': AUTO_USER,
                                 'waitForSuccess': True, 'rerunOnNodeRebootAfterSuccess': True},
+    # Not recorded (no SDK recording has a job manager): the spec's documented defaults and the task's.
+    'BatchJobManagerTask': {'requiredSlots': 1, 'killJobOnCompletion': True, 'userIdentity': AUTO_USER,
+                            'runExclusive': True, 'allowLowPriorityNode': True},
     'BatchJobReleaseTask': {'id': 'jobrelease', 'maxWallClockTime': 'PT15M', 'retentionTime': 'P7D',
                             'userIdentity': AUTO_USER},
     'BatchAutoPoolSpecification': {'keepAlive': False},

@@ -26,8 +26,10 @@ from batch_emulator.common.clock import parse_duration
 from batch_emulator.common.loops import survive
 from batch_emulator.runtime import multi_instance, processes
 from batch_emulator.runtime.faults import FaultInjector
+from batch_emulator.runtime.job_tokens import JobTokens
 from batch_emulator.runtime.node import NodeLost, NodeRunner, failure
 from batch_emulator.runtime.pool_nodes import PoolNodes, completed
+from batch_emulator.service import job_manager
 from batch_emulator.service.jobs import AUTO_POOL
 from batch_emulator.service.scaling import run_autoscale
 from batch_emulator.service.schedules import run_job_schedules
@@ -54,6 +56,7 @@ class Scheduler:
         self._background: set[asyncio.Task] = set()
         self._task_runs: dict[Task, asyncio.Task] = {}
         self._loop_task: asyncio.Task | None = None
+        self.tokens = JobTokens()  # AZ_BATCH_AUTHENTICATION_TOKEN of running tasks (authenticationTokenSettings)
         self.nodes = PoolNodes(state, runner, node_step_seconds=node_step_seconds,
                                dedicated_node_quota=dedicated_node_quota, spot_node_quota=spot_node_quota,
                                spawn=self._spawn, work_available=self.work_available)
@@ -189,7 +192,7 @@ class Scheduler:
                 if running >= limit:
                     waiting.append(pool.pending.popleft())
                     continue
-            if job.state != 'active':
+            if job.state != 'active' or job_manager.waits_for_manager(job, task):  # the job manager starts first
                 waiting.append(pool.pending.popleft())
                 continue
             if task.spec.get('dependsOn') and self.state.hold_until_dependencies_met(job, task):
@@ -197,7 +200,7 @@ class Scheduler:
                 continue
             if task.spec.get('multiInstanceSettings'):  # as many nodes as instances, each with a free slot
                 free = [node for node in nodes if slots - node.running_slots >= task.required_slots
-                        and not self._preparation_blocks(node, job)]
+                        and not node.exclusive and not self._preparation_blocks(node, job)]
                 wanted = multi_instance.instances(task)
                 if len(free) < wanted:
                     waiting.append(pool.pending.popleft())
@@ -205,8 +208,10 @@ class Scheduler:
                 pool.pending.popleft()
                 self._start_multi_instance(pool, free[:wanted], job, task)
                 continue
+            manager = job_manager.manager_of(job, task)
             candidates = [node for node in nodes if slots - node.running_slots >= task.required_slots
-                          and not self._preparation_blocks(node, job)]
+                          and not node.exclusive and not self._preparation_blocks(node, job)
+                          and (manager is None or job_manager.admits(node, manager))]
             if not candidates:
                 if any(slots - node.running_slots >= task.required_slots for node in nodes):
                     waiting.append(pool.pending.popleft())  # this job cannot run here; others may
@@ -257,11 +262,14 @@ class Scheduler:
         """Its run ended: the slots are free again; a node with nothing left running is idle."""
         node.running.pop(key, None)
         node.running_slots = sum(t.required_slots for t in node.running.values())
-        if not node.running and node.state == 'running':
-            node.set_state('idle')
+        if not node.running:
+            node.exclusive = False
+            if node.state == 'running':
+                node.set_state('idle')
 
     def _start(self, pool: Pool, node: Node, job: Job, task: Task) -> None:
         self._occupy(node, task.id + '\0' + job.id, task)
+        node.exclusive = job_manager.runs_exclusive(job, task)
         needs_preparation = bool(job.spec.get('jobPreparationTask')) and job.id not in node.prepared_jobs
         self.state.task_started(task, pool, node, state='preparing' if needs_preparation else 'running')
         self._task_runs[task] = self._spawn(self._run(pool, node, job, task, needs_preparation))
@@ -273,7 +281,7 @@ class Scheduler:
         prep_dir = layout.task_dir(node.root_dir, job.id, layout.JOB_PREPARATION)
         variables = {**self.nodes.node_variables(pool, node), 'AZ_BATCH_JOB_ID': job.id, 'AZ_BATCH_TASK_ID': task.id,
                      'AZ_BATCH_JOB_PREP_DIR': prep_dir, 'AZ_BATCH_JOB_PREP_WORKING_DIR': os.path.join(prep_dir, 'wd'),
-                     **(extra or {})}
+                     **self.tokens.variables(task), **(extra or {})}
         settings = list(job.spec.get('commonEnvironmentSettings') or []) + list(
             task.spec.get('environmentSettings') or [])
         return self.runner.environment(node.root_dir, task_dir, variables, settings)

@@ -20,8 +20,8 @@ import uuid
 from collections import deque
 
 from batch_emulator.common.errors import BatchServiceError, invalid_property, missing_property
-from batch_emulator.service import updates
-from batch_emulator.service.models import Job, Pool, iso, stamp
+from batch_emulator.service import job_manager, updates
+from batch_emulator.service.models import Job, Pool, Task, iso, stamp
 from batch_emulator.service.pools import pool_info_without_secrets, registry_passwords_hidden
 from batch_emulator.service.room import Room, _check_command_line, _check_id
 from batch_emulator.service.tasks import _task_ended_failure
@@ -113,7 +113,10 @@ class JobRoom(Room):
         if body.get('jobReleaseTask') and not body.get('jobPreparationTask'):
             raise invalid_property('jobReleaseTask', '...', 'A job release task requires a job preparation task.')
         if body.get('jobManagerTask'):
-            raise invalid_property('jobManagerTask', '...', 'The local emulator does not run job manager tasks.')
+            pool = self.pools.get(str(pool_info.get('poolId') or '').lower())
+            slots = (auto_pool.get('pool') or {}).get('taskSlotsPerNode') if auto_pool else \
+                pool.slots_per_node if pool else None
+            job_manager.check(body['jobManagerTask'], int(slots) if slots else None)
         on_complete = str(body.get('onAllTasksComplete', 'noaction')).lower()
         if on_complete not in ('noaction', 'terminatejob'):
             raise invalid_property('onAllTasksComplete', body.get('onAllTasksComplete'))
@@ -145,6 +148,8 @@ class JobRoom(Room):
                   state_transition_time=now, execution_info=execution_info)
         self.jobs[job_id.lower()] = job
         self.changed('job', job)
+        if body.get('jobManagerTask'):  # a task of the job, started before its others (job_manager.py)
+            self.add_task(job.id, job_manager.task_body(body['jobManagerTask']))  # type: ignore[attr-defined]
         return job
 
     # ----- auto pools ----------------------------------------------------------------------
@@ -298,7 +303,18 @@ class JobRoom(Room):
         if not any(task.state in ('running', 'preparing') for task in job.tasks.values()):
             self._finish_termination(job)
 
+    def manager_completed(self, job: Job, task: Task) -> None:
+        """A task completed: when it is the job manager and kills its job on completion (the default), the job
+        is terminated with the reason the service gives, JMComplete, and its tasks still running are ended."""
+        manager = job_manager.manager_of(job, task)
+        if manager is not None and job_manager.kills_job(manager) and job.state in ('active', 'disabled'):
+            self._set_job_state(job, 'terminating')
+            job.execution_info['terminateReason'] = 'JMComplete'
+            self._end_job_tasks(job)
+
     def _finish_termination(self, job: Job) -> None:
+        if job.state == 'completed':  # already (the last of its tasks ended while it was being terminated)
+            return
         # Recorded: ETag unchanged, previousState still the one before terminating, endTime = the transition.
         self._set_job_state(job, 'completed', touch=False, remember=False)
         job.execution_info['endTime'] = iso(job.state_transition_time)

@@ -67,6 +67,7 @@ class Node:
     start_task_info: dict | None = None
     running: dict[str, Task] = dataclasses.field(default_factory=dict)
     running_slots: int = 0
+    exclusive: bool = False  # a job manager with runExclusive runs here: no other task starts
     total_tasks_run: int = 0
     total_tasks_succeeded: int = 0
     recent_tasks: deque = dataclasses.field(default_factory=lambda: deque(maxlen=5))

@@ -10,7 +10,7 @@ from collections.abc import Callable
 from batch_emulator.common import layout
 from batch_emulator.common.errors import BatchServiceError, invalid_property, missing_property
 from batch_emulator.contract.schema import ABSENT
-from batch_emulator.service import updates
+from batch_emulator.service import job_manager, updates
 from batch_emulator.service.models import (
     MAX_TASK_SLOTS,
     MAX_TASKS_PER_COLLECTION,
@@ -67,20 +67,11 @@ class TaskRoom(Room):
             raise invalid_property('task', body)
         task_id = _check_id(body)
         _check_command_line(body, '')
-        for index, output_file in enumerate(body.get('outputFiles') or []):
-            container = (output_file.get('destination') or {}).get('container') or {}
-            if not output_file.get('filePattern'):
-                raise missing_property(f'outputFiles[{index}].filePattern')
-            if not container.get('containerUrl'):
-                raise missing_property(f'outputFiles[{index}].destination.container.containerUrl')
-            if not (output_file.get('uploadOptions') or {}).get('uploadCondition'):
-                raise missing_property(f'outputFiles[{index}].uploadOptions.uploadCondition')
+        job_manager.check_output_files(body)
         slots = body.get('requiredSlots', 1)
         pool = self.pools.get(job.pool_id.lower())
         most = pool.slots_per_node if pool else MAX_TASK_SLOTS
-        if not isinstance(slots, int) or not 1 <= slots <= most:
-            raise invalid_property('requiredSlots', slots, 'The value must be at least 1 and at most the '
-                                                           "pool's taskSlotsPerNode.")
+        job_manager.check_required_slots(slots, most)
         settings = body.get('multiInstanceSettings')
         if settings and not 1 <= int(settings.get('numberOfInstances') or 1) <= 100:  # the service's range
             raise invalid_property('numberOfInstances', settings.get('numberOfInstances'),
@@ -324,6 +315,7 @@ class TaskRoom(Room):
             self.dependent_gone(job, task)
             self.apply_exit_options(job, task)
             self.dependency_parent_changed(job, task)
+            self.manager_completed(job, task)
             self.check_job_completion(job)
 
 

@@ -29,6 +29,8 @@ from batch_emulator.common.clock import utc_now
 from batch_emulator.common.errors import BatchServiceError
 
 MAX_CLOCK_SKEW = datetime.timedelta(minutes=15)
+_ACCEPTED = ('The local emulator accepts SharedKey, and from a task the Bearer token it was given in '
+             'AZ_BATCH_AUTHENTICATION_TOKEN.')
 _SIGNED_HEADERS = ('content-encoding', 'content-language', 'content-length', 'content-md5', 'content-type', 'date',
                    'if-modified-since', 'if-match', 'if-none-match', 'if-unmodified-since', 'range')
 
@@ -84,10 +86,9 @@ def verify_shared_key(method: str, raw_path: str, headers: Mapping[str, str], ac
     authorization = headers.get('Authorization', '')
     scheme, _, credentials = authorization.partition(' ')
     if not authorization:
-        raise _failed('The Authorization header is missing. The local emulator accepts SharedKey only.')
+        raise _failed('The Authorization header is missing. ' + _ACCEPTED)
     if scheme != 'SharedKey':
-        raise _failed(f'The authentication scheme {scheme} is not supported; the local emulator accepts SharedKey '
-                      'only.')
+        raise _failed(f'The authentication scheme {scheme} is not supported. ' + _ACCEPTED)
     claimed_account, _, signature = credentials.partition(':')
     if claimed_account != account_name:
         raise _failed(f"The account '{claimed_account}' in the Authorization header does not exist here "

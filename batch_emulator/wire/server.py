@@ -260,7 +260,7 @@ async def browser_guard_middleware(request: web.Request, handler: Handler) -> we
 
 @web.middleware
 async def service_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """api-version and SharedKey, for every Batch REST call (the local portal pages skip both)."""
+    """api-version and SharedKey (or a task's job token), for every Batch REST call (the portal pages skip both)."""
     if getattr(handler, 'public_page', False):
         return await handler(request)
     version = request.query.get('api-version')
@@ -270,8 +270,12 @@ async def service_middleware(request: web.Request, handler: Handler) -> web.Stre
         raise invalid_query('api-version', version, 'The specified api-version is not supported. Supported: '
                             + ', '.join(SUPPORTED_API_VERSIONS))
     settings = request.app[SETTINGS]
-    auth.verify_shared_key(request.method, request.raw_path, request.headers, settings['account_name'],
-                           settings['account_key'])
+    scheme, _, token = request.headers.get('Authorization', '').partition(' ')
+    if scheme == 'Bearer':  # a task's AZ_BATCH_AUTHENTICATION_TOKEN, for its job's operations (runtime/job_tokens)
+        request.app[SCHEDULER].tokens.check(token.strip(), request.path)
+    else:
+        auth.verify_shared_key(request.method, request.raw_path, request.headers, settings['account_name'],
+                               settings['account_key'])
     response = await handler(request)
     journal = request.app[STATE].journal
     if journal is not None and request.method not in ('GET', 'HEAD'):
