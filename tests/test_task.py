@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import collections
+import contextlib
+import multiprocessing
 import os
 import random
 import re
@@ -199,6 +201,53 @@ def test_worker_processes_give_the_same_counts_as_one_process(tmp_path):
         assert list(in_processes.items()) == list(in_one_process.items()) == list(original_counts(data).items())
     assert task.top_words(task.count_file(str(tmp_path / 'ties.txt'), processes=2, range_bytes=5), 2) == [
         ('late', 2), ('early', 2)]
+
+
+class RangesTaken:
+    """Stands for the counter that the processes share: hands one process the range indexes given, then none."""
+
+    def __init__(self, indexes: list[int]) -> None:
+        self._indexes = iter([*indexes, sys.maxsize])
+
+    def get_lock(self) -> contextlib.AbstractContextManager:
+        return contextlib.nullcontext()
+
+    @property
+    def value(self) -> int:
+        return next(self._indexes)
+
+    @value.setter
+    def value(self, _next: int) -> None:
+        pass
+
+
+@pytest.mark.parametrize('seed', range(30))
+def test_processes_taking_ranges_in_any_interleaving_give_the_original_counts_in_the_original_order(tmp_path, seed):
+    """Two or three processes each take some of the ranges (in increasing order, as from the shared counter): the
+    merged counts are the original's, in first-appearance order, whoever took which range."""
+    rng = random.Random(seed)
+    data = random_text_file(tmp_path / 'in.txt', rng)
+    ranges = task.split_into_ranges(str(tmp_path / 'in.txt'), range_bytes=rng.randint(1, 30))
+    taken: list[list[int]] = [[] for _ in range(rng.randint(2, 3))]
+    for index in range(len(ranges)):
+        rng.choice(taken).append(index)
+    results = [task.count_ranges(str(tmp_path / 'in.txt'), ranges, RangesTaken(indexes), rng.randint(1, 9))
+               for indexes in taken]
+    assert list(task.merge_range_counts(results).items()) == list(original_counts(data).items())
+
+
+def test_a_worker_that_cannot_read_the_file_sends_its_error(tmp_path):
+    receiver, sender = multiprocessing.Pipe(duplex=False)
+    task._count_ranges_in_worker(str(tmp_path / 'gone.txt'), [(0, None)], RangesTaken([0]), 8, sender)
+    error = receiver.recv()
+    assert isinstance(error, FileNotFoundError) and error.filename == str(tmp_path / 'gone.txt')
+
+
+def test_a_word_longer_than_many_pieces_is_counted_once_whole():
+    word = 'é' * 5000  # 10,000 bytes, in pieces of 3: most pieces hold no whitespace, many end inside a character
+    data = f'{word} x {word}\u3000{word}'.encode()
+    assert task.count_words(in_chunks(data, 3)) == collections.Counter({word: 3, 'x': 1})
+    assert task.count_words(in_chunks(b'  ' + data + b' ', 3)) == collections.Counter({word: 3, 'x': 1})
 
 
 def zipf_text(rng: random.Random, vocabulary_size: int, words: int) -> str:
