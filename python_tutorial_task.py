@@ -28,8 +28,8 @@ USAGE:
 from __future__ import annotations
 
 import argparse
+import codecs
 import collections
-import functools
 import itertools
 import multiprocessing
 import operator
@@ -38,6 +38,7 @@ import re
 import string
 import sys
 from collections.abc import Iterable, Iterator
+from multiprocessing.sharedctypes import Synchronized
 from typing import BinaryIO
 
 # Characters stripped from both ends of every word: the ASCII punctuation of the
@@ -45,63 +46,69 @@ from typing import BinaryIO
 _PUNCTUATION = string.punctuation
 
 # The file is read as bytes, in pieces of this size. Small pieces are faster than
-# large ones (measured: 256 KiB pieces cost about 15% more): the tokens of one piece
-# (about 5,000 objects) stay in the CPU cache while Counter adds them up.
+# large ones: the tokens of one piece (about 5,000 objects) stay in the CPU cache
+# while Counter adds them up.
 _CHUNK_BYTES = 1 << 15
 
-# A file up to this size is counted right here: starting processes would cost
-# more than they save.
+# A file up to this size is counted right here: starting a process would cost
+# more than it saves.
 _SMALL_FILE_BYTES = 16 << 20
 
-# A larger file is cut into this many ranges per process, so that a process slowed
-# down by other work on the node gets fewer of them, and none smaller than this.
-_RANGES_PER_PROCESS = 4
-_MIN_RANGE_BYTES = 4 << 20
-
-# Distinct tokens are decoded this many at a time.
-_TOKENS_PER_BATCH = 1 << 13
+# A larger file is cut into ranges of about this size, handed out one at a time to
+# the processes that count them: a process slowed down by other work on the node
+# simply takes fewer of them.
+_RANGE_BYTES = 4 << 20
 
 _BYTE_ORDER_MARK = b'\xef\xbb\xbf'
 
-# str.split() splits at 29 whitespace characters, bytes.split() only at the 6 ASCII
-# ones (space \t \n \r \v \f). This finds the UTF-8 bytes of the other 23 (U+001C to
-# U+001F, U+0085, U+00A0 ... U+3000 IDEOGRAPHIC SPACE).
-_OTHER_WHITESPACE = re.compile(b'|'.join(
-    re.escape(c.encode()) for c in map(chr, range(0x3001)) if c.isspace() and not c.encode().isspace()))
-
-# Where a range may end: after one of the bytes bytes.split() splits at.
+# Where a range may end: after one of the ASCII whitespace bytes. Such a byte is never
+# part of a multi-byte UTF-8 character, so no word and no character is cut in two.
 _ASCII_WHITESPACE = re.compile(rb'[ \t\n\r\x0b\x0c]')
 
 _SEPARATOR = '-' * 30
 
 
-def count_raw_tokens(chunks: Iterable[bytes],
-                     raw_token_counts: collections.Counter[bytes] | None = None) -> collections.Counter[bytes]:
-    """Counts the tokens of text given as consecutive pieces of bytes, split at ASCII whitespace.
+def count_tokens(chunks: Iterable[bytes],
+                 token_counts: collections.Counter[str] | None = None) -> collections.Counter[str]:
+    """Counts the tokens that ``str.split()`` finds in UTF-8 text given as consecutive pieces of bytes.
 
-    bytes.split() and Counter run in C, and no token is decoded here: an ASCII byte is
-    never part of a multi-byte character, even in bytes that are not valid UTF-8. The
-    counts are added to ``raw_token_counts`` (a new Counter if None), whose keys keep
-    first-appearance order.
+    Each piece is decoded (an incremental decoder keeps a character cut between two
+    pieces for the next one, and decodes invalid bytes to U+FFFD exactly as decoding
+    the whole text would), split and counted: split() and Counter run in C, so no
+    Python code runs per token. The counts are added to ``token_counts`` (a new
+    Counter if None), whose keys keep first-appearance order.
     """
-    if raw_token_counts is None:
-        raw_token_counts = collections.Counter()
-    add_tokens = raw_token_counts.update
-    unfinished_token = b''
-    for chunk in chunks:
-        text = unfinished_token + chunk if unfinished_token else chunk
+    if token_counts is None:
+        token_counts = collections.Counter()
+    add_tokens = token_counts.update
+    pending: list[str] = []  # the pieces of a token that may go on in the next piece of text
+    for text in _decoded(chunks):
+        if not text:  # (a piece that held only the start of a character)
+            continue
         tokens = text.split()
-        # The last token may continue in the next piece (it may end in half a character).
-        unfinished_token = tokens.pop() if tokens and not text[-1:].isspace() else b''
+        if len(tokens) == 1 and len(tokens[0]) == len(text):  # no whitespace at all: the token goes on
+            pending.append(text)
+            continue
+        if pending:  # the pending token ends at the first whitespace of this text
+            if tokens and not text[0].isspace():
+                tokens[0] = ''.join(pending) + tokens[0]
+            else:
+                tokens.insert(0, ''.join(pending))
+            pending = []
+        if tokens and not text[-1].isspace():  # the last token may go on in the next piece
+            pending.append(tokens.pop())
         add_tokens(tokens)
-        if len(unfinished_token) > len(chunk):
-            # A whole piece without ASCII whitespace (words apart only by, say, U+3000):
-            # split it where str.split() would, so that memory stays flat.
-            *tokens, unfinished_token = _OTHER_WHITESPACE.split(unfinished_token)
-            add_tokens(token for token in tokens if token)
-    if unfinished_token:
-        raw_token_counts[unfinished_token] += 1
-    return raw_token_counts
+    if pending:
+        token_counts[''.join(pending)] += 1
+    return token_counts
+
+
+def _decoded(chunks: Iterable[bytes]) -> Iterator[str]:
+    """UTF-8 pieces of bytes as text; a character cut between two pieces comes whole with the second."""
+    decode = codecs.getincrementaldecoder('utf-8')(errors='replace').decode
+    for chunk in chunks:
+        yield decode(chunk)
+    yield decode(b'', True)  # the end: an unfinished character becomes U+FFFD
 
 
 def add_counts(total: collections.Counter, keys: Iterable, counts: Iterable[int]) -> None:
@@ -114,25 +121,15 @@ def add_counts(total: collections.Counter, keys: Iterable, counts: Iterable[int]
     dict.update(total, zip(keys, sums, strict=True))
 
 
-def words_of_raw_tokens(raw_token_counts: dict[bytes, int]) -> collections.Counter[str]:
-    """The 2016 tutorial's word counts, from the counts of the raw tokens (in first-appearance order).
+def words_of_tokens(token_counts: dict[str, int]) -> collections.Counter[str]:
+    """The 2016 tutorial's word counts from the token counts: each distinct token is stripped once.
 
-    Each distinct token is decoded, split and stripped once, however often it occurs,
-    and all of that runs in C. str.split() splits the few tokens that hold other
-    whitespace (U+00A0, U+3000...). Words are inserted in the order of their first
-    appearance, which decides ties.
+    Tokens that strip to the same word ('word', 'word,', '"word') add up; a word takes
+    the place of its first token, so words keep first-appearance order, which decides ties.
     """
     word_counts: collections.Counter[str] = collections.Counter()
-    all_tokens, all_counts = iter(raw_token_counts), iter(raw_token_counts.values())
-    while batch := list(itertools.islice(all_tokens, _TOKENS_PER_BATCH)):  # (a batch at a time: flat memory)
-        # Decoding the tokens joined by b'\n' gives what decoding each one gives: no token
-        # holds b'\n', and an ASCII byte ends any invalid sequence before it.
-        tokens = b'\n'.join(batch).decode('utf-8', errors='replace').split('\n')
-        words_per_token = list(map(str.split, tokens))
-        words = list(map(str.strip, itertools.chain.from_iterable(words_per_token), itertools.repeat(_PUNCTUATION)))
-        counts = itertools.islice(all_counts, len(batch))
-        add_counts(word_counts, words, itertools.chain.from_iterable(
-            map(itertools.repeat, counts, map(len, words_per_token))))
+    add_counts(word_counts, list(map(str.strip, token_counts, itertools.repeat(_PUNCTUATION))),
+               token_counts.values())
     return word_counts
 
 
@@ -146,7 +143,7 @@ def count_words(chunks: Iterable[bytes]) -> collections.Counter[str]:
     insertion order (first appearance), which decides ties, but never holds the
     whole text in memory.
     """
-    return words_of_raw_tokens(count_raw_tokens(chunks))
+    return words_of_tokens(count_tokens(chunks))
 
 
 def read_byte_range(path: str, byte_range: tuple[int, int | None],
@@ -195,12 +192,6 @@ def _after_next_whitespace(file: BinaryIO, position: int) -> int:
     return position
 
 
-def count_range(path: str, byte_range: tuple[int, int | None],
-                chunk_bytes: int = _CHUNK_BYTES) -> collections.Counter[str]:
-    """The word counts of one range of a file (what each worker process runs)."""
-    return count_words(read_byte_range(path, byte_range, chunk_bytes))
-
-
 def usable_cores() -> int:
     """The cores this process may run on: one under ``taskset -c 0`` or in a one-core slot."""
     try:
@@ -209,36 +200,121 @@ def usable_cores() -> int:
         return os.cpu_count() or 1
 
 
+# What one process found: its words in the order it met them, their counts, and for each range
+# it counted, (the range's index, how many of its words it had met before that range).
+RangeCounts = tuple[list[str], list[int], list[tuple[int, int]]]
+
+
+def count_ranges(path: str, ranges: list[tuple[int, int | None]], next_range: Synchronized,
+                 chunk_bytes: int = _CHUNK_BYTES) -> RangeCounts:
+    """Counts the ranges that this process takes, one after another, until none is left.
+
+    Every process adds all its ranges up in one Counter, so that each distinct token is
+    stripped once per process, and sends back one list of words, however many ranges it took.
+    """
+    token_counts: collections.Counter[str] = collections.Counter()
+    token_starts = []  # (range index, tokens met before it)
+    while True:
+        with next_range.get_lock():
+            index = next_range.value
+            next_range.value = index + 1
+        if index >= len(ranges):
+            break
+        token_starts.append((index, len(token_counts)))
+        count_tokens(read_byte_range(path, ranges[index], chunk_bytes), token_counts)
+    # The words, range by range: a word belongs to the range of its first token here.
+    word_counts: collections.Counter[str] = collections.Counter()
+    word_starts = []
+    tokens, counts = iter(token_counts), iter(token_counts.values())
+    for index, start, end in _parts(token_starts, len(token_counts)):
+        word_starts.append((index, len(word_counts)))
+        add_counts(word_counts, list(map(str.strip, itertools.islice(tokens, end - start),
+                                         itertools.repeat(_PUNCTUATION))), itertools.islice(counts, end - start))
+    return list(word_counts), list(word_counts.values()), word_starts
+
+
+def _parts(starts: list[tuple[int, int]], total: int) -> Iterator[tuple[int, int, int]]:
+    """``(range index, start, end)`` of each range's part of a list from ``(range index, start)`` pairs."""
+    for (index, start), (_, end) in itertools.pairwise([*starts, (-1, total)]):
+        yield index, start, end
+
+
+def _count_ranges_in_worker(path: str, ranges: list[tuple[int, int | None]], next_range: Synchronized,
+                            chunk_bytes: int, results: multiprocessing.connection.Connection) -> None:
+    """What a worker process runs: count_ranges, its result (or its error) sent back through a pipe."""
+    try:
+        result: RangeCounts | BaseException = count_ranges(path, ranges, next_range, chunk_bytes)
+    except Exception as error:  # shown by the task process, which exits with a one-line message
+        result = error
+    results.send(result)
+    results.close()
+
+
+def merge_range_counts(results: list[RangeCounts]) -> collections.Counter[str]:
+    """Adds up what the processes found, range by range in file order: first appearances keep their order.
+
+    A process met its ranges in increasing order, so the words it first met in range i are
+    the words of range i that were not in its earlier ranges, in the order of range i; adding
+    those of range 0, then of range 1... inserts each word where it first appears in the file.
+    """
+    parts = []
+    for words, counts, starts in results:
+        parts += [(index, words, counts, start, end) for index, start, end in _parts(starts, len(words))]
+    word_counts: collections.Counter[str] = collections.Counter()
+    for _, words, counts, start, end in sorted(parts, key=operator.itemgetter(0)):
+        add_counts(word_counts, words[start:end], counts[start:end])
+    return word_counts
+
+
 def count_file(path: str, processes: int | None = None, range_bytes: int | None = None,
                chunk_bytes: int = _CHUNK_BYTES) -> collections.Counter[str]:
     """The word counts of a file.
 
     With one usable core, or for a small file or a pipe, the file is read here in one
-    pass. Otherwise it is cut into ``range_bytes`` ranges (by default a few per core)
-    that one process per core counts; their word counts are added up in file order,
-    so that first appearances keep their order.
+    pass. Otherwise it is cut into ranges of ``range_bytes`` that this process and one
+    worker process per other core take one at a time; the counts are added up in file
+    order, so that first appearances keep their order.
     """
     processes = processes or usable_cores()
     size = os.path.getsize(path)
     if range_bytes is None:
-        if processes == 1 or size <= _SMALL_FILE_BYTES:
-            range_bytes = size
-        else:
-            range_bytes = max(_MIN_RANGE_BYTES, -(-size // (processes * _RANGES_PER_PROCESS)))
+        range_bytes = size if processes == 1 or size <= _SMALL_FILE_BYTES else _RANGE_BYTES
     ranges = split_into_ranges(path, range_bytes)
     if processes == 1 or len(ranges) == 1:
-        raw_token_counts: collections.Counter[bytes] = collections.Counter()
+        token_counts: collections.Counter[str] = collections.Counter()
         for byte_range in ranges:
-            count_raw_tokens(read_byte_range(path, byte_range, chunk_bytes), raw_token_counts)
-        return words_of_raw_tokens(raw_token_counts)
-    word_counts: collections.Counter[str] = collections.Counter()
-    count_one_range = functools.partial(count_range, path, chunk_bytes=chunk_bytes)
-    with multiprocessing.Pool(min(processes, len(ranges))) as pool:
-        for range_counts in pool.imap(count_one_range, ranges):  # imap answers in file order
-            add_counts(word_counts, range_counts.keys(), range_counts.values())
-        pool.close()  # let the workers exit and be waited for (rather than be terminated)
-        pool.join()
-    return word_counts
+            count_tokens(read_byte_range(path, byte_range, chunk_bytes), token_counts)
+        return words_of_tokens(token_counts)
+    context = multiprocessing.get_context()
+    next_range = context.Value('q', 0)  # the index of the next range to count, shared by all processes
+    workers, pipes = [], []
+    for _ in range(min(processes, len(ranges)) - 1):
+        receiver, sender = context.Pipe(duplex=False)
+        workers.append(context.Process(target=_count_ranges_in_worker, daemon=True,
+                                       args=(path, ranges, next_range, chunk_bytes, sender)))
+        workers[-1].start()
+        sender.close()
+        pipes.append(receiver)
+    try:
+        results = [count_ranges(path, ranges, next_range, chunk_bytes)]  # this process counts too
+        for worker, receiver in zip(workers, pipes, strict=True):
+            try:
+                result = receiver.recv()
+            except EOFError:
+                worker.join()
+                raise RuntimeError(f'a worker process ended without its counts (exit code {worker.exitcode})') \
+                    from None
+            if isinstance(result, BaseException):
+                raise result
+            results.append(result)
+    except BaseException:
+        for worker in workers:
+            worker.terminate()  # (one may wait to send counts that nobody will read)
+        raise
+    finally:
+        for worker in workers:
+            worker.join()
+    return merge_range_counts(results)
 
 
 def top_words(word_counts: collections.Counter[str], numwords: int) -> list[tuple[str, int]]:

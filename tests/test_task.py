@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import collections
+import contextlib
+import multiprocessing
 import os
 import random
 import re
@@ -201,6 +203,53 @@ def test_worker_processes_give_the_same_counts_as_one_process(tmp_path):
         ('late', 2), ('early', 2)]
 
 
+class RangesTaken:
+    """Stands for the counter that the processes share: hands one process the range indexes given, then none."""
+
+    def __init__(self, indexes: list[int]) -> None:
+        self._indexes = iter([*indexes, sys.maxsize])
+
+    def get_lock(self) -> contextlib.AbstractContextManager:
+        return contextlib.nullcontext()
+
+    @property
+    def value(self) -> int:
+        return next(self._indexes)
+
+    @value.setter
+    def value(self, _next: int) -> None:
+        pass
+
+
+@pytest.mark.parametrize('seed', range(30))
+def test_processes_taking_ranges_in_any_interleaving_give_the_original_counts_in_the_original_order(tmp_path, seed):
+    """Two or three processes each take some of the ranges (in increasing order, as from the shared counter): the
+    merged counts are the original's, in first-appearance order, whoever took which range."""
+    rng = random.Random(seed)
+    data = random_text_file(tmp_path / 'in.txt', rng)
+    ranges = task.split_into_ranges(str(tmp_path / 'in.txt'), range_bytes=rng.randint(1, 30))
+    taken: list[list[int]] = [[] for _ in range(rng.randint(2, 3))]
+    for index in range(len(ranges)):
+        rng.choice(taken).append(index)
+    results = [task.count_ranges(str(tmp_path / 'in.txt'), ranges, RangesTaken(indexes), rng.randint(1, 9))
+               for indexes in taken]
+    assert list(task.merge_range_counts(results).items()) == list(original_counts(data).items())
+
+
+def test_a_worker_that_cannot_read_the_file_sends_its_error(tmp_path):
+    receiver, sender = multiprocessing.Pipe(duplex=False)
+    task._count_ranges_in_worker(str(tmp_path / 'gone.txt'), [(0, None)], RangesTaken([0]), 8, sender)
+    error = receiver.recv()
+    assert isinstance(error, FileNotFoundError) and error.filename == str(tmp_path / 'gone.txt')
+
+
+def test_a_word_longer_than_many_pieces_is_counted_once_whole():
+    word = 'é' * 5000  # 10,000 bytes, in pieces of 3: most pieces hold no whitespace, many end inside a character
+    data = f'{word} x {word}\u3000{word}'.encode()
+    assert task.count_words(in_chunks(data, 3)) == collections.Counter({word: 3, 'x': 1})
+    assert task.count_words(in_chunks(b'  ' + data + b' ', 3)) == collections.Counter({word: 3, 'x': 1})
+
+
 def zipf_text(rng: random.Random, vocabulary_size: int, words: int) -> str:
     """The benchmark's kind of text, small: a Zipf vocabulary (weight 1/rank), 5% of words capitalised, 15% with a
     trailing mark (an em dash among them), some non-ASCII letters, and a few Unicode spaces between words."""
@@ -227,7 +276,7 @@ def test_a_zipf_text_with_a_large_vocabulary_gives_the_original_counts_in_the_or
     data = b'\xef\xbb\xbf' + zipf_text(rng, vocabulary_size=20_000, words=60_000).encode()
     (tmp_path / 'zipf.txt').write_bytes(data)
     expected = list(original_counts(data).items())
-    assert len(task.count_raw_tokens([data])) > 8192, 'enough distinct tokens to be decoded in more than one batch'
+    assert len(task.count_tokens([data])) > 8192, 'thousands of distinct tokens'
     assert list(task.count_file(str(tmp_path / 'zipf.txt'), processes=1).items()) == expected
     assert list(task.count_words(in_chunks(data[3:], rng.randint(100, 5000))).items()) == expected
     in_processes = task.count_file(str(tmp_path / 'zipf.txt'), processes=2, range_bytes=rng.randint(20_000, 90_000),
