@@ -50,7 +50,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 from azure.core.credentials import AzureNamedKeyCredential
 
-from batch_emulator.wire.server import DEFAULT_ACCOUNT_KEY, DEFAULT_ACCOUNT_NAME
+from batch_emulator.common.account import DEFAULT_ACCOUNT_KEY, DEFAULT_ACCOUNT_NAME
 
 if TYPE_CHECKING:
     from azure.batch import BatchClient

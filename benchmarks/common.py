@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import glob
 import os
 import subprocess
 import sys
 import threading
 import time
+from pathlib import Path
 
 PROJECT_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, PROJECT_DIR)
@@ -24,6 +26,14 @@ PEAK_WRAPPER = (
     '    status = open("/proc/self/status").read()\n'
     '    print("peak_kib", re.search(r"VmHWM:\\s+(\\d+)", status).group(1), file=sys.stderr)\n'
     '    print("children_kib", resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss, file=sys.stderr)\n')
+
+
+def cpu_so_far(pid: int) -> float | None:
+    """Seconds a running process's threads have spent on a CPU so far (None where /proc has no schedstat)."""
+    try:
+        return sum(int(Path(path).read_text().split()[0]) for path in glob.glob(f'/proc/{pid}/task/*/schedstat')) / 1e9
+    except (OSError, ValueError, IndexError):
+        return None
 
 
 def run_python_measured(script: str, arguments: list[str], cwd: str) -> tuple[float, float, str]:

@@ -166,6 +166,24 @@ def test_an_emulator_that_cannot_start_is_an_error_saying_why(users_pytest):
                                  "*--clock-speed: '0' is not a speed-up factor*"])
 
 
+def test_a_session_that_does_not_ask_for_the_emulator_does_not_load_it(users_pytest):
+    # pytest loads the plugin in every session of an environment that installed it: only a session whose tests
+    # ask for the fixture pays for importing the emulator (aiohttp and all), in the emulator's own process.
+    users_pytest.makepyfile('''
+        import sys
+
+        PLUGIN = {'batch_emulator', 'batch_emulator.pytest_plugin', 'batch_emulator.common',
+                  'batch_emulator.common.account'}
+
+        def test_nothing_of_the_emulator_is_loaded():
+            loaded = sorted(name for name in sys.modules if name.split('.')[0] == 'aiohttp'
+                            or name.split('.')[0] == 'batch_emulator' and name not in PLUGIN)
+            assert loaded == []
+    ''')
+    result = users_pytest.runpytest_subprocess('-p', 'batch_emulator.pytest_plugin')
+    result.assert_outcomes(passed=1)
+
+
 def build_backend_pin() -> str:
     pyproject = (PROJECT_DIR / 'pyproject.toml').read_text(encoding='utf-8')
     return re.search(r'^requires = \["setuptools==([^"]+)"\]', pyproject, re.MULTILINE).group(1)

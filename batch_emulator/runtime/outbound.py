@@ -27,12 +27,9 @@ import ipaddress
 import socket
 from collections.abc import AsyncIterator, Callable, Iterable
 from urllib.parse import quote, urlsplit
-from xml.etree.ElementTree import ParseError
 
 import aiohttp
 from aiohttp.abc import AbstractResolver
-from defusedxml import DefusedXmlException
-from defusedxml.ElementTree import DefusedXMLParser
 from yarl import URL
 
 MAX_REDIRECTS = 10
@@ -233,6 +230,11 @@ class _Names:
 async def blob_names(session: aiohttp.ClientSession, policy: OutboundPolicy, container_url: str, prefix: str,
                      headers: dict[str, str]) -> list[str]:
     """The names of the blobs below ``prefix`` in a container, from its listing pages."""
+    from xml.etree.ElementTree import ParseError  # here: the XML parsers are not what an emulator starts with
+
+    from defusedxml import DefusedXmlException
+    from defusedxml.ElementTree import DefusedXMLParser
+
     separator = '&' if '?' in container_url else '?'
     names = _Names()
     marker = ''

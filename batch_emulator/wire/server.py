@@ -22,6 +22,7 @@ from urllib.parse import urlsplit
 
 from aiohttp import web
 
+from batch_emulator.common.account import DEFAULT_ACCOUNT_KEY, DEFAULT_ACCOUNT_NAME  # noqa: F401 (also the wire's names)
 from batch_emulator.common.errors import BatchServiceError, invalid_query
 from batch_emulator.common.redaction import redact_query, redact_secrets
 from batch_emulator.contract import versions
@@ -40,10 +41,6 @@ SUPPORTED_API_VERSIONS = ('2025-06-01', '2024-07-01.20.0', '2024-02-01.19.0', '2
                           '2022-10-01.16.0', '2022-01-01.15.0', '2021-06-01.14.0', '2020-09-01.12.0',
                           '2020-03-01.11.0', '2019-08-01.10.0', '2019-06-01.9.0', '2018-12-01.8.0',
                           '2018-08-01.7.0', '2018-03-01.6.1')
-DEFAULT_ACCOUNT_NAME = 'devbatchaccount1'
-# A fixed, published key, like Azurite's devstoreaccount1: it protects nothing but
-# makes clients sign their requests exactly as they do against Azure.
-DEFAULT_ACCOUNT_KEY = 'QmF0Y2hFbXVsYXRvckxvY2FsRGV2ZWxvcG1lbnRLZXlOb3RBU2VjcmV0MDAwMDAwMDAwMDAwMDAwMDAwMDAwMDA9PQ=='
 
 LOOPBACK_NAMES = ('127.0.0.1', 'localhost', '[::1]')
 JSON_CONTENT_TYPE = 'application/json; odata=minimalmetadata'
