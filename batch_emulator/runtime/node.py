@@ -31,7 +31,7 @@ import aiohttp
 
 from batch_emulator.common import layout
 from batch_emulator.common.redaction import redact_secrets
-from batch_emulator.runtime import containers, outbound, processes
+from batch_emulator.runtime import containers, outbound, processes, task_process
 from batch_emulator.runtime.files import TooManyFiles, find_output_files, inside, open_within
 
 _STORAGE_API_VERSION = '2021-12-02'
@@ -67,8 +67,10 @@ class NodeRunner:
         self.image_bin_dir = image_bin_dir
         self.account_name = account_name
         self.account_url = account_url
-        self._processes: dict[object, asyncio.subprocess.Process] = {}
-        self._starting = 0  # processes being created: their ids are not known yet
+        self._processes: dict[object, int] = {}  # the process id of each run, until its exit status is collected
+        self._launcher = task_process.Launcher()  # starts them in worker threads; knows every one that runs
+        self._starting: set[object] = set()  # runs whose process is being started
+        self._stop_when_started: set[object] = set()  # ... and that were stopped meanwhile
         self._lost: set[object] = set()
         self._session: aiohttp.ClientSession | None = None
         # __main__ names the storage endpoint and the hosts allowed with --allow-outbound-host
@@ -143,7 +145,8 @@ class NodeRunner:
         was killed meanwhile.
         """
         working_dir = os.path.join(task_dir, 'wd')
-        os.makedirs(working_dir, mode=0o700, exist_ok=True)
+        if resource_files or container is not None:  # else the worker thread that starts the process makes it
+            os.makedirs(working_dir, mode=0o700, exist_ok=True)
         stdout_path, stderr_path = os.path.join(task_dir, 'stdout.txt'), os.path.join(task_dir, 'stderr.txt')
         download_failure = await self._download_resource_files(resource_files, working_dir)
         if download_failure:
@@ -167,9 +170,12 @@ class NodeRunner:
         try:
             argv = shlex.split(command_line)
         except ValueError as error:
-            return None, failure('CommandLineInvalid', f'The command line cannot be parsed: {error}')
+            argv, invalid = [], f'The command line cannot be parsed: {error}'
+        else:
+            invalid = 'The command line is empty.'
         if not argv:
-            return None, failure('CommandLineInvalid', 'The command line is empty.')
+            os.makedirs(working_dir, mode=0o700, exist_ok=True)  # the task's folder is there all the same
+            return None, failure('CommandLineInvalid', invalid)
         container_name = env_file = None
         if container is not None:  # the runtime runs it, with a runtime's environment and the task's in a file
             runtime, settings = container
@@ -202,35 +208,40 @@ class NodeRunner:
                               stdout_path: str, stderr_path: str, max_wall_clock_seconds: float | None,
                               on_started: Callable[[int], None] | None, container: tuple[tuple[str, ...], dict] | None,
                               container_name: str | None) -> tuple[int | None, dict | None]:
-        with open(stdout_path, 'ab') as stdout, open(stderr_path, 'ab') as stderr:
-            self._starting += 1
-            try:
-                process = await asyncio.create_subprocess_exec(
-                    *argv, cwd=working_dir, env=env, stdin=asyncio.subprocess.DEVNULL, stdout=stdout,
-                    stderr=stderr, start_new_session=True)  # a process group of its own, led by the task
-            except (FileNotFoundError, PermissionError, NotADirectoryError) as error:
-                stderr.write(f'{argv[0]}: {error.strerror}\n'.encode())
-                return None, failure('CommandProgramNotFound', 'The specified command program is not found',
-                                     details={'Message': f'{argv[0]}: {error.strerror}'})
-            else:
-                self._processes[key] = process
-            finally:
-                self._starting -= 1
-        if on_started is not None:
-            on_started(process.pid)
+        self._starting.add(key)
         try:
-            try:
-                exit_code = await asyncio.wait_for(process.wait(), max_wall_clock_seconds)
-            except asyncio.TimeoutError:
-                self._kill(process)
-                exit_code = await process.wait()
+            process = await self._launcher.start(argv, working_dir, env, stdout_path, stderr_path)
+        finally:
+            self._starting.discard(key)
+            stopped = key in self._stop_when_started
+            self._stop_when_started.discard(key)
+        if isinstance(process, str):  # why the program could not be started (stderr.txt has it too)
+            return None, failure('CommandProgramNotFound', 'The specified command program is not found',
+                                 details={'Message': process})
+        pid, task_dir = process.pid, env.get('AZ_BATCH_TASK_DIR', '')
+        self._processes[key] = pid
+        if stopped:  # terminated (or its node lost) while it was being started
+            self._kill(pid)
+        if on_started is not None:
+            on_started(pid)
+
+        def ended() -> None:  # while it is a zombie: its id (and group id) cannot belong to another process yet
+            self._processes.pop(key, None)
+            self._stop_leftovers(pid, task_dir)
+        exited = asyncio.ensure_future(self._launcher.wait(process, ended))
+        try:
+            if max_wall_clock_seconds is None:
+                exit_code = await exited
+            elif not (await asyncio.wait({exited}, timeout=max_wall_clock_seconds))[0]:
+                self._kill(pid)
+                exit_code = await exited
                 return exit_code, failure('MaxWallClockTimeExpiry',
                                           'The task ran longer than its maxWallClockTime constraint allows')
+            else:
+                exit_code = exited.result()
         finally:
-            self._processes.pop(key, None)
             if container is not None and container_name is not None:
                 await containers.remove(container[0], container_name)
-            self._stop_leftovers(process.pid, env.get('AZ_BATCH_TASK_DIR', ''))
         return exit_code, (None if exit_code == 0 else failure(
             'FailureExitCode', 'The task exited with an exit code representing a failure',
             details={'Message': 'The task process exited with an unexpected exit code',
@@ -318,22 +329,25 @@ class NodeRunner:
 
     def stop(self, key: object) -> bool:
         """Kills the process run for ``key`` (a task that is terminated or deleted)."""
-        process = self._processes.get(key)
-        if process is None:
+        pid = self._processes.get(key)
+        if pid is None:
+            if key in self._starting:
+                self._stop_when_started.add(key)
+                return True
             return False
-        self._kill(process)
+        self._kill(pid)
         return True
 
     def lose(self, key: object) -> bool:
         """Kills the process as if its node died: the caller requeues the task."""
-        if key in self._processes:
+        if key in self._processes or key in self._starting:
             self._lost.add(key)
             return self.stop(key)
         return False
 
     def kill_all(self) -> None:
         """At shutdown: every task's process tree and every orphan a task left behind."""
-        pids = self._tracked_pids()
+        pids = self._launcher.close()  # also those whose start the event loop has not heard of yet
         processes.kill_trees(pids + processes.orphans(pids), groups=pids)
 
     def stop_node(self, root_dir: str) -> None:
@@ -341,12 +355,11 @@ class NodeRunner:
         processes.kill_trees(self._orphans_marked('AZ_BATCH_NODE_ROOT_DIR', root_dir))
 
     def reap(self) -> None:
-        """Collects orphans that ended; skipped while a process is being created (its id is not tracked yet)."""
-        if not self._starting:
-            processes.reap(self._tracked_pids())
+        """Collects orphans that ended (never a process being started: its id is not tracked yet)."""
+        self._launcher.reap_orphans()
 
     def _tracked_pids(self) -> list[int]:
-        return [process.pid for process in self._processes.values()]
+        return self._launcher.live()
 
     def _stop_leftovers(self, group: int, task_dir: str) -> None:
         """After a task's main process ended: its group and every orphan it left (found by its task folder)."""
@@ -357,5 +370,5 @@ class NodeRunner:
         return processes.marked_processes(processes.orphans(self._tracked_pids()), name, lambda found: found == value)
 
     @staticmethod
-    def _kill(process: asyncio.subprocess.Process) -> None:
-        processes.kill_trees([process.pid], groups=[process.pid])
+    def _kill(pid: int) -> None:
+        processes.kill_trees([pid], groups=[pid])
