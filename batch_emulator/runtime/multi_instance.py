@@ -89,7 +89,7 @@ async def run(scheduler: Scheduler, pool: Pool, nodes: list[Node], job: Job, tas
                 env=environment(primary, 0), resource_files=task.spec.get('resourceFiles') or [],
                 output_files=task.spec.get('outputFiles') or [],
                 max_wall_clock_seconds=parse_duration((task.spec.get('constraints') or {}).get('maxWallClockTime')),
-                on_started=lambda pid: scheduler._process_started(task, pid), container=container)
+                on_started=lambda pid, started: scheduler._process_started(task, pid, started), container=container)
     except NodeLost:
         state.task_requeued(task)
         return

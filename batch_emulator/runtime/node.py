@@ -38,6 +38,9 @@ _STORAGE_API_VERSION = '2021-12-02'
 _NODE_PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin'  # an Ubuntu node's default PATH
 
 
+OnStarted = Callable[[int, int | None], None]  # told a task's process id and start time, as soon as it runs
+
+
 class NodeLost(Exception):
     """The node went away while running something (the emulator 'killed' it)."""
 
@@ -137,7 +140,7 @@ class NodeRunner:
     async def execute(self, key: object, *, command_line: str, task_dir: str, env: dict[str, str],
                       resource_files: list[dict], output_files: list[dict] | None = None,
                       max_wall_clock_seconds: float | None = None,
-                      on_started: Callable[[int], None] | None = None,
+                      on_started: OnStarted | None = None,
                       container: tuple[tuple[str, ...], dict] | None = None) -> tuple[int | None, dict | None]:
         """Runs one task (or start/preparation/release task) to its end.
 
@@ -165,7 +168,7 @@ class NodeRunner:
 
     async def _run_process(self, key: object, command_line: str, working_dir: str, env: dict[str, str],
                            stdout_path: str, stderr_path: str, max_wall_clock_seconds: float | None,
-                           on_started: Callable[[int], None] | None,
+                           on_started: OnStarted | None,
                            container: tuple[tuple[str, ...], dict] | None = None) -> tuple[int | None, dict | None]:
         try:
             argv = shlex.split(command_line)
@@ -206,24 +209,25 @@ class NodeRunner:
 
     async def _start_and_wait(self, key: object, argv: list[str], working_dir: str, env: dict[str, str],
                               stdout_path: str, stderr_path: str, max_wall_clock_seconds: float | None,
-                              on_started: Callable[[int], None] | None, container: tuple[tuple[str, ...], dict] | None,
+                              on_started: OnStarted | None, container: tuple[tuple[str, ...], dict] | None,
                               container_name: str | None) -> tuple[int | None, dict | None]:
         self._starting.add(key)
         try:
-            process = await self._launcher.start(argv, working_dir, env, stdout_path, stderr_path)
+            started = await self._launcher.start(argv, working_dir, env, stdout_path, stderr_path)
         finally:
             self._starting.discard(key)
             stopped = key in self._stop_when_started
             self._stop_when_started.discard(key)
-        if isinstance(process, str):  # why the program could not be started (stderr.txt has it too)
+        if isinstance(started, str):  # why the program could not be started (stderr.txt has it too)
             return None, failure('CommandProgramNotFound', 'The specified command program is not found',
-                                 details={'Message': process})
+                                 details={'Message': started})
+        process, start_time = started
         pid, task_dir = process.pid, env.get('AZ_BATCH_TASK_DIR', '')
         self._processes[key] = pid
         if stopped:  # terminated (or its node lost) while it was being started
             self._kill(pid)
-        if on_started is not None:
-            on_started(pid)
+        if on_started is not None:  # with its start time, read by the worker: a restart checks it before a kill
+            on_started(pid, start_time)
 
         def ended() -> None:  # while it is a zombie: its id (and group id) cannot belong to another process yet
             self._processes.pop(key, None)

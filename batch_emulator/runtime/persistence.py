@@ -11,12 +11,14 @@ running its start task again.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 from collections import deque
 from typing import Any
 
 from batch_emulator.common.clock import utc_now
+from batch_emulator.common.loops import survive
 from batch_emulator.runtime.processes import stop_survivors
 from batch_emulator.service.job_schedule import schedule_from_record, schedule_record
 from batch_emulator.service.jobs import AUTO_POOL
@@ -93,6 +95,7 @@ class Journal:
             os.chmod(self.path, 0o600)  # a location folder made by an older emulator
         self._events: dict[tuple, tuple[str, Any]] = {}
         self._file = None
+        self._flush_due = False
 
     def changed(self, kind: str, entity: Any) -> None:
         key = _key(kind, entity)
@@ -103,6 +106,17 @@ class Journal:
         key = _key(kind, entity)
         self._events.pop(key, None)
         self._events[key] = ('remove', entity)
+
+    def flush_soon(self) -> None:
+        """Flushes once the event loop's current round of callbacks has run: tasks started together are written
+        together (a task's process id and start time, say, reach the file before anything else is awaited)."""
+        if not self._flush_due:
+            self._flush_due = True
+            asyncio.get_running_loop().call_soon(self._flush_when_due)
+
+    def _flush_when_due(self) -> None:
+        self._flush_due = False
+        survive('flushing the journal', self.flush, None)
 
     def flush(self) -> None:
         if not self._events:

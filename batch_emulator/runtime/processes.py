@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
-import glob
 import logging
 import os
 import signal
@@ -81,9 +80,13 @@ def _status(pid: int) -> str | None:
 def children(pid: int | str) -> list[int]:
     """The direct children of a process (all its threads'), from /proc."""
     found = []
-    for path in glob.glob(f'/proc/{pid}/task/*/children'):
+    try:
+        threads = os.listdir(f'/proc/{pid}/task')
+    except OSError:
+        return found
+    for thread in threads:
         with contextlib.suppress(OSError, ValueError):
-            with open(path) as file:
+            with open(f'/proc/{pid}/task/{thread}/children', 'rb') as file:
                 found.extend(int(child) for child in file.read().split())
     return found
 

@@ -24,7 +24,7 @@ from typing import Any
 from batch_emulator.common import layout
 from batch_emulator.common.clock import parse_duration
 from batch_emulator.common.loops import survive
-from batch_emulator.runtime import multi_instance, processes
+from batch_emulator.runtime import multi_instance
 from batch_emulator.runtime.faults import FaultInjector
 from batch_emulator.runtime.job_tokens import JobTokens
 from batch_emulator.runtime.node import NodeLost, NodeRunner, failure
@@ -325,7 +325,7 @@ class Scheduler:
                     output_files=task.spec.get('outputFiles') or [],
                     max_wall_clock_seconds=parse_duration((task.spec.get('constraints') or {})
                                                           .get('maxWallClockTime')),
-                    on_started=lambda pid: self._process_started(task, pid), container=container)
+                    on_started=lambda pid, started: self._process_started(task, pid, started), container=container)
             except NodeLost:
                 self.state.task_requeued(task)
                 return
@@ -358,11 +358,11 @@ class Scheduler:
                   'The pool runs container tasks (containerConfiguration): the task needs containerSettings.')
         return None, failure('ContainerInvalidSettings', reason)  # TaskFailureInformationCodes (documented)
 
-    def _process_started(self, task: Task, pid: int) -> None:
-        task.process_id, task.process_start_time = pid, processes.start_time(pid)
+    def _process_started(self, task: Task, pid: int, started: int | None) -> None:
+        task.process_id, task.process_start_time = pid, started
         self.state.changed('task', task)  # recorded at once, so that a restart can stop the process
         if self.state.journal is not None:
-            self.state.journal.flush()
+            self.state.journal.flush_soon()
 
     async def _prepare_job(self, pool: Pool, node: Node, job: Job) -> bool:
         """Runs the job preparation task once per node; False when it failed and must succeed first."""

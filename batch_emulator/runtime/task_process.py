@@ -46,13 +46,14 @@ class Launcher:
         self._closed = False
 
     async def start(self, argv: list[str], working_dir: str, env: dict[str, str], stdout_path: str,
-                    stderr_path: str) -> subprocess.Popen | str:
-        """The started process, or why its program could not be started (also appended to stderr.txt)."""
+                    stderr_path: str) -> tuple[subprocess.Popen, int | None] | str:
+        """The started process and its start time (``processes.start_time``), or why its program could not be
+        started (also appended to stderr.txt)."""
         return await asyncio.get_running_loop().run_in_executor(
             self._executor, self._start, argv, working_dir, env, stdout_path, stderr_path)
 
     def _start(self, argv: list[str], working_dir: str, env: dict[str, str], stdout_path: str,
-               stderr_path: str) -> subprocess.Popen | str:
+               stderr_path: str) -> tuple[subprocess.Popen, int | None] | str:
         os.makedirs(working_dir, mode=0o700, exist_ok=True)
         with open(stdout_path, 'ab') as stdout, open(stderr_path, 'ab') as stderr:
             with self._lock:
@@ -73,7 +74,7 @@ class Launcher:
                     closed = self._closed
                 if closed and process is not None:  # the emulator stopped while this one was being started
                     processes.kill_trees([process.pid], groups=[process.pid])
-        return process
+        return process, processes.start_time(process.pid)  # read while its id is held (it is not reaped yet)
 
     def starting(self) -> bool:
         """True while a process may exist that ``live`` does not name yet (an orphan reaper must wait)."""
