@@ -134,7 +134,10 @@ class NodeRoom(Room):
                 raise BatchServiceError('NodeNotFound', values={'NodeId': name})
             nodes.append(node)
         option = self.requeue_option(body, 'nodeDeallocationOption')
-        pool.spec['targetDedicatedNodes'] = max(0, int(pool.spec.get('targetDedicatedNodes') or 0) - len(nodes))
+        for dedicated, name in ((True, 'targetDedicatedNodes'), (False, 'targetLowPriorityNodes')):
+            removed = sum(node.dedicated is dedicated for node in nodes)
+            if removed:  # each node leaves its own kind's target
+                pool.spec[name] = max(0, int(pool.spec.get(name) or 0) - removed)
         pool.touch()  # recorded: a new ETag; resizing at once, current count unchanged
         pool.allocation_state, pool.allocation_state_transition_time = 'resizing', pool.last_modified
         self.changed('pool', pool)

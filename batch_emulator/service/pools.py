@@ -40,8 +40,8 @@ def _pool_resource(pool: Pool, base_url: str) -> dict:
         'stateTransitionTime': iso(pool.state_transition_time),
         'allocationState': pool.allocation_state,
         'allocationStateTransitionTime': iso(pool.allocation_state_transition_time),
-        'currentDedicatedNodes': len(pool.nodes),
-        'currentLowPriorityNodes': 0,
+        'currentDedicatedNodes': pool.count_nodes(dedicated=True),
+        'currentLowPriorityNodes': pool.count_nodes(dedicated=False),
         'targetDedicatedNodes': int(pool.spec.get('targetDedicatedNodes') or 0),
         'targetLowPriorityNodes': int(pool.spec.get('targetLowPriorityNodes') or 0),
         'resizeErrors': pool.resize_errors or None,
@@ -129,7 +129,7 @@ def _node_resource(node: Node, pool: Pool, base_url: str) -> dict:
         'runningTasksCount': len(node.running),
         'runningTaskSlotsCount': node.running_slots,
         'totalTasksSucceeded': node.total_tasks_succeeded,
-        'isDedicated': True,
+        'isDedicated': node.dedicated,
         'virtualMachineInfo': {'imageReference': {**pool.spec['virtualMachineConfiguration']['imageReference'],
                                                   'exactVersion': 'latest'}},
     }
@@ -299,10 +299,11 @@ class PoolRoom(Room):
 
     # ----- nodes -------------------------------------------------------------------------
 
-    def new_node(self, pool: Pool, root_dir_for: Callable[[str], str]) -> Node:
-        node_id = f'tvmps_{secrets.token_hex(32)}_d'
+    def new_node(self, pool: Pool, root_dir_for: Callable[[str], str], *, dedicated: bool = True) -> Node:
+        # The service's node ids end in _d for a dedicated node and _p for a Spot/low-priority one.
+        node_id = f'tvmps_{secrets.token_hex(32)}_{"d" if dedicated else "p"}'
         node = Node(id=node_id, pool_id=pool.id, root_dir=root_dir_for(node_id),
-                    ip_address=f'10.0.0.{len(pool.nodes) + 4}')
+                    ip_address=f'10.0.0.{len(pool.nodes) + 4}', dedicated=dedicated)
         pool.nodes[node_id] = node
         self.changed('pool', pool)
         return node
@@ -327,11 +328,13 @@ class PoolRoom(Room):
             pool.resize_errors = errors
         stopped = pool.allocation_state == 'stopping'
         if pool.state != 'deleting' and (len(pool.nodes) == reachable or stopped) and pool.allocation_state != 'steady':
-            if stopped and len(pool.nodes) != int(pool.spec.get('targetDedicatedNodes') or 0):
-                pool.resize_errors = [*pool.resize_errors, {
-                    'code': 'ResizeStopped',
-                    'message': 'Desired number of dedicated nodes could not be allocated due to a stop resize '
-                               'operation'}]
+            for dedicated, name, kind in ((True, 'targetDedicatedNodes', 'dedicated'),
+                                          (False, 'targetLowPriorityNodes', 'low priority')):  # recorded wording
+                if stopped and pool.count_nodes(dedicated=dedicated) != int(pool.spec.get(name) or 0):
+                    pool.resize_errors = [*pool.resize_errors, {
+                        'code': 'ResizeStopped',
+                        'message': f'Desired number of {kind} nodes could not be allocated due to a stop resize '
+                                   'operation'}]
             # Recorded: allocation-state changes touch neither the ETag nor lastModified.
             pool.allocation_state, pool.allocation_state_transition_time = 'steady', utc_now()
             self.changed('pool', pool)

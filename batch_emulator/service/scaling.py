@@ -136,7 +136,8 @@ class AutoScaleRoom(Room):
             values = {'$ActiveTasks': counts['active'], '$RunningTasks': counts['running'],
                       '$PendingTasks': counts['active'] + counts['running'],
                       '$SucceededTasks': counts['succeeded'], '$FailedTasks': counts['failed'],
-                      '$SampleNodeCount': len(pool.nodes), '$UsableNodeCount': usable, '$PreemptedNodeCount': 0,
+                      '$SampleNodeCount': len(pool.nodes), '$UsableNodeCount': usable,
+                      '$PreemptedNodeCount': sum(node.state == 'preempted' for node in pool.nodes.values()),
                       '$CPUPercent': load if pool.nodes else 0.0}
             for name, value in values.items():
                 pool.samples.setdefault(name, deque(maxlen=_KEPT_SAMPLES)).append((now, float(value)))
@@ -165,7 +166,8 @@ class AutoScaleRoom(Room):
     def _context(self, pool: Pool) -> autoscale.AutoScaleContext:
         """The pool as a formula sees it, copied (the samples go on being recorded meanwhile)."""
         return autoscale.AutoScaleContext(
-            now=utc_now(), current_dedicated_nodes=len(pool.nodes), current_low_priority_nodes=0,
+            now=utc_now(), current_dedicated_nodes=pool.count_nodes(dedicated=True),
+            current_low_priority_nodes=pool.count_nodes(dedicated=False),  # preempted nodes included (the docs)
             target_dedicated_nodes=int(pool.spec.get('targetDedicatedNodes') or 0),
             target_low_priority_nodes=int(pool.spec.get('targetLowPriorityNodes') or 0),
             task_slots_per_node=pool.slots_per_node, samples={name: list(history) for name, history in
