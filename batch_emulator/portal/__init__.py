@@ -226,8 +226,10 @@ def _pool_row(pool: Pool, auto_pool_of: dict | None) -> dict:
               'preemptions': [_epoch_ms(moment) for moment in node.preemptions]} for node in pool.nodes.values()]
     return {'id': pool.id, 'state': pool.state, 'allocationState': pool.allocation_state,
             'vmSize': pool.spec.get('vmSize'), 'target': int(pool.spec.get('targetDedicatedNodes') or 0),
-            'current': pool.count_nodes(dedicated=True), 'spotTarget': int(pool.spec.get('targetLowPriorityNodes') or 0),
-            'spotCurrent': pool.count_nodes(dedicated=False), 'slotsPerNode': pool.slots_per_node, 'hasStartTask': 'startTask' in pool.spec,
+            'current': pool.count_nodes(dedicated=True),
+            'spotTarget': int(pool.spec.get('targetLowPriorityNodes') or 0),
+            'spotCurrent': pool.count_nodes(dedicated=False), 'slotsPerNode': pool.slots_per_node,
+            'hasStartTask': 'startTask' in pool.spec,
             'autoScale': _autoscale_row(pool), 'autoPoolOf': auto_pool_of, 'nodes': nodes}
 
 
