@@ -196,13 +196,16 @@ def test_an_autoscale_formula_sees_the_spot_nodes(batch_emulator_client, spot_po
                            '$dedicated=0;$spot=2')
 
 
-def test_the_spot_quota_and_the_preemption_rate(tmp_path):
-    """An emulator of its own: one spot node allowed, each preempted about 30 times a minute (seeded), restored
-    after a second."""
-    with start_batch_emulator(tmp_path, '--spot-node-quota', '1', '--spot-preemption-rate', '30',
-                              '--fault-seed', '7', '--spot-restore-seconds', '1') as emulator:
+def test_the_spot_quota_and_the_preemption_rate_seen_by_autoscale(tmp_path):
+    """An emulator of its own: one spot node allowed, each preempted about 30 times a minute (seeded) and restored
+    after a second; its clock 600 times faster, so autoscale samples are taken every quarter second."""
+    with start_batch_emulator(tmp_path, '--spot-node-quota', '1', '--spot-preemption-rate', '30', '--fault-seed', '7',
+                              '--spot-restore-seconds', '1', '--clock-speed', '600') as emulator:
         client = emulator.client()
-        create_spot_pool(client, 'beyond', spot=3)
+        client.create_pool(m.BatchPoolCreateOptions(
+            id='beyond', vm_size='standard_d2s_v3', virtual_machine_configuration=UBUNTU, enable_auto_scale=True,
+            auto_scale_formula='$TargetLowPriorityNodes = 3;',
+            auto_scale_evaluation_interval=datetime.timedelta(minutes=5)))
         pool = eventually(lambda: (pool := client.get_pool('beyond')).allocation_state == 'steady' and pool,
                           message='steady at the quota')
         assert (pool.target_low_priority_nodes, pool.current_low_priority_nodes) == (3, 1)
@@ -211,4 +214,8 @@ def test_the_spot_quota_and_the_preemption_rate(tmp_path):
         eventually(lambda: client.get_node('beyond', node_id).state == 'preempted', message='preempted by the rate')
         eventually(lambda: client.get_node('beyond', node_id).state == 'idle', message='restored after preemption')
         assert client.get_pool('beyond').current_low_priority_nodes == 1
+        formula = m.BatchPoolEvaluateAutoScaleOptions(
+            auto_scale_formula='$seen = max($PreemptedNodeCount.GetSample(100000)); $TargetLowPriorityNodes = 3;')
+        eventually(lambda: client.evaluate_pool_auto_scale('beyond', formula).results.endswith(';$seen=1'),
+                   message='a sample of $PreemptedNodeCount taken while the node was preempted')
         client.close()
