@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import gc
 import ipaddress
 import logging
 import os
@@ -207,6 +208,11 @@ async def serve(args: argparse.Namespace, data_dir: str) -> None:
     processes.claim_every_child()  # this process is the emulator: every orphan below it is a task's
     faults = (FaultInjector(args.fault_rate, args.fault_seed, args.node_failure_rate, args.spot_preemption_rate)
               if args.fault_rate or args.node_failure_rate or args.spot_preemption_rate else None)
+    # What is imported by now (Python's, aiohttp's and the emulator's modules: about 38,000 objects) lives
+    # as long as the process: kept out of the garbage collector's passes, a full pass then costs what the
+    # account holds, and a request waits less behind one. The account's objects (restored ones too) stay
+    # collectable.
+    gc.freeze()
     app = create_app(data_dir=data_dir, faults=faults, persist=bool(args.location),
                      account_name=args.account_name, account_key=args.account_key,
                      request_log_path=args.request_log, node_step_seconds=args.node_step_seconds,

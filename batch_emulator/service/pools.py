@@ -5,11 +5,15 @@ from __future__ import annotations
 import re
 import secrets
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from batch_emulator.common.errors import BatchServiceError, invalid_property, missing_property
 from batch_emulator.service import images, updates
 from batch_emulator.service.models import MAX_TASK_SLOTS, Node, Pool, iso, stamp, utc_now
 from batch_emulator.service.room import Room, _check_command_line, _check_id
+
+if TYPE_CHECKING:  # the rooms this one is connected to (state.BatchState connects them)
+    from batch_emulator.service.scaling import AutoScaleRoom
 
 NO_CONTAINER_RUNTIME = ('No container runtime answers on this machine: install Docker Engine or Podman (the emulator '
                         'runs container tasks with it), or leave containerConfiguration out.')
@@ -149,6 +153,10 @@ def _node_resource(node: Node, pool: Pool, base_url: str) -> dict:
 class PoolRoom(Room):
     """Pools and nodes: every rule about them."""
 
+    def connect(self, *, autoscale_room: AutoScaleRoom) -> None:
+        """The room pools call: autoscale (a pool created or updated with a formula)."""
+        self.autoscale_room = autoscale_room
+
     # ----- pools -------------------------------------------------------------------------
 
     def create_pool(self, body: dict) -> Pool:
@@ -194,7 +202,7 @@ class PoolRoom(Room):
         if image['osType'] != 'linux':
             raise invalid_property('virtualMachineConfiguration.imageReference', image['imageReference']['sku'],
                                    'The local emulator runs Linux images only.')
-        self.check_autoscale_on_create(body)
+        self.autoscale_room.check_autoscale_on_create(body)
         for name in ('targetDedicatedNodes', 'targetLowPriorityNodes', 'taskSlotsPerNode'):
             value = body.get(name)
             if value is not None and (not isinstance(value, int) or value < 0):
@@ -209,14 +217,14 @@ class PoolRoom(Room):
         pool = Pool(id=pool_id, spec=dict(body), etag=etag, creation_time=now, last_modified=now,
                     state_transition_time=now, allocation_state_transition_time=now)
         # The first autoscale run is evaluated before the pool is stored: a create is all or nothing.
-        first_run = self.evaluate_pool_formula(pool) if body.get('enableAutoScale') else None
+        first_run = self.autoscale_room.evaluate_pool_formula(pool) if body.get('enableAutoScale') else None
         self.pools[pool_id.lower()] = pool
         # Tasks of jobs that already name this pool (it was deleted and created again) wait for it.
         for job in self.jobs.values():
             if job.pool_id.lower() == pool_id.lower() and job.state in ('active', 'disabled'):
                 pool.pending.extend(task for task in job.tasks.values() if task.state == 'active')
         if first_run is not None:
-            self.start_autoscale(pool, first_run, created=True)
+            self.autoscale_room.start_autoscale(pool, first_run, created=True)
         self.changed('pool', pool)
         self.hooks.pool_created(pool)
         return pool
@@ -251,7 +259,7 @@ class PoolRoom(Room):
     def update_pool(self, pool_id: str, body: dict, *, replace: bool) -> Pool:
         """PATCH (replace=False) changes every property of BatchPoolUpdateOptions it carries; updateproperties
         replaces those of BatchPoolReplaceOptions (``updates``). The result passes the create rules."""
-        pool = self._active_pool(pool_id)
+        pool = self.active_pool(pool_id)
         plan = updates.update('pool', replace)
         spec = updates.merged(pool.spec, body, plan)
         updates.check(plan, pool.spec, spec, updates.Context(nodes=len(pool.nodes)))
@@ -263,7 +271,7 @@ class PoolRoom(Room):
         return pool
 
     def resize_pool(self, pool_id: str, body: dict) -> Pool:
-        pool = self._active_pool(pool_id)
+        pool = self.active_pool(pool_id)
         if pool.allocation_state != 'steady':
             raise BatchServiceError('PoolNotSteady')
         target = body.get('targetDedicatedNodes', pool.spec.get('targetDedicatedNodes', 0))
@@ -285,13 +293,13 @@ class PoolRoom(Room):
     def stop_resize(self, pool_id: str) -> Pool:
         """Recorded [P:scale_pools]: 'stopping' at once, the same ETag (the pool itself is not changed), the
         targets kept; steady when the resize under way ends, with ResizeStopped if it fell short."""
-        pool = self._active_pool(pool_id)
+        pool = self.active_pool(pool_id)
         if pool.allocation_state == 'resizing':
             pool.allocation_state, pool.allocation_state_transition_time = 'stopping', utc_now()
             self.changed('pool', pool)
         return pool
 
-    def _active_pool(self, pool_id: str) -> Pool:
+    def active_pool(self, pool_id: str) -> Pool:
         pool = self.get_pool(pool_id)
         if pool.state == 'deleting':
             raise BatchServiceError('PoolBeingDeleted')
