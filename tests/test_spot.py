@@ -219,3 +219,12 @@ def test_the_spot_quota_and_the_preemption_rate_seen_by_autoscale(tmp_path):
         eventually(lambda: client.evaluate_pool_auto_scale('beyond', formula).results.endswith(';$seen=1'),
                    message='a sample of $PreemptedNodeCount taken while the node was preempted')
         client.close()
+
+
+def test_injected_faults_never_fail_the_control_endpoint(tmp_path):
+    """--fault-rate 1 fails every Batch request; the emulator's own endpoint still answers as itself."""
+    with start_batch_emulator(tmp_path, '--fault-rate', '1', '--fault-seed', '3') as emulator:
+        for _ in range(5):
+            with pytest.raises(EmulatorControlError) as missing:
+                emulator.preempt('no-such-pool', 'tvmps_nothing_p')
+            assert (missing.value.status, missing.value.code) == (404, 'PoolNotFound')
