@@ -6,7 +6,9 @@ service > autoscale | contract > common) and checked by import-linter's own comm
 
 from __future__ import annotations
 
+import inspect
 import os
+import re
 import subprocess
 import sys
 
@@ -95,3 +97,23 @@ def test_every_module_reads_in_one_sitting() -> None:
                 if lines > MAX_MODULE_LINES and relative not in LONG_MODULES_ALLOWED:
                     too_long[relative] = lines
     assert too_long == {}
+
+
+def test_the_rooms_are_composed_not_mixed() -> None:
+    """Each room is an object on the account, connected to the rooms it calls: none inherits another's rules,
+    and the account object is none of them."""
+    from batch_emulator.service.room import Room
+    from batch_emulator.service.state import BatchState
+    state = BatchState('account', 'http://127.0.0.1:1', 'nodes')
+    rooms = [value for value in vars(state).values() if isinstance(value, Room)]
+    assert len(rooms) == 7
+    assert BatchState.__mro__ == (BatchState, object)
+    assert all(type(room).__bases__ == (Room,) for room in rooms)
+    assert len({id(room.account) for room in rooms}) == 1  # one account's data, shared
+    # what a room calls on another it reaches through the connection, never through itself
+    methods = {type(room): {name for name in vars(type(room)) if callable(vars(type(room))[name])} for room in rooms}
+    for room_type, own in methods.items():
+        others = set().union(*(names for other, names in methods.items() if other is not room_type)) - own
+        source = inspect.getsource(room_type)
+        called = set(re.findall(r'\bself\.(\w+)\(', source))
+        assert called & others - set(vars(Room)) == set(), room_type.__name__
