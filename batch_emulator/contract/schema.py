@@ -28,6 +28,10 @@ class Operation:
     operation_id: str    # Pools_CreatePool
     body_schema: dict | None  # the request body's schema ($ref resolved once), if the operation takes one
     response_schema: dict | None = None  # the success response body's schema, if it has one
+    status: int = 200  # the success status the spec lists (201 create, 202 accepted, 204 no content...)
+    response_headers: frozenset[str] = frozenset()  # the headers the spec lists for that success response
+    body_required: bool = True  # the spec's ``required`` of the body parameter (reboot, terminate...: optional)
+    paged: bool = False  # a list with maxresults: maxresults and $skiptoken are checked before it is read
 
     @property
     def route(self) -> str:
@@ -54,11 +58,16 @@ def operations() -> tuple[Operation, ...]:
     for path, item in spec()['paths'].items():
         for method in _METHODS:
             if method in item:
-                body = next((parameter['schema'] for parameter in item[method].get('parameters', [])
-                             if parameter.get('in') == 'body'), None)
-                response = next((answer['schema'] for code, answer in item[method]['responses'].items()
-                                 if code.startswith('2') and 'schema' in answer), None)
-                found.append(Operation(method.upper(), path, item[method]['operationId'], body, response))
+                parameter = next((parameter for parameter in item[method].get('parameters', [])
+                                  if parameter.get('in') == 'body'), None)
+                code, answer = next((code, answer) for code, answer in item[method]['responses'].items()
+                                    if code.startswith('2'))
+                found.append(Operation(method.upper(), path, item[method]['operationId'],
+                                       parameter['schema'] if parameter else None, answer.get('schema'), int(code),
+                                       frozenset(answer.get('headers', {})),
+                                       bool(parameter.get('required')) if parameter else False,
+                                       any(parameter.get('name') == 'maxresults'
+                                           for parameter in item[method].get('parameters', []))))
     return tuple(found)
 
 
