@@ -19,6 +19,7 @@ from collections.abc import Mapping
 
 from batch_emulator.common.errors import BatchServiceError, invalid_property, invalid_query, missing_property
 from batch_emulator.contract.schema import Operation, conform, resolve
+from batch_emulator.service.models import MAX_TASKS_PER_COLLECTION
 from batch_emulator.service.state import MAX_LIST_RESULTS
 from batch_emulator.wire.server import MAX_JSON_DEPTH, MAX_REQUEST_BODY_BYTES
 
@@ -84,15 +85,27 @@ def _resize(body: dict) -> None:
             raise invalid_property(name, body[name])
 
 
-_BODY_RULES = {'Pools_ResizePool': _resize}  # operation id -> the ranges it puts on its body
+def _task_collection(body: dict) -> None:
+    """The collection's shape and size (the spec: at most 100 tasks), whatever the job: each task is parsed
+    later, on its own."""
+    tasks = body.get('value')
+    if tasks is None or tasks == []:
+        raise missing_property('value')
+    if not isinstance(tasks, list):  # the spec's array, sent as another type
+        raise invalid_property('value', tasks if isinstance(tasks, str) else json.dumps(tasks))
+    if len(tasks) > MAX_TASKS_PER_COLLECTION:
+        raise invalid_property('value', len(tasks), 'The number of tasks in the collection exceeds the '
+                                                    f'maximum of {MAX_TASKS_PER_COLLECTION}.')
+
+
+# operation id -> the shape and ranges it puts on its body beyond its schema
+_BODY_RULES = {'Pools_ResizePool': _resize, 'Tasks_CreateTaskCollection': _task_collection}
 
 
 def checked_body(operation: Operation, body: dict) -> dict:
     """Steps 1 and 2 for a parsed body (in the current api-version's names)."""
     schema = _schema(operation)
-    if schema is _AS_SENT:
-        return body
-    checked = conform(body, schema)  # type: ignore[arg-type]
+    checked = body if schema is _AS_SENT else conform(body, schema)  # type: ignore[arg-type]
     rule = _BODY_RULES.get(operation.operation_id)
     if rule is not None:
         rule(checked)
