@@ -5,8 +5,9 @@ BatchServiceError becomes the service's JSON error body), the browser guard
 (``Host`` must name this emulator, an ``Origin`` must be its own: a web page,
 even one whose name resolves to 127.0.0.1, cannot reach the API), the
 api-version check and SharedKey authentication (with the request's date); then
-a thin route in ``routes.py`` calls the account state. The scheduler shares the
-same event loop.
+``adapter.py`` checks the request, calls the operation's handler and writes the
+answer (with ``json_response`` and ``service_headers`` here). The scheduler
+shares the same event loop.
 """
 
 from __future__ import annotations
