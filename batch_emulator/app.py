@@ -18,7 +18,7 @@ from batch_emulator.runtime.faults import FaultInjector
 from batch_emulator.runtime.node import NodeRunner
 from batch_emulator.runtime.scheduler import DEFAULT_NODE_QUOTA, Scheduler
 from batch_emulator.service.state import BatchState
-from batch_emulator.wire import routes
+from batch_emulator.wire import control_routes, routes
 from batch_emulator.wire.connections import DEFAULT_BODY_TIMEOUT, ConnectionGuard, default_max_connections
 from batch_emulator.wire.server import (
     DEFAULT_ACCOUNT_KEY,
@@ -72,6 +72,7 @@ def create_app(*, data_dir: str, account_name: str = DEFAULT_ACCOUNT_NAME,
                      'request_log_path': request_log_path, 'recent_requests': RecentRequests(500),
                      'storage_connection_string': storage_connection_string}
     portal.add_routes(app)
+    control_routes.add_routes(app)  # /_emulator/...: before the Batch routes' catch-all
     routes.add_routes(app)
     app.on_startup.append(_start)
     app.on_cleanup.append(_stop)

@@ -8,7 +8,8 @@ can ask for these fixtures:
     stopped at the end of the session together with every process it started. It has ``endpoint``,
     ``account_name``, ``account_key``, ``credential`` (an ``AzureNamedKeyCredential``), ``environment``
     (the ``AZURE_BATCH_*`` variables), ``location`` (the nodes' folders), ``request_log`` (one JSON line
-    per request it answered; ``requests()`` reads them) and ``client()``, an ``azure.batch.BatchClient``.
+    per request it answered; ``requests()`` reads them), ``client()``, an ``azure.batch.BatchClient``, and
+    ``preempt(pool_id, node_id)``, which has Azure take a Spot node back (README, "Spot nodes and preemption").
 ``batch_emulator_client`` (function scope)
     ``batch_emulator.client()``, closed after the test.
 ``batch_emulator_environment`` (function scope)
@@ -43,9 +44,13 @@ import sys
 import tempfile
 import threading
 import time
+import urllib.error
+import urllib.request
 from collections.abc import Iterator
+from email.utils import formatdate
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+from urllib.parse import quote
 
 import pytest
 from azure.core.credentials import AzureNamedKeyCredential
@@ -63,6 +68,14 @@ RESERVED_OPTIONS = ('--host', '--allow-remote', '--port', '--location', '--accou
 DEFAULT_NODE_STEP_SECONDS = 0.05
 DEFAULT_STARTUP_TIMEOUT = 30.0
 STOP_TIMEOUT = 15.0
+
+
+class EmulatorControlError(Exception):
+    """An emulator control endpoint refused: the HTTP status, the error code and its message."""
+
+    def __init__(self, status: int, code: str, message: str) -> None:
+        super().__init__(f'{status} {code}: {message}')
+        self.status, self.code, self.message = status, code, message
 
 
 @dataclasses.dataclass(frozen=True)
@@ -95,6 +108,35 @@ class BatchEmulator:
     def stop(self) -> None:
         """SIGTERM: the emulator stops every task process it started and exits (SIGKILL if it does not)."""
         _stop_process(self.process, self._reader)
+
+    def preempt(self, pool_id: str, node_id: str) -> dict[str, Any]:
+        """Azure takes a Spot node back: ``POST /_emulator/pools/{pool_id}/nodes/{node_id}/preempt``, signed with
+        SharedKey. Its running tasks are requeued; the node is ``preempted`` until restored. Returns the answer
+        (``{"poolId", "nodeId", "state"}``); raises ``EmulatorControlError`` (status, code, message) otherwise."""
+        return self.control('POST', f'/pools/{quote(pool_id, safe="")}/nodes/{quote(node_id, safe="")}/preempt')
+
+    def control(self, method: str, path: str) -> dict[str, Any]:
+        """One of the emulator's own endpoints (``/_emulator`` + ``path``), signed with SharedKey."""
+        from batch_emulator.wire import auth
+        raw_path = '/_emulator' + path
+        # Every header urllib would add is set here, so that it is signed: a POST's body gets a Content-Type.
+        headers = {'ocp-date': formatdate(usegmt=True), 'Content-Length': '0', 'Content-Type': 'application/json'}
+        text = auth.string_to_sign(method, raw_path, headers, self.account_name)
+        headers['Authorization'] = f'SharedKey {self.account_name}:{auth.sign(self.account_key, text)}'
+        request = urllib.request.Request(self.endpoint + raw_path, data=b'' if method == 'POST' else None,
+                                         method=method, headers=headers)
+        try:
+            opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))  # 127.0.0.1: never a proxy
+            with opener.open(request, timeout=30) as response:
+                return json.loads(response.read() or b'{}')
+        except urllib.error.HTTPError as error:
+            try:
+                body = json.loads(error.read() or b'{}')
+            except ValueError:
+                body = {}
+            message = body.get('message')
+            text = message.get('value', '') if isinstance(message, dict) else str(message or '')
+            raise EmulatorControlError(error.code, str(body.get('code', '')), text.split('\n')[0]) from None
 
     def requests(self) -> list[dict[str, Any]]:
         """The requests the emulator answered so far, oldest first, as its ``--request-log`` wrote them."""

@@ -24,6 +24,7 @@ the detail names what is wrong.
 from __future__ import annotations
 
 import datetime
+import uuid
 
 import pytest
 
@@ -399,17 +400,20 @@ def place(formula: str, offending: str | None) -> str:
     return f"Line {formula.count(chr(10), 0, index) + 1}, Col {index - line_start + 1}: "
 
 
-@pytest.fixture(scope='module')
-def autoscaled_pool(emulator):
-    """A pool with autoscale on, to evaluate formulas against as a user would (evaluateautoscale)."""
+@pytest.fixture
+def autoscaled_pool(emulator, request):
+    """A new pool with autoscale on, to evaluate formulas against as a user would (evaluateautoscale). New for
+    each formula: a pool that has lived through a sampling tick (every few seconds) has samples, and the
+    formulas that fail on no samples would then succeed."""
     from tests.test_emulator import _pool, raw
     client = emulator.client()
-    body = {key: value for key, value in _pool('formulas', enableAutoScale=True,
+    pool_id = f'formulas-{uuid.uuid4().hex[:12]}'  # a deleted pool's id stays taken a while
+    body = {key: value for key, value in _pool(pool_id, enableAutoScale=True,
                                                autoScaleFormula='$TargetDedicatedNodes=0').items()
             if key != 'targetDedicatedNodes'}
     assert raw(client, 'POST', '/pools', body).status_code == 201
-    yield lambda formula: raw(client, 'POST', '/pools/formulas/evaluateautoscale', {'autoScaleFormula': formula})
-    raw(client, 'DELETE', '/pools/formulas')
+    yield lambda formula: raw(client, 'POST', f'/pools/{pool_id}/evaluateautoscale', {'autoScaleFormula': formula})
+    raw(client, 'DELETE', f'/pools/{pool_id}')
 
 
 # (formula, the offending text the detail's "Line L, Col C: " points at, what the detail must name). The

@@ -13,6 +13,7 @@ import ast
 import importlib
 import inspect
 import os
+import re
 import subprocess
 import sys
 
@@ -142,3 +143,23 @@ def test_the_http_check_sees_a_handler_that_builds_its_answer() -> None:
               '    return json_response(request, None, status=web.HTTPOk.status_code)\n')
     assert _speaks_http(source) == ['imports aiohttp', 'imports batch_emulator.wire.server', 'takes request (line 3)',
                                     'uses json_response (line 4)', 'uses request (line 4)', 'uses web (line 4)']
+
+
+def test_the_rooms_are_composed_not_mixed() -> None:
+    """Each room is an object on the account, connected to the rooms it calls: none inherits another's rules,
+    and the account object is none of them."""
+    from batch_emulator.service.room import Room
+    from batch_emulator.service.state import BatchState
+    state = BatchState('account', 'http://127.0.0.1:1', 'nodes')
+    rooms = [value for value in vars(state).values() if isinstance(value, Room)]
+    assert len(rooms) == 7
+    assert BatchState.__mro__ == (BatchState, object)
+    assert all(type(room).__bases__ == (Room,) for room in rooms)
+    assert len({id(room.account) for room in rooms}) == 1  # one account's data, shared
+    # what a room calls on another it reaches through the connection, never through itself
+    methods = {type(room): {name for name in vars(type(room)) if callable(vars(type(room))[name])} for room in rooms}
+    for room_type, own in methods.items():
+        others = set().union(*(names for other, names in methods.items() if other is not room_type)) - own
+        source = inspect.getsource(room_type)
+        called = set(re.findall(r'\bself\.(\w+)\(', source))
+        assert called & others - set(vars(Room)) == set(), room_type.__name__

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import json
 import os
@@ -137,6 +138,72 @@ def test_overview_polling_sends_only_the_tasks_changed_since_its_token(emulator,
     finally:
         batch_client.begin_delete_job(job_id)
         batch_client.begin_delete_pool(pool_id)
+
+
+@pytest.fixture
+def preempted(emulator, batch_emulator, batch_client, unique_id, tmp_path) -> Iterator[tuple[str, str, str]]:
+    """A pool of one dedicated and two Spot nodes whose job's task ran on a Spot node until it was preempted:
+    (pool id, job id, the preempted node's id). The task waits on the other Spot node for a file never made."""
+    pool_id, job_id = unique_id('spot'), unique_id('job')
+    batch_client.create_pool(m.BatchPoolCreateOptions(
+        id=pool_id, vm_size='STANDARD_D2S_V3', target_dedicated_nodes=1, target_low_priority_nodes=2,
+        virtual_machine_configuration=UBUNTU))
+    try:
+        nodes = wait_for_nodes(batch_client, pool_id, count=3)
+        dedicated = next(node.id for node in nodes if node.is_dedicated)
+        batch_client.disable_node_scheduling(pool_id, dedicated, m.BatchNodeDisableSchedulingOptions(
+            node_disable_scheduling_option='taskcompletion'))  # the task runs on the Spot nodes only
+        batch_client.create_job(m.BatchJobCreateOptions(id=job_id, pool_info=m.BatchPoolInfo(pool_id=pool_id)))
+        gate = tmp_path / 'never'
+        batch_client.create_task(job_id, m.BatchTaskCreateOptions(
+            id='work', command_line=f"/bin/sh -c 'while [ ! -e {gate} ]; do sleep 0.05; done'"))
+        spot = eventually(lambda: (task := batch_client.get_task(job_id, 'work')).state == 'running' and task,
+                          message='the task running').node_info.node_id
+        batch_emulator.preempt(pool_id, spot)
+        eventually(lambda: (task := batch_client.get_task(job_id, 'work')).state == 'running'
+                   and task.node_info.node_id != spot, message='the task running again on the other Spot node')
+        yield pool_id, job_id, spot
+    finally:
+        for delete in (lambda: batch_client.begin_delete_job(job_id), lambda: batch_client.begin_delete_pool(pool_id)):
+            with contextlib.suppress(ResourceNotFoundError):
+                delete()
+
+
+def test_overview_shows_spot_nodes_and_their_preemptions(emulator, preempted):
+    pool_id, _, spot = preempted
+    pool = _by_id(get_json(emulator.endpoint + '/portal/api/overview?since=')['pools'], pool_id)
+    assert (pool['current'], pool['target'], pool['spotCurrent'], pool['spotTarget']) == (1, 1, 2, 2)
+    rows = {row['id']: row for row in pool['nodes']}
+    assert sorted(row['dedicated'] for row in rows.values()) == [False, False, True]
+    assert (rows[spot]['state'], len(rows[spot]['preemptions'])) == ('preempted', 1)
+    assert rows[spot]['preemptions'][0] <= get_json(emulator.endpoint + '/portal/api/overview?since=')['now']
+    assert all(not row['preemptions'] for node_id, row in rows.items() if node_id != spot)
+
+
+def test_the_heatmap_and_timeline_show_the_spot_node_and_its_preemption(emulator, preempted, browser):
+    pool_id, job_id, spot = preempted
+    set_viewport(browser, 1400)
+    browser.get(emulator.endpoint + '/')
+    job = f'#jobs tr[data-job-id="{job_id}"]'
+    eventually(lambda: browser.execute_script('return !!document.querySelector(arguments[0])', job),
+               message='the job listed')
+    click(browser, job)
+    cell = f'[data-pool-id="{pool_id}"] .node-cell[data-node-id="{spot}"]'
+    eventually(lambda: browser.execute_script('return !!document.querySelector(arguments[0])', cell),
+               message='the preempted node in the heatmap')
+    shown = browser.execute_script("""const cell = document.querySelector(arguments[0]);
+        return [cell.dataset.state, cell.dataset.spot, cell.dataset.preemptions,
+                cell.querySelector('.node-state').textContent, cell.title];""", cell)
+    assert shown[:4] == ['preempted', 'true', '1', '☁ preempted'] and 'Spot/low-priority node' in shown[4]
+    spot_cells = browser.execute_script(
+        'return [...document.querySelectorAll(arguments[0])].map(cell => cell.dataset.spot).sort()',
+        f'[data-pool-id="{pool_id}"] .node-cell')
+    assert spot_cells == ['false', 'true', 'true']
+    eventually(lambda: browser.execute_script('return document.getElementById("timeline").dataset.preemptions') == '1',
+               message='one preemption on the timeline')
+    lane = browser.execute_script('return document.querySelector(`#timeline li[data-node-id="${arguments[0]}"]`)'
+                                  '.textContent', spot)
+    assert 'preempted 1 time(s)' in lane
 
 
 def test_the_request_log_pages_by_token_and_shows_redacted_detail(emulator, batch_client, pool_and_job):

@@ -482,7 +482,8 @@ def test_a_delete_that_fails_says_what_and_why_in_one_line_and_is_not_counted(ca
     def refuse(name):
         raise HttpResponseError(message='This request is not authorized (sig=SECRET)\nRequestId:1')
     assert client._delete(refuse, 'pool', 'MyPool') is False
-    assert capsys.readouterr().out == '  Could not delete pool [MyPool]: This request is not authorized (sig=REDACTED)\n'
+    assert capsys.readouterr().out == ('  Could not delete pool [MyPool]: This request is not authorized '
+                                       '(sig=REDACTED)\n')
 
 
 def settings(**changes) -> client.Settings:

@@ -222,10 +222,14 @@ def _pool_row(pool: Pool, auto_pool_of: dict | None) -> dict:
               'users': sorted(node.users), 'runningTasks': len(node.running),
               'runningSlots': node.running_slots, 'totalTasksRun': node.total_tasks_run,
               'startTask': {key: (node.start_task_info or {}).get(key) for key in ('state', 'result', 'exitCode')}
-              if node.start_task_info else None} for node in pool.nodes.values()]
+              if node.start_task_info else None, 'dedicated': node.dedicated,
+              'preemptions': [_epoch_ms(moment) for moment in node.preemptions]} for node in pool.nodes.values()]
     return {'id': pool.id, 'state': pool.state, 'allocationState': pool.allocation_state,
             'vmSize': pool.spec.get('vmSize'), 'target': int(pool.spec.get('targetDedicatedNodes') or 0),
-            'current': len(pool.nodes), 'slotsPerNode': pool.slots_per_node, 'hasStartTask': 'startTask' in pool.spec,
+            'current': pool.count_nodes(dedicated=True),
+            'spotTarget': int(pool.spec.get('targetLowPriorityNodes') or 0),
+            'spotCurrent': pool.count_nodes(dedicated=False), 'slotsPerNode': pool.slots_per_node,
+            'hasStartTask': 'startTask' in pool.spec,
             'autoScale': _autoscale_row(pool), 'autoPoolOf': auto_pool_of, 'nodes': nodes}
 
 

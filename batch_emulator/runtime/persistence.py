@@ -34,7 +34,8 @@ def pool_record(pool: Pool) -> dict:
             'nodes': [{'id': node.id, 'rootDir': node.root_dir, 'ipAddress': node.ip_address,
                        'allocationTime': iso(node.allocation_time), 'startTaskInfo': node.start_task_info,
                        'totalTasksRun': node.total_tasks_run, 'totalTasksSucceeded': node.total_tasks_succeeded,
-                       'preparedJobs': node.prepared_jobs} for node in pool.nodes.values()]}
+                       'preparedJobs': node.prepared_jobs, 'dedicated': node.dedicated}
+                      for node in pool.nodes.values()]}
 
 
 def job_record(job: Job) -> dict:
@@ -238,7 +239,8 @@ def _restore(state: BatchState, journal: Journal, reading: _Reading, pools: dict
             node = Node(id=saved['id'], pool_id=pool.id, root_dir=saved['rootDir'], ip_address=saved['ipAddress'],
                         state='rebooting', allocation_time=parse_iso(saved['allocationTime']),
                         start_task_info=saved['startTaskInfo'], total_tasks_run=saved['totalTasksRun'],
-                        total_tasks_succeeded=saved['totalTasksSucceeded'], prepared_jobs=saved['preparedJobs'])
+                        total_tasks_succeeded=saved['totalTasksSucceeded'], prepared_jobs=saved['preparedJobs'],
+                        dedicated=saved.get('dedicated', True))
             pool.nodes[node.id] = node
             nodes_by_id[node.id] = node
         state.pools[pool.id.lower()] = pool

@@ -23,9 +23,13 @@ from batch_emulator.runtime.node import NodeLost, NodeRunner
 from batch_emulator.service.state import BatchState, Node, Pool, iso, retry_delay, utc_now
 
 _log = logging.getLogger('batch_emulator.runtime.scheduler')
+SPOT_RESTORE_SECONDS = 60.0  # how long a preempted Spot node stays preempted (--spot-restore-seconds)
+_REMOVABLE = ('idle', 'starttaskfailed', 'unusable', 'preempted')  # the states a resize down removes nodes in
 
 
 class PoolNodes:
+    spot_restore_seconds = SPOT_RESTORE_SECONDS  # set by --spot-restore-seconds (runtime/preemption.py)
+
     def __init__(self, state: BatchState, runner: NodeRunner, *, node_step_seconds: float,
                  dedicated_node_quota: int, spot_node_quota: int,
                  spawn: Callable[[Coroutine[Any, Any, Any]], asyncio.Task], work_available: Callable[[], None]) -> None:
@@ -41,32 +45,41 @@ class PoolNodes:
     def _node_root(self, pool: Pool, node_id: str) -> str:
         return os.path.join(self.state.nodes_dir, pool.id, node_id)
 
-    def _quota_errors(self, pool: Pool) -> tuple[int, list[dict]]:
-        """How many dedicated nodes the pool may have within the account's quota, and the resize errors if fewer."""
-        target = int(pool.spec.get('targetDedicatedNodes') or 0)
-        others = sum(len(other.nodes) for other in self.state.pools.values() if other is not pool)
-        allowed = max(0, self.dedicated_node_quota - others)
-        errors = []
-        if target > allowed:
-            errors.append(_quota_error('AccountCoreQuotaReached', 'dedicated', self.dedicated_node_quota,
-                                       '--dedicated-node-quota'))
-        if int(pool.spec.get('targetLowPriorityNodes') or 0) > self.spot_node_quota:
-            errors.append(_quota_error('AccountLowPriorityCoreQuotaReached', 'spot/low-priority',
-                                       self.spot_node_quota, '--spot-node-quota'))
-        return min(target, max(allowed, len(pool.nodes))), errors
+    def _quota_errors(self, pool: Pool) -> tuple[dict[bool, int], list[dict]]:
+        """How many dedicated (key True) and spot (key False) nodes the pool may have within the account's quotas,
+        and the resize errors if fewer than its targets."""
+        reachable, errors = {}, []
+        for dedicated, name, quota, code, kind, flag in (
+                (True, 'targetDedicatedNodes', self.dedicated_node_quota, 'AccountCoreQuotaReached', 'dedicated',
+                 '--dedicated-node-quota'),
+                (False, 'targetLowPriorityNodes', self.spot_node_quota, 'AccountLowPriorityCoreQuotaReached',
+                 'spot/low-priority', '--spot-node-quota')):
+            target = int(pool.spec.get(name) or 0)
+            others = sum(other.count_nodes(dedicated=dedicated) for other in self.state.pools.values()
+                         if other is not pool)
+            allowed = max(0, quota - others)
+            if target > allowed:
+                errors.append(_quota_error(code, kind, quota, flag))
+            reachable[dedicated] = min(target, max(allowed, pool.count_nodes(dedicated=dedicated)))
+        return reachable, errors
 
     async def bring_to_target(self, pool: Pool) -> None:
-        target, errors = self._quota_errors(pool)
+        """Boots or removes nodes of each kind until the pool has its targets (within the quotas)."""
+        targets, errors = self._quota_errors(pool)
         boots = []
-        while len(pool.nodes) < target and pool.state == 'active':
-            node = self.state.new_node(pool, lambda node_id: self._node_root(pool, node_id))
-            boots.append(self.spawn(self.boot(pool, node)))
-        for node in [n for n in pool.nodes.values() if n.state in ('idle', 'starttaskfailed', 'unusable')]:
-            if len(pool.nodes) <= target:
-                break
-            self.remove_node(pool, node)
+        for dedicated, target in targets.items():
+            while pool.count_nodes(dedicated=dedicated) < target and pool.state == 'active':
+                node = self.state.new_node(pool, lambda node_id: self._node_root(pool, node_id), dedicated=dedicated)
+                boots.append(self.spawn(self.boot(pool, node)))
+            # A resize down removes idle nodes first, preempted spot nodes first of all.
+            spare = sorted((n for n in pool.nodes.values() if n.dedicated is dedicated and n.state in _REMOVABLE),
+                           key=lambda n: n.state != 'preempted')
+            for node in spare:
+                if pool.count_nodes(dedicated=dedicated) <= target:
+                    break
+                self.remove_node(pool, node)
         await asyncio.sleep(self.node_step_seconds)
-        self.state.update_allocation_state(pool, target, errors)
+        self.state.update_allocation_state(pool, sum(targets.values()), errors)
         await asyncio.gather(*boots, return_exceptions=True)
 
     def stop_node_work(self, node: Node) -> None:
@@ -135,7 +148,8 @@ class PoolNodes:
         self.work_available()
 
     def node_variables(self, pool: Pool, node: Node) -> dict[str, str]:
-        return {'AZ_BATCH_POOL_ID': pool.id, 'AZ_BATCH_NODE_ID': node.id}
+        return {'AZ_BATCH_POOL_ID': pool.id, 'AZ_BATCH_NODE_ID': node.id,
+                'AZ_BATCH_NODE_IS_DEDICATED': 'true' if node.dedicated else 'false'}
 
     async def delete_pool(self, pool: Pool) -> None:
         for node in list(pool.nodes.values()):

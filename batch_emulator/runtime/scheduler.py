@@ -24,7 +24,7 @@ from typing import Any
 from batch_emulator.common import layout
 from batch_emulator.common.clock import parse_duration
 from batch_emulator.common.loops import survive
-from batch_emulator.runtime import multi_instance, processes
+from batch_emulator.runtime import multi_instance, preemption, processes
 from batch_emulator.runtime.faults import FaultInjector
 from batch_emulator.runtime.job_tokens import JobTokens
 from batch_emulator.runtime.node import NodeLost, NodeRunner, failure
@@ -78,6 +78,7 @@ class Scheduler:
         self._spawn(self._reap_regularly())
         self._spawn(run_job_schedules(self.state))
         self._spawn(run_autoscale(self.state))
+        self._spawn(preemption.run_spot_preemptions(self.nodes, self.faults))
 
     async def _flush_journal_regularly(self) -> None:
         while True:  # a pass that fails is logged and the loop goes on (loops.survive)

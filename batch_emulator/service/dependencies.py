@@ -27,10 +27,14 @@ import bisect
 import re
 import weakref
 from collections import defaultdict
+from typing import TYPE_CHECKING
 
 from batch_emulator.common.errors import BatchServiceError, invalid_property
 from batch_emulator.service.models import Job, Task
-from batch_emulator.service.room import Room
+from batch_emulator.service.room import Account, Room
+
+if TYPE_CHECKING:  # the rooms this one is connected to (state.BatchState connects them)
+    from batch_emulator.service.jobs import JobRoom
 
 MAX_TASK_ID_CHARACTERS = 64_000
 _SUCCESS = {'jobAction': 'none', 'dependencyAction': 'satisfy'}
@@ -227,9 +231,13 @@ class _JobDependencies:
 class DependencyRoom(Room):
     """Task dependencies and exit conditions: every rule about them."""
 
-    def __init__(self, *args, **kwargs) -> None:
-        super().__init__(*args, **kwargs)
+    def __init__(self, account: Account) -> None:
+        super().__init__(account)
         self._dependency_index: weakref.WeakKeyDictionary[Job, _JobDependencies] = weakref.WeakKeyDictionary()
+
+    def connect(self, *, job_room: JobRoom) -> None:
+        """The room dependencies call: jobs (an exit condition may disable or terminate the job)."""
+        self.job_room = job_room
 
     def _index(self, job: Job) -> _JobDependencies:
         index = self._dependency_index.get(job)
@@ -331,6 +339,6 @@ class DependencyRoom(Room):
             return
         action = str(exit_options(task).get('jobAction') or 'none').lower()
         if action == 'terminate':
-            self.terminate_job(job.id, 'TaskFailed')
+            self.job_room.terminate_job(job.id, 'TaskFailed')
         elif action == 'disable' and job.state == 'active':
-            self.disable_job(job.id, 'requeue')
+            self.job_room.disable_job(job.id, 'requeue')

@@ -92,4 +92,4 @@ def admits(node: Node, manager: dict) -> bool:
     nothing running; ``allowLowPriorityNode`` false: only on a dedicated node."""
     if manager.get('runExclusive', True) is not False and node.running:
         return False
-    return manager.get('allowLowPriorityNode', True) is not False or getattr(node, 'dedicated', True)
+    return manager.get('allowLowPriorityNode', True) is not False or node.dedicated

@@ -18,6 +18,7 @@ import copy
 import re
 import uuid
 from collections import deque
+from typing import TYPE_CHECKING
 
 from batch_emulator.common.errors import BatchServiceError, invalid_property, missing_property
 from batch_emulator.service import job_manager, updates
@@ -25,6 +26,11 @@ from batch_emulator.service.models import Job, Pool, Task, iso, stamp
 from batch_emulator.service.pools import pool_info_without_secrets, registry_passwords_hidden
 from batch_emulator.service.room import Room, _check_command_line, _check_id
 from batch_emulator.service.tasks import _task_ended_failure
+
+if TYPE_CHECKING:  # the rooms this one is connected to (state.BatchState connects them)
+    from batch_emulator.service.pools import PoolRoom
+    from batch_emulator.service.schedules import ScheduleRoom
+    from batch_emulator.service.tasks import TaskRoom
 
 DEFAULT_ACTIVE_JOB_QUOTA = 300  # active jobs and job schedules per account: a new account's default (100-300)
 _COUNTED_STATES = ('active', 'disabled', 'terminating')  # a job counts against the quota until it completes
@@ -63,8 +69,13 @@ class JobRoom(Room):
     active_job_quota = DEFAULT_ACTIVE_JOB_QUOTA  # --active-job-quota
     _active_jobs: set[str] | None = None  # lower-cased ids of the jobs that count (counted once, then kept)
 
-    def changed(self, kind: str, entity: object) -> None:
-        super().changed(kind, entity)
+    def connect(self, *, pool_room: PoolRoom, task_room: TaskRoom, schedule_room: ScheduleRoom) -> None:
+        """The rooms jobs call: pools (auto pools), tasks (a job's tasks), schedules (the active quota).
+        The job room watches the account's changes to keep its count of active jobs."""
+        self.pool_room, self.task_room, self.schedule_room = pool_room, task_room, schedule_room
+        self.account.watchers.append(self)
+
+    def noticed_change(self, kind: str, entity: object) -> None:
         if kind == 'job' and self._active_jobs is not None:
             key = entity.id.lower()  # type: ignore[attr-defined]
             if entity.state in _COUNTED_STATES and self.jobs.get(key) is entity:  # type: ignore[attr-defined]
@@ -72,8 +83,7 @@ class JobRoom(Room):
             else:
                 self._active_jobs.discard(key)
 
-    def _removed(self, kind: str, entity: object) -> None:
-        super()._removed(kind, entity)
+    def noticed_removal(self, kind: str, entity: object) -> None:
         if kind == 'job' and self._active_jobs is not None:
             self._active_jobs.discard(entity.id.lower())  # type: ignore[attr-defined]
 
@@ -81,7 +91,7 @@ class JobRoom(Room):
         """Refuses a new job or job schedule once the account has as many active ones as its quota allows."""
         if self._active_jobs is None:
             self._active_jobs = {key for key, job in self.jobs.items() if job.state in _COUNTED_STATES}
-        active = len(self._active_jobs) + self.active_schedule_count()  # type: ignore[attr-defined]
+        active = len(self._active_jobs) + self.schedule_room.active_schedule_count()
         if active >= self.active_job_quota:
             raise BatchServiceError(
                 'ActiveJobAndScheduleQuotaReached', 'Active job and schedule quota for the account has been reached.',
@@ -149,7 +159,7 @@ class JobRoom(Room):
         self.jobs[job_id.lower()] = job
         self.changed('job', job)
         if body.get('jobManagerTask'):  # a task of the job, started before its others (job_manager.py)
-            self.add_task(job.id, job_manager.task_body(body['jobManagerTask']))  # type: ignore[attr-defined]
+            self.task_room.add_task(job.id, job_manager.task_body(body['jobManagerTask']))
         return job
 
     # ----- auto pools ----------------------------------------------------------------------
@@ -169,14 +179,14 @@ class JobRoom(Room):
                                    'contain more than 20 characters.')
         if not auto_pool.get('pool'):
             raise missing_property('pool')
-        self.check_pool_body(_pool_body('probe', auto_pool))  # type: ignore[attr-defined]  # create_pool's checks
+        self.pool_room.check_pool_body(_pool_body('probe', auto_pool))  # create_pool's checks
 
     def create_auto_pool(self, auto_pool: dict) -> Pool:
         """The pool of an auto pool specification, named as the service names it: an upper-case GUID
         (recorded [P:jobs]), after ``autoPoolIdPrefix`` and an underscore when one is given."""
         prefix = auto_pool.get('autoPoolIdPrefix')
         pool_id = str(uuid.uuid4()).upper()
-        return self.create_pool(  # type: ignore[attr-defined]
+        return self.pool_room.create_pool(
             _pool_body(f'{prefix}_{pool_id}' if prefix else pool_id, auto_pool))
 
     def end_auto_pool(self, link: dict | None) -> None:
@@ -185,7 +195,7 @@ class JobRoom(Room):
             return
         pool = self.pools.get(link['poolId'].lower())
         if pool is not None and pool.state != 'deleting':
-            self.delete_pool(pool.id)  # type: ignore[attr-defined]
+            self.pool_room.delete_pool(pool.id)
 
     def get_job(self, job_id: str) -> Job:
         job = self.jobs.get(job_id.lower())
@@ -203,7 +213,7 @@ class JobRoom(Room):
         """PATCH changes every property of BatchJobUpdateOptions it carries; PUT replaces the writable ones of
         BatchJob (``updates``: what it leaves out goes back to its default) and keeps the rest, such as the job
         preparation and release tasks (recorded [P:jobs])."""
-        job = self._active_job(job_id)
+        job = self.active_job(job_id)
         plan = updates.update('job', replace)
         spec = updates.merged(job.spec, body, plan)
         updates.check(plan, job.spec, spec, updates.Context(job_state=job.state))
@@ -226,7 +236,7 @@ class JobRoom(Room):
         self.changed('job', job)
         pool = self.pools.get(job.pool_id.lower())
         if pool is not None:  # a new priority (or pool) reorders the queue of its tasks
-            self.mark_priorities(pool)  # type: ignore[attr-defined]
+            self.task_room.mark_priorities(pool)
         self.check_job_completion(job)
         return job
 
@@ -262,7 +272,7 @@ class JobRoom(Room):
 
     def disable_job(self, job_id: str, disable_tasks: str | None) -> None:
         """No new task starts; running ones are requeued, terminated or left to finish (``wait``)."""
-        job = self._active_job(job_id)
+        job = self.active_job(job_id)
         mode = str(disable_tasks or '').lower()
         if mode not in ('requeue', 'terminate', 'wait'):
             raise invalid_property('disableTasks', disable_tasks, "Use 'requeue', 'terminate' or 'wait'.")
@@ -278,12 +288,12 @@ class JobRoom(Room):
                     self.hooks.requeue_task(task)
 
     def enable_job(self, job_id: str) -> None:
-        job = self._active_job(job_id)
+        job = self.active_job(job_id)
         if job.state == 'disabled':
             self._set_job_state(job, 'active')
             self.hooks.work_available()
 
-    def _active_job(self, job_id: str) -> Job:
+    def active_job(self, job_id: str) -> Job:
         """A job that still accepts changes and tasks (not completed, terminating or being deleted)."""
         job = self.get_job(job_id)
         if job.state == 'deleting':
@@ -298,7 +308,7 @@ class JobRoom(Room):
             if task.state in ('running', 'preparing'):
                 self.hooks.stop_task(task)
             elif task.state == 'active':
-                self._complete(task, exit_code=None, failure=_task_ended_failure())
+                self.task_room.complete_task(task, exit_code=None, failure=_task_ended_failure())
         self._drop_pending(job)
         if not any(task.state in ('running', 'preparing') for task in job.tasks.values()):
             self._finish_termination(job)

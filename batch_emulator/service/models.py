@@ -74,6 +74,8 @@ class Node:
     prepared_jobs: dict[str, dict] = dataclasses.field(default_factory=dict)  # job key -> prep/release status
     errors: list[dict] = dataclasses.field(default_factory=list)
     users: dict[str, dict] = dataclasses.field(default_factory=dict)  # node user name -> its settings
+    dedicated: bool = True  # False: a Spot/low-priority node (isDedicated false; it can be preempted)
+    preemptions: deque = dataclasses.field(default_factory=lambda: deque(maxlen=20))  # when (the portal shows them)
 
     def set_state(self, state: str, *, keep_time: bool = False) -> None:
         if state != self.state:
@@ -104,6 +106,10 @@ class Pool:
     autoscale_due: float = 0.0
     autoscale_enabled_at: float | None = None
     samples: dict[str, deque] = dataclasses.field(default_factory=dict)
+
+    def count_nodes(self, *, dedicated: bool) -> int:
+        """currentDedicatedNodes or currentLowPriorityNodes (the spot count includes preempted nodes)."""
+        return sum(node.dedicated is dedicated for node in self.nodes.values())
 
     @property
     def slots_per_node(self) -> int:

@@ -9,10 +9,15 @@ deallocating node has schedulingState disabled and keeps its stateTransitionTime
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from batch_emulator.common.errors import BatchServiceError, invalid_property
 from batch_emulator.service.models import Node, Pool
 from batch_emulator.service.pools import extension_without_secrets
 from batch_emulator.service.room import Room
+
+if TYPE_CHECKING:  # the rooms this one is connected to (state.BatchState connects them)
+    from batch_emulator.service.pools import PoolRoom
 
 _BUSY = {'creating': 'NodeBeingCreated', 'starting': 'NodeBeingStarted', 'waitingforstarttask': 'NodeBeingStarted',
          'rebooting': 'NodeBeingRebooted', 'reimaging': 'NodeBeingReimaged'}
@@ -31,9 +36,13 @@ def _options(body: dict, name: str, allowed: tuple[str, ...], default: str) -> s
 class NodeRoom(Room):
     """Compute nodes: every rule about them that is not a pool's."""
 
+    def connect(self, *, pool_room: PoolRoom) -> None:
+        """The room nodes call: pools (a node's pool)."""
+        self.pool_room = pool_room
+
     def node_for_action(self, pool_id: str, node_id: str, action: str) -> tuple[Pool, Node]:
         """A node that may be rebooted, reimaged or deallocated now (the service's 409s otherwise)."""
-        pool, node = self.get_node(pool_id, node_id)
+        pool, node = self.pool_room.get_node(pool_id, node_id)
         if node.state in _BUSY:
             raise BatchServiceError(_BUSY[node.state])
         if node.state in ('deallocated', 'deallocating') and action != 'start':
@@ -48,7 +57,7 @@ class NodeRoom(Room):
 
     def disable_scheduling(self, pool_id: str, node_id: str, body: dict) -> tuple[Node, str]:
         """No new task starts on the node; running ones are requeued, terminated or finish (the option)."""
-        _, node = self.get_node(pool_id, node_id)
+        _, node = self.pool_room.get_node(pool_id, node_id)
         option = _options(body, 'nodeDisableSchedulingOption', ('requeue', 'terminate', 'taskcompletion'),
                           'requeue')
         node.scheduling_state = 'disabled'
@@ -56,7 +65,7 @@ class NodeRoom(Room):
         return node, option
 
     def enable_scheduling(self, pool_id: str, node_id: str) -> Node:
-        pool, node = self.get_node(pool_id, node_id)
+        pool, node = self.pool_room.get_node(pool_id, node_id)
         node.scheduling_state = 'enabled'
         self.changed('pool', pool)
         self.hooks.work_available()
@@ -65,7 +74,7 @@ class NodeRoom(Room):
     # ----- node users (the service creates an OS account; the emulator keeps the record) ---------
 
     def create_node_user(self, pool_id: str, node_id: str, body: dict) -> str:
-        pool, node = self.get_node(pool_id, node_id)
+        pool, node = self.pool_room.get_node(pool_id, node_id)
         name = body['name']
         if name.lower() in {user.lower() for user in node.users}:
             raise BatchServiceError('NodeUserExists')
@@ -74,14 +83,14 @@ class NodeRoom(Room):
         return name
 
     def replace_node_user(self, pool_id: str, node_id: str, user_name: str, body: dict) -> None:
-        pool, node = self.get_node(pool_id, node_id)
+        pool, node = self.pool_room.get_node(pool_id, node_id)
         name = self._user(node, user_name)
         node.users[name] = {**{k: v for k, v in node.users[name].items() if k == 'isAdmin'},
                             **{key: body[key] for key in ('expiryTime', 'sshPublicKey') if key in body}}
         self.changed('pool', pool)
 
     def delete_node_user(self, pool_id: str, node_id: str, user_name: str) -> None:
-        pool, node = self.get_node(pool_id, node_id)
+        pool, node = self.pool_room.get_node(pool_id, node_id)
         del node.users[self._user(node, user_name)]
         self.changed('pool', pool)
 
@@ -94,7 +103,7 @@ class NodeRoom(Room):
 
     def remote_login_settings(self, pool_id: str, node_id: str) -> dict:
         """Where to SSH to: the local machine (the emulator runs no sshd of its own; the node is this machine)."""
-        pool, node = self.get_node(pool_id, node_id)
+        pool, node = self.pool_room.get_node(pool_id, node_id)
         port = _REMOTE_LOGIN_BASE_PORT + list(pool.nodes).index(node.id)
         settings = {'remoteLoginIPAddress': '127.0.0.1', 'remoteLoginPort': port}
         public = (pool.spec.get('networkConfiguration') or {}).get('publicIPAddressConfiguration') or {}
@@ -105,7 +114,7 @@ class NodeRoom(Room):
 
     def node_extensions(self, pool_id: str, node_id: str) -> list[dict]:
         """The pool's VM extensions and the service's own, as a node reports them (recorded [P:ext])."""
-        pool, node = self.get_node(pool_id, node_id)
+        pool, node = self.pool_room.get_node(pool_id, node_id)
         extensions = list(pool.spec['virtualMachineConfiguration'].get('extensions') or []) + [_NODE_EXTENSION]
         state = 'Succeeded' if node.state in ('idle', 'running') else 'Creating'
         return [{'provisioningState': state, 'instanceView': {'name': extension['name']},
@@ -121,7 +130,7 @@ class NodeRoom(Room):
 
     def nodes_to_remove(self, pool_id: str, body: dict) -> tuple[Pool, list[Node], str]:
         """removenodes: the nodes named (each must be in the pool), and what happens to their tasks."""
-        pool = self._active_pool(pool_id)
+        pool = self.pool_room.active_pool(pool_id)
         if pool.allocation_state != 'steady':
             raise BatchServiceError('PoolNotSteady')
         names = body['nodeList']
@@ -134,7 +143,10 @@ class NodeRoom(Room):
                 raise BatchServiceError('NodeNotFound', values={'NodeId': name})
             nodes.append(node)
         option = self.requeue_option(body, 'nodeDeallocationOption')
-        pool.spec['targetDedicatedNodes'] = max(0, int(pool.spec.get('targetDedicatedNodes') or 0) - len(nodes))
+        for dedicated, name in ((True, 'targetDedicatedNodes'), (False, 'targetLowPriorityNodes')):
+            removed = sum(node.dedicated is dedicated for node in nodes)
+            if removed:  # each node leaves its own kind's target
+                pool.spec[name] = max(0, int(pool.spec.get(name) or 0) - removed)
         pool.touch()  # recorded: a new ETag; resizing at once, current count unchanged
         pool.allocation_state, pool.allocation_state_transition_time = 'resizing', pool.last_modified
         self.changed('pool', pool)

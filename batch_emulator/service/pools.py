@@ -5,11 +5,15 @@ from __future__ import annotations
 import re
 import secrets
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from batch_emulator.common.errors import BatchServiceError, invalid_property, missing_property
 from batch_emulator.service import images, updates
 from batch_emulator.service.models import MAX_TASK_SLOTS, Node, Pool, iso, stamp, utc_now
 from batch_emulator.service.room import Room, _check_command_line, _check_id
+
+if TYPE_CHECKING:  # the rooms this one is connected to (state.BatchState connects them)
+    from batch_emulator.service.scaling import AutoScaleRoom
 
 NO_CONTAINER_RUNTIME = ('No container runtime answers on this machine: install Docker Engine or Podman (the emulator '
                         'runs container tasks with it), or leave containerConfiguration out.')
@@ -40,8 +44,8 @@ def _pool_resource(pool: Pool, base_url: str) -> dict:
         'stateTransitionTime': iso(pool.state_transition_time),
         'allocationState': pool.allocation_state,
         'allocationStateTransitionTime': iso(pool.allocation_state_transition_time),
-        'currentDedicatedNodes': len(pool.nodes),
-        'currentLowPriorityNodes': 0,
+        'currentDedicatedNodes': pool.count_nodes(dedicated=True),
+        'currentLowPriorityNodes': pool.count_nodes(dedicated=False),
         'targetDedicatedNodes': int(pool.spec.get('targetDedicatedNodes') or 0),
         'targetLowPriorityNodes': int(pool.spec.get('targetLowPriorityNodes') or 0),
         'resizeErrors': pool.resize_errors or None,
@@ -129,7 +133,7 @@ def _node_resource(node: Node, pool: Pool, base_url: str) -> dict:
         'runningTasksCount': len(node.running),
         'runningTaskSlotsCount': node.running_slots,
         'totalTasksSucceeded': node.total_tasks_succeeded,
-        'isDedicated': True,
+        'isDedicated': node.dedicated,
         'virtualMachineInfo': {'imageReference': {**pool.spec['virtualMachineConfiguration']['imageReference'],
                                                   'exactVersion': 'latest'}},
     }
@@ -148,6 +152,10 @@ def _node_resource(node: Node, pool: Pool, base_url: str) -> dict:
 
 class PoolRoom(Room):
     """Pools and nodes: every rule about them."""
+
+    def connect(self, *, autoscale_room: AutoScaleRoom) -> None:
+        """The room pools call: autoscale (a pool created or updated with a formula)."""
+        self.autoscale_room = autoscale_room
 
     # ----- pools -------------------------------------------------------------------------
 
@@ -194,7 +202,7 @@ class PoolRoom(Room):
         if image['osType'] != 'linux':
             raise invalid_property('virtualMachineConfiguration.imageReference', image['imageReference']['sku'],
                                    'The local emulator runs Linux images only.')
-        self.check_autoscale_on_create(body)
+        self.autoscale_room.check_autoscale_on_create(body)
         for name in ('targetDedicatedNodes', 'targetLowPriorityNodes', 'taskSlotsPerNode'):
             value = body.get(name)
             if value is not None and (not isinstance(value, int) or value < 0):
@@ -209,14 +217,14 @@ class PoolRoom(Room):
         pool = Pool(id=pool_id, spec=dict(body), etag=etag, creation_time=now, last_modified=now,
                     state_transition_time=now, allocation_state_transition_time=now)
         # The first autoscale run is evaluated before the pool is stored: a create is all or nothing.
-        first_run = self.evaluate_pool_formula(pool) if body.get('enableAutoScale') else None
+        first_run = self.autoscale_room.evaluate_pool_formula(pool) if body.get('enableAutoScale') else None
         self.pools[pool_id.lower()] = pool
         # Tasks of jobs that already name this pool (it was deleted and created again) wait for it.
         for job in self.jobs.values():
             if job.pool_id.lower() == pool_id.lower() and job.state in ('active', 'disabled'):
                 pool.pending.extend(task for task in job.tasks.values() if task.state == 'active')
         if first_run is not None:
-            self.start_autoscale(pool, first_run, created=True)
+            self.autoscale_room.start_autoscale(pool, first_run, created=True)
         self.changed('pool', pool)
         self.hooks.pool_created(pool)
         return pool
@@ -251,7 +259,7 @@ class PoolRoom(Room):
     def update_pool(self, pool_id: str, body: dict, *, replace: bool) -> Pool:
         """PATCH (replace=False) changes every property of BatchPoolUpdateOptions it carries; updateproperties
         replaces those of BatchPoolReplaceOptions (``updates``). The result passes the create rules."""
-        pool = self._active_pool(pool_id)
+        pool = self.active_pool(pool_id)
         plan = updates.update('pool', replace)
         spec = updates.merged(pool.spec, body, plan)
         updates.check(plan, pool.spec, spec, updates.Context(nodes=len(pool.nodes)))
@@ -263,7 +271,7 @@ class PoolRoom(Room):
         return pool
 
     def resize_pool(self, pool_id: str, body: dict) -> Pool:
-        pool = self._active_pool(pool_id)
+        pool = self.active_pool(pool_id)
         if pool.allocation_state != 'steady':
             raise BatchServiceError('PoolNotSteady')
         target = body.get('targetDedicatedNodes', pool.spec.get('targetDedicatedNodes', 0))
@@ -285,13 +293,13 @@ class PoolRoom(Room):
     def stop_resize(self, pool_id: str) -> Pool:
         """Recorded [P:scale_pools]: 'stopping' at once, the same ETag (the pool itself is not changed), the
         targets kept; steady when the resize under way ends, with ResizeStopped if it fell short."""
-        pool = self._active_pool(pool_id)
+        pool = self.active_pool(pool_id)
         if pool.allocation_state == 'resizing':
             pool.allocation_state, pool.allocation_state_transition_time = 'stopping', utc_now()
             self.changed('pool', pool)
         return pool
 
-    def _active_pool(self, pool_id: str) -> Pool:
+    def active_pool(self, pool_id: str) -> Pool:
         pool = self.get_pool(pool_id)
         if pool.state == 'deleting':
             raise BatchServiceError('PoolBeingDeleted')
@@ -299,10 +307,11 @@ class PoolRoom(Room):
 
     # ----- nodes -------------------------------------------------------------------------
 
-    def new_node(self, pool: Pool, root_dir_for: Callable[[str], str]) -> Node:
-        node_id = f'tvmps_{secrets.token_hex(32)}_d'
+    def new_node(self, pool: Pool, root_dir_for: Callable[[str], str], *, dedicated: bool = True) -> Node:
+        # The service's node ids end in _d for a dedicated node and _p for a Spot/low-priority one.
+        node_id = f'tvmps_{secrets.token_hex(32)}_{"d" if dedicated else "p"}'
         node = Node(id=node_id, pool_id=pool.id, root_dir=root_dir_for(node_id),
-                    ip_address=f'10.0.0.{len(pool.nodes) + 4}')
+                    ip_address=f'10.0.0.{len(pool.nodes) + 4}', dedicated=dedicated)
         pool.nodes[node_id] = node
         self.changed('pool', pool)
         return node
@@ -327,11 +336,13 @@ class PoolRoom(Room):
             pool.resize_errors = errors
         stopped = pool.allocation_state == 'stopping'
         if pool.state != 'deleting' and (len(pool.nodes) == reachable or stopped) and pool.allocation_state != 'steady':
-            if stopped and len(pool.nodes) != int(pool.spec.get('targetDedicatedNodes') or 0):
-                pool.resize_errors = [*pool.resize_errors, {
-                    'code': 'ResizeStopped',
-                    'message': 'Desired number of dedicated nodes could not be allocated due to a stop resize '
-                               'operation'}]
+            for dedicated, name, kind in ((True, 'targetDedicatedNodes', 'dedicated'),
+                                          (False, 'targetLowPriorityNodes', 'low priority')):  # recorded wording
+                if stopped and pool.count_nodes(dedicated=dedicated) != int(pool.spec.get(name) or 0):
+                    pool.resize_errors = [*pool.resize_errors, {
+                        'code': 'ResizeStopped',
+                        'message': f'Desired number of {kind} nodes could not be allocated due to a stop resize '
+                                   'operation'}]
             # Recorded: allocation-state changes touch neither the ETag nor lastModified.
             pool.allocation_state, pool.allocation_state_transition_time = 'steady', utc_now()
             self.changed('pool', pool)

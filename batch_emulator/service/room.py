@@ -1,8 +1,9 @@
-"""What every room of the account shares: its pools and jobs, the journal, and the request checks.
+"""What every room of the account shares: its data, the journal, and the request checks.
 
-``Room`` holds the account's data; ``PoolRoom``, ``JobRoom`` and ``TaskRoom`` (``pools``, ``jobs``,
-``tasks``) each add the rules about one resource, and ``state.BatchState`` is all three. ``page`` filters,
-selects and pages the REST items a list operation returns.
+``Account`` holds the account's data (pools, jobs, the scheduler's hooks, the journal); each room
+(``PoolRoom``, ``JobRoom``, ``TaskRoom`` ... in ``pools``, ``jobs``, ``tasks`` ...) is a ``Room`` on it
+that adds the rules about one resource, and calls only the rooms it is connected to; ``state.BatchState``
+builds and connects them. ``page`` filters, selects and pages the REST items a list operation returns.
 """
 
 from __future__ import annotations
@@ -10,11 +11,10 @@ from __future__ import annotations
 import re
 from collections import deque
 from collections.abc import Callable, Iterable
-from typing import TYPE_CHECKING
 
 from batch_emulator.common.errors import invalid_property, missing_property
 from batch_emulator.contract.odata import apply_select, compile_filter
-from batch_emulator.service.models import MAX_LIST_RESULTS, Job, Pool, SchedulerHooks, Task, _NoHooks
+from batch_emulator.service.models import MAX_LIST_RESULTS, Job, Pool, SchedulerHooks, _NoHooks
 
 _ID = re.compile(r'[A-Za-z0-9_-]{1,64}')  # fullmatch: 'id\n' is not an id
 
@@ -74,8 +74,12 @@ def page(items: Iterable[dict], *, filter_text: str | None, select: str | None, 
     return [apply_select(item, select) for item in chunk], next_skip
 
 
-class Room:
-    """The account's data and journal; the rooms built on it call each other's methods through ``self``."""
+class Account:
+    """The account's data, which every room shares: its pools and jobs, the scheduler's hooks, the journal.
+
+    A change to an entity goes through ``changed``: its written bodies are dropped, the journal records it,
+    and the rooms that keep counts of their own (``watchers``: active jobs, schedules to look at) hear of it.
+    """
 
     def __init__(self, account_name: str, base_url: str, nodes_dir: str) -> None:
         self.account_name = account_name
@@ -88,20 +92,59 @@ class Room:
         self.pending_restart: deque[Pool] = deque()  # pools whose nodes reboot after a restart
         self.container_runtime_setting: str | None = None  # --container-runtime
         self.container_runtime: tuple[str, ...] | None = None  # found when a container pool is first created
+        self.watchers: list[Room] = []
 
     def changed(self, kind: str, entity: object) -> None:
         if getattr(entity, 'written', None) is not None:
             entity.written = None  # its bodies are written again when next asked for (wire.py)
         if self.journal is not None:
             self.journal.changed(kind, entity)
+        for room in self.watchers:
+            room.noticed_change(kind, entity)
 
-    def _removed(self, kind: str, entity: object) -> None:
+    def removed(self, kind: str, entity: object) -> None:
         if self.journal is not None:
             self.journal.removed(kind, entity)
+        for room in self.watchers:
+            room.noticed_removal(kind, entity)
 
-    if TYPE_CHECKING:  # what one room calls on another (BatchState has them all)
-        def get_job(self, job_id: str) -> Job: ...
-        def _active_job(self, job_id: str) -> Job: ...
-        def check_job_completion(self, job: Job) -> None: ...
-        def manager_completed(self, job: Job, task: Task) -> None: ...
-        def _complete(self, task: Task, exit_code: int | None, failure: dict | None) -> None: ...
+
+def shared(name: str, owner: str = 'account') -> property:
+    """An attribute kept by another object (the account, or a room), read and set through this one."""
+    def get(self):
+        return getattr(getattr(self, owner), name)
+
+    def put(self, value) -> None:
+        setattr(getattr(self, owner), name, value)
+    return property(get, put, doc=f'{owner}.{name}')
+
+
+class Room:
+    """One resource's rules. It reads and changes the account's data, and calls only the rooms it is
+    connected to (each room's ``connect`` names them); ``state.BatchState`` builds and connects them all."""
+
+    pools = shared('pools')
+    jobs = shared('jobs')
+    hooks = shared('hooks')
+    journal = shared('journal')
+    base_url = shared('base_url')
+    account_name = shared('account_name')
+    nodes_dir = shared('nodes_dir')
+    pending_restart = shared('pending_restart')
+    container_runtime = shared('container_runtime')
+    container_runtime_setting = shared('container_runtime_setting')
+
+    def __init__(self, account: Account) -> None:
+        self.account = account
+
+    def changed(self, kind: str, entity: object) -> None:
+        self.account.changed(kind, entity)
+
+    def _removed(self, kind: str, entity: object) -> None:
+        self.account.removed(kind, entity)
+
+    def noticed_change(self, kind: str, entity: object) -> None:
+        """A watcher's counts follow the account's changes (see ``Account.watchers``)."""
+
+    def noticed_removal(self, kind: str, entity: object) -> None:
+        """A watcher's counts follow the account's removals."""

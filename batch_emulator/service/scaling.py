@@ -16,6 +16,7 @@ import functools
 import os
 import time
 from collections import deque
+from typing import TYPE_CHECKING
 
 from batch_emulator import autoscale
 from batch_emulator.common.clock import parse_duration
@@ -23,6 +24,9 @@ from batch_emulator.common.errors import BatchServiceError, invalid_property, mi
 from batch_emulator.common.loops import survive, survive_async
 from batch_emulator.service.models import Pool, duration_text, iso, utc_now
 from batch_emulator.service.room import Room
+
+if TYPE_CHECKING:  # the rooms this one is connected to (state.BatchState connects them)
+    from batch_emulator.service.pools import PoolRoom
 
 SAMPLE_SECONDS = 5.0  # how often the sampled variables are recorded (the service: every 30 s)
 _KEPT_SAMPLES = 25 * 60 * 60 // int(SAMPLE_SECONDS)  # a day's history and an hour more
@@ -49,6 +53,10 @@ class AutoScaleRoom(Room):
     """Autoscale on pools: every rule about it."""
 
     clock_speed = 1.0  # >1 runs evaluation intervals faster (for tests); set by --clock-speed
+
+    def connect(self, *, pool_room: PoolRoom) -> None:
+        """The room autoscale calls: pools (the pool a formula sizes)."""
+        self.pool_room = pool_room
 
     def check_autoscale_on_create(self, body: dict) -> None:
         """A pool created with enableAutoScale: a formula and no fixed targets (the spec's rules)."""
@@ -78,7 +86,7 @@ class AutoScaleRoom(Room):
         self._apply(pool, result)
 
     def enable_autoscale(self, pool_id: str, body: dict) -> Pool:
-        pool = self._active_pool(pool_id)
+        pool = self.pool_room.active_pool(pool_id)
         enabled = bool(pool.spec.get('enableAutoScale'))
         if not enabled and pool.allocation_state != 'steady':
             raise BatchServiceError('PoolBeingResized')
@@ -99,7 +107,7 @@ class AutoScaleRoom(Room):
         return pool
 
     def disable_autoscale(self, pool_id: str) -> Pool:
-        pool = self._active_pool(pool_id)
+        pool = self.pool_room.active_pool(pool_id)
         for key in ('autoScaleFormula', 'autoScaleEvaluationInterval'):
             pool.spec.pop(key, None)
         pool.spec['enableAutoScale'] = False
@@ -114,7 +122,7 @@ class AutoScaleRoom(Room):
 
         Evaluated off the event loop: other requests are answered meanwhile.
         """
-        pool = self.get_pool(pool_id)
+        pool = self.pool_room.get_pool(pool_id)
         if not pool.spec.get('enableAutoScale'):
             raise BatchServiceError('OperationInvalidForCurrentState',
                                     'Autoscale must be enabled on the pool to evaluate a formula.')
@@ -136,7 +144,8 @@ class AutoScaleRoom(Room):
             values = {'$ActiveTasks': counts['active'], '$RunningTasks': counts['running'],
                       '$PendingTasks': counts['active'] + counts['running'],
                       '$SucceededTasks': counts['succeeded'], '$FailedTasks': counts['failed'],
-                      '$SampleNodeCount': len(pool.nodes), '$UsableNodeCount': usable, '$PreemptedNodeCount': 0,
+                      '$SampleNodeCount': len(pool.nodes), '$UsableNodeCount': usable,
+                      '$PreemptedNodeCount': sum(node.state == 'preempted' for node in pool.nodes.values()),
                       '$CPUPercent': load if pool.nodes else 0.0}
             for name, value in values.items():
                 pool.samples.setdefault(name, deque(maxlen=_KEPT_SAMPLES)).append((now, float(value)))
@@ -165,7 +174,8 @@ class AutoScaleRoom(Room):
     def _context(self, pool: Pool) -> autoscale.AutoScaleContext:
         """The pool as a formula sees it, copied (the samples go on being recorded meanwhile)."""
         return autoscale.AutoScaleContext(
-            now=utc_now(), current_dedicated_nodes=len(pool.nodes), current_low_priority_nodes=0,
+            now=utc_now(), current_dedicated_nodes=pool.count_nodes(dedicated=True),
+            current_low_priority_nodes=pool.count_nodes(dedicated=False),  # preempted nodes included (the docs)
             target_dedicated_nodes=int(pool.spec.get('targetDedicatedNodes') or 0),
             target_low_priority_nodes=int(pool.spec.get('targetLowPriorityNodes') or 0),
             task_slots_per_node=pool.slots_per_node, samples={name: list(history) for name, history in

@@ -31,6 +31,7 @@ import datetime
 import heapq
 import logging
 import math
+from typing import TYPE_CHECKING
 
 from batch_emulator.common.errors import BatchServiceError
 from batch_emulator.common.loops import survive
@@ -47,7 +48,10 @@ from batch_emulator.service.job_schedule import (
 )
 from batch_emulator.service.models import Job, iso, parse_iso, stamp, utc_now
 from batch_emulator.service.pools import pool_info_without_secrets, registry_passwords_hidden
-from batch_emulator.service.room import Room, _check_id
+from batch_emulator.service.room import Account, Room, _check_id
+
+if TYPE_CHECKING:  # the rooms this one is connected to (state.BatchState connects them)
+    from batch_emulator.service.jobs import JobRoom
 
 _log = logging.getLogger('batch_emulator.service.schedules')
 
@@ -57,8 +61,8 @@ _LONGEST_SLEEP = 60.0  # seconds: re-reads the wall clock at least this often (i
 class ScheduleRoom(Room):
     """Job schedules: every rule about them."""
 
-    def __init__(self, *args, **kwargs) -> None:
-        super().__init__(*args, **kwargs)
+    def __init__(self, account: Account) -> None:
+        super().__init__(account)
         self.job_schedules: dict[str, JobSchedule] = {}
         self.schedules_changed = asyncio.Event()  # wakes run_job_schedules
         self.schedule_clock = clock_factor()
@@ -68,10 +72,14 @@ class ScheduleRoom(Room):
         self._wake: dict[str, datetime.datetime] = {}  # schedule -> its moment in the heap (others are stale)
         self._active_schedules: set[str] | None = None  # active and disabled schedules (counted once, then kept)
 
-    # The job room records every change of a job here: a schedule's job ending (or going) may let the
-    # schedule create its next job, complete, or finish being deleted.
-    def changed(self, kind: str, entity: object) -> None:
-        super().changed(kind, entity)
+    def connect(self, *, job_room: JobRoom) -> None:
+        """The room schedules call: jobs (a schedule's jobs). The schedule room watches the account's
+        changes: a schedule's job ending (or going) may let the schedule create its next job, complete, or
+        finish being deleted."""
+        self.job_room = job_room
+        self.account.watchers.append(self)
+
+    def noticed_change(self, kind: str, entity: object) -> None:
         if kind == 'job' and ':' in entity.id:  # type: ignore[attr-defined]
             self._look_at(entity.id.split(':', 1)[0])  # type: ignore[attr-defined]
         elif kind == 'schedule' and self._active_schedules is not None:
@@ -81,8 +89,7 @@ class ScheduleRoom(Room):
             else:
                 self._active_schedules.discard(key)
 
-    def _removed(self, kind: str, entity: object) -> None:
-        super()._removed(kind, entity)
+    def noticed_removal(self, kind: str, entity: object) -> None:
         if kind == 'job' and ':' in entity.id:  # type: ignore[attr-defined]
             self._look_at(entity.id.split(':', 1)[0])  # type: ignore[attr-defined]
         elif kind == 'schedule' and self._active_schedules is not None:
@@ -110,7 +117,7 @@ class ScheduleRoom(Room):
         spec = {key: value for key, value in body.items() if key != 'id'}
         spec['schedule'] = check_schedule(body.get('schedule'))
         self._check_job_specification(spec['jobSpecification'])
-        self.check_active_quota()  # type: ignore[attr-defined]
+        self.job_room.check_active_quota()
         etag, now = stamp()  # recorded: lastModified = creationTime = stateTransitionTime
         schedule = JobSchedule(id=schedule_id, spec=spec, etag=etag, creation_time=now, last_modified=now,
                                state_transition_time=now)
@@ -158,7 +165,7 @@ class ScheduleRoom(Room):
 
     def list_jobs_of_schedule(self, schedule_id: str) -> list[dict]:
         schedule = self.get_job_schedule(schedule_id)
-        return [self.job_resource(job) for job in self._jobs_of(schedule)]  # type: ignore[attr-defined]
+        return [self.job_room.job_resource(job) for job in self._jobs_of(schedule)]
 
     def update_job_schedule(self, schedule_id: str, body: dict, *, replace: bool) -> JobSchedule:
         """PATCH changes every property of BatchJobScheduleUpdateOptions it carries; PUT replaces the writable
@@ -192,7 +199,7 @@ class ScheduleRoom(Room):
         schedule = self._changeable(schedule_id)
         for job in self._jobs_of(schedule):
             if job.state in ('active', 'disabled'):
-                self.terminate_job(job.id, 'UserTerminate')  # type: ignore[attr-defined]
+                self.job_room.terminate_job(job.id, 'UserTerminate')
         self._complete_schedule(schedule, touch=True)
         return schedule
 
@@ -204,7 +211,7 @@ class ScheduleRoom(Room):
         schedule.set_state('deleting', touch=False)
         self.changed('schedule', schedule)
         for job in self._jobs_of(schedule):
-            self.delete_job(job.id)  # type: ignore[attr-defined]
+            self.job_room.delete_job(job.id)
         self._look_at(schedule.id)
 
     # ----- the rules ----------------------------------------------------------------------------
@@ -219,11 +226,11 @@ class ScheduleRoom(Room):
 
     def _check_job_specification(self, job_specification: dict) -> None:
         """The job room's rules for a job, applied when the schedule is sent, not when its first job is due."""
-        self.check_job_body(job_specification, in_schedule=True)  # type: ignore[attr-defined]
+        self.job_room.check_job_body(job_specification, in_schedule=True)
 
     def _create_schedule_job(self, schedule: JobSchedule, job_id: str) -> Job:
         """``create_job`` under the id the schedule names its job, ``{schedule}:job-N``."""
-        return self.create_job(schedule.spec['jobSpecification'], job_id=job_id,  # type: ignore[attr-defined]
+        return self.job_room.create_job(schedule.spec['jobSpecification'], job_id=job_id,
                                schedule_pool_id=self._schedule_pool_id(schedule))
 
     def _schedule_pool_id(self, schedule: JobSchedule) -> str | None:
@@ -233,7 +240,7 @@ class ScheduleRoom(Room):
         if not auto_pool or str(auto_pool.get('poolLifetimeOption')).lower() != 'jobschedule':
             return None
         if schedule.auto_pool is None:
-            pool = self.create_auto_pool(auto_pool)  # type: ignore[attr-defined]
+            pool = self.job_room.create_auto_pool(auto_pool)
             schedule.auto_pool = {'poolId': pool.id, 'keepAlive': bool(auto_pool.get('keepAlive'))}
             self.changed('schedule', schedule)
         return schedule.auto_pool['poolId']
@@ -241,7 +248,7 @@ class ScheduleRoom(Room):
     def _end_schedule_pool(self, schedule: JobSchedule) -> None:
         """A completed (or deleted) schedule's auto pool goes once none of its jobs still runs."""
         if schedule.auto_pool is not None and not self._active_job_of(schedule):
-            self.end_auto_pool(schedule.auto_pool)  # type: ignore[attr-defined]
+            self.job_room.end_auto_pool(schedule.auto_pool)
 
     def _jobs_of(self, schedule: JobSchedule) -> list[Job]:
         """Its jobs, found by their ids: ``{id}:job-1`` .. ``{id}:job-{job_count}`` (those not deleted)."""

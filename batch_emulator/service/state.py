@@ -14,8 +14,9 @@ keyed by their lower-cased id.
 - ``models``: the dataclasses (``Node``, ``Pool``, ``Job``, ``Task``), the
   timestamps and ETags (``utc_now``, ``iso``, ``parse_iso``, ``etag_for``,
   ``stamp``), ``retry_delay``, the limits and the ``SchedulerHooks`` protocol;
-- ``room``: ``Room``, what every room shares (the account's pools and jobs, the
-  hooks and the journal), the id and command-line checks, and ``page``;
+- ``room``: ``Account``, the data every room shares (the account's pools and
+  jobs, the hooks and the journal), ``Room``, the id and command-line checks,
+  and ``page``;
 - ``pools``: ``PoolRoom``, pools and their nodes;
 - ``nodes``: ``NodeRoom``, node actions' checks, scheduling, users, remote login, extensions;
 - ``scaling``: ``AutoScaleRoom``, autoscale on pools (the formula language is ``autoscale``);
@@ -25,9 +26,11 @@ keyed by their lower-cased id.
 - ``dependencies``: ``DependencyRoom``, task dependencies and exit conditions;
 - ``schedules``: ``ScheduleRoom``, job schedules and the jobs they create.
 
-The rooms call one another through ``self`` (a task completing may complete its
-job), so only ``BatchState``, which has them all, is ever made. Everything other
-modules use is importable from here.
+Each room is an object of its own: it is built on the ``Account`` and connected
+to the rooms it calls, by name (``connect``), here in one place. The wire and
+the runtime call the rooms' operations on ``BatchState``, which offers each
+room's public methods as its own (no two rooms have a method of the same
+name). Everything other modules use is importable from here.
 """
 
 from __future__ import annotations
@@ -52,7 +55,7 @@ from batch_emulator.service.models import (
 )
 from batch_emulator.service.nodes import NodeRoom
 from batch_emulator.service.pools import PoolRoom
-from batch_emulator.service.room import page
+from batch_emulator.service.room import Account, Room, page, shared
 from batch_emulator.service.scaling import AutoScaleRoom
 from batch_emulator.service.schedules import ScheduleRoom
 from batch_emulator.service.tasks import TaskRoom
@@ -64,5 +67,62 @@ __all__ = [
 ]
 
 
-class BatchState(PoolRoom, NodeRoom, AutoScaleRoom, JobRoom, TaskRoom, DependencyRoom, ScheduleRoom):
-    """The account: every pool, node, job and task, and every rule about them."""
+class BatchState:
+    """The account: every pool, node, job and task, and every rule about them, in rooms connected here."""
+
+    # the account's data, kept by the Account; the rooms' settings and data, kept by each room
+    pools = shared('pools')
+    jobs = shared('jobs')
+    hooks = shared('hooks')
+    journal = shared('journal')
+    base_url = shared('base_url')
+    account_name = shared('account_name')
+    nodes_dir = shared('nodes_dir')
+    pending_restart = shared('pending_restart')
+    container_runtime = shared('container_runtime')
+    container_runtime_setting = shared('container_runtime_setting')
+    active_job_quota = shared('active_job_quota', 'job_room')  # --active-job-quota
+    clock_speed = shared('clock_speed', 'autoscale_room')  # --clock-speed
+    job_schedules = shared('job_schedules', 'schedule_room')
+    schedules_changed = shared('schedules_changed', 'schedule_room')
+    schedule_clock = shared('schedule_clock', 'schedule_room')
+
+    def __init__(self, account_name: str, base_url: str, nodes_dir: str) -> None:
+        self.account = Account(account_name, base_url, nodes_dir)
+        self.pool_room = PoolRoom(self.account)
+        self.node_room = NodeRoom(self.account)
+        self.autoscale_room = AutoScaleRoom(self.account)
+        self.job_room = JobRoom(self.account)
+        self.task_room = TaskRoom(self.account)
+        self.dependency_room = DependencyRoom(self.account)
+        self.schedule_room = ScheduleRoom(self.account)
+        # who calls whom: every dependency between rooms is here
+        self.pool_room.connect(autoscale_room=self.autoscale_room)
+        self.node_room.connect(pool_room=self.pool_room)
+        self.autoscale_room.connect(pool_room=self.pool_room)
+        self.job_room.connect(pool_room=self.pool_room, task_room=self.task_room, schedule_room=self.schedule_room)
+        self.task_room.connect(job_room=self.job_room, dependency_room=self.dependency_room)
+        self.dependency_room.connect(job_room=self.job_room)
+        self.schedule_room.connect(job_room=self.job_room)
+        self._offer(self.pool_room, self.node_room, self.autoscale_room, self.job_room, self.task_room,
+                    self.dependency_room, self.schedule_room)
+
+    def _offer(self, *rooms: Room) -> None:
+        """Each room's public operations become this object's: ``state.create_pool`` is the pool room's."""
+        offered: dict[str, str] = {}
+        for room in rooms:
+            for name in vars(type(room)):
+                if name.startswith('_') or not callable(getattr(type(room), name)) or name in _NOT_OFFERED:
+                    continue
+                if name in offered:
+                    raise TypeError(f'{type(room).__name__} and {offered[name]} both have {name}')
+                offered[name] = type(room).__name__
+                setattr(self, name, getattr(room, name))
+
+    def changed(self, kind: str, entity: object) -> None:
+        """Something outside the rooms changed an entity (the scheduler, the portal): the account hears of it."""
+        self.account.changed(kind, entity)
+
+
+# what every room has and the account answers for itself
+_NOT_OFFERED = frozenset({'connect', 'changed', 'noticed_change', 'noticed_removal'})

@@ -6,6 +6,7 @@ import json
 import time
 from collections import deque
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from batch_emulator.common import layout
 from batch_emulator.common.errors import BatchServiceError, invalid_property, missing_property
@@ -25,6 +26,10 @@ from batch_emulator.service.models import (
 )
 from batch_emulator.service.pools import registry_passwords_hidden
 from batch_emulator.service.room import Room, _check_command_line, _check_id
+
+if TYPE_CHECKING:  # the rooms this one is connected to (state.BatchState connects them)
+    from batch_emulator.service.dependencies import DependencyRoom
+    from batch_emulator.service.jobs import JobRoom
 
 # The properties a task's state gives; the others are what was sent (its spec).
 _TASK_PROPERTIES: dict[str, Callable[[Task, str], object]] = {
@@ -60,6 +65,11 @@ def task_property(task: Task, base_url: str, name: str) -> object:
 class TaskRoom(Room):
     """Tasks, their counts and their runs: every rule about them."""
 
+    def connect(self, *, job_room: JobRoom, dependency_room: DependencyRoom) -> None:
+        """The rooms tasks call: jobs (a task's job, its completion), dependencies (what a task waits for,
+        what its exit does)."""
+        self.job_room, self.dependency_room = job_room, dependency_room
+
     # ----- tasks -------------------------------------------------------------------------
 
     def _validated_task(self, job: Job, body: dict) -> Task:
@@ -76,13 +86,13 @@ class TaskRoom(Room):
         if settings and not 1 <= int(settings.get('numberOfInstances') or 1) <= 100:  # the service's range
             raise invalid_property('numberOfInstances', settings.get('numberOfInstances'),
                                    'The value must be between 1 and 100.')
-        self.check_dependencies(job, body)
+        self.dependency_room.check_dependencies(job, body)
         etag, now = stamp()
         return Task(id=task_id, job_id=job.id, spec=dict(body), etag=etag, creation_time=now,
                     last_modified=now, state_transition_time=now)
 
     def add_task(self, job_id: str, body: dict) -> Task:
-        job = self._active_job(job_id)
+        job = self.job_room.active_job(job_id)
         task = self._validated_task(job, body)
         if task.id.lower() in job.tasks:
             raise BatchServiceError('TaskExists')
@@ -92,7 +102,7 @@ class TaskRoom(Room):
     def add_task_collection(self, job_id: str, bodies: list,
                             parse: Callable[[dict], dict] = lambda body: body) -> list[dict]:
         """Adds up to 100 tasks (each parsed by ``parse``); returns the per-task results (success or clienterror)."""
-        job = self._active_job(job_id)
+        job = self.job_room.active_job(job_id)
         if bodies is None or bodies == []:
             raise missing_property('value')
         if not isinstance(bodies, list):  # the spec's array, sent as another type
@@ -125,7 +135,7 @@ class TaskRoom(Room):
             self.changed('task', task)
             job.counts['active'] += 1
             job.slot_counts['active'] += task.required_slots
-        ready = [task for task in tasks if not self.hold_until_dependencies_met(job, task)]
+        ready = [task for task in tasks if not self.dependency_room.hold_until_dependencies_met(job, task)]
         pool = self.pools.get(job.pool_id.lower())
         if pool is not None and ready:
             pool.pending.extend(ready)
@@ -140,7 +150,7 @@ class TaskRoom(Room):
             pool.reorder = True
 
     def get_task(self, job_id: str, task_id: str) -> tuple[Job, Task]:
-        job = self.get_job(job_id)
+        job = self.job_room.get_job(job_id)
         task = job.tasks.get(task_id.lower())
         if task is None:
             raise BatchServiceError('TaskNotFound')
@@ -153,7 +163,7 @@ class TaskRoom(Room):
         return task_property(task, self.base_url, name)
 
     def task_counts(self, job_id: str) -> dict:
-        job = self.get_job(job_id)
+        job = self.job_room.get_job(job_id)
         return {'taskCounts': dict(job.counts), 'taskSlotCounts': dict(job.slot_counts)}
 
     def replace_task(self, job_id: str, task_id: str, body: dict) -> Task:
@@ -173,14 +183,14 @@ class TaskRoom(Room):
             self.hooks.stop_task(task)
         self._count(job, task, task.state, None)
         del job.tasks[task.id.lower()]
-        self.dependent_gone(job, task)
-        self.dependency_parent_changed(job, task)  # a parent that goes is waited for again
+        self.dependency_room.dependent_gone(job, task)
+        self.dependency_room.dependency_parent_changed(job, task)  # a parent that goes is waited for again
         self._removed('task', task)
         pool = self.pools.get(job.pool_id.lower())
         if pool is not None and task.state == 'active':
             pool.pending = deque(t for t in pool.pending if t is not task)
         task.state = 'deleted'
-        self.check_job_completion(job)
+        self.job_room.check_job_completion(job)
         return task
 
     def terminate_task(self, job_id: str, task_id: str) -> None:
@@ -195,7 +205,7 @@ class TaskRoom(Room):
             pool = self.pools.get(job.pool_id.lower())
             if pool is not None:
                 pool.pending = deque(t for t in pool.pending if t is not task)
-            self._complete(task, exit_code=None, failure=_task_ended_failure())
+            self.complete_task(task, exit_code=None, failure=_task_ended_failure())
 
     def reactivate_task(self, job_id: str, task_id: str) -> None:
         job, task = self.get_task(job_id, task_id)
@@ -223,7 +233,7 @@ class TaskRoom(Room):
     def count_restored(self, job: Job, task: Task) -> None:
         self._count(job, task, None, task.state)
         if task.state == 'completed':
-            self.dependency_parent_changed(job, task)
+            self.dependency_room.dependency_parent_changed(job, task)
 
     def set_task_state(self, task: Task, state: str) -> None:
         job = self.jobs.get(task.job_id.lower())
@@ -267,7 +277,7 @@ class TaskRoom(Room):
             return
         if ended:
             failure = _task_ended_failure()  # killed because the task or its job was ended
-        self._complete(task, exit_code, failure)
+        self.complete_task(task, exit_code, failure)
 
     def task_requeued(self, task: Task) -> None:
         """The node running the task was lost: the service puts the task back in the queue."""
@@ -291,14 +301,15 @@ class TaskRoom(Room):
                 task.not_before = time.monotonic() + retry_delay(info['retryCount'])
         job = self.jobs.get(task.job_id.lower())
         if job is not None and task.previous_state == 'completed':
-            self.dependency_parent_changed(job, task)  # reactivated: it satisfies its dependents no more
+            # reactivated: it satisfies its dependents no more
+            self.dependency_room.dependency_parent_changed(job, task)
         pool = self.pools.get(job.pool_id.lower()) if job else None
         if pool is not None:
             pool.pending.appendleft(task)  # first in line again, after higher-priority jobs' tasks
             self.mark_priorities(pool)
             self.hooks.work_available()
 
-    def _complete(self, task: Task, exit_code: int | None, failure: dict | None) -> None:
+    def complete_task(self, task: Task, exit_code: int | None, failure: dict | None) -> None:
         info = task.execution_info
         info['endTime'] = iso(utc_now())
         info.setdefault('startTime', info['endTime'])
@@ -312,11 +323,11 @@ class TaskRoom(Room):
         self.set_task_state(task, 'completed')
         job = self.jobs.get(task.job_id.lower())
         if job is not None:
-            self.dependent_gone(job, task)
-            self.apply_exit_options(job, task)
-            self.dependency_parent_changed(job, task)
-            self.manager_completed(job, task)
-            self.check_job_completion(job)
+            self.dependency_room.dependent_gone(job, task)
+            self.dependency_room.apply_exit_options(job, task)
+            self.dependency_room.dependency_parent_changed(job, task)
+            self.job_room.manager_completed(job, task)
+            self.job_room.check_job_completion(job)
 
 
 def _task_ended_failure() -> dict:

@@ -121,14 +121,14 @@ async def list_pool_usage_metrics(ctx: Context) -> Page:
 async def list_pool_node_counts(ctx: Context) -> Page:
     counts = []
     for pool in ctx.state.pools.values():
-        states = [node.state for node in pool.nodes.values()]
         names = ('creating', 'idle', 'offline', 'preempted', 'rebooting', 'reimaging', 'running', 'starting',
                  'startTaskFailed', 'leavingPool', 'unknown', 'unusable', 'waitingForStartTask',
                  'deallocated', 'deallocating', 'upgradingOS')
-        dedicated = {name: states.count(name.lower()) for name in names}
-        dedicated['total'] = len(states)
-        counts.append({'poolId': pool.id, 'dedicated': dedicated,
-                       'lowPriority': dict.fromkeys(dedicated, 0)})
+        kinds = {}
+        for key, dedicated in (('dedicated', True), ('lowPriority', False)):  # spot nodes count as lowPriority
+            states = [node.state for node in pool.nodes.values() if node.dedicated is dedicated]
+            kinds[key] = {name: states.count(name.lower()) for name in names} | {'total': len(states)}
+        counts.append({'poolId': pool.id, **kinds})
     return Page(counts, 'poolnodecounts')
 
 

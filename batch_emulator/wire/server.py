@@ -270,8 +270,8 @@ async def browser_guard_middleware(request: web.Request, handler: Handler) -> we
 @web.middleware
 async def service_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     """api-version and SharedKey (or a task's job token), for every Batch REST call (the portal pages skip both)."""
-    if getattr(handler, 'public_page', False):
-        return await handler(request)
+    if getattr(handler, 'public_page', False) or getattr(handler, 'emulator_control', False):
+        return await handler(request)  # the portal's pages; the control endpoints check SharedKey themselves
     version = request.query.get('api-version')
     if version is None:
         raise BatchServiceError('MissingRequiredQueryParameter', values={'QueryParameterName': 'api-version'})

@@ -266,6 +266,8 @@ const NODE_STATE_SHORT = {idle: 'idle', running: 'run', starting: 'start', creat
   preempted: 'pre', deallocating: 'dealc', deallocated: 'deal'};
 
 const SCHEDULING_OFF = '⊘ scheduling off';
+const SPOT_MARK = '☁';  // a Spot/low-priority node (the legend and its title say so)
+const PREEMPTED_COLOUR = '#8250df';  // a preemption on the timeline (the node heatmap's preempted colour family)
 
 function nodeCell(pool, node, compact) {
   const used = node.runningSlots || 0;
@@ -275,16 +277,23 @@ function nodeCell(pool, node, compact) {
   const selected = store.pickedNode && store.pickedNode.node === node.id && store.pickedNode.pool === pool.id;
   const off = node.schedulingState === 'disabled';
   const users = node.users || [];
-  const title = [node.id, 'state: ' + node.state, 'scheduling ' + (off ? 'disabled: no new task starts here' : 'enabled'),
+  const spot = node.dedicated === false;
+  const preempted = (node.preemptions || []).length;
+  const title = [node.id, spot ? 'Spot/low-priority node (isDedicated false): Azure may preempt it' : 'dedicated node',
+    preempted ? 'preempted ' + preempted + ' time(s), last at ' + clockTime(node.preemptions[preempted - 1]) : null,
+    'state: ' + node.state, 'scheduling ' + (off ? 'disabled: no new task starts here' : 'enabled'),
     startText, node.totalTasksRun + ' tasks run', users.length ? 'node users: ' + users.join(', ') : null,
     'click: its tasks and start task files'].filter(Boolean).join('\n');
   const cell = el('button', {
-    type: 'button', className: 'node-cell node-' + node.state + (off ? ' scheduling-off' : '') + (selected ? ' selected' : ''),
+    type: 'button', className: 'node-cell node-' + node.state + (spot ? ' spot' : '') + (off ? ' scheduling-off' : '') +
+      (selected ? ' selected' : ''),
     'data-key': node.id, 'data-node-id': node.id, 'data-state': node.state, 'data-scheduling': node.schedulingState || 'enabled',
+    'data-spot': String(spot), 'data-preemptions': String(preempted),
     'data-users': String(users.length), title, onclick: () => pickNode(pool, node),
   },
   el('span', {'data-node-name': ''}, nodeName(pool.id, node.id) + (compact && off ? ' ⊘' : '')),
-  el('span', {className: 'node-state'}, compact ? NODE_STATE_SHORT[node.state] || node.state : NODE_STATE_TEXT[node.state] || node.state),
+  el('span', {className: 'node-state'}, (spot ? SPOT_MARK + ' ' : '') +
+    (compact ? NODE_STATE_SHORT[node.state] || node.state : NODE_STATE_TEXT[node.state] || node.state)),
   el('span', {'data-slots': used + '/' + pool.slotsPerNode}, used + '/' + pool.slotsPerNode + (compact ? '' : ' slots')),
   off && !compact ? el('span', {className: 'node-scheduling'}, SCHEDULING_OFF) : null,
   users.length && !compact ? el('span', {'data-node-users': String(users.length)}, users.length + (users.length === 1 ? ' node user' : ' node users')) : null,
@@ -343,17 +352,20 @@ function renderPools() {
     const legend = Object.entries(NODE_STATE_SHORT).filter(([state, short]) => tally[state] && short !== NODE_STATE_TEXT[state])
       .map(([state, short]) => el('span', {}, short + ' = ' + NODE_STATE_TEXT[state]));
     if (schedulingOff) legend.push(el('span', {}, '⊘ = scheduling disabled'));
+    const spotNodes = pool.nodes.filter(node => node.dedicated === false).length;
+    if (spotNodes) legend.push(el('span', {'data-spot-legend': ''}, SPOT_MARK + ' = Spot node (can be preempted)'));
     const owner = pool.autoPoolOf;
     return el('div', {'data-pool-id': pool.id, 'data-key': pool.id},
       el('p', {className: 'pool-head'}, el('strong', {}, 'Pool ' + pool.id), ' — ' + pool.state + ', allocation ',
         el('span', {'data-allocation': pool.allocationState}, pool.allocationState),
-        ', ' + pool.current + ' of ' + pool.target + ' nodes' + (pool.autoScale ? ' (autoscale)' : '') + ', ' + pool.vmSize + ', ' +
+        ', ' + pool.current + ' of ' + pool.target + (pool.spotTarget || pool.spotCurrent ? ' dedicated and ' + pool.spotCurrent +
+          ' of ' + pool.spotTarget + ' Spot' : '') + ' nodes' + (pool.autoScale ? ' (autoscale)' : '') + ', ' + pool.vmSize + ', ' +
         pool.slotsPerNode + ' slot(s) per node' + (summary ? ': ' + summary : '')),
       owner ? el('p', {className: 'auto-pool', 'data-auto-pool-of': owner.jobId || owner.scheduleId},
         el('span', {className: 'tag'}, autoPoolText(owner)[0]), ' ' + autoPoolText(owner)[1]) : null,
       pool.autoScale ? autoscaleBlock(pool) : null,
       el('div', {className: 'heatmap' + (compact ? ' compact' : ''), role: 'list'}, ...cells),
-      compact && legend.length ? el('p', {className: 'legend'}, ...legend) : null, picked);
+      (compact || spotNodes) && legend.length ? el('p', {className: 'legend'}, ...legend) : null, picked);
   }));
 }
 
@@ -495,7 +507,11 @@ function renderTimeline(job, now) {
   const canvas = document.getElementById('timeline');
   const pool = store.pools.find(item => item.id === job.info.poolId);
   const lanes = new Map();  // node id -> tasks that ran there
-  for (const node of pool ? pool.nodes : []) lanes.set(node.id, []);
+  const preemptions = new Map();  // node id -> when it was preempted (its tasks were requeued then)
+  for (const node of pool ? pool.nodes : []) {
+    lanes.set(node.id, []);
+    preemptions.set(node.id, node.preemptions || []);
+  }
   let first = Infinity;
   let last = job.info.created;
   let runs = 0;
@@ -515,8 +531,10 @@ function renderTimeline(job, now) {
   const ids = [...lanes.keys()].sort((a, b) => numbers.get(a) - numbers.get(b));  // node 1 on top
   const names = ids.map(nodeId => nodeName(poolId, nodeId));
   // The lanes as text inside the canvas (what a screen reader reads): the names drawn, each with its node's id.
+  const marks = nodeId => (preemptions.get(nodeId) || []).filter(moment => moment >= job.info.created);
   canvas.replaceChildren(el('ul', {}, ...ids.map((nodeId, lane) => el('li', {'data-node-id': nodeId},
-    names[lane] + ' (' + nodeId + '): ' + lanes.get(nodeId).length + ' task run(s)'))));
+    names[lane] + ' (' + nodeId + '): ' + lanes.get(nodeId).length + ' task run(s)' +
+    (marks(nodeId).length ? ', preempted ' + marks(nodeId).length + ' time(s): its tasks were requeued' : '')))));
   const width = Math.max(200, canvas.parentElement.clientWidth);
   const laneHeight = Math.max(4, Math.min(22, Math.floor(240 / Math.max(1, ids.length))));
   const axis = 18;
@@ -539,8 +557,10 @@ function renderTimeline(job, now) {
     context.fillText(ids.length ? 'No task has started yet.' : 'No nodes yet.', left, height / 2);
     timeline.count = 0;
     canvas.dataset.bars = '0';
+    canvas.dataset.preemptions = '0';
     return;
   }
+  for (const nodeId of ids) for (const moment of marks(nodeId)) first = Math.min(first, moment);  // a requeued run
   const span = Math.max(1000, last - first);
   const x = moment => left + (moment - first) / span * plot;
   const bars = timeline.bars && timeline.bars.length >= runs * 5 ? timeline.bars : new Float64Array(runs * 5 + 5);
@@ -581,6 +601,17 @@ function renderTimeline(job, now) {
       count += 1;
     }
   });
+  // A preemption: a mark across its node's lane at the moment (the task that ran there went back to the queue).
+  let preempted = 0;
+  context.fillStyle = PREEMPTED_COLOUR;
+  ids.forEach((nodeId, lane) => {
+    for (const moment of marks(nodeId)) {
+      if (moment < first || moment > last) continue;
+      context.fillRect(x(moment) - 1, lane * laneHeight, 3, laneHeight);
+      preempted += 1;
+    }
+  });
+  canvas.dataset.preemptions = String(preempted);
   context.strokeStyle = '#ffb000';
   context.lineWidth = 2;
   for (const [x0, y0, w, h] of picked) context.strokeRect(x0 - 1, y0 - 1, w + 2, h + 2);
@@ -630,7 +661,8 @@ function pickTask(task) {
 }
 
 function renderTimelineLegend() {
-  const items = [['running', COLOURS.run], ['preparing', COLOURS.prep], ['succeeded', COLOURS.ok], ['failed', COLOURS.bad]];
+  const items = [['running', COLOURS.run], ['preparing', COLOURS.prep], ['succeeded', COLOURS.ok], ['failed', COLOURS.bad],
+    ['Spot node preempted (its tasks requeued)', PREEMPTED_COLOUR]];
   const swatches = items.map(([name, colour]) => {
     const swatch = el('span', {className: 'swatch'});
     swatch.style.background = colour;
