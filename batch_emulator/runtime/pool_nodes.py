@@ -181,7 +181,7 @@ class PoolNodes:
                 task.terminate_requested = True
                 self.runner.stop(task)
             else:
-                self.runner.lose(task)
+                self.runner.lose(task, asked=True)  # the user's option: the task's requeueCount counts it
         if option == 'terminate':  # their runs end as terminated before the node's work stops (which would requeue)
             ids = {id(task) for task in ending}
             while any(id(task) in ids for task in node.running.values()):
