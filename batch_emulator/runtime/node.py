@@ -185,8 +185,8 @@ class NodeRunner:
                 return None, failure('ContainerMiscError', f"The task's environment cannot be written: {error}")
             try:
                 argv = containers.run_argv(runtime, settings, name=container_name, argv=argv, env_file=env_file,
-                                           env_apart=apart, node_root=node_root,
-                                           working_dir=working_dir, allow_any_options=self.allow_container_run_options)
+                                           env_apart=apart, node_root=node_root, working_dir=working_dir, env=env,
+                                           allow_any_options=self.allow_container_run_options)
             except containers.RunOptionsRefused as error:
                 os.remove(env_file)
                 with open(stderr_path, 'a') as stderr:
