@@ -212,10 +212,31 @@ def _string(value: object, schema: dict, name: str) -> str:
                 return allowed
         raise invalid_property(name, value)
     form = schema.get('format')
-    if form == 'duration' and not _DURATION.match(value) or form == 'date-time' and not _DATE_TIME.match(value) \
+    if form == 'duration' and not _is_time_span(value) or form == 'date-time' and not _DATE_TIME.match(value) \
             or form == 'int64' and not _INTEGER_TEXT.match(value):
         raise invalid_property(name, value)
     return value
+
+
+# The longest duration the service holds (.NET's TimeSpan.MaxValue, which it writes for "unbounded"), in
+# ten-millionths of a second; a year counts 365 days and a month 30, as .NET reads XML durations.
+_LONGEST_TICKS = 10675199 * 864_000_000_000 + 2 * 36_000_000_000 + 48 * 600_000_000 + 54_775_807
+_TICKS = (365 * 864_000_000_000, 30 * 864_000_000_000, 7 * 864_000_000_000, 864_000_000_000, None, 36_000_000_000,
+          600_000_000)
+
+
+def _is_time_span(value: str) -> bool:
+    """An ISO 8601 duration the service can hold: its form, and no longer than TimeSpan.MaxValue."""
+    match = _DURATION.match(value)
+    if match is None:
+        return False
+    ticks = sum(int(part[:-1]) * unit for part, unit in zip(match.groups(), _TICKS, strict=False)
+                if part and unit is not None)
+    seconds = match.group(8)
+    if seconds:
+        whole, _, fraction = seconds[:-1].partition('.')
+        ticks += int(whole) * 10_000_000 + int((fraction + '0000000')[:7])
+    return ticks <= _LONGEST_TICKS
 
 
 # ----- response bodies: written as the service's serialiser writes them ------------------------------

@@ -25,7 +25,7 @@ from aiohttp import web
 
 from batch_emulator.common.account import DEFAULT_ACCOUNT_KEY, DEFAULT_ACCOUNT_NAME  # noqa: F401 (also the wire's names)
 from batch_emulator.common.errors import BatchServiceError, invalid_query
-from batch_emulator.common.redaction import redact_query, redact_secrets
+from batch_emulator.common.redaction import redact_authorization, redact_query, redact_secrets
 from batch_emulator.contract import versions
 from batch_emulator.runtime.scheduler import Scheduler
 from batch_emulator.service.state import BatchState
@@ -158,7 +158,8 @@ def shown_detail(entry: dict, account_key: str) -> dict:
     kept = entry['detail']
     detail = {**kept, 'requestBody': _shown_body(kept['requestBody'], account_key),
               'responseBody': _shown_body(kept['responseBody'], account_key),
-              'requestHeaders': {name: redact_secrets(value, account_key)
+              'requestHeaders': {name: redact_authorization(value) if name == 'Authorization'
+                                 else redact_secrets(value, account_key)
                                  for name, value in kept['requestHeaders'].items()},
               'responseHeaders': {name: redact_secrets(value, account_key)
                                   for name, value in kept['responseHeaders'].items()}}
