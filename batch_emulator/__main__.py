@@ -9,7 +9,8 @@ until Ctrl-C or SIGTERM, when it stops every process it started.
 
 It listens on loopback only. Listening on another address runs commands for
 whoever can reach it and sign a request, so it needs --allow-remote and a key
-of your own (--account-key).
+of your own (--account-key, or the variable BATCH_EMULATOR_ACCOUNT_KEY, which
+unlike a command line other users of the machine cannot read).
 """
 
 from __future__ import annotations
@@ -50,6 +51,7 @@ from batch_emulator.wire.server import (
 )
 
 READY_LINE = 'Azure Batch emulator listening on'
+ACCOUNT_KEY_VARIABLE = 'BATCH_EMULATOR_ACCOUNT_KEY'  # --account-key's default: kept out of `ps`
 
 
 def _number_up_to(highest: float, what: str):
@@ -133,7 +135,10 @@ def parse_arguments(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument('--location', help='folder that keeps the account (pools, jobs, tasks) and the nodes\' '
                                            'files across restarts (default: a temporary folder, removed at exit)')
     parser.add_argument('--account-name', default=DEFAULT_ACCOUNT_NAME)
-    parser.add_argument('--account-key', default=DEFAULT_ACCOUNT_KEY, help='base64 key clients sign requests with')
+    parser.add_argument('--account-key', default=os.environ.get(ACCOUNT_KEY_VARIABLE) or DEFAULT_ACCOUNT_KEY,
+                        help=f'base64 key clients sign requests with (default: ${ACCOUNT_KEY_VARIABLE}, else the '
+                             "published development key); a key of your own is better given in that variable: "
+                             "a command line is readable by every user of the machine")
     parser.add_argument('--request-log', metavar='FILE', help='append one JSON line per request to FILE')
     parser.add_argument('--node-step-seconds', type=float, default=0.2,
                         help='how long each node state (creating, starting) lasts (default 0.2)')
@@ -244,7 +249,7 @@ async def serve(args: argparse.Namespace, data_dir: str) -> None:
     if args.account_key == DEFAULT_ACCOUNT_KEY:  # published, like Azurite's; a key of the user's own stays unprinted
         print(f'  export AZURE_BATCH_ACCESS_KEY={args.account_key}')
     else:
-        print('  export AZURE_BATCH_ACCESS_KEY=<the key given with --account-key>')
+        print(f'  export AZURE_BATCH_ACCESS_KEY=<your key: --account-key or ${ACCOUNT_KEY_VARIABLE}>')
     print(f'  local portal: {endpoint}/')
     print(f'  node folders: {data_dir}', flush=True)
     stop = asyncio.Event()

@@ -11,6 +11,7 @@ test_containers.py (Podman with runc; CI installs them, and there a missing runt
 from __future__ import annotations
 
 import base64
+import glob
 import gzip
 import hashlib
 import io
@@ -18,8 +19,10 @@ import json
 import os
 import re
 import shutil
+import socket
 import subprocess
 import tarfile
+import tempfile
 import threading
 import uuid
 from collections.abc import Iterator
@@ -28,6 +31,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 from azure.batch import models as m
 
+from tests.conftest import eventually
 from tests.hostile import batch_client_for, start_emulator, stop_emulator
 from tests.test_containers import IMAGE, runtime  # noqa: F401 (the module's runtime fixture, the image it imports)
 from tests.test_emulator import raw, wait_for_nodes
@@ -234,4 +238,51 @@ def test_a_start_task_with_refused_container_run_options_fails_as_container_task
     info = client.get_node(pool_id, node.id).start_task_info
     assert (info.result, info.failure_info.code) == ('failure', 'ContainerInvalidSettings')
     assert '--privileged' in info.failure_info.message
+    client.begin_delete_pool(pool_id)
+
+
+def _pulls_of(address: str) -> list[str]:
+    """The command lines of the runtime's pulls from ``address`` still running on this machine."""
+    found = []
+    for entry in os.listdir('/proc'):
+        try:
+            with open(f'/proc/{entry}/cmdline', 'rb') as file:
+                command = file.read().replace(b'\0', b' ').decode(errors='replace')
+        except OSError:
+            continue
+        if ' pull ' in command and address in command:
+            found.append(command)
+    return found
+
+
+def test_deleting_a_pool_stops_its_nodes_image_pull_and_removes_the_credentials(start_batch, unique_id):
+    """A registry that never answers: the pull hangs while the node starts; the pool's delete ends it."""
+    client, _, _ = start_batch
+    silent = socket.create_server(('127.0.0.1', 0))  # accepts (the kernel's backlog) and never answers
+    address = f'127.0.0.1:{silent.getsockname()[1]}'
+    folders_before = set(glob.glob(os.path.join(tempfile.gettempdir(), 'batch-registry-auth-*')))
+    pool_id = unique_id('prefetch-hangs')
+    try:
+        _pool(client, pool_id, [f'{address}/batch-emulator/never:1'], None,
+              [m.ContainerRegistryReference(registry_server=address, username=USER, password=PASSWORD)])
+        eventually(lambda: _pulls_of(address), timeout=60, message='the pull running')
+        assert set(glob.glob(os.path.join(tempfile.gettempdir(), 'batch-registry-auth-*'))) - folders_before
+        client.begin_delete_pool(pool_id, polling_interval=0.05).result()
+        eventually(lambda: not _pulls_of(address), timeout=60, message='the pull stopped')
+        eventually(lambda: not set(glob.glob(os.path.join(tempfile.gettempdir(), 'batch-registry-auth-*')))
+                   - folders_before, message='the credentials gone')
+    finally:
+        silent.close()
+
+
+def test_an_image_name_is_never_read_as_a_runtime_option(start_batch, unique_id):
+    client, _, _ = start_batch
+    pool_id = unique_id('prefetch-option')
+    name = '--authfile=/etc/passwd:x'  # would be an option of `pull`
+    _pool(client, pool_id, [name])
+    node = wait_for_nodes(client, pool_id, state='unusable')[0]
+    error = client.get_node(pool_id, node.id).errors[0]
+    details = {detail.name: detail.value for detail in error.error_details}
+    assert (error.code, details['ContainerImage']) == ('ContainerInvalidImage', name)
+    assert 'invalid reference format' in details['Message']  # the runtime read it as an image, and refused it
     client.begin_delete_pool(pool_id)

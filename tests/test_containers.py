@@ -13,6 +13,7 @@ import os
 import shutil
 import subprocess
 import tarfile
+import uuid
 from collections.abc import Iterator
 
 import pytest
@@ -156,3 +157,67 @@ def test_without_a_runtime_a_container_pool_is_refused_saying_what_to_install(tm
         assert 'No container runtime answers on this machine' in values['Reason'] and 'Podman' in values['Reason']
     finally:
         stop_emulator(process)
+
+
+def _run_in_container(client, job_id: str, task_id: str, command_line: str, **settings) -> m.BatchTask:
+    client.create_task(job_id, m.BatchTaskCreateOptions(id=task_id, command_line=command_line,
+                                                        container_settings=m.BatchTaskContainerSettings(**settings)))
+    return eventually(lambda: (t := client.get_task(job_id, task_id)).state == 'completed' and t, timeout=120,
+                      message=task_id)
+
+
+def _task_file(client, job_id: str, task_id: str, name: str) -> str:
+    return raw(client, 'GET', f'/jobs/{job_id}/tasks/{task_id}/files/{name}').text()
+
+
+def test_an_image_name_is_never_read_as_an_option_of_the_runtime(container_batch, unique_id, tmp_path):
+    """'--volume=/:/hostroot:ro' as the image, the real image as the command: the host's root is not mounted."""
+    client = container_batch
+    secret = tmp_path / 'host-secret.txt'
+    secret.write_text(f'host-secret-{uuid.uuid4().hex}')
+    pool_id, job_id = unique_id('image-option'), unique_id('image-option')
+    _container_pool(client, pool_id)
+    wait_for_nodes(client, pool_id)
+    client.create_job(m.BatchJobCreateOptions(id=job_id, pool_info=m.BatchPoolInfo(pool_id=pool_id)))
+    task = _run_in_container(client, job_id, 'escape', f'{IMAGE} cat /hostroot{secret}',
+                             image_name='--volume=/:/hostroot:ro')
+    assert task.execution_info.result == 'failure'
+    assert secret.read_text() not in _task_file(client, job_id, 'escape', 'stdout.txt')
+    assert 'invalid reference format' in _task_file(client, job_id, 'escape', 'stderr.txt')
+    client.begin_delete_job(job_id)
+    client.begin_delete_pool(pool_id)
+
+
+def test_bind_mounts_and_a_network_of_the_tasks_choosing(container_batch, unique_id):
+    """containerHostBatchBindMounts mounts the folders it lists (read-only if asked) and nothing else; a network
+    the run options allow replaces the host's."""
+    client = container_batch
+    pool_id, job_id = unique_id('binds'), unique_id('binds')
+    _container_pool(client, pool_id)
+    wait_for_nodes(client, pool_id)
+    client.create_job(m.BatchJobCreateOptions(id=job_id, pool_info=m.BatchPoolInfo(pool_id=pool_id)))
+    task_only = _run_in_container(
+        client, job_id, 'task-only', "/bin/sh -c 'pwd; echo made > out.txt; cat $AZ_BATCH_NODE_SHARED_DIR/x'",
+        image_name=IMAGE, container_host_batch_bind_mounts=[m.ContainerHostBatchBindMountEntry(source='Task')])
+    stdout = _task_file(client, job_id, 'task-only', 'stdout.txt').splitlines()
+    assert stdout[0].endswith(f'/workitems/{job_id}/job-1/task-only/wd')  # its folder, mounted, is its working dir
+    assert _task_file(client, job_id, 'task-only', 'wd/out.txt') == 'made\n'
+    assert task_only.execution_info.exit_code != 0  # the shared folder is not there: only the task's was listed
+    shared_read_only = _run_in_container(
+        client, job_id, 'shared-ro', "/bin/sh -c 'cd $AZ_BATCH_NODE_SHARED_DIR && pwd && echo x > written'",
+        image_name=IMAGE, working_directory='containerImageDefault',
+        container_host_batch_bind_mounts=[m.ContainerHostBatchBindMountEntry(source='Shared', is_read_only=True)])
+    assert _task_file(client, job_id, 'shared-ro', 'stdout.txt').strip().endswith('/shared')  # mounted
+    assert shared_read_only.execution_info.exit_code != 0  # and read-only
+    assert 'read-only' in _task_file(client, job_id, 'shared-ro', 'stderr.txt').lower()
+    nothing = _run_in_container(client, job_id, 'nothing', "/bin/sh -c 'cat /proc/1/cmdline'", image_name=IMAGE,
+                                working_directory='containerImageDefault', container_host_batch_bind_mounts=[])
+    assert nothing.execution_info.result == 'success'  # an empty list mounts no folder of the node, and runs
+    no_network = _run_in_container(client, job_id, 'no-network', "/bin/sh -c 'cat /proc/net/dev'", image_name=IMAGE,
+                                   container_run_options='--network none')
+    assert no_network.execution_info.result == 'success', _task_file(client, job_id, 'no-network', 'stderr.txt')
+    interfaces = [line.split(':')[0].strip() for line in
+                  _task_file(client, job_id, 'no-network', 'stdout.txt').splitlines()[2:]]
+    assert interfaces == ['lo']  # its own network namespace with loopback only, not the host's
+    client.begin_delete_job(job_id)
+    client.begin_delete_pool(pool_id)

@@ -149,13 +149,16 @@ def test_a_higher_priority_job_preempts_a_job_that_allows_it(batch_client, uniqu
                                                     allow_task_preemption=True))
     batch_client.create_task(low, m.BatchTaskCreateOptions(id='long', command_line='sleep 60'))
     eventually(lambda: _state(batch_client, low, 'long') == 'running', message='the low job runs')
+    first_start = batch_client.get_task(low, 'long').execution_info.start_time
     batch_client.create_job(m.BatchJobCreateOptions(id=high, pool_info=m.BatchPoolInfo(pool_id=pool_id),
                                                     priority=100))
     batch_client.create_task(high, m.BatchTaskCreateOptions(id='urgent', command_line='true'))
     assert wait_for_task(batch_client, high, 'urgent').execution_info.result == 'success'
     preempted = batch_client.get_task(low, 'long')
-    assert preempted.execution_info.requeue_count == 1  # put back in the queue, to run again later
-    eventually(lambda: _state(batch_client, low, 'long') == 'running', message='the preempted task runs again')
+    # put back in the queue by the service: neither a retry nor a requeue a user asked for (the spec's requeueCount)
+    assert (preempted.execution_info.retry_count, preempted.execution_info.requeue_count) == (0, 0)
+    eventually(lambda: (task := batch_client.get_task(low, 'long')).state == 'running'
+               and task.execution_info.start_time > first_start, message='the preempted task runs again, anew')
     for job in (low, high):
         batch_client.begin_delete_job(job)
     batch_client.begin_delete_pool(pool_id)

@@ -1,11 +1,16 @@
 """The emulator's house: its layers are kept, no module imports itself round a loop, and each reads in one sitting.
 
+The spec's operations' handlers never speak HTTP: they take a ``results.Context`` and return a result, and
+``wire/adapter.py`` alone writes the answer.
+
 The layers are declared in ``pyproject.toml`` (``[tool.importlinter]``: tools > app > portal > wire > runtime >
 service > autoscale | contract > common) and checked by import-linter's own command, as a contributor runs it.
 """
 
 from __future__ import annotations
 
+import ast
+import importlib
 import inspect
 import os
 import re
@@ -97,6 +102,47 @@ def test_every_module_reads_in_one_sitting() -> None:
                 if lines > MAX_MODULE_LINES and relative not in LONG_MODULES_ALLOWED:
                     too_long[relative] = lines
     assert too_long == {}
+
+
+# What only the HTTP side may use: aiohttp itself, the modules that write answers, and the request.
+_HTTP_MODULES = ('aiohttp', 'batch_emulator.wire.server', 'batch_emulator.wire.respond', 'batch_emulator.wire.adapter')
+_HTTP_NAMES = {'web', 'request', 'json_response', 'Response', 'StreamResponse', 'error_response', 'headers_of'}
+
+
+def _speaks_http(source: str) -> list[str]:
+    """What in a module's source imports the HTTP side or builds an answer."""
+    found = []
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.Import | ast.ImportFrom):
+            modules = [alias.name for alias in node.names] if isinstance(node, ast.Import) else [node.module or '']
+            found += [f'imports {module}' for module in modules
+                      if any(module == name or module.startswith(name + '.') for name in _HTTP_MODULES)]
+        elif isinstance(node, ast.Name) and node.id in _HTTP_NAMES:
+            found.append(f'uses {node.id} (line {node.lineno})')
+        elif isinstance(node, ast.arg) and node.arg in _HTTP_NAMES:
+            found.append(f'takes {node.arg} (line {node.lineno})')
+    return found
+
+
+def test_handlers_of_the_operations_never_speak_http() -> None:
+    from batch_emulator.wire.routes import HANDLERS
+
+    modules = sorted({handler.__module__ for handler in HANDLERS.values()})
+    assert {f'batch_emulator.wire.{name}_routes' for name in ('pool', 'job', 'file', 'node', 'schedule')} <= \
+        set(modules)
+    speaking = {module: _speaks_http(inspect.getsource(importlib.import_module(module))) for module in modules}
+    assert {module: found for module, found in speaking.items() if found} == {}
+    for operation_id, handler in HANDLERS.items():
+        assert list(inspect.signature(handler).parameters) == ['ctx'], operation_id
+
+
+def test_the_http_check_sees_a_handler_that_builds_its_answer() -> None:
+    source = ('from aiohttp import web\n'
+              'from batch_emulator.wire.server import json_response\n'
+              'async def get_pool(request):\n'
+              '    return json_response(request, None, status=web.HTTPOk.status_code)\n')
+    assert _speaks_http(source) == ['imports aiohttp', 'imports batch_emulator.wire.server', 'takes request (line 3)',
+                                    'uses json_response (line 4)', 'uses request (line 4)', 'uses web (line 4)']
 
 
 def test_the_rooms_are_composed_not_mixed() -> None:

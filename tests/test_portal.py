@@ -231,6 +231,25 @@ def test_the_request_log_pages_by_token_and_shows_redacted_detail(emulator, batc
     assert get(emulator.endpoint + '/portal/api/request?seq=999999999')[0] == 404
 
 
+@pytest.mark.parametrize('authorization', ['Bearer {token}', 'Bearer\t{token}', 'Token {token}', 'Basic {token}',
+                                           'Bearer "{token}"', '{token}', 'SharedKey {token}'])
+def test_the_request_log_never_shows_what_an_authorization_header_carries(emulator, authorization):
+    """Whatever its scheme and spacing, the credentials of Authorization are REDACTED in the request's detail,
+    and the refusal the detail shows does not repeat them."""
+    token = 'tok' + os.urandom(16).hex()
+    log_url = emulator.endpoint + '/portal/api/requests?since='
+    before = get_json(log_url)
+    request = urllib.request.Request(emulator.endpoint + '/jobs?api-version=2025-06-01',
+                                     headers={'Authorization': authorization.format(token=token)})
+    with contextlib.suppress(urllib.error.HTTPError):
+        urllib.request.urlopen(request, timeout=10)
+    newer = get_json(log_url + quote(before['token']))['requests']
+    assert [entry['status'] for entry in newer] == [403]
+    detail = get_json(emulator.endpoint + f"/portal/api/request?seq={newer[0]['seq']}")
+    assert token not in json.dumps(detail)
+    assert detail['detail']['requestHeaders']['Authorization'].endswith('REDACTED')
+
+
 # ---------------------------------------------------------------- the page in headless Chromium
 
 def _chromium_and_driver() -> tuple[str | None, str | None]:

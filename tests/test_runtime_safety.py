@@ -297,7 +297,10 @@ def test_the_storage_endpoint_is_the_one_of_the_connection_string():
     '--device /dev/kmsg', '--cap-add=SYS_ADMIN', '--security-opt seccomp=unconfined', '--user 0', '-u root',
     '--user=0:0', '-u0', '--user 00', '--user 1000:0', '--user 1000:root', '--log-opt path=/tmp/x',
     '--env-host', '-e HOME', '--env=PATH', '--env-file /etc/environment', '--volumes-from x',
-    '--gpus all', '-d', 'otherimage', '-v {root}/../..:/up'])
+    '--gpus all', '-d', 'otherimage', '-v {root}/../..:/up',
+    # read as the runtimes read --mount: of source and src the last wins, keys in any case, the last type wins
+    '--mount type=bind,source={root},src=/,target=/host', '--mount type=bind,SRC=/,target=/host',
+    '--mount type=tmpfs,type=bind,source=/,target=/host'])
 def test_run_options_that_reach_the_host_are_refused(options, tmp_path):
     with pytest.raises(containers.RunOptionsRefused) as refused:
         containers.check_run_options(options.format(root=tmp_path), str(tmp_path))
@@ -311,16 +314,18 @@ def test_run_options_that_stay_in_the_container_are_passed(options, tmp_path):
     text = options.format(root=tmp_path)
     (tmp_path / 'shared').mkdir()
     assert containers.check_run_options(text, str(tmp_path)) == text.split()
-    assert containers.run_argv(('podman',), {'imageName': 'busybox', 'containerRunOptions': text}, name='n',
+    argv = containers.run_argv(('podman',), {'imageName': 'busybox', 'containerRunOptions': text}, name='n',
                                argv=['true'], env_file='/f', env_apart=[], node_root=str(tmp_path),
-                               working_dir=str(tmp_path))[-2 - len(text.split()):-2] == text.split()
+                               working_dir=str(tmp_path))
+    assert argv[-3 - len(text.split()):] == [*text.split(), '--', 'busybox:latest', 'true']
+    assert argv.count('--network') == 1  # the options' own network, or the host's: a runtime takes one
 
 
 def test_with_the_opt_in_flag_run_options_are_passed_as_they_are(tmp_path):
     argv = containers.run_argv(('podman',), {'imageName': 'busybox', 'containerRunOptions': '--privileged -u 0'},
                                name='n', argv=['true'], env_file='/f', env_apart=[], node_root=str(tmp_path),
                                working_dir=str(tmp_path), allow_any_options=True)
-    assert argv[-5:] == ['--privileged', '-u', '0', 'busybox:latest', 'true']
+    assert argv[-6:] == ['--privileged', '-u', '0', '--', 'busybox:latest', 'true']
 
 
 DEVELOPER_SECRET = 'developer-secret-' + uuid.uuid4().hex

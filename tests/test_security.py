@@ -8,6 +8,7 @@ it answers and how much memory it takes meanwhile are benchmarks' figures (bench
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import signal
@@ -24,7 +25,7 @@ from azure.core.exceptions import HttpResponseError
 
 from batch_emulator import DEFAULT_ACCOUNT_KEY, DEFAULT_ACCOUNT_NAME
 from batch_emulator.wire import auth
-from tests.conftest import eventually
+from tests.conftest import PROJECT_DIR, eventually
 from tests.hostile import (
     API,
     batch_client_for,
@@ -195,6 +196,30 @@ def test_listening_beyond_loopback_needs_a_flag_and_a_key_of_ones_own(arguments,
                             capture_output=True, text=True, timeout=30)
     assert result.returncode == 2 and result.stdout == ''
     assert len(result.stderr.strip().splitlines()) == 1 and result.stderr.startswith('error: ')
+
+
+def test_a_key_of_ones_own_can_be_given_out_of_sight_of_other_users(tmp_path):
+    """BATCH_EMULATOR_ACCOUNT_KEY instead of --account-key: the key signs requests, the published key does not,
+    and the emulator's command line (which every user of the machine can read) does not hold it."""
+    import subprocess
+    import sys
+    own_key = base64.b64encode(os.urandom(64)).decode()
+    process = subprocess.Popen([sys.executable, '-m', 'batch_emulator', '--port', '0', '--location', str(tmp_path),
+                                '--parent-pid', str(os.getpid())], stdout=subprocess.PIPE, text=True,
+                               env={**os.environ, 'BATCH_EMULATOR_ACCOUNT_KEY': own_key}, cwd=PROJECT_DIR)
+    try:
+        ready = process.stdout.readline()  # the ready line: '... listening on http://127.0.0.1:PORT'
+        endpoint = ready.split()[-1]
+        assert endpoint.startswith('http://127.0.0.1:'), ready
+        own = BatchClient(endpoint, AzureNamedKeyCredential(DEFAULT_ACCOUNT_NAME, own_key))
+        assert list(own.list_pools()) == []
+        with pytest.raises(HttpResponseError) as refused:
+            list(batch_client_for(endpoint).list_pools())
+        assert refused.value.status_code == 403
+        with open(f'/proc/{process.pid}/cmdline', 'rb') as file:
+            assert own_key.encode() not in file.read()
+    finally:
+        stop_emulator(process)
 
 
 # ----- nothing a task leaves in its folders stalls the service ---------------------------------------------
@@ -400,7 +425,7 @@ def test_after_a_kill_and_restart_a_task_never_runs_twice(tmp_path):
         second_run = eventually(lambda: len(found := processes_running(f'sleep {marker}')) == 2 and found,
                                 message='the requeued run, with its child')
         assert not first_run & set(second_run)
-        assert batch.get_task('job', 'wanders').execution_info.requeue_count == 1
+        assert batch.get_task('job', 'wanders').execution_info.requeue_count == 0  # not a user's requeue
     finally:
         stop_emulator(process)
     assert processes_running(f'sleep {marker}') == []

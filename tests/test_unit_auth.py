@@ -260,3 +260,15 @@ def test_no_date_at_all_is_refused_saying_what_to_send():
                                         ('abc', False), ('c2VjcmV0\n', False)])
 def test_only_a_non_empty_base64_key_is_valid(key, valid):
     assert auth.is_valid_key(key) is valid
+
+
+def test_a_refusal_never_repeats_what_may_be_a_credential():
+    """A token sent with an odd scheme or spacing is not echoed in the 403 (which the portal's log shows)."""
+    sent = fresh()
+    token = 'tok-' + 'x' * 40
+    for authorization in (f'Bearer\t{token}', token, f'Bearer"{token}"', f'SharedKey {token}',
+                          f'SharedKey {token}:', f'{token}:sig'):
+        sent['Authorization'] = authorization
+        text = detail(refusal(lambda: auth.verify_shared_key('GET', '/pools?api-version=2025-06-01', sent, ACCOUNT,
+                                                             KEY)))
+        assert token not in text, authorization

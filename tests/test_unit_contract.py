@@ -225,6 +225,13 @@ def test_iso_8601_durations_are_accepted(duration):
     assert conform({'resizeTimeout': duration}, RESIZE) == {'resizeTimeout': duration}
 
 
+@pytest.mark.parametrize('duration', ['P999999999D', 'P10675199DT2H48M5.4775808S', 'P10675200D', 'P29248Y',
+                                      'P1525029W'])
+def test_a_duration_longer_than_the_service_can_hold_is_invalid(duration):
+    """The service holds durations as .NET TimeSpans: the longest is P10675199DT2H48M5.4775807S (its 'unbounded')."""
+    assert invalid({'resizeTimeout': duration}, RESIZE) == {'PropertyName': 'resizeTimeout', 'PropertyValue': duration}
+
+
 @pytest.mark.parametrize('moment', ['2025-01-01T00:00:00Z', '2025-01-01T00:00Z', '2025-01-01T00:00:00.1234567Z',
                                     '2025-01-01T00:00:00+08:00', '2025-01-01t00:00:00z'])
 def test_iso_8601_date_times_are_accepted(moment):

@@ -89,6 +89,22 @@ def redact_secrets(text: str, account_key: str | None = None) -> str:
     return text
 
 
+_SCHEME = re.compile(r'[A-Za-z][A-Za-z0-9-]{0,31}')
+_SIGNED_BY = re.compile(r'(SharedKey(?:Lite)?\s+[a-z0-9]{1,64}:)')
+
+
+def redact_authorization(value: str) -> str:
+    """An Authorization header as it may be shown: its scheme (and a SharedKey's account), never what follows.
+    Whatever the scheme, and however the parts are spaced, the credentials are all REDACTED."""
+    signed_by = _SIGNED_BY.match(value)
+    if signed_by is not None:
+        return signed_by.group(1) + REDACTED
+    words = value.split(maxsplit=1)
+    if len(words) == 2 and _SCHEME.fullmatch(words[0]):
+        return f'{words[0]} {REDACTED}'
+    return REDACTED
+
+
 def _redact_name_equals(text: str, lower: str) -> str:
     """Every value written as NAME=value (or NAME%3D, NAME%253D) whose name says it is secret, REDACTED.
 

@@ -132,3 +132,19 @@ ORDER: dict[str, tuple[str, ...]] = {
                         'rebooting', 'reimaging', 'running', 'starting', 'startTaskFailed', 'unusable', 'unknown',
                         'upgradingOS', 'waitingForStartTask', 'total'),
 }
+
+# ----- response headers beyond the spec (section 1.2) -----------------------------------------------------
+# The spec lists DataServiceId on the success answer of most changes and of a few reads; the service writes it
+# on the changes (not on a GET), with these exceptions (operation id -> written or not).
+DATA_SERVICE_ID: dict[str, bool] = {
+    'Tasks_ReactivateTask': False,  # 204 without DataServiceId [J:task/reactivate]
+    'Nodes_GetNodeRemoteLoginSettings': True,  # a GET whose answer names its URL [P:nodes]
+}
+# A created entity's URL (Location and DataServiceId) where the service writes another than the entity's own:
+# a job create names .../jobs/job-1 whatever the job's id (section 6.1) [P:jobs, P:exc, J:job/create].
+CREATED_URL: dict[str, str] = {'Jobs_CreateJob': '/jobs/job-1'}
+
+
+def writes_data_service_id(operation_id: str, method: str, listed: bool) -> bool:
+    """Does the service's success answer to the operation carry DataServiceId (``listed``: the spec says so)?"""
+    return DATA_SERVICE_ID.get(operation_id, listed and method != 'GET')

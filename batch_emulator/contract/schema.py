@@ -28,6 +28,10 @@ class Operation:
     operation_id: str    # Pools_CreatePool
     body_schema: dict | None  # the request body's schema ($ref resolved once), if the operation takes one
     response_schema: dict | None = None  # the success response body's schema, if it has one
+    status: int = 200  # the success status the spec lists (201 create, 202 accepted, 204 no content...)
+    response_headers: frozenset[str] = frozenset()  # the headers the spec lists for that success response
+    body_required: bool = True  # the spec's ``required`` of the body parameter (reboot, terminate...: optional)
+    paged: bool = False  # a list with maxresults: maxresults and $skiptoken are checked before it is read
 
     @property
     def route(self) -> str:
@@ -54,11 +58,16 @@ def operations() -> tuple[Operation, ...]:
     for path, item in spec()['paths'].items():
         for method in _METHODS:
             if method in item:
-                body = next((parameter['schema'] for parameter in item[method].get('parameters', [])
-                             if parameter.get('in') == 'body'), None)
-                response = next((answer['schema'] for code, answer in item[method]['responses'].items()
-                                 if code.startswith('2') and 'schema' in answer), None)
-                found.append(Operation(method.upper(), path, item[method]['operationId'], body, response))
+                parameter = next((parameter for parameter in item[method].get('parameters', [])
+                                  if parameter.get('in') == 'body'), None)
+                code, answer = next((code, answer) for code, answer in item[method]['responses'].items()
+                                    if code.startswith('2'))
+                found.append(Operation(method.upper(), path, item[method]['operationId'],
+                                       parameter['schema'] if parameter else None, answer.get('schema'), int(code),
+                                       frozenset(answer.get('headers', {})),
+                                       bool(parameter.get('required')) if parameter else False,
+                                       any(parameter.get('name') == 'maxresults'
+                                           for parameter in item[method].get('parameters', []))))
     return tuple(found)
 
 
@@ -203,10 +212,31 @@ def _string(value: object, schema: dict, name: str) -> str:
                 return allowed
         raise invalid_property(name, value)
     form = schema.get('format')
-    if form == 'duration' and not _DURATION.match(value) or form == 'date-time' and not _DATE_TIME.match(value) \
+    if form == 'duration' and not _is_time_span(value) or form == 'date-time' and not _DATE_TIME.match(value) \
             or form == 'int64' and not _INTEGER_TEXT.match(value):
         raise invalid_property(name, value)
     return value
+
+
+# The longest duration the service holds (.NET's TimeSpan.MaxValue, which it writes for "unbounded"), in
+# ten-millionths of a second; a year counts 365 days and a month 30, as .NET reads XML durations.
+_LONGEST_TICKS = 10675199 * 864_000_000_000 + 2 * 36_000_000_000 + 48 * 600_000_000 + 54_775_807
+_TICKS = (365 * 864_000_000_000, 30 * 864_000_000_000, 7 * 864_000_000_000, 864_000_000_000, None, 36_000_000_000,
+          600_000_000)
+
+
+def _is_time_span(value: str) -> bool:
+    """An ISO 8601 duration the service can hold: its form, and no longer than TimeSpan.MaxValue."""
+    match = _DURATION.match(value)
+    if match is None:
+        return False
+    ticks = sum(int(part[:-1]) * unit for part, unit in zip(match.groups(), _TICKS, strict=False)
+                if part and unit is not None)
+    seconds = match.group(8)
+    if seconds:
+        whole, _, fraction = seconds[:-1].partition('.')
+        ticks += int(whole) * 10_000_000 + int((fraction + '0000000')[:7])
+    return ticks <= _LONGEST_TICKS
 
 
 # ----- response bodies: written as the service's serialiser writes them ------------------------------

@@ -109,11 +109,18 @@ def _volume(value: str, node_root: str) -> str | None:
 
 
 def _mount(value: str, node_root: str) -> str | None:
-    fields = dict((item.split('=', 1) + [''])[:2] for item in value.split(','))
-    kind = fields.get('type', 'volume')
+    """Read as the runtimes read it (docker/cli opts/mount.go, Podman alike): keys in any case, and of ``source``
+    and ``src`` (and of a repeated ``type``) the last one wins."""
+    kind, source = 'volume', ''
+    for item in value.split(','):
+        key, _, field = item.partition('=')
+        key = key.strip().lower()
+        if key == 'type':
+            kind = field.strip().lower()
+        elif key in ('source', 'src'):
+            source = field
     if kind == 'tmpfs':
         return None
-    source = fields.get('source', fields.get('src', ''))
     if kind == 'bind' and _inside(source, node_root):
         return None
     return f'a {kind} mount of {source or "nothing"} (only binds below {node_root} and tmpfs)'
@@ -200,22 +207,60 @@ def write_env_file(folder: str, env: dict[str, str]) -> tuple[str, list[str]]:
     return path, apart
 
 
+def image_reference(image: str) -> str:
+    """An image reference with the tag ``:latest`` when it names none (the spec's rule for imageName)."""
+    return image if '@' in image or ':' in image.rsplit('/', 1)[-1] else f'{image}:latest'
+
+
+# containerHostBatchBindMounts' sources: the task variable that names each folder (at the same path inside)
+_BIND_MOUNT_FOLDERS = {'shared': 'AZ_BATCH_NODE_SHARED_DIR', 'startup': 'AZ_BATCH_NODE_STARTUP_DIR',
+                       'task': 'AZ_BATCH_TASK_DIR', 'jobprep': 'AZ_BATCH_JOB_PREP_DIR',
+                       'applications': 'AZ_BATCH_NODE_ROOT_DIR/applications',
+                       'vfsmounts': 'AZ_BATCH_NODE_ROOT_DIR/fsmounts'}
+
+
+def _bind_mounts(entries: list, env: dict[str, str], node_root: str) -> list[str]:
+    """The volumes containerHostBatchBindMounts lists, each at the path of the node's folder (read-only if asked);
+    a folder the node does not have for this task (no job preparation) is not mounted."""
+    volumes = []
+    for entry in entries:
+        variable, _, below = _BIND_MOUNT_FOLDERS.get(str(entry.get('source') or '').lower(), '').partition('/')
+        folder = env.get(variable) if variable else None
+        if not folder:
+            continue
+        folder = os.path.join(folder, below) if below else folder
+        if not _inside(folder, node_root):
+            continue
+        os.makedirs(folder, exist_ok=True)
+        volumes += ['--volume', f"{folder}:{folder}{':ro' if entry.get('isReadOnly') else ''}"]
+    return volumes
+
+
+def _sets_network(words: list[str]) -> bool:
+    return any(word in ('--network', '--net') or word.startswith(('--network=', '--net=')) for word in words)
+
+
 def run_argv(runtime: tuple[str, ...], settings: dict, *, name: str, argv: list[str], env_file: str,
-             env_apart: list[str], node_root: str, working_dir: str, allow_any_options: bool = False) -> list[str]:
+             env_apart: list[str], node_root: str, working_dir: str, env: dict[str, str] | None = None,
+             allow_any_options: bool = False) -> list[str]:
     """The runtime command that runs ``argv`` in the task's container, as the service runs it."""
     options = settings.get('containerRunOptions') or ''
     extra = shlex.split(options) if allow_any_options else check_run_options(options, node_root)
-    command = [*runtime, 'run', '--rm', '--name', name, '--network', 'host', '--env-file', env_file]
+    command = [*runtime, 'run', '--rm', '--name', name, '--env-file', env_file]
+    if not _sets_network(extra):  # the host's network, unless the options choose one (the runtime takes one)
+        command += ['--network', 'host']
     mounts = settings.get('containerHostBatchBindMounts')
     if mounts is None:  # the whole node root, at the same path
         command += ['--volume', f'{node_root}:{node_root}']
+    else:  # only the folders listed (none for an empty list)
+        command += _bind_mounts(mounts, env or {}, node_root)
     for variable in env_apart:
         command += ['--env', variable]  # the name only: its value is in the runtime's environment
     if str(settings.get('workingDirectory') or 'taskWorkingDirectory').lower() == 'taskworkingdirectory':
         command += ['--workdir', working_dir]
     command += extra
-    image = settings['imageName']
-    return [*command, image if ':' in image.rsplit('/', 1)[-1] else f'{image}:latest', *argv]
+    # '--' ends the options: an image name is never read as one ('--volume=/:/host:x' is no image either)
+    return [*command, '--', image_reference(settings['imageName']), *argv]
 
 
 async def remove(runtime: tuple[str, ...], name: str) -> None:

@@ -90,8 +90,8 @@ async def run(scheduler: Scheduler, pool: Pool, nodes: list[Node], job: Job, tas
                 output_files=task.spec.get('outputFiles') or [],
                 max_wall_clock_seconds=parse_duration((task.spec.get('constraints') or {}).get('maxWallClockTime')),
                 on_started=lambda pid, started: scheduler._process_started(task, pid, started), container=container)
-    except NodeLost:
-        state.task_requeued(task)
+    except NodeLost as lost:
+        state.task_requeued(task, asked=lost.asked)
         return
     if any(node.id not in pool.nodes for node in nodes):
         state.task_requeued(task)

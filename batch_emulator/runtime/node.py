@@ -42,7 +42,12 @@ OnStarted = Callable[[int, int | None], None]  # told a task's process id and st
 
 
 class NodeLost(Exception):
-    """The node went away while running something (the emulator 'killed' it)."""
+    """The run was taken from its node: the node went away, or a user asked for the task to be requeued
+    (``asked``: then the task's requeueCount counts it)."""
+
+    def __init__(self, asked: bool = False) -> None:
+        super().__init__()
+        self.asked = asked
 
 
 def failure(code: str, message: str, category: str = 'usererror', details: dict | None = None) -> dict:
@@ -74,7 +79,7 @@ class NodeRunner:
         self._launcher = task_process.Launcher()  # starts them in worker threads; knows every one that runs
         self._starting: set[object] = set()  # runs whose process is being started
         self._stop_when_started: set[object] = set()  # ... and that were stopped meanwhile
-        self._lost: set[object] = set()
+        self._lost: dict[object, bool] = {}  # runs taken from their node -> whether a user asked for it
         self._session: aiohttp.ClientSession | None = None
         # __main__ names the storage endpoint and the hosts allowed with --allow-outbound-host
         self.outbound = outbound.OutboundPolicy(own_url=lambda: self.account_url)
@@ -159,8 +164,7 @@ class NodeRunner:
         exit_code, run_failure = await self._run_process(key, command_line, working_dir, env, stdout_path,
                                                          stderr_path, max_wall_clock_seconds, on_started, container)
         if key in self._lost:
-            self._lost.discard(key)
-            raise NodeLost()
+            raise NodeLost(self._lost.pop(key))
         if output_files:
             upload_failure = await self._upload_output_files(output_files, working_dir, succeeded=run_failure is None)
             run_failure = run_failure or upload_failure
@@ -190,8 +194,8 @@ class NodeRunner:
                 return None, failure('ContainerMiscError', f"The task's environment cannot be written: {error}")
             try:
                 argv = containers.run_argv(runtime, settings, name=container_name, argv=argv, env_file=env_file,
-                                           env_apart=apart, node_root=node_root,
-                                           working_dir=working_dir, allow_any_options=self.allow_container_run_options)
+                                           env_apart=apart, node_root=node_root, working_dir=working_dir, env=env,
+                                           allow_any_options=self.allow_container_run_options)
             except containers.RunOptionsRefused as error:
                 os.remove(env_file)
                 with open(stderr_path, 'a') as stderr:
@@ -342,10 +346,10 @@ class NodeRunner:
         self._kill(pid)
         return True
 
-    def lose(self, key: object) -> bool:
-        """Kills the process as if its node died: the caller requeues the task."""
+    def lose(self, key: object, *, asked: bool = False) -> bool:
+        """Kills the process as if its node died: the caller requeues the task (``asked``: at a user's request)."""
         if key in self._processes or key in self._starting:
-            self._lost.add(key)
+            self._lost[key] = self._lost.get(key, False) or asked  # a user's requeue stays one when the node goes
             return self.stop(key)
         return False
 

@@ -48,11 +48,6 @@ async def runtime_for(state: BatchState) -> tuple[str, ...] | None:
     return state.container_runtime
 
 
-def full_name(image: str) -> str:
-    """An image reference with the tag ``:latest`` when it names none (the spec's rule for imageName)."""
-    return image if '@' in image or ':' in image.rsplit('/', 1)[-1] else f'{image}:latest'
-
-
 async def pull_images(state: BatchState, pool: Pool, node: Node) -> bool:
     """Pulls the pool's containerImageNames onto the machine; False (the node made unusable) when one fails."""
     configuration = container_configuration(pool)
@@ -61,14 +56,14 @@ async def pull_images(state: BatchState, pool: Pool, node: Node) -> bool:
         return True
     runtime = await runtime_for(state)
     for name in configuration['containerImageNames']:
-        image = full_name(str(name))
+        image = containers.image_reference(str(name))
         if runtime is None:
             problem = 'No container runtime (Docker or Podman) answers on this machine.'
-        elif (await _run(runtime, ['image', 'inspect', '--format', '{{.Id}}', image], {}))[0] == 0:
+        elif (await _run(runtime, ['image', 'inspect', '--format', '{{.Id}}', '--', image], {}))[0] == 0:
             continue  # already on the machine: as a pulled image, not fetched again
         else:
             with _auth_files(configuration.get('containerRegistries') or []) as auth:
-                code, output = await _run(runtime, ['pull', image], auth)
+                code, output = await _run(runtime, ['pull', '--', image], auth)  # '--': a name is no option
             if code == 0:
                 continue
             problem = _last_line(output) or f'The runtime could not pull the image (exit code {code}).'

@@ -5,7 +5,8 @@ entity (or of its removal). The file is flushed before a changing request is ans
 acknowledged create survives the emulator being killed, and at least every quarter second for
 the scheduler's own changes. On start-up the records are replayed, the file is rewritten as a
 compact snapshot, and what a restart interrupts is dealt with as the service would after an
-outage: running tasks go back to the queue (their requeue count grows) and every node reboots,
+outage: running tasks go back to the queue (not counted: requeueCount counts the requeues a user
+asked for) and every node reboots,
 running its start task again.
 """
 
@@ -17,7 +18,6 @@ import os
 from collections import deque
 from typing import Any
 
-from batch_emulator.common.clock import utc_now
 from batch_emulator.common.loops import survive
 from batch_emulator.runtime.processes import stop_survivors
 from batch_emulator.service.job_schedule import schedule_from_record, schedule_record
@@ -281,12 +281,11 @@ def _restore(state: BatchState, journal: Journal, reading: _Reading, pools: dict
                     execution_info=record['executionInfo'], node_info=record['nodeInfo'],
                     node=nodes_by_id.get(record['nodeId'] or ''))
         if task.state in ('running', 'preparing'):
-            # Interrupted by the restart: back to the queue, as after a node failure.
+            # Interrupted by the restart: back to the queue, as after a node failure (not counted in requeueCount,
+            # which counts the requeues a user asked for).
             task.state = 'active'
             task.node = None
             info = task.execution_info
-            info['requeueCount'] = info.get('requeueCount', 0) + 1
-            info['lastRequeueTime'] = iso(utc_now())
             for key in ('startTime', 'result', 'failureInfo', 'endTime'):
                 info.pop(key, None)
         job.tasks[task.id.lower()] = task

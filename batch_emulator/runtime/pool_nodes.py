@@ -40,6 +40,7 @@ class PoolNodes:
         self.spot_node_quota = spot_node_quota
         self.spawn = spawn
         self.work_available = work_available
+        self._pulls: dict[int, asyncio.Task] = {}  # id(node) -> its image pull while it starts
 
 
     def _node_root(self, pool: Pool, node_id: str) -> str:
@@ -86,6 +87,9 @@ class PoolNodes:
         """Kills what runs on a node: its tasks go back to the queue, its start task ends, its orphans die."""
         for task in list(node.running.values()):
             self.runner.lose(task)
+        pull = self._pulls.pop(id(node), None)
+        if pull is not None:
+            pull.cancel()  # the runtime's pull is killed, the credentials' folder removed
         self.runner.stop(('start', node.id))
         self.runner.stop_node(node.root_dir)
 
@@ -101,8 +105,18 @@ class PoolNodes:
         node.set_state('starting')
         await asyncio.sleep(self.node_step_seconds)
         node.last_boot_time = utc_now()
-        if await node_start.pull_images(self.state, pool, node):  # containerImageNames; else the node is unusable
+        if await self._pull_images(pool, node):  # containerImageNames; else the node is unusable
             await self.run_start_task(pool, node)
+
+    async def _pull_images(self, pool: Pool, node: Node) -> bool:
+        """The node's image pull, stopped (with its registry credentials' folder) when the node's work stops."""
+        pull = asyncio.ensure_future(node_start.pull_images(self.state, pool, node))
+        self._pulls[id(node)] = pull
+        try:
+            return await pull
+        finally:
+            if self._pulls.get(id(node)) is pull:
+                del self._pulls[id(node)]
 
     async def run_start_task(self, pool: Pool, node: Node) -> None:
         """Runs the pool's start task on a node (again after a reboot), honouring waitForSuccess and retries."""
@@ -181,7 +195,7 @@ class PoolNodes:
                 task.terminate_requested = True
                 self.runner.stop(task)
             else:
-                self.runner.lose(task)
+                self.runner.lose(task, asked=True)  # the user's option: the task's requeueCount counts it
         if option == 'terminate':  # their runs end as terminated before the node's work stops (which would requeue)
             ids = {id(task) for task in ending}
             while any(id(task) in ids for task in node.running.values()):
@@ -249,7 +263,7 @@ class PoolNodes:
         node.set_state('starting')  # recorded: rebooting -> starting (lastBootTime not yet changed) -> idle
         await asyncio.sleep(self.node_step_seconds)
         node.last_boot_time = utc_now()
-        if await node_start.pull_images(self.state, pool, node):  # what the disk has is not pulled again
+        if await self._pull_images(pool, node):  # what the disk has is not pulled again
             await self.run_start_task(pool, node)
 
 

@@ -1,8 +1,9 @@
 """Spot nodes preempted: on demand (``POST /_emulator/.../preempt``) or at a seeded rate (``--spot-preemption-rate``).
 
 As the service describes it (BatchNodeState ``preempted``, and "Use Spot VMs with Batch workloads"): a Spot
-node can be taken back at any time; the tasks running on it are requeued (``requeueCount`` + 1, not
-``retryCount``) and run again on another node; the node stays in the pool's list in state ``preempted``,
+node can be taken back at any time; the tasks running on it are requeued and run again on another node
+(neither ``retryCount`` nor ``requeueCount`` grows: the spec's requeueCount counts the requeues a user
+asked for); the node stays in the pool's list in state ``preempted``,
 counted in ``currentLowPriorityNodes`` and ``$PreemptedNodeCount``, and Azure may later restore it. Here the
 node stays preempted ``spot_restore_seconds`` (``--spot-restore-seconds``, default 60), then boots again with a
 fresh disk (an evicted VM keeps nothing) and its start task runs again: the pool is back at its target.
@@ -46,7 +47,7 @@ def preempt(nodes: PoolNodes, pool: Pool, node: Node) -> None:
     node.set_state('preempted')
     node.exclusive = False
     node.preemptions.append(node.state_transition_time)
-    nodes.stop_node_work(node)  # running tasks end as on a lost node: requeued, requeueCount + 1
+    nodes.stop_node_work(node)  # running tasks end as on a lost node: requeued, not counted (no user asked)
     nodes.state.changed('pool', pool)
     nodes.spawn(_restore_later(nodes, pool, node))
 

@@ -133,7 +133,7 @@ class Scheduler:
             multi_instance.stop(self, task)
 
     def requeue_task(self, task: Task) -> None:
-        self.runner.lose(task)  # the run ends as if its node were lost: the task goes back to the queue
+        self.runner.lose(task, asked=True)  # a job disabled with requeue: the task goes back to the queue
         if task.spec.get('multiInstanceSettings'):
             multi_instance.stop(self, task)
 
@@ -244,7 +244,7 @@ class Scheduler:
         if victims:
             victim = min(victims, key=lambda pair: pair[0])[1]
             pool.preempting.add(victim)
-            self.runner.lose(victim)  # its run ends as if its node were lost: requeued, requeueCount + 1
+            self.runner.lose(victim)  # its run ends as if its node were lost: requeued (not counted)
 
     @staticmethod
     def _preparation_blocks(node: Node, job: Job) -> bool:
@@ -327,8 +327,8 @@ class Scheduler:
                     max_wall_clock_seconds=parse_duration((task.spec.get('constraints') or {})
                                                           .get('maxWallClockTime')),
                     on_started=lambda pid, started: self._process_started(task, pid, started), container=container)
-            except NodeLost:
-                self.state.task_requeued(task)
+            except NodeLost as lost:
+                self.state.task_requeued(task, asked=lost.asked)
                 return
             if node.id not in pool.nodes:  # the node went away while the task was starting or finishing
                 self.state.task_requeued(task)

@@ -274,15 +274,10 @@ class PoolRoom(Room):
         pool = self.active_pool(pool_id)
         if pool.allocation_state != 'steady':
             raise BatchServiceError('PoolNotSteady')
-        target = body.get('targetDedicatedNodes', pool.spec.get('targetDedicatedNodes', 0))
-        if not isinstance(target, int) or target < 0:
-            raise invalid_property('targetDedicatedNodes', target)
-        pool.spec['targetDedicatedNodes'] = target
-        spot = body.get('targetLowPriorityNodes')
-        if spot is not None:
-            if not isinstance(spot, int) or spot < 0:
-                raise invalid_property('targetLowPriorityNodes', spot)
-            pool.spec['targetLowPriorityNodes'] = spot
+        # The targets are whole numbers, not negative: the wire checked the body (wire/checks, the service's order).
+        pool.spec['targetDedicatedNodes'] = body.get('targetDedicatedNodes', pool.spec.get('targetDedicatedNodes', 0))
+        if body.get('targetLowPriorityNodes') is not None:
+            pool.spec['targetLowPriorityNodes'] = body['targetLowPriorityNodes']
         pool.resize_errors = []
         pool.touch()  # recorded: a new ETag; allocationStateTransitionTime = the new lastModified
         pool.allocation_state, pool.allocation_state_transition_time = 'resizing', pool.last_modified

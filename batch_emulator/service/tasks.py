@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import time
 from collections import deque
 from collections.abc import Callable
@@ -30,6 +31,8 @@ from batch_emulator.service.room import Room, _check_command_line, _check_id
 if TYPE_CHECKING:  # the rooms this one is connected to (state.BatchState connects them)
     from batch_emulator.service.dependencies import DependencyRoom
     from batch_emulator.service.jobs import JobRoom
+
+_log = logging.getLogger('batch_emulator.service.tasks')
 
 # The properties a task's state gives; the others are what was sent (its spec).
 _TASK_PROPERTIES: dict[str, Callable[[Task, str], object]] = {
@@ -279,12 +282,18 @@ class TaskRoom(Room):
             failure = _task_ended_failure()  # killed because the task or its job was ended
         self.complete_task(task, exit_code, failure)
 
-    def task_requeued(self, task: Task) -> None:
-        """The node running the task was lost: the service puts the task back in the queue."""
+    def task_requeued(self, task: Task, *, asked: bool = False) -> None:
+        """The task's run was taken from its node: the service puts the task back in the queue. Only a requeue a
+        user asked for (a node action's or a pool shrink's requeue option, a job disabled with requeue) counts
+        in requeueCount, as the spec defines it; one of the service's own (a node lost or preempted, a task
+        preempted for a higher-priority job) does not."""
         if task.state in ('running', 'preparing'):
-            self._requeue(task, count_as='requeueCount')
+            # the service's "task requeue event", in the emulator's log (--verbose)
+            _log.info('task %s of job %s is requeued %s', task.id, task.job_id,
+                      'as a user asked' if asked else 'by the service (its run was taken from its node)')
+            self._requeue(task, count_as='requeueCount' if asked else None)
 
-    def _requeue(self, task: Task, *, count_as: str, reset: bool = False) -> None:
+    def _requeue(self, task: Task, *, count_as: str | None, reset: bool = False) -> None:
         task.node = None
         self.set_task_state(task, 'active')  # counts first: they read the previous result
         if reset:
@@ -292,7 +301,8 @@ class TaskRoom(Room):
             task.not_before = 0.0
         else:
             info = task.execution_info
-            info[count_as] = info.get(count_as, 0) + 1
+            if count_as is not None:
+                info[count_as] = info.get(count_as, 0) + 1
             if count_as == 'requeueCount':
                 info['lastRequeueTime'] = iso(utc_now())
             for key in ('result', 'failureInfo', 'endTime'):

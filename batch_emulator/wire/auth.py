@@ -21,12 +21,16 @@ import binascii
 import datetime
 import hashlib
 import hmac
+import re
 from collections.abc import Mapping
 from email.utils import parsedate_to_datetime
 from urllib.parse import parse_qs
 
 from batch_emulator.common.clock import utc_now
 from batch_emulator.common.errors import BatchServiceError
+
+_SCHEME = re.compile(r'[A-Za-z][A-Za-z0-9-]{0,31}')  # a scheme's name; anything else may be a credential
+_ACCOUNT = re.compile(r'[a-z0-9]{1,64}')  # an account's name
 
 MAX_CLOCK_SKEW = datetime.timedelta(minutes=15)
 _ACCEPTED = ('The local emulator accepts SharedKey, and from a task the Bearer token it was given in '
@@ -87,11 +91,13 @@ def verify_shared_key(method: str, raw_path: str, headers: Mapping[str, str], ac
     scheme, _, credentials = authorization.partition(' ')
     if not authorization:
         raise _failed('The Authorization header is missing. ' + _ACCEPTED)
-    if scheme != 'SharedKey':
-        raise _failed(f'The authentication scheme {scheme} is not supported. ' + _ACCEPTED)
+    if scheme != 'SharedKey':  # the scheme is named only if it is one (never what may be a token)
+        named = f' {scheme}' if _SCHEME.fullmatch(scheme) else ''
+        raise _failed(f'The authentication scheme{named} is not supported. ' + _ACCEPTED)
     claimed_account, _, signature = credentials.partition(':')
     if claimed_account != account_name:
-        raise _failed(f"The account '{claimed_account}' in the Authorization header does not exist here "
+        named = f" '{claimed_account}'" if _ACCOUNT.fullmatch(claimed_account) and signature else ''
+        raise _failed(f"The account{named} in the Authorization header does not exist here "
                       f"(the emulator's account is '{account_name}').")
     check_request_date(headers)
     expected = sign(key, string_to_sign(method, raw_path, headers, account_name))

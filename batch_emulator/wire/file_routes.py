@@ -1,4 +1,8 @@
-"""Files on a node and of a task: lists, and reads with ranges, as the service answers them."""
+"""Files on a node and of a task: lists, and reads with ranges, as the service answers them.
+
+The handlers find the file and the range asked for (``ocp-range``) and return a ``results.File``; the adapter
+writes its headers and streams its bytes.
+"""
 
 from __future__ import annotations
 
@@ -7,29 +11,20 @@ import datetime
 import mimetypes
 import os
 import re
-from email.utils import format_datetime
 from urllib.parse import quote
-
-from aiohttp import web
 
 from batch_emulator.common import layout
 from batch_emulator.common.errors import BatchServiceError, invalid_query
-from batch_emulator.runtime.files import TooManyFiles, inside, is_directory, list_files, read_chunks
+from batch_emulator.runtime.files import TooManyFiles, inside, is_directory, list_files
 from batch_emulator.service.state import iso
-from batch_emulator.wire.respond import (
-    list_response,
-    state_of,
-)
-from batch_emulator.wire.server import (
-    SERVICE_HEADERS,
-)
+from batch_emulator.wire.results import Context, File, Page
 
 # ----- files ---------------------------------------------------------------------------------
 
-def task_root(request: web.Request) -> tuple[str, str]:
+def task_root(ctx: Context) -> tuple[str, str]:
     """The task's folder on its node and the files URL prefix."""
-    state = state_of(request)
-    _, task = state.get_task(request.match_info['jobId'], request.match_info['taskId'])
+    state = ctx.state
+    _, task = state.get_task(ctx.params['jobId'], ctx.params['taskId'])
     if task.node is None or not task.node_info:
         raise BatchServiceError('OperationInvalidForCurrentState',
                                 'The task has not been scheduled on a node, so it has no files.', status=409)
@@ -37,9 +32,9 @@ def task_root(request: web.Request) -> tuple[str, str]:
     return root, f'{state.base_url}/jobs/{task.job_id}/tasks/{task.id}/files'
 
 
-def node_root(request: web.Request) -> tuple[str, str]:
-    state = state_of(request)
-    pool, node = state.get_node(request.match_info['poolId'], request.match_info['nodeId'])
+def node_root(ctx: Context) -> tuple[str, str]:
+    state = ctx.state
+    pool, node = state.get_node(ctx.params['poolId'], ctx.params['nodeId'])
     return node.root_dir, f'{state.base_url}/pools/{pool.id}/nodes/{node.id}/files'
 
 
@@ -65,9 +60,9 @@ def _iso(timestamp: float) -> str:
     return iso(datetime.datetime.fromtimestamp(timestamp, datetime.timezone.utc))
 
 
-async def _list_files(request: web.Request, root: str, url_prefix: str) -> web.Response:
-    recursive = request.query.get('recursive', 'false').lower() == 'true'
-    query_filter = request.query.get('$filter')
+async def _list_files(ctx: Context, root: str, url_prefix: str) -> Page:
+    recursive = ctx.query.get('recursive', 'false').lower() == 'true'
+    query_filter = ctx.query.get('$filter')
     if query_filter and not re.match(r"^\s*startswith\(\s*name\s*,\s*'[^']*'\s*\)\s*$", query_filter):
         raise invalid_query('$filter', query_filter, "Files can be filtered only with startswith(name,'prefix').")
     try:  # a task decides what its folder holds: walk it off the event loop, links not followed, bounded
@@ -78,7 +73,7 @@ async def _list_files(request: web.Request, root: str, url_prefix: str) -> web.R
     # Recorded: a directory has no properties, a file has them [P:files, Go TestTask].
     items = [{'name': name, 'url': f'{url_prefix}/{name}', 'isDirectory': is_directory(info),
               **({} if is_directory(info) else {'properties': _file_properties(info, name)})} for name, info in entries]
-    return list_response(request, items, 'files')
+    return Page(items, 'files')
 
 
 def _byte_range(header: str | None, length: int) -> tuple[int, int]:
@@ -104,9 +99,9 @@ def _file_lookup(root: str, relative: str) -> tuple[str, os.stat_result] | None:
         return None
 
 
-async def _file_response(request: web.Request, root: str, url_prefix: str) -> web.StreamResponse:
-    """A file's properties (HEAD) or content, streamed in pieces read off the event loop (ocp-range honoured)."""
-    relative = request.match_info['filePath']
+async def _file(ctx: Context, root: str, url_prefix: str) -> File:
+    """A file's properties and the bytes asked for (``ocp-range``; none for a folder), found off the event loop."""
+    relative = ctx.params['filePath']
     found = await asyncio.to_thread(_file_lookup, root, relative)
     if found is None:
         raise BatchServiceError('FileNotFound')
@@ -114,52 +109,26 @@ async def _file_response(request: web.Request, root: str, url_prefix: str) -> we
     properties = _file_properties(info, relative)
     directory = is_directory(info)
     length = int(properties['contentLength'])
-    start, end = (0, length - 1) if directory else _byte_range(request.headers.get('ocp-range'), length)
-    # As recorded from a Linux node: the whole file URL percent-encoded, the mode, no ocp-creation-time; and the
-    # headers every answer has, set here because a streamed answer's headers leave before the middleware sees it.
-    headers = {
-        'ocp-batch-file-isdirectory': 'True' if directory else 'False',
-        'ocp-batch-file-url': quote(f'{url_prefix}/{relative}', safe=''),
-        'ocp-batch-file-mode': properties['fileMode'],
-        'Last-Modified': format_datetime(datetime.datetime.fromtimestamp(info.st_mtime, datetime.timezone.utc),
-                                         usegmt=True),
-        'Content-Type': properties['contentType'],
-        'DataServiceVersion': '3.0', 'request-id': request['request_id'], **SERVICE_HEADERS,
-    }
-    if request.method == 'HEAD':
-        # aiohttp keeps an explicit Content-Length on a HEAD response without a body.
-        headers['Content-Length'] = str(length)
-        return web.Response(status=200, headers=headers)
-    size = max(0, end - start + 1) if not directory else 0
-    headers['Content-Length'] = str(size)
-    response = web.StreamResponse(status=200, headers=headers)
-    await response.prepare(request)
-    chunks = read_chunks(path, start, size)
-    try:
-        while (chunk := await asyncio.to_thread(next, chunks, None)) is not None:
-            await response.write(chunk)
-    except OSError:  # the file went away or the client hung up: the response just ends short
-        return response
-    finally:
-        chunks.close()
-    await response.write_eof()
-    return response
+    start, end = (0, length - 1) if directory else _byte_range(ctx.headers.get('ocp-range'), length)
+    return File(path, length, start, 0 if directory else max(0, end - start + 1), directory,
+                quote(f'{url_prefix}/{relative}', safe=''), properties['fileMode'], properties['contentType'],
+                datetime.datetime.fromtimestamp(info.st_mtime, datetime.timezone.utc))
 
 
-async def list_task_files(request: web.Request) -> web.Response:
-    return await _list_files(request, *task_root(request))
+async def list_task_files(ctx: Context) -> Page:
+    return await _list_files(ctx, *task_root(ctx))
 
 
-async def get_task_file(request: web.Request) -> web.StreamResponse:
-    return await _file_response(request, *task_root(request))
+async def get_task_file(ctx: Context) -> File:
+    return await _file(ctx, *task_root(ctx))
 
 
-async def list_node_files(request: web.Request) -> web.Response:
-    return await _list_files(request, *node_root(request))
+async def list_node_files(ctx: Context) -> Page:
+    return await _list_files(ctx, *node_root(ctx))
 
 
-async def get_node_file(request: web.Request) -> web.StreamResponse:
-    return await _file_response(request, *node_root(request))
+async def get_node_file(ctx: Context) -> File:
+    return await _file(ctx, *node_root(ctx))
 
 
 FILE_HANDLERS = {  # operation id of the spec -> handler

@@ -1,95 +1,77 @@
 """Handlers of the job and task operations: operation id -> handler.
 
-Status codes are the service's, checked exactly by the SDK: creates 201, addtaskcollection 200, a job delete 202
-(then the job reads as ``deleting`` until it is gone), a task delete 200, task terminate/reactivate 204.
+Each takes the request's ``Context`` and returns what the service answers with (``results.py``); the adapter
+writes the status the spec lists: creates 201, addtaskcollection 200, a job delete 202 (then the job reads as
+``deleting`` until it is gone), a task delete 200, task terminate/reactivate 204.
 """
 
 from __future__ import annotations
 
-from aiohttp import web
-
 from batch_emulator.common.errors import BatchServiceError
 from batch_emulator.contract.schema import conform
-from batch_emulator.wire.respond import (
-    MAX_TASK_COLLECTION_BYTES,
-    entities_list_response,
-    entity_response,
-    kept_entity_response,
-    list_response,
-    odata_metadata,
-    read_body,
-    state_of,
-    writer,
-)
-from batch_emulator.wire.server import (
-    SETTINGS,
-    json_response,
-)
+from batch_emulator.wire.results import Body, Context, Done, Entity, KeptEntity, KeptPage, Page
 
 # ----- jobs ----------------------------------------------------------------------------------
 
-async def create_job(request: web.Request) -> web.Response:
-    job = state_of(request).create_job(await read_body(request))
-    # Recorded (section 6.1): DataServiceId and Location name .../jobs/job-1, whatever the job's id.
-    return json_response(request, None, status=201, etag=job.etag, last_modified=job.last_modified,
-                         location=f"{request.app[SETTINGS]['base_url']}/jobs/job-1")
+def _stamped(entity) -> Done:
+    return Done(entity.etag, entity.last_modified)
 
 
-async def list_jobs(request: web.Request) -> web.Response:
-    return list_response(request, state_of(request).list_jobs(), 'jobs')
+async def create_job(ctx: Context) -> Done:
+    job = ctx.state.create_job(ctx.body)
+    # Recorded (section 6.1): DataServiceId and Location name .../jobs/job-1, whatever the job's id (recorded.py).
+    return Done(job.etag, job.last_modified, location=f'/jobs/{job.id}')
 
 
-async def get_job(request: web.Request) -> web.Response:
-    state = state_of(request)
-    job = state.get_job(request.match_info['jobId'])
-    return entity_response(request, state.job_resource(job), 'jobs', job.etag, job.last_modified)
+async def list_jobs(ctx: Context) -> Page:
+    return Page(ctx.state.list_jobs(), 'jobs')
 
 
-async def update_job(request: web.Request) -> web.Response:
-    job = state_of(request).update_job(request.match_info['jobId'], await read_body(request))
-    return json_response(request, None, etag=job.etag, last_modified=job.last_modified, acted=True)
+async def get_job(ctx: Context) -> Entity:
+    job = ctx.state.get_job(ctx.params['jobId'])
+    return Entity(ctx.state.job_resource(job), 'jobs', job.etag, job.last_modified)
 
 
-async def replace_job(request: web.Request) -> web.Response:
-    job = state_of(request).update_job(request.match_info['jobId'], await read_body(request), replace=True)
-    return json_response(request, None, etag=job.etag, last_modified=job.last_modified, acted=True)
+async def update_job(ctx: Context) -> Done:
+    return _stamped(ctx.state.update_job(ctx.params['jobId'], ctx.body))
 
 
-async def delete_job(request: web.Request) -> web.Response:
-    state_of(request).delete_job(request.match_info['jobId'])
-    return json_response(request, None, status=202)
+async def replace_job(ctx: Context) -> Done:
+    return _stamped(ctx.state.update_job(ctx.params['jobId'], ctx.body, replace=True))
 
 
-async def terminate_job(request: web.Request) -> web.Response:
-    body = await read_body(request) if request.can_read_body and request.content_length else {}
-    state_of(request).terminate_job(request.match_info['jobId'], body.get('terminateReason'))
-    return _job_acted(request)
+async def delete_job(ctx: Context) -> Done:
+    ctx.state.delete_job(ctx.params['jobId'])
+    return Done()
 
 
-async def disable_job(request: web.Request) -> web.Response:
-    body = await read_body(request)
-    state_of(request).disable_job(request.match_info['jobId'], body.get('disableTasks'))
-    return _job_acted(request)
+async def terminate_job(ctx: Context) -> Done:
+    ctx.state.terminate_job(ctx.params['jobId'], ctx.body.get('terminateReason'))  # the body is optional
+    return _job_acted(ctx)
 
 
-async def enable_job(request: web.Request) -> web.Response:
-    state_of(request).enable_job(request.match_info['jobId'])
-    return _job_acted(request)
+async def disable_job(ctx: Context) -> Done:
+    ctx.state.disable_job(ctx.params['jobId'], ctx.body.get('disableTasks'))
+    return _job_acted(ctx)
 
 
-def _job_acted(request: web.Request) -> web.Response:
-    """202 for a job action, with DataServiceId, ETag and Last-Modified (as recorded)."""
-    job = state_of(request).get_job(request.match_info['jobId'])
-    return json_response(request, None, status=202, etag=job.etag, last_modified=job.last_modified, acted=True)
+async def enable_job(ctx: Context) -> Done:
+    ctx.state.enable_job(ctx.params['jobId'])
+    return _job_acted(ctx)
 
 
-async def get_task_counts(request: web.Request) -> web.Response:
-    return entity_response(request, state_of(request).task_counts(request.match_info['jobId']), 'taskcountsresult')
+def _job_acted(ctx: Context) -> Done:
+    """A job action's answer carries the job's ETag and Last-Modified (as recorded)."""
+    return _stamped(ctx.state.get_job(ctx.params['jobId']))
 
 
-async def list_preparation_and_release_status(request: web.Request) -> web.Response:
-    state = state_of(request)
-    job = state.get_job(request.match_info['jobId'])
+async def get_task_counts(ctx: Context) -> Entity:
+    return Entity(ctx.state.task_counts(ctx.params['jobId']), 'taskcountsresult')
+
+
+async def list_preparation_and_release_status(ctx: Context) -> Page:
+    state = ctx.state
+    job = state.get_job(ctx.params['jobId'])
     if not job.spec.get('jobPreparationTask') and not job.spec.get('jobReleaseTask'):
         raise BatchServiceError('JobPreparationTaskOrReleaseTaskNotSpecified')
     pool = state.pools.get(job.pool_id.lower())
@@ -103,72 +85,59 @@ async def list_preparation_and_release_status(request: web.Request) -> web.Respo
             if 'release' in status:
                 item['jobReleaseTaskExecutionInfo'] = status['release']
             items.append(item)
-    return list_response(request, items, 'jobpreparationandreleasetaskstatuslist')
+    return Page(items, 'jobpreparationandreleasetaskstatuslist')
 
 
 # ----- tasks ---------------------------------------------------------------------------------
 
-async def create_task(request: web.Request) -> web.Response:
-    job_id = request.match_info['jobId']
-    task = state_of(request).add_task(job_id, await read_body(request))
-    return json_response(request, None, status=201, etag=task.etag, last_modified=task.last_modified,
-                         location=f"{request.app[SETTINGS]['base_url']}/jobs/{task.job_id}/tasks/{task.id}")
+async def create_task(ctx: Context) -> Done:
+    task = ctx.state.add_task(ctx.params['jobId'], ctx.body)
+    return Done(task.etag, task.last_modified, location=f'/jobs/{task.job_id}/tasks/{task.id}')
 
 
 _TASK_SCHEMA = {'$ref': '#/definitions/BatchTaskCreateOptions'}
 
 
-async def add_task_collection(request: web.Request) -> web.Response:
-    body = await read_body(request, MAX_TASK_COLLECTION_BYTES, parse=False)  # each task is parsed on its own:
-    results = state_of(request).add_task_collection(                         # one bad task is one clienterror
-        request.match_info['jobId'], body.get('value'), parse=lambda task: conform(task, _TASK_SCHEMA))
-    return json_response(request, {'odata.metadata': odata_metadata(request, 'taskaddresult', element=False),
-                                   'value': results})
+async def add_task_collection(ctx: Context) -> Body:
+    """Each task is parsed on its own (the body as sent, ``checks.py``): one bad task is one clienterror."""
+    results = ctx.state.add_task_collection(ctx.params['jobId'], ctx.body.get('value'),
+                                            parse=lambda task: conform(task, _TASK_SCHEMA))
+    return Body({'value': results}, 'taskaddresult')
 
 
-async def list_tasks(request: web.Request) -> web.Response:
-    state = state_of(request)
-    job = state.get_job(request.match_info['jobId'])
-    return entities_list_response(request, list(job.tasks.values()), state.task_resource, 'tasks',
-                                   state.task_property)
+async def list_tasks(ctx: Context) -> KeptPage:
+    job = ctx.state.get_job(ctx.params['jobId'])
+    return KeptPage(list(job.tasks.values()), ctx.state.task_resource, 'tasks', ctx.state.task_property)
 
 
-async def get_task(request: web.Request) -> web.Response:
-    state = state_of(request)
-    _, task = state.get_task(request.match_info['jobId'], request.match_info['taskId'])
-    return kept_entity_response(request, task, state.task_resource, 'tasks')
+async def get_task(ctx: Context) -> KeptEntity:
+    _, task = ctx.state.get_task(ctx.params['jobId'], ctx.params['taskId'])
+    return KeptEntity(task, ctx.state.task_resource, 'tasks')
 
 
-async def list_subtasks(request: web.Request) -> web.Response:
+async def list_subtasks(ctx: Context) -> Body:
     """A multi-instance task's subtasks (ids 1 .. n-1; the primary is the task itself); none for other tasks."""
-    _, task = state_of(request).get_task(request.match_info['jobId'], request.match_info['taskId'])
-    body = {'odata.metadata': odata_metadata(request, 'subtaskinfo', element=False), 'value': task.subtasks}
-    return json_response(request, writer(request)(body))  # odata.* annotations are kept by the writer
+    _, task = ctx.state.get_task(ctx.params['jobId'], ctx.params['taskId'])
+    return Body({'value': task.subtasks}, 'subtaskinfo')
 
 
-async def replace_task(request: web.Request) -> web.Response:
-    body = await read_body(request)
-    task = state_of(request).replace_task(request.match_info['jobId'], request.match_info['taskId'], body)
-    return json_response(request, None, etag=task.etag, last_modified=task.last_modified, acted=True)
+async def replace_task(ctx: Context) -> Done:
+    return _stamped(ctx.state.replace_task(ctx.params['jobId'], ctx.params['taskId'], ctx.body))
 
 
-async def delete_task(request: web.Request) -> web.Response:
-    state_of(request).delete_task(request.match_info['jobId'], request.match_info['taskId'])
-    return json_response(request, None, status=200)
+async def delete_task(ctx: Context) -> Done:
+    ctx.state.delete_task(ctx.params['jobId'], ctx.params['taskId'])
+    return Done()
 
 
-async def terminate_task(request: web.Request) -> web.Response:
-    state = state_of(request)
-    state.terminate_task(request.match_info['jobId'], request.match_info['taskId'])
-    _, task = state.get_task(request.match_info['jobId'], request.match_info['taskId'])
-    return json_response(request, None, status=204, etag=task.etag, last_modified=task.last_modified, acted=True)
+async def terminate_task(ctx: Context) -> Done:
+    ctx.state.terminate_task(ctx.params['jobId'], ctx.params['taskId'])
+    return _stamped(ctx.state.get_task(ctx.params['jobId'], ctx.params['taskId'])[1])
 
 
-async def reactivate_task(request: web.Request) -> web.Response:
-    state = state_of(request)
-    state.reactivate_task(request.match_info['jobId'], request.match_info['taskId'])
-    _, task = state.get_task(request.match_info['jobId'], request.match_info['taskId'])
-    return json_response(request, None, status=204, etag=task.etag, last_modified=task.last_modified)  # no id
+async def reactivate_task(ctx: Context) -> Done:
+    ctx.state.reactivate_task(ctx.params['jobId'], ctx.params['taskId'])
+    return _stamped(ctx.state.get_task(ctx.params['jobId'], ctx.params['taskId'])[1])  # no DataServiceId
 
 
 JOB_HANDLERS = {  # operation id of the spec -> handler

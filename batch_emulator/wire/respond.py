@@ -1,37 +1,25 @@
-"""Reading a request and writing the service's answer: body limits, paging, list and entity responses.
+"""The adapter's reading and writing: a body read within its limit, and the bodies of the answers.
 
-Handlers (``pool_routes``, ``job_routes``, ``file_routes``, ``node_routes``, ``schedule_routes``) read their
-body with ``read_body`` and answer with ``list_response`` / ``entity_response`` (or ``json_response`` for an
-action); those write the status, the headers and the body as the service does (``odata.metadata``,
-``odata.nextLink``, the ETag and Last-Modified of the entity, its body rendered for the request's api-version).
+``adapter.py`` reads a request's body with ``read_limited`` and writes each result's body with these: lists
+(``odata.metadata``, $filter, $select, maxresults, ``odata.nextLink``), entities and other answers, each
+rendered from the operation's response schema (``contract.render``) and, for tasks, kept between requests
+(``bodies.py``). The request's api-version's shapes are applied by ``server.json_response``.
 """
 
 from __future__ import annotations
 
-import datetime
-import json
+from collections.abc import Sequence
 
 from aiohttp import web
 
-from batch_emulator.common.errors import BatchServiceError, invalid_query
+from batch_emulator.common.errors import BatchServiceError
 from batch_emulator.contract import versions
 from batch_emulator.contract.odata import apply_select
-from batch_emulator.contract.schema import Operation, conform, render, resolve
-from batch_emulator.service.state import MAX_LIST_RESULTS, BatchState, page
+from batch_emulator.contract.schema import Operation, render, resolve
+from batch_emulator.service.state import MAX_LIST_RESULTS, page
 from batch_emulator.wire import bodies
-from batch_emulator.wire.server import (
-    MAX_JSON_DEPTH,
-    MAX_REQUEST_BODY_BYTES,
-    SETTINGS,
-    STATE,
-    json_response,
-)
-
-MAX_TASK_COLLECTION_BYTES = 1024 * 1024
-
-
-def state_of(request: web.Request) -> BatchState:
-    return request.app[STATE]
+from batch_emulator.wire.checks import paging
+from batch_emulator.wire.server import SETTINGS
 
 
 async def read_limited(request: web.Request, limit: int) -> bytes:
@@ -48,57 +36,8 @@ async def read_limited(request: web.Request, limit: int) -> bytes:
     return bytes(data)
 
 
-def _depth(value: object) -> int:
-    """How deep JSON values nest (without recursion: the body may be hostile)."""
-    deepest, pending = 0, [(value, 1)]
-    while pending:
-        item, depth = pending.pop()
-        if isinstance(item, (dict, list)):
-            deepest = max(deepest, depth)
-            if depth <= MAX_JSON_DEPTH:
-                pending.extend((child, depth + 1) for child in (item.values() if isinstance(item, dict) else item))
-    return deepest
-
-
-async def read_body(request: web.Request, limit: int = MAX_REQUEST_BODY_BYTES, *, parse: bool = True) -> dict:
-    if not request.can_read_body:
-        raise BatchServiceError('InvalidRequestBody', 'The request body is missing.')
-    data = await read_limited(request, limit)
-    too_deep = BatchServiceError('InvalidRequestBody', values={
-        'Reason': f'The JSON nests deeper than {MAX_JSON_DEPTH} levels.'})
-    try:
-        body = json.loads(data)
-    except (json.JSONDecodeError, UnicodeDecodeError) as error:
-        raise BatchServiceError('InvalidRequestBody', values={'Reason': str(error)}) from None
-    except RecursionError:
-        raise too_deep from None
-    if _depth(body) > MAX_JSON_DEPTH:
-        raise too_deep
-    if not isinstance(body, dict):
-        raise BatchServiceError('InvalidRequestBody', values={'Reason': 'The body must be a JSON object.'})
-    body = versions.read_body(request, body)  # an older api-version's names read as the current ones
-    operation = request.get('operation')
-    return conform(body, operation.body_schema) if parse and operation is not None else body
-
-
 def odata_metadata(request: web.Request, entity_set: str, element: bool = True) -> str:
     return f"{request.app[SETTINGS]['base_url']}/$metadata#{entity_set}{'/@Element' if element else ''}"
-
-
-def paging(request: web.Request) -> tuple[int | None, int]:
-    """maxresults and $skiptoken of a list request, checked as the service checks them."""
-    query = request.query
-    max_results = query.get('maxresults')
-    try:
-        limit = int(max_results) if max_results else None
-        skip = int(query.get('$skiptoken', '0') or 0)
-    except ValueError:
-        raise invalid_query('maxresults', max_results or '', 'The value must be an integer.') from None
-    if limit is not None and limit < 1:
-        raise invalid_query('maxresults', str(limit), 'MaxResults cannot be less than 1')
-    if limit is not None and limit > MAX_LIST_RESULTS:
-        raise invalid_query('maxresults', str(limit), f'MaxResults cannot be more than {MAX_LIST_RESULTS}')
-    return limit, skip
 
 
 def next_link(request: web.Request, next_skip: int | None) -> str | None:
@@ -112,9 +51,9 @@ def next_link(request: web.Request, next_skip: int | None) -> str | None:
     return f"{request.app[SETTINGS]['base_url']}{request.raw_path.partition('?')[0]}?" + '&'.join(carried)
 
 
-def list_response(request: web.Request, items: list[dict], entity_set: str) -> web.Response:
+def list_body(request: web.Request, items: Sequence[dict], entity_set: str) -> dict:
     """A list page: $filter, $select, maxresults, then odata.nextLink carrying them along."""
-    limit, skip = paging(request)
+    limit, skip = paging(request.query)
     query = request.query
     chunk, next_skip = page(items, filter_text=query.get('$filter'), select=query.get('$select'),
                             max_results=limit, skip=skip, written=writer(request, 'value'))
@@ -122,7 +61,7 @@ def list_response(request: web.Request, items: list[dict], entity_set: str) -> w
     link = next_link(request, next_skip)
     if link is not None:
         body['odata.nextLink'] = link
-    return json_response(request, body)
+    return body
 
 
 def entity_writer(request: web.Request, build, part: str | None = None, build_property=None) -> bodies.Writer:
@@ -133,15 +72,13 @@ def entity_writer(request: web.Request, build, part: str | None = None, build_pr
                        adapt=(lambda item: versions.write_body(request, item)) if older else None)
 
 
-def entities_list_response(request: web.Request, entities: list, build, entity_set: str,
-                            build_property=None) -> web.Response:
-    """``list_response`` for entities whose bodies are kept until they change: only the page is written."""
-    limit, skip = paging(request)
+def kept_list_body(request: web.Request, entities: Sequence, build, entity_set: str, build_property=None) -> bytes:
+    """``list_body`` for entities whose bodies are kept until they change: only the page is written."""
+    limit, skip = paging(request.query)
     chunk, next_skip = bodies.page(entities, entity_writer(request, build, 'value', build_property),
                                  filter_text=request.query.get('$filter'),
                                  limit=min(limit or MAX_LIST_RESULTS, MAX_LIST_RESULTS), skip=skip)
-    return json_response(request, bodies.list_body(odata_metadata(request, entity_set, element=False), chunk,
-                                                 next_link(request, next_skip)))
+    return bodies.list_body(odata_metadata(request, entity_set, element=False), chunk, next_link(request, next_skip))
 
 
 def response_schema(request: web.Request, part: str | None = None) -> dict | None:
@@ -159,16 +96,18 @@ def writer(request: web.Request, part: str | None = None):
     return (lambda body: body) if schema is None else (lambda body: render(body, schema))
 
 
-def entity_response(request: web.Request, resource: dict, entity_set: str, etag: str | None = None,
-                     last_modified: datetime.datetime | None = None) -> web.Response:
+def entity_body(request: web.Request, resource: dict, entity_set: str) -> dict:
     written = writer(request)(resource)
-    body = {'odata.metadata': odata_metadata(request, entity_set),
-            **apply_select(written, request.query.get('$select'))}
-    return json_response(request, body, etag=etag, last_modified=last_modified)
+    select = request.query.get('$select')
+    return {'odata.metadata': odata_metadata(request, entity_set), **apply_select(written, select)}
 
 
-def kept_entity_response(request: web.Request, entity, build, entity_set: str) -> web.Response:
-    """``entity_response`` for an entity whose bodies are kept until it changes (``bodies.py``)."""
+def kept_entity_body(request: web.Request, entity, build, entity_set: str) -> bytes:
+    """``entity_body`` for an entity whose bodies are kept until it changes (``bodies.py``)."""
     item = entity_writer(request, build).bytes_of(entity)
-    return json_response(request, bodies.element_body(odata_metadata(request, entity_set), item), etag=entity.etag,
-                         last_modified=entity.last_modified)
+    return bodies.element_body(odata_metadata(request, entity_set), item)
+
+
+def other_body(request: web.Request, value: dict, metadata: str) -> dict:
+    """Any other body: its ``odata.metadata`` (the fragment given), then the value as its schema writes it."""
+    return {'odata.metadata': f"{request.app[SETTINGS]['base_url']}/$metadata#{metadata}", **writer(request)(value)}

@@ -1,8 +1,9 @@
 """URL -> handler: the route table, from the spec's operations (and each older api-version's own).
 
 The handlers are in ``pool_routes``, ``job_routes``, ``file_routes``, ``node_routes`` and ``schedule_routes``;
-each takes the request, calls the account's state and answers through ``respond``. An operation of the spec
-without a handler answers 501 naming it; a path outside the spec gets the service's InvalidUri.
+each takes a ``results.Context`` (state, path parameters, query, checked body) and returns a result, and
+``adapter.wrap`` does the HTTP around it. An operation of the spec without a handler answers 501 naming it;
+a path outside the spec gets the service's InvalidUri.
 """
 
 from __future__ import annotations
@@ -12,31 +13,23 @@ from aiohttp import web
 from batch_emulator.common.errors import BatchServiceError
 from batch_emulator.contract import versions
 from batch_emulator.contract.schema import Operation, is_spec_path, operations
+from batch_emulator.wire.adapter import wrap
 from batch_emulator.wire.file_routes import FILE_HANDLERS
 from batch_emulator.wire.job_routes import JOB_HANDLERS
 from batch_emulator.wire.node_routes import NODE_HANDLERS
 from batch_emulator.wire.pool_routes import POOL_HANDLERS
+from batch_emulator.wire.results import Context, Result
 from batch_emulator.wire.schedule_routes import SCHEDULE_HANDLERS
 
 # operation id of the spec -> handler. Every other operation of the spec answers 501 naming it.
 HANDLERS = {**POOL_HANDLERS, **JOB_HANDLERS, **FILE_HANDLERS, **NODE_HANDLERS, **SCHEDULE_HANDLERS}
 
 
-
 def _not_implemented(operation: Operation):
-    async def handler(request: web.Request) -> web.Response:
+    async def handler(ctx: Context) -> Result:
         raise BatchServiceError('NotImplemented', f'The local Batch emulator does not implement '
                                                   f'{operation.operation_id} ({operation.method} {operation.path}).')
     return handler
-
-
-def _for_operation(operation: Operation, handler):
-    async def wrapper(request: web.Request) -> web.StreamResponse:
-        request['operation'] = operation  # its body schema parses the request
-        request['operation_id'] = operation.operation_id  # for the request log
-        versions.check_operation(request, operation.method, operation.path)  # does the api-version have it?
-        return await handler(request)
-    return wrapper
 
 
 async def not_in_spec(request: web.Request) -> web.Response:
@@ -52,8 +45,8 @@ async def not_in_spec(request: web.Request) -> web.Response:
 def add_routes(app: web.Application) -> None:
     for operation in operations():
         handler = HANDLERS.get(operation.operation_id) or _not_implemented(operation)
-        app.router.add_route(operation.method, operation.route, _for_operation(operation, handler))
+        app.router.add_route(operation.method, operation.route, wrap(operation, handler))
     for operation in versions.older_operations():  # e.g. ListNodeAgentSkus, answered from its successor
         handler = HANDLERS.get(operation.operation_id) or _not_implemented(operation)
-        app.router.add_route(operation.method, operation.route, _for_operation(operation, handler))
+        app.router.add_route(operation.method, operation.route, wrap(operation, handler))
     app.router.add_route('*', '/{tail:.*}', not_in_spec)

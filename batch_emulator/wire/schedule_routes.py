@@ -1,93 +1,70 @@
 """Handlers of the JobSchedules_* operations (and Jobs_ListJobsFromSchedule): operation id -> handler.
 
-Status codes and headers as recorded (recorded-service-behaviour.md §1.2, §4): create 201 with
-DataServiceId/Location, ETag and Last-Modified; PUT/PATCH 200 and disable/enable 204 with
-DataServiceId, ETag and Last-Modified; terminate 202 with the same; DELETE 202 with neither;
-HEAD 200 with ETag and Last-Modified, or 404.
+Each takes the request's ``Context`` and returns what the service answers with (``results.py``); the adapter
+writes it as recorded (recorded-service-behaviour.md §1.2, §4): create 201 with DataServiceId/Location, ETag and
+Last-Modified; PUT/PATCH 200 and disable/enable 204 with DataServiceId, ETag and Last-Modified; terminate 202
+with the same; DELETE 202 with neither; HEAD 200 with ETag and Last-Modified, or 404. A PUT's body is checked
+against what the service asks of it (``checks.py``).
 """
 
 from __future__ import annotations
 
-from aiohttp import web
-
-from batch_emulator.contract.schema import conform, resolve
-from batch_emulator.service.state import BatchState
-from batch_emulator.wire.respond import entity_response, list_response, read_body, state_of
-from batch_emulator.wire.server import SETTINGS, json_response
+from batch_emulator.wire.results import Context, Done, Entity, Page
 
 
-def _state(request: web.Request) -> BatchState:
-    return state_of(request)
+def _schedule_id(ctx: Context) -> str:
+    return ctx.params['jobScheduleId']
 
 
-def _schedule_id(request: web.Request) -> str:
-    return request.match_info['jobScheduleId']
+def _stamped(schedule) -> Done:
+    return Done(schedule.etag, schedule.last_modified)
 
 
-def _replace_schema() -> dict:
-    """PUT sends a BatchJobSchedule, whose read-only parts (id, url, eTag, state...) the spec marks required:
-    the service asks only for what it replaces with."""
-    return {**resolve({'$ref': '#/definitions/BatchJobSchedule'}), 'required': ['jobSpecification']}
+async def create_job_schedule(ctx: Context) -> Done:
+    schedule = ctx.state.create_job_schedule(ctx.body)
+    return Done(schedule.etag, schedule.last_modified, location=f'/jobschedules/{schedule.id}')
 
 
-def _stamped(request: web.Request, schedule, status: int) -> web.Response:
-    return json_response(request, None, status=status, etag=schedule.etag,
-                                   last_modified=schedule.last_modified, acted=True)
+async def list_job_schedules(ctx: Context) -> Page:
+    return Page(ctx.state.list_job_schedules(), 'jobschedules')
 
 
-async def create_job_schedule(request: web.Request) -> web.Response:
-    schedule = _state(request).create_job_schedule(await read_body(request))
-    return json_response(request, None, status=201, etag=schedule.etag, last_modified=schedule.last_modified,
-                                location=f"{request.app[SETTINGS]['base_url']}/jobschedules/{schedule.id}")
+async def get_job_schedule(ctx: Context) -> Entity:
+    schedule = ctx.state.get_job_schedule(_schedule_id(ctx))
+    return Entity(ctx.state.job_schedule_resource(schedule), 'jobschedules', schedule.etag, schedule.last_modified)
 
 
-async def list_job_schedules(request: web.Request) -> web.Response:
-    return list_response(request, _state(request).list_job_schedules(), 'jobschedules')
+async def job_schedule_exists(ctx: Context) -> Done:
+    return _stamped(ctx.state.get_job_schedule(_schedule_id(ctx)))  # a 404 without a body (error_response)
 
 
-async def get_job_schedule(request: web.Request) -> web.Response:
-    state = _state(request)
-    schedule = state.get_job_schedule(_schedule_id(request))
-    return entity_response(request, state.job_schedule_resource(schedule), 'jobschedules',
-                                      schedule.etag, schedule.last_modified)
+async def update_job_schedule(ctx: Context) -> Done:
+    return _stamped(ctx.state.update_job_schedule(_schedule_id(ctx), ctx.body, replace=False))
 
 
-async def job_schedule_exists(request: web.Request) -> web.Response:
-    schedule = _state(request).get_job_schedule(_schedule_id(request))  # a 404 without a body (error_response)
-    return json_response(request, None, etag=schedule.etag, last_modified=schedule.last_modified)
+async def replace_job_schedule(ctx: Context) -> Done:
+    return _stamped(ctx.state.update_job_schedule(_schedule_id(ctx), ctx.body, replace=True))
 
 
-async def update_job_schedule(request: web.Request) -> web.Response:
-    body = await read_body(request)
-    schedule = _state(request).update_job_schedule(_schedule_id(request), body, replace=False)
-    return _stamped(request, schedule, 200)
+async def disable_job_schedule(ctx: Context) -> Done:
+    return _stamped(ctx.state.disable_job_schedule(_schedule_id(ctx)))
 
 
-async def replace_job_schedule(request: web.Request) -> web.Response:
-    body = conform(await read_body(request, parse=False), _replace_schema())
-    schedule = _state(request).update_job_schedule(_schedule_id(request), body, replace=True)
-    return _stamped(request, schedule, 200)
+async def enable_job_schedule(ctx: Context) -> Done:
+    return _stamped(ctx.state.enable_job_schedule(_schedule_id(ctx)))
 
 
-async def disable_job_schedule(request: web.Request) -> web.Response:
-    return _stamped(request, _state(request).disable_job_schedule(_schedule_id(request)), 204)
+async def terminate_job_schedule(ctx: Context) -> Done:
+    return _stamped(ctx.state.terminate_job_schedule(_schedule_id(ctx)))
 
 
-async def enable_job_schedule(request: web.Request) -> web.Response:
-    return _stamped(request, _state(request).enable_job_schedule(_schedule_id(request)), 204)
+async def delete_job_schedule(ctx: Context) -> Done:
+    ctx.state.delete_job_schedule(_schedule_id(ctx))
+    return Done()
 
 
-async def terminate_job_schedule(request: web.Request) -> web.Response:
-    return _stamped(request, _state(request).terminate_job_schedule(_schedule_id(request)), 202)
-
-
-async def delete_job_schedule(request: web.Request) -> web.Response:
-    _state(request).delete_job_schedule(_schedule_id(request))
-    return json_response(request, None, status=202)
-
-
-async def list_jobs_from_schedule(request: web.Request) -> web.Response:
-    return list_response(request, _state(request).list_jobs_of_schedule(_schedule_id(request)), 'jobs')
+async def list_jobs_from_schedule(ctx: Context) -> Page:
+    return Page(ctx.state.list_jobs_of_schedule(_schedule_id(ctx)), 'jobs')
 
 
 SCHEDULE_HANDLERS: dict = {

@@ -5,8 +5,9 @@ BatchServiceError becomes the service's JSON error body), the browser guard
 (``Host`` must name this emulator, an ``Origin`` must be its own: a web page,
 even one whose name resolves to 127.0.0.1, cannot reach the API), the
 api-version check and SharedKey authentication (with the request's date); then
-a thin route in ``routes.py`` calls the account state. The scheduler shares the
-same event loop.
+``adapter.py`` checks the request, calls the operation's handler and writes the
+answer (with ``json_response`` and ``service_headers`` here). The scheduler
+shares the same event loop.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from aiohttp import web
 
 from batch_emulator.common.account import DEFAULT_ACCOUNT_KEY, DEFAULT_ACCOUNT_NAME  # noqa: F401 (also the wire's names)
 from batch_emulator.common.errors import BatchServiceError, invalid_query
-from batch_emulator.common.redaction import redact_query, redact_secrets
+from batch_emulator.common.redaction import redact_authorization, redact_query, redact_secrets
 from batch_emulator.contract import versions
 from batch_emulator.runtime.scheduler import Scheduler
 from batch_emulator.service.state import BatchState
@@ -60,23 +61,37 @@ SETTINGS = web.AppKey('settings', dict)
 GUARD = web.AppKey('guard', ConnectionGuard)
 
 
-def json_response(request: web.Request, body: dict | bytes | None, *, status: int = 200, etag: str | None = None,
-                  last_modified=None, location: str | None = None, acted: bool = False) -> web.Response:
-    """``acted``: an update or action, answered with DataServiceId naming the URL it was sent to (as recorded).
+def service_headers(request: web.Request) -> dict[str, str]:
+    """On every answer: the service's fixed headers, the request's id, and its client-request-id when the client
+    asks for it back (return-client-request-id: true; otherwise the service does not echo it)."""
+    headers = {**SERVICE_HEADERS, 'request-id': request['request_id']}
+    if request.headers.get('return-client-request-id', '').lower() == 'true' and \
+            'client-request-id' in request.headers:
+        headers['client-request-id'] = request.headers['client-request-id']
+    return headers
 
-    ``body``: a dict, or bytes already written the same way (``wire.py``)."""
-    headers = {'DataServiceVersion': '3.0'}
-    if not isinstance(body, bytes):  # bytes were written in those shapes already (wire.py)
+
+def json_response(request: web.Request, body: dict | bytes | None, *, status: int = 200, etag: str | None = None,
+                  last_modified=None, location: str | None = None, acted: bool = False,
+                  headers: dict[str, str] | None = None) -> web.Response:
+    """An answer with a JSON body or none. ``headers``: those the adapter wrote (``adapter.headers_of``); without
+    them, ``acted`` (an update or action: DataServiceId naming the URL it was sent to), ``etag``, ``last_modified``
+    and ``location`` make them.
+
+    ``body``: a dict, written in the request's api-version's shapes, or bytes already written so (``bodies.py``)."""
+    if headers is None:
+        headers = {'DataServiceVersion': '3.0'}
+        if acted:
+            headers['DataServiceId'] = request.app[SETTINGS]['base_url'] + request.path
+        if etag:
+            headers['ETag'] = etag
+        if last_modified is not None:
+            headers['Last-Modified'] = format_datetime(last_modified, usegmt=True)
+        if location:
+            headers['Location'] = location
+            headers['DataServiceId'] = location
+    if not isinstance(body, bytes):  # bytes were written in those shapes already
         body = versions.write_body(request, body)  # in the shapes of the request's api-version
-    if acted:
-        headers['DataServiceId'] = request.app[SETTINGS]['base_url'] + request.path
-    if etag:
-        headers['ETag'] = etag
-    if last_modified is not None:
-        headers['Last-Modified'] = format_datetime(last_modified, usegmt=True)
-    if location:
-        headers['Location'] = location
-        headers['DataServiceId'] = location
     if body is None:
         return web.Response(status=status, headers=headers)
     headers['Content-Type'] = JSON_CONTENT_TYPE
@@ -88,9 +103,10 @@ def error_response(request: web.Request, error: BatchServiceError) -> web.Respon
     base_url = request.app[SETTINGS]['base_url']
     body = error.body(base_url, request.get('request_id'))
     if request.method == 'HEAD':  # no body, but the headers every answer of the service carries
-        return web.Response(status=error.status, headers={'DataServiceVersion': '3.0'})
+        return web.Response(status=error.status, headers={'DataServiceVersion': '3.0', **service_headers(request)})
     return web.Response(status=error.status, body=json.dumps(body).encode(),
-                        headers={'Content-Type': JSON_CONTENT_TYPE, 'DataServiceVersion': '3.0'})
+                        headers={'Content-Type': JSON_CONTENT_TYPE, 'DataServiceVersion': '3.0',
+                                 **service_headers(request)})
 
 
 @web.middleware
@@ -102,12 +118,8 @@ async def request_log_middleware(request: web.Request, handler: Handler) -> web.
     try:
         response = await handler(request)
         status = response.status
-        response.headers.update(SERVICE_HEADERS)
-        response.headers['request-id'] = request['request_id']
-        # The service echoes client-request-id only when asked to (return-client-request-id: true).
-        if request.headers.get('return-client-request-id', '').lower() == 'true' and \
-                'client-request-id' in request.headers:
-            response.headers['client-request-id'] = request.headers['client-request-id']
+        if 'request-id' not in response.headers:  # the adapter's and the errors' answers have them already
+            response.headers.update(service_headers(request))
         return response
     except web.HTTPException as error:
         status = error.status
@@ -146,7 +158,8 @@ def shown_detail(entry: dict, account_key: str) -> dict:
     kept = entry['detail']
     detail = {**kept, 'requestBody': _shown_body(kept['requestBody'], account_key),
               'responseBody': _shown_body(kept['responseBody'], account_key),
-              'requestHeaders': {name: redact_secrets(value, account_key)
+              'requestHeaders': {name: redact_authorization(value) if name == 'Authorization'
+                                 else redact_secrets(value, account_key)
                                  for name, value in kept['requestHeaders'].items()},
               'responseHeaders': {name: redact_secrets(value, account_key)
                                   for name, value in kept['responseHeaders'].items()}}
