@@ -239,3 +239,7 @@ def test_the_current_version_has_no_certificate_operations_and_the_oldest_has_th
         assert (answer.status, answer.code) == (400, 'InvalidUri'), (method, path)
     oldest = send(emulator.endpoint, 'GET', '/certificates?api-version=2018-03-01.6.1')
     assert oldest.status == 200 and isinstance(oldest.json()['value'], list)
+    # A method the path does not have: the service's UnsupportedHttpVerb where the path exists, else InvalidUri.
+    wrong_verb = send(emulator.endpoint, 'PUT', f'/certificates?{OLDER}', b'{}')
+    assert (wrong_verb.status, wrong_verb.code) == (405, 'UnsupportedHttpVerb')
+    assert send(emulator.endpoint, 'PUT', f'/certificates?{CURRENT}', b'{}').code == 'InvalidUri'

@@ -71,6 +71,22 @@ def _older_only() -> frozenset[str]:
                                             for operation in certificates.operations())
 
 
+@functools.cache
+def _older_paths() -> tuple[tuple[str, re.Pattern[str]], ...]:
+    """(operation key, the pattern of its paths) of the operations older versions have and the current one does not."""
+    return tuple((operation_key(operation.method, operation.path),
+                  re.compile('^' + '[^/]+'.join(re.escape(part) for part in _PARAMETER.split(operation.path)) + '$'))
+                 for operation in older_operations())
+
+
+def is_older_path(request) -> bool:
+    """Does the request's path name a resource of an operation its api-version has only as an older version
+    (``PUT /certificates`` at 2024-07-01.20.0: the path is known there, the method is not)?"""
+    contract = _contract(request.query.get('api-version', ''))
+    return contract is not None and any(key in contract[1] and pattern.match(request.path)
+                                        for key, pattern in _older_paths())
+
+
 def check_operation(request, method: str, path_template: str) -> None:
     """An operation the request's api-version does not have: the service's answer to an unknown URL."""
     contract = _contract(request.query.get('api-version', ''))

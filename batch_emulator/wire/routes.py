@@ -37,7 +37,7 @@ def _not_implemented(operation: Operation):
 
 async def not_in_spec(request: web.Request) -> web.Response:
     """A path of the spec with a method it does not have, or no path of the spec at all: the service's errors."""
-    if is_spec_path(request.path):
+    if is_spec_path(request.path) or versions.is_older_path(request):
         raise BatchServiceError('UnsupportedHttpVerb', values={'HttpVerb': request.method})
     if request.path.rstrip('/').lower() in ('/lifetimepoolstats', '/lifetimejobstats'):  # recorded [J:pool/lifetime]
         raise BatchServiceError('LifetimeStatsAPIRetired', 'Lifetime statistics API was retired on 04/30/2023',
