@@ -2,12 +2,12 @@
 
 Used for the request log (its query, headers and bodies), the local portal (command lines, file
 contents, storage errors) and the download errors tasks report. It knows secrets by what they are
-(a SAS ``sig``, a SharedKey signature, a bearer token, an account key) and by the name they are given (a JSON
-property, an environment setting or a ``NAME=value`` pair whose name says key, secret, token,
-password, credential...), in every form a client writes them: plain, JSON-escaped (``\\u0026sig=``,
-as Go's and .NET's JSON writers escape ``&``), URL-encoded (``%26sig%3D``, also twice) and in any
-property order (an environment setting's ``value`` before its ``name``). It errs on the side of
-hiding: a value whose name merely looks secret is hidden too.
+(a SAS ``sig``, a SharedKey signature, a bearer token, an account key, a certificate's ``data`` beside its
+``thumbprintAlgorithm``) and by the name they are given (a JSON property, an environment setting or a
+``NAME=value`` pair whose name says key, secret, token, password, credential...), in every form a client
+writes them: plain, JSON-escaped (``\\u0026sig=``, as Go's and .NET's JSON writers escape ``&``),
+URL-encoded (``%26sig%3D``, also twice) and in any property order (an environment setting's ``value``
+before its ``name``). It errs on the side of hiding: a value whose name merely looks secret is hidden too.
 """
 
 from __future__ import annotations
@@ -42,6 +42,8 @@ _SECRET_OBJECT = re.compile(r'("protectedSettings"\s*:\s*)\{[^{}]*(?:\}|$)', re.
 _FLAT_OBJECT = re.compile(r'\{[^{}]*(?:\}|$)')
 _NAMED = re.compile(r'"name"\s*:\s*"((?:[^"\\]|\\.)*)(?:"|$)', re.IGNORECASE)
 _VALUE_PROPERTY = re.compile(r'("value"\s*:\s*)' + _JSON_STRING, re.IGNORECASE)
+# A certificate's data (an older api-version's add certificate body: a .pfx holds the private key).
+_CERTIFICATE_DATA = re.compile(r'("data"\s*:\s*)' + _JSON_STRING)
 
 
 def is_secret_name(name: str) -> bool:
@@ -80,6 +82,8 @@ def redact_secrets(text: str, account_key: str | None = None) -> str:
         text = _BEARER.sub(r'\1' + REDACTED, text)
     if 'protectedsettings' in lower:
         text = _SECRET_OBJECT.sub(r'\1"' + REDACTED + '"', text)
+    if '"thumbprintalgorithm"' in lower and '"data"' in lower:
+        text = _CERTIFICATE_DATA.sub(_quoted, text)
     if any(word in lower for word in _WORDS):
         if '"' in text:
             text = _PROPERTY.sub(_secret_property, text)

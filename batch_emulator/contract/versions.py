@@ -7,7 +7,8 @@ writer (never from handlers), translates at the edge:
 
 - an operation the request's version does not have answers as an unknown URL does (InvalidUri), and
   one the current contract no longer has but the version had is answered from its successor when there
-  is one (``GET /nodeagentskus``, removed in 2019-06-01.9.0, from the supported images);
+  is one (``GET /nodeagentskus``, removed in 2019-06-01.9.0, from the supported images), or from the
+  older spec's own definition (the certificate operations, removed in 2025-06-01: ``certificates.py``);
 - a request body's old property names are read as the current ones (``blobSource`` → ``httpUrl``);
 - an answer drops the properties the version does not have and writes renamed ones with the old name.
 
@@ -24,6 +25,7 @@ import os
 import re
 
 from batch_emulator.common.errors import BatchServiceError
+from batch_emulator.contract import certificates
 from batch_emulator.contract.schema import Operation, operations
 
 TABLE_PATH = os.path.join(os.path.dirname(os.path.abspath(__file__)), 'versions.json')
@@ -55,21 +57,46 @@ def operation_key(method: str, path_template: str) -> str:
 
 
 def older_operations() -> tuple[Operation, ...]:
-    """The older operations answered by a current one: its Operation at the older path (its handler's id)."""
+    """The operations of older versions only: those answered by a current one (its Operation at the older path,
+    its handler's id), then those defined by an older spec (the certificates)."""
     current = {operation_key(operation.method, operation.path): operation for operation in operations()}
     return tuple(dataclasses.replace(current[successor], method=key.split(' ', 1)[0], path=key.split(' ', 1)[1])
-                 for key, successor in SUCCESSORS.items())
+                 for key, successor in SUCCESSORS.items()) + certificates.operations()
+
+
+@functools.cache
+def _older_only() -> frozenset[str]:
+    """The keys of the operations the current version does not have (and older versions may)."""
+    return frozenset(SUCCESSORS) | frozenset(operation_key(operation.method, operation.path)
+                                            for operation in certificates.operations())
+
+
+@functools.cache
+def _older_paths() -> tuple[tuple[str, re.Pattern[str]], ...]:
+    """(operation key, the pattern of its paths) of the operations older versions have and the current one does not."""
+    return tuple((operation_key(operation.method, operation.path),
+                  re.compile('^' + '[^/]+'.join(re.escape(part) for part in _PARAMETER.split(operation.path)) + '$'))
+                 for operation in older_operations())
+
+
+def is_older_path(request) -> bool:
+    """Does the request's path name a resource of an operation its api-version has only as an older version
+    (``PUT /certificates`` at 2024-07-01.20.0: the path is known there, the method is not)?"""
+    contract = _contract(request.query.get('api-version', ''))
+    return contract is not None and any(key in contract[1] and pattern.match(request.path)
+                                        for key, pattern in _older_paths())
 
 
 def check_operation(request, method: str, path_template: str) -> None:
     """An operation the request's api-version does not have: the service's answer to an unknown URL."""
     contract = _contract(request.query.get('api-version', ''))
     key = operation_key(method, path_template)
+    older_only = key in _older_only()
     if contract is None:
-        known = key not in SUCCESSORS
+        known = not older_only
     else:
         absent, extra = contract[0], contract[1]
-        known = key in extra if key in SUCCESSORS else key not in absent
+        known = key in extra if older_only else key not in absent
     if not known:
         raise BatchServiceError('InvalidUri', values={'RequestUri': request.path})
     request['older_operation'] = key if key in SUCCESSORS else None

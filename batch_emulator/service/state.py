@@ -24,7 +24,8 @@ keyed by their lower-cased id.
 - ``tasks``: ``TaskRoom``, tasks, their counts and what the scheduler reports
   about their runs;
 - ``dependencies``: ``DependencyRoom``, task dependencies and exit conditions;
-- ``schedules``: ``ScheduleRoom``, job schedules and the jobs they create.
+- ``schedules``: ``ScheduleRoom``, job schedules and the jobs they create;
+- ``certificates``: ``CertificateRoom``, the certificates of the api-versions before 2025-06-01.
 
 Each room is an object of its own: it is built on the ``Account`` and connected
 to the rooms it calls, by name (``connect``), here in one place. The wire and
@@ -35,6 +36,7 @@ name). Everything other modules use is importable from here.
 
 from __future__ import annotations
 
+from batch_emulator.service.certificates import CertificateRoom
 from batch_emulator.service.dependencies import DependencyRoom
 from batch_emulator.service.jobs import JobRoom
 from batch_emulator.service.models import (
@@ -96,6 +98,7 @@ class BatchState:
         self.task_room = TaskRoom(self.account)
         self.dependency_room = DependencyRoom(self.account)
         self.schedule_room = ScheduleRoom(self.account)
+        self.certificate_room = CertificateRoom(self.account)  # reads the pools; calls no other room
         # who calls whom: every dependency between rooms is here
         self.pool_room.connect(autoscale_room=self.autoscale_room)
         self.node_room.connect(pool_room=self.pool_room)
@@ -105,7 +108,7 @@ class BatchState:
         self.dependency_room.connect(job_room=self.job_room)
         self.schedule_room.connect(job_room=self.job_room)
         self._offer(self.pool_room, self.node_room, self.autoscale_room, self.job_room, self.task_room,
-                    self.dependency_room, self.schedule_room)
+                    self.dependency_room, self.schedule_room, self.certificate_room)
 
     def _offer(self, *rooms: Room) -> None:
         """Each room's public operations become this object's: ``state.create_pool`` is the pool room's."""
