@@ -119,10 +119,10 @@ def shared(name: str, owner: str = 'account') -> property:
     return property(get, put, doc=f'{owner}.{name}')
 
 
-class Room:
-    """One resource's rules. It reads and changes the account's data, and calls only the rooms it is
-    connected to (each room's ``connect`` names them); ``state.BatchState`` builds and connects them all."""
+class AccountData:
+    """The account's data, read and set through ``self.account``: what every room and the whole state reach."""
 
+    account: Account
     pools = shared('pools')
     jobs = shared('jobs')
     hooks = shared('hooks')
@@ -133,6 +133,11 @@ class Room:
     pending_restart = shared('pending_restart')
     container_runtime = shared('container_runtime')
     container_runtime_setting = shared('container_runtime_setting')
+
+
+class Room(AccountData):
+    """One resource's rules. It reads and changes the account's data, and calls only the rooms it is
+    connected to (each room's ``connect`` names them); ``state.BatchState`` builds and connects them all."""
 
     def __init__(self, account: Account) -> None:
         self.account = account

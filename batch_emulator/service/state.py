@@ -57,7 +57,7 @@ from batch_emulator.service.models import (
 )
 from batch_emulator.service.nodes import NodeRoom
 from batch_emulator.service.pools import PoolRoom
-from batch_emulator.service.room import Account, Room, page, shared
+from batch_emulator.service.room import Account, AccountData, Room, page, shared
 from batch_emulator.service.scaling import AutoScaleRoom
 from batch_emulator.service.schedules import ScheduleRoom
 from batch_emulator.service.tasks import TaskRoom
@@ -69,20 +69,10 @@ __all__ = [
 ]
 
 
-class BatchState:
+class BatchState(AccountData):
     """The account: every pool, node, job and task, and every rule about them, in rooms connected here."""
 
-    # the account's data, kept by the Account; the rooms' settings and data, kept by each room
-    pools = shared('pools')
-    jobs = shared('jobs')
-    hooks = shared('hooks')
-    journal = shared('journal')
-    base_url = shared('base_url')
-    account_name = shared('account_name')
-    nodes_dir = shared('nodes_dir')
-    pending_restart = shared('pending_restart')
-    container_runtime = shared('container_runtime')
-    container_runtime_setting = shared('container_runtime_setting')
+    # the account's data is the Account's (AccountData); the rooms' settings and data, each room's
     active_job_quota = shared('active_job_quota', 'job_room')  # --active-job-quota
     clock_speed = shared('clock_speed', 'autoscale_room')  # --clock-speed
     job_schedules = shared('job_schedules', 'schedule_room')

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 from collections import deque
@@ -10,12 +9,11 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from batch_emulator.common import layout
-from batch_emulator.common.errors import BatchServiceError, invalid_property, missing_property
+from batch_emulator.common.errors import BatchServiceError, invalid_property
 from batch_emulator.contract.schema import ABSENT
 from batch_emulator.service import job_manager, updates
 from batch_emulator.service.models import (
     MAX_TASK_SLOTS,
-    MAX_TASKS_PER_COLLECTION,
     Job,
     Node,
     Pool,
@@ -105,14 +103,7 @@ class TaskRoom(Room):
     def add_task_collection(self, job_id: str, bodies: list,
                             parse: Callable[[dict], dict] = lambda body: body) -> list[dict]:
         """Adds up to 100 tasks (each parsed by ``parse``); returns the per-task results (success or clienterror)."""
-        job = self.job_room.active_job(job_id)
-        if bodies is None or bodies == []:
-            raise missing_property('value')
-        if not isinstance(bodies, list):  # the spec's array, sent as another type
-            raise invalid_property('value', bodies if isinstance(bodies, str) else json.dumps(bodies))
-        if len(bodies) > MAX_TASKS_PER_COLLECTION:
-            raise invalid_property('value', len(bodies), 'The number of tasks in the collection exceeds the '
-                                                         f'maximum of {MAX_TASKS_PER_COLLECTION}.')
+        job = self.job_room.active_job(job_id)  # the collection's shape and size: checked by the wire first
         results, added, added_ids = [], [], set()
         for body in bodies:
             try:

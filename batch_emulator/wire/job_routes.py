@@ -9,13 +9,9 @@ from __future__ import annotations
 
 from batch_emulator.common.errors import BatchServiceError
 from batch_emulator.contract.schema import conform
-from batch_emulator.wire.results import Body, Context, Done, Entity, KeptEntity, KeptPage, Page
+from batch_emulator.wire.results import Body, Context, Done, Entity, KeptEntity, KeptPage, Page, stamped
 
 # ----- jobs ----------------------------------------------------------------------------------
-
-def _stamped(entity) -> Done:
-    return Done(entity.etag, entity.last_modified)
-
 
 async def create_job(ctx: Context) -> Done:
     job = ctx.state.create_job(ctx.body)
@@ -33,11 +29,11 @@ async def get_job(ctx: Context) -> Entity:
 
 
 async def update_job(ctx: Context) -> Done:
-    return _stamped(ctx.state.update_job(ctx.params['jobId'], ctx.body))
+    return stamped(ctx.state.update_job(ctx.params['jobId'], ctx.body))
 
 
 async def replace_job(ctx: Context) -> Done:
-    return _stamped(ctx.state.update_job(ctx.params['jobId'], ctx.body, replace=True))
+    return stamped(ctx.state.update_job(ctx.params['jobId'], ctx.body, replace=True))
 
 
 async def delete_job(ctx: Context) -> Done:
@@ -62,7 +58,7 @@ async def enable_job(ctx: Context) -> Done:
 
 def _job_acted(ctx: Context) -> Done:
     """A job action's answer carries the job's ETag and Last-Modified (as recorded)."""
-    return _stamped(ctx.state.get_job(ctx.params['jobId']))
+    return stamped(ctx.state.get_job(ctx.params['jobId']))
 
 
 async def get_task_counts(ctx: Context) -> Entity:
@@ -122,7 +118,7 @@ async def list_subtasks(ctx: Context) -> Body:
 
 
 async def replace_task(ctx: Context) -> Done:
-    return _stamped(ctx.state.replace_task(ctx.params['jobId'], ctx.params['taskId'], ctx.body))
+    return stamped(ctx.state.replace_task(ctx.params['jobId'], ctx.params['taskId'], ctx.body))
 
 
 async def delete_task(ctx: Context) -> Done:
@@ -132,12 +128,12 @@ async def delete_task(ctx: Context) -> Done:
 
 async def terminate_task(ctx: Context) -> Done:
     ctx.state.terminate_task(ctx.params['jobId'], ctx.params['taskId'])
-    return _stamped(ctx.state.get_task(ctx.params['jobId'], ctx.params['taskId'])[1])
+    return stamped(ctx.state.get_task(ctx.params['jobId'], ctx.params['taskId'])[1])
 
 
 async def reactivate_task(ctx: Context) -> Done:
     ctx.state.reactivate_task(ctx.params['jobId'], ctx.params['taskId'])
-    return _stamped(ctx.state.get_task(ctx.params['jobId'], ctx.params['taskId'])[1])  # no DataServiceId
+    return stamped(ctx.state.get_task(ctx.params['jobId'], ctx.params['taskId'])[1])  # no DataServiceId
 
 
 JOB_HANDLERS = {  # operation id of the spec -> handler

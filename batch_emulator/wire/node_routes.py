@@ -18,7 +18,7 @@ from batch_emulator.runtime.files import inside, node_log_files
 from batch_emulator.runtime.node import _insert_blob_path, _redact
 from batch_emulator.runtime.outbound import OutboundRefused
 from batch_emulator.wire.file_routes import node_root, task_root
-from batch_emulator.wire.results import Body, Context, Done, Entity, Page
+from batch_emulator.wire.results import Body, Context, Done, Entity, Page, stamped
 
 
 def _ids(ctx: Context) -> tuple[str, str]:
@@ -59,7 +59,7 @@ async def start_node(ctx: Context) -> Done:
 async def remove_nodes(ctx: Context) -> Done:
     pool, nodes, option = ctx.state.nodes_to_remove(ctx.params['poolId'], ctx.body)
     ctx.scheduler.nodes.remove_nodes(pool, nodes, option)
-    return Done(pool.etag, pool.last_modified)
+    return stamped(pool)
 
 
 # ----- node users, remote login, extensions --------------------------------------------------------

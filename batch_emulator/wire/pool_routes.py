@@ -15,7 +15,7 @@ from batch_emulator.common.clock import utc_now
 from batch_emulator.common.errors import BatchServiceError
 from batch_emulator.runtime import containers
 from batch_emulator.service.state import BatchState, iso
-from batch_emulator.wire.results import Body, Context, Done, Entity, Page
+from batch_emulator.wire.results import Body, Context, Done, Entity, Page, stamped
 
 # ----- supported images ---------------------------------------------------------------------
 
@@ -43,10 +43,6 @@ async def _find_container_runtime(state: BatchState, body: dict) -> None:
         state.container_runtime = await asyncio.to_thread(containers.find_runtime, state.container_runtime_setting)
 
 
-def _stamped(pool) -> Done:
-    return Done(pool.etag, pool.last_modified)
-
-
 async def create_pool(ctx: Context) -> Done:
     await _find_container_runtime(ctx.state, ctx.body)
     pool = ctx.state.create_pool(ctx.body)
@@ -63,7 +59,7 @@ async def get_pool(ctx: Context) -> Entity:
 
 
 async def pool_exists(ctx: Context) -> Done:
-    return _stamped(ctx.state.get_pool(ctx.params['poolId']))  # a 404 without a body (error_response)
+    return stamped(ctx.state.get_pool(ctx.params['poolId']))  # a 404 without a body (error_response)
 
 
 async def delete_pool(ctx: Context) -> Done:
@@ -73,29 +69,29 @@ async def delete_pool(ctx: Context) -> Done:
 
 async def update_pool(ctx: Context) -> Done:
     await _find_container_runtime(ctx.state, ctx.body)
-    return _stamped(ctx.state.update_pool(ctx.params['poolId'], ctx.body, replace=False))
+    return stamped(ctx.state.update_pool(ctx.params['poolId'], ctx.body, replace=False))
 
 
 async def replace_pool_properties(ctx: Context) -> Done:
-    return _stamped(ctx.state.update_pool(ctx.params['poolId'], ctx.body, replace=True))
+    return stamped(ctx.state.update_pool(ctx.params['poolId'], ctx.body, replace=True))
 
 
 async def resize_pool(ctx: Context) -> Done:
     """A body without a target was refused before the pool is looked up (``checks.py``; recorded: 400 on a
     missing pool)."""
-    return _stamped(ctx.state.resize_pool(ctx.params['poolId'], ctx.body))
+    return stamped(ctx.state.resize_pool(ctx.params['poolId'], ctx.body))
 
 
 async def stop_resize_pool(ctx: Context) -> Done:
-    return _stamped(ctx.state.stop_resize(ctx.params['poolId']))
+    return stamped(ctx.state.stop_resize(ctx.params['poolId']))
 
 
 async def enable_autoscale(ctx: Context) -> Done:
-    return _stamped(ctx.state.enable_autoscale(ctx.params['poolId'], ctx.body))
+    return stamped(ctx.state.enable_autoscale(ctx.params['poolId'], ctx.body))
 
 
 async def disable_autoscale(ctx: Context) -> Done:
-    return _stamped(ctx.state.disable_autoscale(ctx.params['poolId']))
+    return stamped(ctx.state.disable_autoscale(ctx.params['poolId']))
 
 
 async def evaluate_autoscale(ctx: Context) -> Body:

@@ -40,6 +40,11 @@ class Done:
     location: str | None = None
 
 
+def stamped(entity) -> Done:
+    """A change's outcome: the changed entity's ETag and Last-Modified."""
+    return Done(entity.etag, entity.last_modified)
+
+
 @dataclasses.dataclass(frozen=True)
 class Entity:
     """One entity: its resource, written as ``{entity_set}/@Element``."""

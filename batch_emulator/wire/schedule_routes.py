@@ -9,15 +9,11 @@ against what the service asks of it (``checks.py``).
 
 from __future__ import annotations
 
-from batch_emulator.wire.results import Context, Done, Entity, Page
+from batch_emulator.wire.results import Context, Done, Entity, Page, stamped
 
 
 def _schedule_id(ctx: Context) -> str:
     return ctx.params['jobScheduleId']
-
-
-def _stamped(schedule) -> Done:
-    return Done(schedule.etag, schedule.last_modified)
 
 
 async def create_job_schedule(ctx: Context) -> Done:
@@ -35,27 +31,27 @@ async def get_job_schedule(ctx: Context) -> Entity:
 
 
 async def job_schedule_exists(ctx: Context) -> Done:
-    return _stamped(ctx.state.get_job_schedule(_schedule_id(ctx)))  # a 404 without a body (error_response)
+    return stamped(ctx.state.get_job_schedule(_schedule_id(ctx)))  # a 404 without a body (error_response)
 
 
 async def update_job_schedule(ctx: Context) -> Done:
-    return _stamped(ctx.state.update_job_schedule(_schedule_id(ctx), ctx.body, replace=False))
+    return stamped(ctx.state.update_job_schedule(_schedule_id(ctx), ctx.body, replace=False))
 
 
 async def replace_job_schedule(ctx: Context) -> Done:
-    return _stamped(ctx.state.update_job_schedule(_schedule_id(ctx), ctx.body, replace=True))
+    return stamped(ctx.state.update_job_schedule(_schedule_id(ctx), ctx.body, replace=True))
 
 
 async def disable_job_schedule(ctx: Context) -> Done:
-    return _stamped(ctx.state.disable_job_schedule(_schedule_id(ctx)))
+    return stamped(ctx.state.disable_job_schedule(_schedule_id(ctx)))
 
 
 async def enable_job_schedule(ctx: Context) -> Done:
-    return _stamped(ctx.state.enable_job_schedule(_schedule_id(ctx)))
+    return stamped(ctx.state.enable_job_schedule(_schedule_id(ctx)))
 
 
 async def terminate_job_schedule(ctx: Context) -> Done:
-    return _stamped(ctx.state.terminate_job_schedule(_schedule_id(ctx)))
+    return stamped(ctx.state.terminate_job_schedule(_schedule_id(ctx)))
 
 
 async def delete_job_schedule(ctx: Context) -> Done:
