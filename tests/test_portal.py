@@ -180,14 +180,19 @@ def test_overview_shows_spot_nodes_and_their_preemptions(emulator, preempted):
     assert all(not row['preemptions'] for node_id, row in rows.items() if node_id != spot)
 
 
-def test_the_heatmap_and_timeline_show_the_spot_node_and_its_preemption(emulator, preempted, browser):
-    pool_id, job_id, spot = preempted
+def open_job(browser, endpoint: str, job_id: str) -> None:
+    """The portal at 1400 px wide, with the job clicked once it is listed."""
     set_viewport(browser, 1400)
-    browser.get(emulator.endpoint + '/')
+    browser.get(endpoint + '/')
     job = f'#jobs tr[data-job-id="{job_id}"]'
     eventually(lambda: browser.execute_script('return !!document.querySelector(arguments[0])', job),
                message='the job listed')
     click(browser, job)
+
+
+def test_the_heatmap_and_timeline_show_the_spot_node_and_its_preemption(emulator, preempted, browser):
+    pool_id, job_id, spot = preempted
+    open_job(browser, emulator.endpoint, job_id)
     cell = f'[data-pool-id="{pool_id}"] .node-cell[data-node-id="{spot}"]'
     eventually(lambda: browser.execute_script('return !!document.querySelector(arguments[0])', cell),
                message='the preempted node in the heatmap')
@@ -367,12 +372,7 @@ def test_ten_thousand_tasks_stay_a_quick_page(emulator, batch_client, browser, u
     try:
         batch_client.create_tasks(job_id, [m.BatchTaskCreateOptions(id=f'task{i}', command_line='/bin/true')
                                            for i in range(10_000)])
-        set_viewport(browser, 1400)
-        browser.get(emulator.endpoint + '/')
-        click_job = f'#jobs tr[data-job-id="{job_id}"]'
-        eventually(lambda: browser.execute_script('return !!document.querySelector(arguments[0])', click_job),
-                   message='the job listed')
-        click(browser, click_job)
+        open_job(browser, emulator.endpoint, job_id)
         eventually(lambda: text_of(browser, '#tasks-shown') == '10000 of 10000 tasks', message='10,000 tasks known')
         rows = browser.execute_script('return document.querySelectorAll("#task-rows .task-row").length')
         assert 0 < rows < 100  # only the rows in view are in the page
