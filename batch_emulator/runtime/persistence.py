@@ -1,6 +1,6 @@
 """Keeping the account in a location folder (``--location DIR``), like Azurite does.
 
-Every change to a pool, job or task is appended to ``DIR/state.jsonl`` as a record of the
+Every change to a pool, job, task, job schedule or certificate is appended to ``DIR/state.jsonl`` as a record of the
 entity (or of its removal). The file is flushed before a changing request is answered, so an
 acknowledged create survives the emulator being killed, and at least every quarter second for
 the scheduler's own changes. On start-up the records are replayed, the file is rewritten as a
@@ -20,6 +20,7 @@ from typing import Any
 
 from batch_emulator.common.loops import survive
 from batch_emulator.runtime.processes import stop_survivors
+from batch_emulator.service.certificates import certificate_from_record, certificate_record
 from batch_emulator.service.job_schedule import schedule_from_record, schedule_record
 from batch_emulator.service.jobs import AUTO_POOL
 from batch_emulator.service.state import BatchState, Job, Node, Pool, Task, iso, parse_iso
@@ -61,10 +62,22 @@ def task_record(task: Task) -> dict:
 def _key(kind: str, entity: Any) -> tuple:
     if kind == 'task':
         return ('task', entity.job_id.lower(), entity.id.lower())
+    if kind == 'certificate':
+        return ('certificate', entity.thumbprint_algorithm, entity.thumbprint)
     return (kind, entity.id.lower())
 
 
-_RECORDS = {'pool': pool_record, 'job': job_record, 'task': task_record, 'schedule': schedule_record}
+def _record_key(kind: str, record: dict) -> tuple:
+    """The key of a record read back: as ``_key`` gives it (without the kind)."""
+    if kind == 'task':
+        return (record['jobId'].lower(), record['id'].lower())
+    if kind == 'certificate':
+        return (record['thumbprintAlgorithm'], record['thumbprint'])
+    return (record['id'].lower(),)
+
+
+_RECORDS = {'pool': pool_record, 'job': job_record, 'task': task_record, 'schedule': schedule_record,
+            'certificate': certificate_record}
 
 
 def _line(event: dict) -> str:
@@ -136,8 +149,9 @@ class Journal:
             self._file.close()
             self._file = None
 
-    def load(self) -> tuple[dict, dict, dict, dict]:
-        """Replays the state file: (pools, jobs, tasks, job schedules) records by key, in creation order.
+    def load(self) -> tuple[dict, dict, dict, dict, dict]:
+        """Replays the state file: (pools, jobs, tasks, job schedules, certificates) records by key, in creation
+        order.
 
         Every line is checked first (``state_checks``); one that fails stops the start with a StateFileError
         naming it. Only the last line may be cut short (a crash while writing it): it is left out.
@@ -147,10 +161,11 @@ class Journal:
         jobs: dict[tuple, dict] = {}
         tasks: dict[tuple, dict] = {}
         schedules: dict[tuple, dict] = {}
+        certificates: dict[tuple, dict] = {}
         self.lines: dict[tuple, int] = {}
         if not os.path.exists(self.path):
-            return pools, jobs, tasks, schedules
-        by_kind = {'pool': pools, 'job': jobs, 'task': tasks, 'schedule': schedules}
+            return pools, jobs, tasks, schedules, certificates
+        by_kind = {'pool': pools, 'job': jobs, 'task': tasks, 'schedule': schedules, 'certificate': certificates}
         with open(self.path, encoding='utf-8', errors='replace') as file:
             text = file.read()
         lines = text.split('\n')
@@ -172,13 +187,14 @@ class Journal:
                     for task_key in [k for k in tasks if k[0] == key[0]]:
                         del tasks[task_key]
                 continue
-            key = (record['jobId'].lower(), record['id'].lower()) if kind == 'task' else (record['id'].lower(),)
+            key = _record_key(kind, record)
             by_kind[kind][key] = record
             self.lines[(kind, *key)] = number
-        return pools, jobs, tasks, schedules
+        return pools, jobs, tasks, schedules, certificates
 
     def rewrite(self, state: BatchState) -> None:
-        """Replaces the file by a compact snapshot of the current state."""
+        """Replaces the file by a compact snapshot of the current state (which the changes noted so far are in)."""
+        self._events.clear()
         temporary = self.path + '.tmp'
         with open(temporary, 'w', encoding='utf-8', opener=private_file) as file:
             for pool in state.pools.values():
@@ -189,6 +205,8 @@ class Journal:
                     file.write(_upsert('task', task))
             for schedule in state.job_schedules.values():
                 file.write(_upsert('schedule', schedule))
+            for certificate in state.certificates.values():
+                file.write(_upsert('certificate', certificate))
         os.replace(temporary, self.path)
 
 
@@ -213,8 +231,7 @@ class _Reading:
         self.journal, self.line = journal, None
 
     def at(self, kind: str, record: dict) -> dict:
-        key = (record['jobId'].lower(), record['id'].lower()) if kind == 'task' else (record['id'].lower(),)
-        self.line = self.journal.lines.get((kind, *key))
+        self.line = self.journal.lines.get((kind, *_record_key(kind, record)))
         return record
 
 
@@ -223,10 +240,18 @@ def restore(state: BatchState, journal: Journal) -> None:
 
     Raises StateFileError (naming the line) when the file holds what the emulator never writes.
     """
-    pools, jobs, tasks, schedules = journal.load()
+    pools, jobs, tasks, schedules, certificates = journal.load()
     reading = _Reading(journal)
     try:
         _restore(state, journal, reading, pools, jobs, tasks, schedules)
+        for record in certificates.values():
+            certificate = certificate_from_record(reading.at('certificate', record))
+            state.certificates[(certificate.thumbprint_algorithm, certificate.thumbprint)] = certificate
+        reading.line = None
+        # A deletion the restart interrupted finishes now, against the pools that came back (deletefailed if one
+        # still names the certificate), as a pool or job being deleted is gone after a restart.
+        state.settle_certificates()
+        journal.rewrite(state)
     except (Invalid, KeyError, TypeError, ValueError, AttributeError) as error:
         with about_line(journal.path, reading.line):
             raise error from None
@@ -297,5 +322,4 @@ def _restore(state: BatchState, journal: Journal, reading: _Reading, pools: dict
         if reading.at('schedule', record)['state'] != 'deleting':  # its deletion finishes now, as its jobs' do
             schedule = schedule_from_record(record)
             state.job_schedules[schedule.id.lower()] = schedule
-    journal.rewrite(state)
     state.pending_restart = deque(state.pools.values())

@@ -15,7 +15,9 @@ The rules are the 2024-07-01.20.0 spec's (``contract/certificates.json``):
   as the service's documentation shows it). A failed deletion can be retried or cancelled (back to active);
   cancelling any other is CertificateStateActive or CertificateBeingDeleted.
 
-Certificates are not written to the journal (``--location``): they last as long as the emulator runs.
+With ``--location`` every add, state change and removal is journaled (``certificate_record``: what the
+account keeps, never ``data`` or ``password``). A certificate that was ``deleting`` when the emulator stopped
+finishes its deletion at the restart (``runtime/persistence.py``), as a pool or job being deleted does.
 """
 
 from __future__ import annotations
@@ -31,7 +33,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding, pkcs12
 
 from batch_emulator.common.errors import BatchServiceError, invalid_property
-from batch_emulator.service.models import iso, utc_now
+from batch_emulator.service.models import iso, parse_iso, utc_now
 from batch_emulator.service.room import Room
 
 MAX_DATA_BYTES = 10 * 1024  # the spec: "The maximum size is 10KB."
@@ -114,6 +116,7 @@ class CertificateRoom(Room):
             raise BatchServiceError('CertificateBeingDeleted' if existing.state == 'deleting' else 'CertificateExists')
         certificate = Certificate(thumbprint, 'sha1', base64.b64encode(public).decode())
         self.certificates[('sha1', thumbprint)] = certificate
+        self.changed('certificate', certificate)
         return certificate
 
     def get_certificate(self, algorithm: str, thumbprint: str) -> Certificate:
@@ -134,6 +137,7 @@ class CertificateRoom(Room):
         self._set_state(certificate, 'deleting')
         certificate.delete_error = None
         certificate.delete_due = time.monotonic() + DELETE_SECONDS
+        self.changed('certificate', certificate)
 
     def cancel_certificate_deletion(self, algorithm: str, thumbprint: str) -> None:
         certificate = self.get_certificate(algorithm, thumbprint)
@@ -143,6 +147,7 @@ class CertificateRoom(Room):
             raise BatchServiceError('CertificateStateActive')
         self._set_state(certificate, 'active')
         certificate.delete_error = None
+        self.changed('certificate', certificate)
 
     def certificate_resource(self, certificate: Certificate) -> dict:
         """The certificate as the service writes it (never its data or password: they are not kept)."""
@@ -167,6 +172,10 @@ class CertificateRoom(Room):
                        and str(reference.get('thumbprintAlgorithm', '')).lower() == certificate.thumbprint_algorithm
                        for reference in pool.spec.get('certificateReferences') or [] if isinstance(reference, dict))]
 
+    def settle_certificates(self) -> None:
+        """Finishes the deletions whose moment has come (at a restart: every one that was under way)."""
+        self._settle()
+
     def _settle(self) -> None:
         """Deletions whose moment has come: the certificate goes, or its deletion fails if a pool still uses it."""
         now = time.monotonic()
@@ -177,9 +186,47 @@ class CertificateRoom(Room):
             pools = self._pools_using(certificate)
             if not pools:
                 del self.certificates[key]
+                self._removed('certificate', certificate)
                 continue
             self._set_state(certificate, 'deletefailed')
             certificate.delete_error = {
                 'code': 'PoolsReferencingCertificate',
                 'message': 'The specified certificate is being used by the below mentioned pool(s)',
                 'values': [{'name': 'Pools', 'value': pool_id} for pool_id in pools[:MAX_ERROR_POOLS]]}
+            self.changed('certificate', certificate)
+
+
+# ----- persistence (the --location journal) ------------------------------------------------------
+
+def certificate_record(certificate: Certificate) -> dict:
+    """What the journal keeps of a certificate: what the account keeps (never its data or password)."""
+    return {'thumbprint': certificate.thumbprint, 'thumbprintAlgorithm': certificate.thumbprint_algorithm,
+            'publicData': certificate.public_data, 'state': certificate.state,
+            'stateTransitionTime': iso(certificate.state_transition_time),
+            'previousState': certificate.previous_state,
+            'previousStateTransitionTime': iso(certificate.previous_state_transition_time),
+            'deleteCertificateError': certificate.delete_error}
+
+
+def certificate_from_record(record: dict) -> Certificate:
+    """The certificate a (checked) record keeps; one that was being deleted is due to finish now."""
+    return Certificate(record['thumbprint'], record['thumbprintAlgorithm'], record['publicData'],
+                       state=record['state'], state_transition_time=parse_iso(record['stateTransitionTime']),
+                       previous_state=record['previousState'],
+                       previous_state_transition_time=parse_iso(record['previousStateTransitionTime']),
+                       delete_error=record['deleteCertificateError'],
+                       delete_due=time.monotonic() if record['state'] == 'deleting' else None)
+
+
+def check_certificate_record(record: dict, states: list[str]) -> None:
+    """Raises ValueError saying what the emulator would never have written in a certificate record."""
+    if record['thumbprintAlgorithm'] != 'sha1' or not _THUMBPRINT.fullmatch(record['thumbprint']):
+        raise ValueError(f"certificate {record['thumbprintAlgorithm'][:10]!r} {record['thumbprint'][:50]!r} is not "
+                         'a sha1 thumbprint of up to 40 lower-case hex digits')
+    for name in ('state', 'previousState'):
+        if record[name] is not None and record[name] not in states:
+            raise ValueError(f'certificate {name} {record[name][:50]!r} is not one of {", ".join(states)}')
+    try:
+        x509.load_der_x509_certificate(base64.b64decode(record['publicData'], validate=True))
+    except (binascii.Error, ValueError):
+        raise ValueError('certificate publicData is not a base64 DER-encoded X.509 certificate') from None

@@ -78,6 +78,7 @@ class BatchState(AccountData):
     job_schedules = shared('job_schedules', 'schedule_room')
     schedules_changed = shared('schedules_changed', 'schedule_room')
     schedule_clock = shared('schedule_clock', 'schedule_room')
+    certificates = shared('certificates', 'certificate_room')
 
     def __init__(self, account_name: str, base_url: str, nodes_dir: str) -> None:
         self.account = Account(account_name, base_url, nodes_dir)

@@ -4,8 +4,9 @@ The file is the emulator's own, but anyone who can write the folder can change i
 restart acts on it: it kills recorded process groups, it deletes node folders when their
 pool goes. So every line is checked before anything is restored: its shape (each record's
 fields and their types, the states the spec allows), the entity's spec against the spec's
-create schema, node folders inside the location's ``nodes`` folder. A line that fails is one
-``StateFileError`` naming the file, the line and what is wrong, never a traceback.
+create schema, node folders inside the location's ``nodes`` folder, a certificate's thumbprint and
+public data (the api-versions before 2025-06-01 have certificates: ``contract/certificates.py``).
+A line that fails is one ``StateFileError`` naming the file, the line and what is wrong, never a traceback.
 """
 
 from __future__ import annotations
@@ -16,7 +17,9 @@ import re
 from collections.abc import Iterator
 
 from batch_emulator.common.errors import BatchServiceError
+from batch_emulator.contract.certificates import definition
 from batch_emulator.contract.schema import conform, resolve
+from batch_emulator.service.certificates import check_certificate_record
 from batch_emulator.service.models import parse_iso
 
 TIME, OPTIONAL_TIME = 'time', 'time?'
@@ -40,7 +43,12 @@ FIELDS: dict[str, dict] = {
     'schedule': {**_ENTITY, 'previousState': _OPTIONAL_STR, 'previousStateTransitionTime': OPTIONAL_TIME,
                  'nextRun': OPTIONAL_TIME, 'lastRun': OPTIONAL_TIME, 'jobCount': int, 'endTime': OPTIONAL_TIME,
                  'autoPool': _OPTIONAL_DICT},
+    'certificate': {'thumbprint': str, 'thumbprintAlgorithm': str, 'publicData': str, 'state': str,
+                    'stateTransitionTime': TIME, 'previousState': _OPTIONAL_STR,
+                    'previousStateTransitionTime': OPTIONAL_TIME, 'deleteCertificateError': _OPTIONAL_DICT},
 }
+_KINDS = (*_SCHEMAS, 'certificate')
+_TWO_PART_KEYS = ('task', 'certificate')  # (job id, task id); (thumbprint algorithm, thumbprint)
 
 
 class StateFileError(Exception):
@@ -109,16 +117,22 @@ def check_record(event: object) -> tuple[str, dict]:
         raise Invalid('a line must be a JSON object')
     if 'remove' in event:
         kind, key = event.get('remove'), event.get('key')
-        length = 2 if kind == 'task' else 1
-        if kind not in FIELDS or kind == 'node' or not isinstance(key, list) or len(key) != length \
+        length = 2 if kind in _TWO_PART_KEYS else 1
+        if kind not in _KINDS or not isinstance(key, list) or len(key) != length \
                 or not all(isinstance(part, str) for part in key):
-            raise Invalid('a removal must name a pool, job, task or schedule by its key')
+            raise Invalid('a removal must name a pool, job, task, schedule or certificate by its key')
         return 'remove', event
-    kinds = [kind for kind in _SCHEMAS if kind in event]
+    kinds = [kind for kind in _KINDS if kind in event]
     if len(kinds) != 1:
-        raise Invalid('a line must hold one pool, job, task or schedule, or a removal')
+        raise Invalid('a line must hold one pool, job, task, schedule or certificate, or a removal')
     kind = kinds[0]
     record = _check_fields(event[kind], kind)
+    if kind == 'certificate':
+        try:
+            check_certificate_record(record, definition('CertificateState')['enum'])
+        except ValueError as error:
+            raise Invalid(str(error)) from None
+        return kind, record
     _check_state(record, kind)
     _check_spec(record, kind)
     for node in record.get('nodes', []) if kind == 'pool' else []:
