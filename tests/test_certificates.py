@@ -13,6 +13,7 @@ import datetime
 import hashlib
 import json
 import os
+import signal
 import subprocess
 import urllib.request
 
@@ -25,7 +26,8 @@ from cryptography.x509.oid import NameOID
 
 from batch_emulator import DEFAULT_ACCOUNT_KEY, DEFAULT_ACCOUNT_NAME
 from tests.conftest import PROJECT_DIR, eventually
-from tests.hostile import pool_body, send
+from tests.hostile import pool_body, send, start_emulator, stop_emulator
+from tests.test_wire_safety import _rewrite_records, _run_until_ready, _stop
 
 pytestmark = pytest.mark.emulator
 
@@ -243,3 +245,129 @@ def test_the_current_version_has_no_certificate_operations_and_the_oldest_has_th
     wrong_verb = send(emulator.endpoint, 'PUT', f'/certificates?{OLDER}', b'{}')
     assert (wrong_verb.status, wrong_verb.code) == (405, 'UnsupportedHttpVerb')
     assert send(emulator.endpoint, 'PUT', f'/certificates?{CURRENT}', b'{}').code == 'InvalidUri'
+
+
+# ----- kept across a restart with --location ----------------------------------------------------------------
+
+def _location_files_text(location: str) -> str:
+    """Everything the emulator wrote into its location (journal, request log, its log), as one text."""
+    texts = []
+    for folder, _, names in os.walk(location):
+        for name in names:
+            with open(os.path.join(folder, name), 'rb') as file:
+                texts.append(file.read().decode(errors='replace'))
+    return '\n'.join(texts)
+
+
+def _journaled(location: str, certificate: dict) -> list[str]:
+    """The states state.jsonl recorded for the certificate, in order ('removed' for its removal)."""
+    lower, states = certificate['thumbprint'].lower(), []
+    with open(os.path.join(location, 'state.jsonl'), encoding='utf-8') as file:
+        for line in file:
+            event = json.loads(line)
+            if event.get('certificate', {}).get('thumbprint') == lower:
+                states.append(event['certificate']['state'])
+            elif event.get('remove') == 'certificate' and event['key'] == ['sha1', lower]:
+                states.append('removed')
+    return states
+
+
+def _without_url(body: dict) -> dict:
+    return {key: value for key, value in body.items() if key not in ('url', 'odata.metadata')}
+
+
+def test_certificates_in_every_state_survive_a_kill_and_a_deletion_under_way_finishes(tmp_path):
+    location = str(tmp_path / 'location')
+    kept, pfx, cancelled, failed, doomed, doomed_in_use = (
+        _cer('kept'), _pfx('kept-pfx'), _cer('cancelled'), _cer('failed'), _cer('doomed'), _cer('doomed-in-use'))
+    process, endpoint = start_emulator(location)
+    try:
+        for certificate in (kept, cancelled, failed, doomed, doomed_in_use):
+            assert send(endpoint, 'POST', f'/certificates?{OLDER}', _add_body(certificate)).status == 201
+        assert send(endpoint, 'POST', f'/certificates?{OLDER}',
+                    _add_body(pfx, 'pfx', password=pfx['password'])).status == 201
+        references = [{'thumbprint': certificate['thumbprint'], 'thumbprintAlgorithm': 'sha1'}
+                      for certificate in (cancelled, failed, doomed_in_use)]
+        assert send(endpoint, 'POST', f'/pools?{OLDER}', pool_body('uses', certificateReferences=references)
+                    ).status == 201
+        for certificate in (cancelled, failed):
+            assert send(endpoint, 'DELETE', f'{_path(certificate)}?{OLDER}').status == 202
+            eventually(lambda certificate=certificate: send(endpoint, 'GET', f'{_path(certificate)}?{OLDER}').json()[
+                'state'] == 'deletefailed', message='the deletion fails')
+        assert send(endpoint, 'POST', f'{_path(cancelled, "/canceldelete")}?{OLDER}').status == 204
+        listed = send(endpoint, 'GET', f'/certificates?{OLDER}').json()['value']
+        before = {body['thumbprint']: body for body in listed
+                  if body['thumbprint'] not in (doomed['thumbprint'].lower(), doomed_in_use['thumbprint'].lower())}
+        assert sorted(body['state'] for body in before.values()) == ['active', 'active', 'active', 'deletefailed']
+        # Two deletions under way (nothing reads the certificates before the kill, so neither finishes first).
+        for certificate in (doomed, doomed_in_use):
+            assert send(endpoint, 'DELETE', f'{_path(certificate)}?{OLDER}').status == 202
+    finally:
+        process.send_signal(signal.SIGKILL)
+        process.wait(15)
+        process.stdout.close()
+    assert _journaled(location, doomed) == ['active', 'deleting']
+    assert _journaled(location, cancelled) == ['active', 'deleting', 'deletefailed', 'active']
+    written = _location_files_text(location)
+    assert pfx['password'] not in written and pfx['data'] not in written
+
+    for restart in ('after the kill', 'after a clean stop'):
+        process, endpoint = start_emulator(location)
+        try:
+            listed = send(endpoint, 'GET', f'/certificates?{OLDER}').json()['value']
+            after = {body['thumbprint']: body for body in listed}
+            lower = doomed_in_use['thumbprint'].lower()
+            assert set(after) == set(before) | {lower}, restart  # the unused one being deleted is gone
+            for thumbprint, body in before.items():
+                assert _without_url(after[thumbprint]) == _without_url(body), (restart, thumbprint)
+                assert after[thumbprint]['url'] == f'{endpoint}/certificates(thumbprintAlgorithm=sha1,' \
+                                                   f'thumbprint={thumbprint})'
+            assert (after[lower]['state'], after[lower]['previousState']) == ('deletefailed', 'deleting')
+            assert after[lower]['deleteCertificateError']['values'] == [{'name': 'Pools', 'value': 'uses'}]
+            assert _gone(endpoint, doomed)
+            assert base64.b64decode(after[pfx['thumbprint'].lower()]['publicData']) == pfx['der']
+        finally:
+            stop_emulator(process)
+    written = _location_files_text(location)
+    assert pfx['password'] not in written and pfx['data'] not in written
+
+
+def _location_with_a_certificate(location: str) -> dict:
+    certificate = _cer('journaled')
+    process, endpoint = start_emulator(location)
+    try:
+        assert send(endpoint, 'POST', f'/certificates?{OLDER}', _add_body(certificate)).status == 201
+    finally:
+        stop_emulator(process)
+    return certificate
+
+
+def _certificate_field(name: str, value: object):
+    return lambda event: {'certificate': {**event['certificate'], name: value}} if 'certificate' in event else event
+
+
+@pytest.mark.parametrize('tamper, reason', [
+    (_certificate_field('state', 'exploding'), "certificate state 'exploding' is not one of active, deleting"),
+    (_certificate_field('previousState', 'gone'), "certificate previousState 'gone' is not one of"),
+    (_certificate_field('thumbprint', '../../etc'), "certificate 'sha1' '../../etc' is not a sha1 thumbprint"),
+    (_certificate_field('thumbprintAlgorithm', 'md5'), "certificate 'md5' '"),
+    (_certificate_field('publicData', base64.b64encode(b'not a certificate').decode()),
+     'certificate publicData is not a base64 DER-encoded X.509 certificate'),
+    (_certificate_field('deleteCertificateError', 'oops'), 'certificate deleteCertificateError has the wrong type'),
+    (_certificate_field('stateTransitionTime', 'yesterday'), 'certificate stateTransitionTime must be a time'),
+    (lambda event: {'certificate': {k: v for k, v in event['certificate'].items() if k != 'publicData'}}
+     if 'certificate' in event else event, 'a certificate record has no publicData'),
+    (lambda event: {'remove': 'certificate', 'key': [event['certificate']['thumbprint']]}
+     if 'certificate' in event else event, 'a removal must name a pool, job, task, schedule or certificate'),
+])
+def test_a_tampered_certificate_record_stops_the_start_naming_its_line(tmp_path, tamper, reason):
+    location = str(tmp_path / 'location')
+    _location_with_a_certificate(location)
+    number = _rewrite_records(location, tamper)
+    before = open(os.path.join(location, 'state.jsonl'), encoding='utf-8').read()
+    process, line, errors = _run_until_ready(location)
+    _stop(process)
+    assert line == '' and process.returncode == 2
+    assert f'state.jsonl, line {number}: {reason}' in errors, errors
+    assert 'Traceback' not in errors and len(errors.strip().splitlines()) == 1, errors
+    assert open(os.path.join(location, 'state.jsonl'), encoding='utf-8').read() == before  # left as it was
