@@ -27,7 +27,7 @@ from cryptography.x509.oid import NameOID
 from batch_emulator import DEFAULT_ACCOUNT_KEY, DEFAULT_ACCOUNT_NAME
 from tests.conftest import PROJECT_DIR, eventually
 from tests.hostile import pool_body, send, start_emulator, stop_emulator
-from tests.test_wire_safety import _rewrite_records, _run_until_ready, _stop
+from tests.test_wire_safety import assert_tampered_start_refused
 
 pytestmark = pytest.mark.emulator
 
@@ -363,11 +363,4 @@ def _certificate_field(name: str, value: object):
 def test_a_tampered_certificate_record_stops_the_start_naming_its_line(tmp_path, tamper, reason):
     location = str(tmp_path / 'location')
     _location_with_a_certificate(location)
-    number = _rewrite_records(location, tamper)
-    before = open(os.path.join(location, 'state.jsonl'), encoding='utf-8').read()
-    process, line, errors = _run_until_ready(location)
-    _stop(process)
-    assert line == '' and process.returncode == 2
-    assert f'state.jsonl, line {number}: {reason}' in errors, errors
-    assert 'Traceback' not in errors and len(errors.strip().splitlines()) == 1, errors
-    assert open(os.path.join(location, 'state.jsonl'), encoding='utf-8').read() == before  # left as it was
+    assert_tampered_start_refused(location, tamper, reason)

@@ -417,12 +417,7 @@ class Busy:
         self.running = ['t04', 't05']
 
     def open(self, driver, endpoint: str) -> None:
-        set_viewport(driver, 1400)
-        driver.get(endpoint + '/')
-        job = f'#jobs tr[data-job-id="{self.job_id}"]'
-        eventually(lambda: driver.execute_script('return !!document.querySelector(arguments[0])', job),
-                   message='the job listed')
-        click(driver, job)
+        open_job(driver, endpoint, self.job_id)
         for tasks, label in ((self.running, '▶ running'), (self.finished, '✓ succeeded')):
             for task in tasks:
                 state = f'#task-rows [data-task-id="{task}"] [data-state]'

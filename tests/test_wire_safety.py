@@ -410,12 +410,18 @@ def _node_root(event: dict, root: str) -> dict:
 def test_a_tampered_state_file_stops_the_start_with_one_line_naming_the_line(tmp_path, tamper, reason):
     location = str(tmp_path / 'location')
     _location_with_a_pool_and_a_task(location)
+    assert_tampered_start_refused(location, tamper, reason)
+
+
+def assert_tampered_start_refused(location: str, tamper, reason: str) -> None:
+    """A location's records changed by ``tamper``: the emulator does not start, says in one line which line of
+    the state file is wrong and why (no traceback), and leaves the file as it was."""
     number = _rewrite_records(location, tamper)
     before = open(os.path.join(location, 'state.jsonl'), encoding='utf-8').read()
     process, line, errors = _run_until_ready(location)
     _stop(process)
     assert line == '' and process.returncode == 2
-    assert f'state.jsonl, line {number}: {reason}' in errors
+    assert f'state.jsonl, line {number}: {reason}' in errors, errors
     assert 'Traceback' not in errors and len(errors.strip().splitlines()) == 1, errors
     assert open(os.path.join(location, 'state.jsonl'), encoding='utf-8').read() == before  # left as it was
 
