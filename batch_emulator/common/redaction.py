@@ -93,7 +93,7 @@ def redact_secrets(text: str, account_key: str | None = None) -> str:
     return text
 
 
-_SCHEME = re.compile(r'[A-Za-z][A-Za-z0-9-]{0,31}')
+AUTH_SCHEME = re.compile(r'[A-Za-z][A-Za-z0-9-]{0,31}')  # an Authorization scheme's name; else maybe a credential
 _SIGNED_BY = re.compile(r'(SharedKey(?:Lite)?\s+[a-z0-9]{1,64}:)')
 
 
@@ -104,7 +104,7 @@ def redact_authorization(value: str) -> str:
     if signed_by is not None:
         return signed_by.group(1) + REDACTED
     words = value.split(maxsplit=1)
-    if len(words) == 2 and _SCHEME.fullmatch(words[0]):
+    if len(words) == 2 and AUTH_SCHEME.fullmatch(words[0]):
         return f'{words[0]} {REDACTED}'
     return REDACTED
 

@@ -28,8 +28,8 @@ from urllib.parse import parse_qs
 
 from batch_emulator.common.clock import utc_now
 from batch_emulator.common.errors import BatchServiceError
+from batch_emulator.common.redaction import AUTH_SCHEME
 
-_SCHEME = re.compile(r'[A-Za-z][A-Za-z0-9-]{0,31}')  # a scheme's name; anything else may be a credential
 _ACCOUNT = re.compile(r'[a-z0-9]{1,64}')  # an account's name
 
 MAX_CLOCK_SKEW = datetime.timedelta(minutes=15)
@@ -92,7 +92,7 @@ def verify_shared_key(method: str, raw_path: str, headers: Mapping[str, str], ac
     if not authorization:
         raise _failed('The Authorization header is missing. ' + _ACCEPTED)
     if scheme != 'SharedKey':  # the scheme is named only if it is one (never what may be a token)
-        named = f' {scheme}' if _SCHEME.fullmatch(scheme) else ''
+        named = f' {scheme}' if AUTH_SCHEME.fullmatch(scheme) else ''
         raise _failed(f'The authentication scheme{named} is not supported. ' + _ACCEPTED)
     claimed_account, _, signature = credentials.partition(':')
     if claimed_account != account_name:
