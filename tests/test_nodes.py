@@ -122,6 +122,10 @@ def test_deallocate_then_start(batch_client, pool_and_job):
     done = eventually(lambda: (body := _node_state(batch_client, pool_id, node.id))['state'] == 'deallocated'
                       and body, message='deallocated')
     assert done['stateTransitionTime'] == first['stateTransitionTime']  # recorded: kept
+    for action, done_word in (('reboot', 'rebooted'), ('reimage', 'reimaged')):
+        refused = raw(batch_client, 'POST', f'/pools/{pool_id}/nodes/{node.id}/{action}')
+        assert (refused.status_code, refused.json()['code']) == (409, 'OperationInvalidForCurrentState')
+        assert f'cannot be {done_word}.' in refused.json()['message']['value']
     assert raw(batch_client, 'POST', f'/pools/{pool_id}/nodes/{node.id}/start').status_code == 202
     node = wait_for_nodes(batch_client, pool_id)[0]
     assert node.scheduling_state == 'enabled'

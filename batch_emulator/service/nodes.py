@@ -33,6 +33,9 @@ def _options(body: dict, name: str, allowed: tuple[str, ...], default: str) -> s
     return value
 
 
+_DONE = {'reboot': 'rebooted', 'reimage': 'reimaged', 'deallocate': 'deallocated'}
+
+
 class NodeRoom(Room):
     """Compute nodes: every rule about them that is not a pool's."""
 
@@ -46,7 +49,7 @@ class NodeRoom(Room):
         if node.state in _BUSY:
             raise BatchServiceError(_BUSY[node.state])
         if node.state in ('deallocated', 'deallocating') and action != 'start':
-            raise BatchServiceError('OperationInvalidForCurrentState', f'A deallocated node cannot be {action}ed.')
+            raise BatchServiceError('OperationInvalidForCurrentState', f'A deallocated node cannot be {_DONE[action]}.')
         if action == 'start' and node.state != 'deallocated':
             raise BatchServiceError('OperationInvalidForCurrentState', 'Only a deallocated node can be started.')
         return pool, node
