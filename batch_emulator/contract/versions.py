@@ -87,8 +87,9 @@ def is_older_path(request) -> bool:
                                         for key, pattern in _older_paths())
 
 
-def check_operation(request, method: str, path_template: str) -> None:
-    """An operation the request's api-version does not have: the service's answer to an unknown URL."""
+def check_operation(request, method: str, path_template: str) -> str | None:
+    """An operation the request's api-version does not have: the service's answer to an unknown URL. Returns the
+    key of the older operation the request calls (``write_body`` writes some of them apart), or None."""
     contract = _contract(request.query.get('api-version', ''))
     key = operation_key(method, path_template)
     older_only = key in _older_only()
@@ -99,7 +100,7 @@ def check_operation(request, method: str, path_template: str) -> None:
         known = key in extra if older_only else key not in absent
     if not known:
         raise BatchServiceError('InvalidUri', values={'RequestUri': request.path})
-    request['older_operation'] = key if key in SUCCESSORS else None
+    return key if key in SUCCESSORS else None
 
 
 def read_body(request, body: object) -> object:
@@ -115,12 +116,12 @@ def is_current(request) -> bool:
     return _contract(request.query.get('api-version', '')) is None
 
 
-def write_body(request, body: dict | None) -> dict | None:
-    """An answer in the request's version's shapes."""
+def write_body(request, body: dict | None, older_operation: str | None = None) -> dict | None:
+    """An answer in the request's version's shapes (``older_operation``: what ``check_operation`` returned)."""
     contract = _contract(request.query.get('api-version', ''))
     if contract is None or body is None:
         return body
-    if request.get('older_operation') == 'GET /nodeagentskus':
+    if older_operation == 'GET /nodeagentskus':
         body = _node_agent_skus(body)
     absent, renamed = contract[2], contract[3]
     if 'taskCounts' in absent and isinstance(body.get('taskCounts'), dict):

@@ -39,7 +39,15 @@ from batch_emulator.wire.results import (
     Page,
     Result,
 )
-from batch_emulator.wire.server import SCHEDULER, SETTINGS, STATE, json_response, service_headers
+from batch_emulator.wire.server import (
+    OLDER_OPERATION,
+    OPERATION,
+    SCHEDULER,
+    SETTINGS,
+    STATE,
+    json_response,
+    service_headers,
+)
 
 OperationHandler = Callable[[Context], Awaitable[Result]]
 
@@ -61,9 +69,9 @@ async def _body(request: web.Request, operation: Operation) -> dict:
 def wrap(operation: Operation, handler: OperationHandler) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
     """The aiohttp handler of ``operation``: ``handler`` between the contract's checks and the adapter's answer."""
     async def answer(request: web.Request) -> web.StreamResponse:
-        request['operation'] = operation  # its response schema writes the body
-        request['operation_id'] = operation.operation_id  # for the request log
-        versions.check_operation(request, operation.method, operation.path)  # does the api-version have it?
+        request[OPERATION] = operation  # its response schema writes the body; the request log names it
+        # Does the api-version have it? (And which older operation it calls, if one.)
+        request[OLDER_OPERATION] = versions.check_operation(request, operation.method, operation.path)
         body = await _body(request, operation)
         checks.check_query(operation, request.query)
         app = request.app

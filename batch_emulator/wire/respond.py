@@ -19,7 +19,7 @@ from batch_emulator.contract.schema import Operation, render, resolve
 from batch_emulator.service.state import MAX_LIST_RESULTS, page
 from batch_emulator.wire import bodies
 from batch_emulator.wire.checks import paging
-from batch_emulator.wire.server import SETTINGS
+from batch_emulator.wire.server import BODY_BYTES, OLDER_OPERATION, OPERATION, SETTINGS
 
 
 async def read_limited(request: web.Request, limit: int) -> bytes:
@@ -32,7 +32,7 @@ async def read_limited(request: web.Request, limit: int) -> bytes:
         data += chunk
         if len(data) > limit:
             raise too_large
-    request['body_bytes'] = bytes(data)  # for the portal's request log (redacted there)
+    request[BODY_BYTES] = bytes(data)  # for the portal's request log (redacted there)
     return bytes(data)
 
 
@@ -69,7 +69,8 @@ def entity_writer(request: web.Request, build, part: str | None = None, build_pr
     older = not versions.is_current(request)  # an older api-version's shapes: each item written in them
     return bodies.Writer(response_schema(request, part), request.query.get('api-version') if older else '',
                        request.query.get('$select'), request.app[SETTINGS]['base_url'], build, build_property,
-                       adapt=(lambda item: versions.write_body(request, item)) if older else None)
+                       adapt=(lambda item: versions.write_body(request, item, request.get(OLDER_OPERATION))) if older
+                       else None)
 
 
 def kept_list_body(request: web.Request, entities: Sequence, build, entity_set: str, build_property=None) -> bytes:
@@ -83,7 +84,7 @@ def kept_list_body(request: web.Request, entities: Sequence, build, entity_set: 
 
 def response_schema(request: web.Request, part: str | None = None) -> dict | None:
     """The response body's spec schema (or its ``part``'s items'), if the operation has one."""
-    operation: Operation | None = request.get('operation')
+    operation: Operation | None = request.get(OPERATION)
     schema = operation.response_schema if operation is not None else None
     if schema is not None and part is not None:
         schema = resolve(schema).get('properties', {}).get(part, {}).get('items')

@@ -27,6 +27,7 @@ from batch_emulator.common.account import DEFAULT_ACCOUNT_KEY, DEFAULT_ACCOUNT_N
 from batch_emulator.common.errors import BatchServiceError, invalid_query
 from batch_emulator.common.redaction import redact_authorization, redact_query, redact_secrets
 from batch_emulator.contract import versions
+from batch_emulator.contract.schema import Operation
 from batch_emulator.runtime.scheduler import Scheduler
 from batch_emulator.service.state import BatchState
 from batch_emulator.wire import auth
@@ -59,12 +60,17 @@ STATE = web.AppKey('state', BatchState)
 SCHEDULER = web.AppKey('scheduler', Scheduler)
 SETTINGS = web.AppKey('settings', dict)
 GUARD = web.AppKey('guard', ConnectionGuard)
+# What a request carries from one step of its answer to the next.
+REQUEST_ID = web.RequestKey('request_id', str)
+OPERATION = web.RequestKey('operation', Operation)  # the spec's operation (its response schema writes the body)
+OLDER_OPERATION = web.RequestKey('older_operation', str)  # the older operation's key an older api-version calls
+BODY_BYTES = web.RequestKey('body_bytes', bytes)  # the request body read, for the portal's log (redacted there)
 
 
 def service_headers(request: web.Request) -> dict[str, str]:
     """On every answer: the service's fixed headers, the request's id, and its client-request-id when the client
     asks for it back (return-client-request-id: true; otherwise the service does not echo it)."""
-    headers = {**SERVICE_HEADERS, 'request-id': request['request_id']}
+    headers = {**SERVICE_HEADERS, 'request-id': request[REQUEST_ID]}
     if request.headers.get('return-client-request-id', '').lower() == 'true' and \
             'client-request-id' in request.headers:
         headers['client-request-id'] = request.headers['client-request-id']
@@ -91,7 +97,7 @@ def json_response(request: web.Request, body: dict | bytes | None, *, status: in
             headers['Location'] = location
             headers['DataServiceId'] = location
     if not isinstance(body, bytes):  # bytes were written in those shapes already
-        body = versions.write_body(request, body)  # in the shapes of the request's api-version
+        body = versions.write_body(request, body, request.get(OLDER_OPERATION))  # the api-version's shapes
     if body is None:
         return web.Response(status=status, headers=headers)
     headers['Content-Type'] = JSON_CONTENT_TYPE
@@ -101,7 +107,7 @@ def json_response(request: web.Request, body: dict | bytes | None, *, status: in
 
 def error_response(request: web.Request, error: BatchServiceError) -> web.Response:
     base_url = request.app[SETTINGS]['base_url']
-    body = error.body(base_url, request.get('request_id'))
+    body = error.body(base_url, request.get(REQUEST_ID))
     if request.method == 'HEAD':  # no body, but the headers every answer of the service carries
         return web.Response(status=error.status, headers={'DataServiceVersion': '3.0', **service_headers(request)})
     return web.Response(status=error.status, body=json.dumps(body).encode(),
@@ -111,7 +117,7 @@ def error_response(request: web.Request, error: BatchServiceError) -> web.Respon
 
 @web.middleware
 async def request_log_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-    request['request_id'] = str(uuid.uuid4())
+    request[REQUEST_ID] = str(uuid.uuid4())
     started = time.perf_counter()
     status = 500
     response: web.StreamResponse | None = None
@@ -175,7 +181,7 @@ def _log_request(request: web.Request, status: int, started: float,
     settings = request.app[SETTINGS]
     entry = {'time': time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime()), 'method': request.method,
              'path': request.path, 'query': redact_query(dict(request.query), settings['account_key']),
-             'operation': request.get('operation_id'),
+             'operation': operation.operation_id if (operation := request.get(OPERATION)) else None,
              'status': status,
              'ms': round((time.perf_counter() - started) * 1000, 2)}
     log_file = settings.get('request_log_file')
@@ -184,10 +190,10 @@ def _log_request(request: web.Request, status: int, started: float,
         log_file.flush()
     response_body = getattr(response, 'body', None)  # a web.Response's bytes; a streamed file has none
     entry['detail'] = {
-        'requestId': request.get('request_id'),
+        'requestId': request.get(REQUEST_ID),
         'requestHeaders': _kept_headers(request.headers, LOGGED_REQUEST_HEADERS),
         # The routes read the body as a stream; they leave its bytes here when they keep them (see _read_limited).
-        'requestBody': _kept_body(request.get('body_bytes')),
+        'requestBody': _kept_body(request.get(BODY_BYTES)),
         'requestBodyLength': request.content_length,
         'responseHeaders': _kept_headers(response.headers, LOGGED_RESPONSE_HEADERS) if response else {},
         'responseBody': _kept_body(response_body if isinstance(response_body, bytes) else None),
