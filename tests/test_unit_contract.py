@@ -10,8 +10,11 @@ strings, as the Azure CLI sends them; enum values in any casing; nulls dropped) 
 
 from __future__ import annotations
 
+import datetime
+
 import pytest
 
+from batch_emulator.common.clock import iso, parse_iso
 from batch_emulator.common.errors import BatchServiceError
 from batch_emulator.contract import schema as contract
 from batch_emulator.contract.schema import conform, render
@@ -323,3 +326,18 @@ def test_free_form_values_and_plain_values_are_written_as_they_are():
                                                 'missing': {'$ref': '#/definitions/BatchMetadataItem'}}}
     body = render({'tags': ['a', 'b'], 'nested': {'k': 'v', 'junk': 1}}, strings)
     assert body == {'tags': ['a', 'b'], 'nested': {'k': 'v'}}
+
+
+@pytest.mark.parametrize(('moment', 'written'), [
+    (datetime.datetime(2026, 12, 3, 10, 0, 0, tzinfo=datetime.timezone.utc), '2026-12-03T10:00:00Z'),
+    (datetime.datetime(2026, 12, 3, 10, 0, 10, tzinfo=datetime.timezone.utc), '2026-12-03T10:00:10Z'),
+    (datetime.datetime(2026, 12, 3, 10, 0, 0, 120000, tzinfo=datetime.timezone.utc), '2026-12-03T10:00:00.12Z'),
+    (datetime.datetime(2026, 12, 3, 10, 0, 0, 1, tzinfo=datetime.timezone.utc), '2026-12-03T10:00:00.000001Z'),
+    (datetime.datetime(1, 1, 1, tzinfo=datetime.timezone.utc), '0001-01-01T00:00:00Z'),  # .NET's DateTime.MinValue
+    (None, None),
+])
+def test_timestamps_are_written_as_the_service_writes_them(moment, written):
+    """``Z``; a fraction without its trailing zeros, none when it is zero; four digits of year."""
+    assert iso(moment) == written
+    if moment is not None:
+        assert parse_iso(written) == moment

@@ -21,8 +21,8 @@ def iso(moment: datetime.datetime | None) -> str | None:
     """ISO 8601 UTC as the service writes it: ``Z``, the fraction's trailing zeros dropped."""
     if moment is None:
         return None
-    text = f'{moment.year:04d}' + moment.strftime('-%m-%dT%H:%M:%S.%f').rstrip('0').rstrip('.')  # %Y: '1', not '0001'
-    return text + 'Z'
+    # isoformat (4 digits of year, 6 of fraction) is several times faster than strftime: a task's run writes many.
+    return moment.replace(tzinfo=None).isoformat(timespec='microseconds').rstrip('0').rstrip('.') + 'Z'
 
 
 def parse_iso(text: str | None) -> datetime.datetime | None:

@@ -156,12 +156,26 @@ def all_processes() -> list[int]:
     return [int(entry) for entry in os.listdir('/proc') if entry.isdigit()] if os.path.isdir('/proc') else []
 
 
+def _leader_children() -> list[int]:
+    """The children of this process's first thread: where Linux puts every orphan a subreaper receives.
+
+    An orphan goes to the first live thread of the subreaper (``find_new_reaper``, then ``find_alive_thread``
+    from the head of the thread list, which is the group leader), whichever thread started its ancestor; so
+    one file is read, not one per thread. Every thread's when the leader cannot be read (it has ended).
+    """
+    try:
+        with open(f'/proc/self/task/{os.getpid()}/children', 'rb') as file:
+            return [int(child) for child in file.read().split()]
+    except (OSError, ValueError):
+        return children('self')
+
+
 def orphans(tracked: Iterable[int]) -> list[int]:
     """This emulator's children that it did not start itself: what its tasks left behind (as subreaper)."""
     if not _subreaper:
         return []
     tracked = set(tracked)
-    untracked = [pid for pid in children('self') if pid not in tracked]
+    untracked = [pid for pid in _leader_children() if pid not in tracked]
     if _every_child_is_ours:
         return untracked
     return [pid for pid in untracked if environment_variable(pid, 'AZ_BATCH_NODE_ROOT_DIR') is not None]
