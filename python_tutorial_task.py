@@ -31,15 +31,17 @@ import argparse
 import codecs
 import collections
 import itertools
-import multiprocessing
 import operator
 import os
 import re
 import string
 import sys
 from collections.abc import Iterable, Iterator
-from multiprocessing.sharedctypes import Synchronized
-from typing import BinaryIO
+from typing import TYPE_CHECKING, BinaryIO
+
+if TYPE_CHECKING:  # multiprocessing is imported only when a large file is counted on several cores
+    import multiprocessing.connection
+    from multiprocessing.sharedctypes import Synchronized
 
 # Characters stripped from both ends of every word: the ASCII punctuation of the
 # original tutorial (non-ASCII marks such as an em dash stay part of a word).
@@ -285,6 +287,8 @@ def count_file(path: str, processes: int | None = None, range_bytes: int | None 
         for byte_range in ranges:
             count_tokens(read_byte_range(path, byte_range, chunk_bytes), token_counts)
         return words_of_tokens(token_counts)
+    import multiprocessing  # (here: a task on one core, or with a small file, starts faster without it)
+
     context = multiprocessing.get_context()
     next_range = context.Value('q', 0)  # the index of the next range to count, shared by all processes
     workers, pipes = [], []
