@@ -25,8 +25,12 @@ TIMEOUT = 60.0
 # Runs python_tutorial_client.run_from_command_line() with mocked service clients whose tasks never
 # finish, so the run waits for the tasks until Ctrl-C. argv: project folder, output folder, key.
 DRIVER = '''
-import argparse, fcntl, sys, termios
+import argparse, fcntl, signal, sys, termios
 from unittest import mock
+
+# Ctrl-C raises KeyboardInterrupt, as in a program an interactive shell starts, even when the tests were started in
+# the background (`./run.sh test &`): a non-interactive shell's background job ignores SIGINT, and so its children.
+signal.signal(signal.SIGINT, signal.default_int_handler)
 
 fcntl.ioctl(0, termios.TIOCSCTTY, 0)  # the pty becomes this session's terminal: Ctrl-C there sends SIGINT here
 sys.path.insert(0, sys.argv[1])
