@@ -86,9 +86,14 @@ def children(pid: int | str) -> list[int]:
         return found
     for thread in threads:
         with contextlib.suppress(OSError, ValueError):
-            with open(f'/proc/{pid}/task/{thread}/children', 'rb') as file:
-                found.extend(int(child) for child in file.read().split())
+            found.extend(_listed_children(f'/proc/{pid}/task/{thread}/children'))
     return found
+
+
+def _listed_children(path: str) -> list[int]:
+    """The process ids a ``/proc/PID/task/TID/children`` file lists."""
+    with open(path, 'rb') as file:
+        return [int(child) for child in file.read().split()]
 
 
 def _descendants(roots: Iterable[int]) -> set[int]:
@@ -164,8 +169,7 @@ def _leader_children() -> list[int]:
     one file is read, not one per thread. Every thread's when the leader cannot be read (it has ended).
     """
     try:
-        with open(f'/proc/self/task/{os.getpid()}/children', 'rb') as file:
-            return [int(child) for child in file.read().split()]
+        return _listed_children(f'/proc/self/task/{os.getpid()}/children')
     except (OSError, ValueError):
         return children('self')
 
