@@ -29,8 +29,9 @@ def _executable(path, text: str) -> None:
     path.chmod(0o755)
 
 
-def run_sh_test(tmp_path, commands: list[str], environment: dict[str, str] | None = None):
-    """./run.sh test -q in a set-up copy, with only ``commands`` (and what run.sh needs) on PATH."""
+def run_sh_test(tmp_path, commands: list[str], environment: dict[str, str] | None = None, node_major: str = '22'):
+    """./run.sh test -q in a set-up copy, with only ``commands`` (and what run.sh needs) on PATH, and a ``node``
+    that says it is version ``node_major`` (empty: none on PATH)."""
     project = tmp_path / 'project'
     project.mkdir()
     shutil.copy(os.path.join(PROJECT_DIR, 'run.sh'), project / 'run.sh')
@@ -49,13 +50,15 @@ def run_sh_test(tmp_path, commands: list[str], environment: dict[str, str] | Non
         (project / '.cache' / f'azure-batch-{era}' / '.installed').write_text(pins + '\n')
     bin_dir = tmp_path / 'bin'
     bin_dir.mkdir()
-    for command in ('bash', 'node', 'dirname', 'cat', 'sha256sum', 'cut'):
+    for command in ('bash', 'dirname', 'cat', 'sha256sum', 'cut'):
         found = shutil.which(command)
         if found is None:
             pytest.fail(f'{command} is needed to run run.sh')
         os.symlink(found, bin_dir / command)
     for command in commands:
         _executable(bin_dir / command, '#!/bin/sh\n')
+    if node_major:  # what run.sh asks of node: its major version
+        _executable(bin_dir / 'node', f'#!/bin/sh\n[ "$1" = -p ] && echo {node_major}\n')
     environ = {'PATH': str(bin_dir), 'PYTHON': sys.executable, 'HOME': str(tmp_path)} | (environment or {})
     return subprocess.run(['./run.sh', 'test', '-q'], cwd=project, env=environ, capture_output=True, text=True,
                           timeout=60)
@@ -79,3 +82,19 @@ def test_with_ci_set_the_line_says_they_fail(tmp_path):
 def test_with_chromium_and_chromedriver_nothing_is_said(tmp_path, commands):
     result = run_sh_test(tmp_path, commands)
     assert (result.returncode, result.stdout, result.stderr) == (0, 'pytest ran: -m pytest -q\n', '')
+
+
+@pytest.mark.parametrize('node_major', ['', '18', 'oops'])
+def test_without_node_20_or_later_one_line_says_so_and_nothing_runs(tmp_path, node_major):
+    result = run_sh_test(tmp_path, ['chromium', 'chromedriver'], node_major=node_major)
+    assert (result.returncode, result.stdout) == (2, '')
+    assert result.stderr.splitlines() == ['error: Node.js 20 or later is needed for Azurite, 22 or later is best '
+                                          '(Debian/Ubuntu: sudo apt-get install nodejs npm)']
+
+
+def test_on_node_20_a_warning_names_the_version_and_the_tests_run(tmp_path):
+    result = run_sh_test(tmp_path, ['chromium', 'chromedriver'], node_major='20')
+    assert (result.returncode, result.stdout) == (0, 'pytest ran: -m pytest -q\n')
+    assert result.stderr.splitlines() == ['warning: Azurite 3.36 asks for Node.js 21 or later and this is Node.js 20; '
+                                          'the tests pass on Node.js 20, but it is past its end of life: Node.js 22 or '
+                                          'later is the one to install']
