@@ -124,6 +124,14 @@ def _check_node_and_azurite() -> None:
         raise LocalServicesError(f'Azurite is not installed: run "npm ci" in {PROJECT_DIR}')
 
 
+def start_azurite(location: str, log_path: str, binary: str = AZURITE_BIN) -> _Service:
+    """Azurite's blob service on a free loopback port, keeping its data in ``location`` (``wait_ready`` gives its
+    address)."""
+    return _Service('Azurite', [binary, '--blobHost', '127.0.0.1', '--blobPort', '0', '--disableTelemetry',
+                                '--skipApiVersionCheck', '--silent', '--location', location],
+                    re.compile(r'successfully listens on (http://127\.0\.0\.1:\d+)'), log_path)
+
+
 @contextlib.contextmanager
 def local_services(*, verbose: bool = False, keep_dir: str | None = None,
                    emulator_arguments: list[str] | None = None) -> Iterator[LocalServices]:
@@ -134,11 +142,7 @@ def local_services(*, verbose: bool = False, keep_dir: str | None = None,
     request_log = os.path.join(data_dir, 'batch-requests.jsonl')
     services: list[_Service] = []
     try:
-        azurite = _Service(
-            'Azurite',
-            [AZURITE_BIN, '--blobHost', '127.0.0.1', '--blobPort', '0', '--disableTelemetry',
-             '--skipApiVersionCheck', '--silent', '--location', os.path.join(data_dir, 'azurite')],
-            re.compile(r'successfully listens on (http://127\.0\.0\.1:\d+)'), os.path.join(data_dir, 'azurite.log'))
+        azurite = start_azurite(os.path.join(data_dir, 'azurite'), os.path.join(data_dir, 'azurite.log'))
         services.append(azurite)
         blob_endpoint = azurite.wait_ready().group(1) + '/' + AZURITE_ACCOUNT_NAME
         connection_string = _connection_string(blob_endpoint)

@@ -39,7 +39,7 @@ from azure.batch import models as m
 from azure.batch._utils.model_base import _deserialize  # what list_tasks turns each page into models with
 from azure.core.credentials import AzureNamedKeyCredential
 from azure.core.rest import HttpRequest
-from common import PROJECT_DIR, rss_mib
+from common import PROJECT_DIR, cpu_seconds, rss_mib
 
 from batch_emulator import DEFAULT_ACCOUNT_KEY, DEFAULT_ACCOUNT_NAME
 
@@ -84,13 +84,6 @@ async def task_loop(count: int, slots: int) -> float:
         await asyncio.gather(*(one(index) for index in range(count)))
         return count / (time.perf_counter() - started)
 
-
-def cpu_seconds(pid: int) -> float:
-    """CPU time a process has used (user + system, not its children's): steadier than wall time on a busy
-    machine."""
-    with open(f'/proc/{pid}/stat') as stat:
-        fields = stat.read().rsplit(')', 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf('SC_CLK_TCK')
 
 
 def parse_time(text: str) -> datetime.datetime:

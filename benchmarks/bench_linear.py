@@ -44,7 +44,7 @@ from collections.abc import Iterator
 from azure.batch import BatchClient
 from azure.batch import models as m
 from azure.core.credentials import AzureNamedKeyCredential
-from common import PROJECT_DIR
+from common import PROJECT_DIR, cpu_seconds
 
 from batch_emulator import DEFAULT_ACCOUNT_KEY, DEFAULT_ACCOUNT_NAME
 
@@ -202,12 +202,6 @@ def print_bookkeeping(name: str, counts: list[int]) -> None:
 
 
 # ----- job schedules --------------------------------------------------------------------------------------------
-
-def cpu_seconds(pid: int) -> float:
-    with open(f'/proc/{pid}/stat') as stat:
-        fields = stat.read().rsplit(')', 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf('SC_CLK_TCK')
-
 
 def schedules(project_dir: str, counts: list[int]) -> list[dict]:
     rows = []

@@ -17,23 +17,17 @@ from __future__ import annotations
 import argparse
 import concurrent.futures
 import os
-import re
 import subprocess
 import tempfile
 import time
 
 from azure.storage.blob import BlobServiceClient
-from common import PROJECT_DIR
+from common import PROJECT_DIR, cpu_seconds
 
-from batch_emulator.local import AZURITE_ACCOUNT_NAME, AZURITE_BIN, _connection_string, _Service
+from batch_emulator.local import AZURITE_ACCOUNT_NAME, AZURITE_BIN, _connection_string, start_azurite
 
 PROBES = 200
 
-
-def cpu_seconds(pid: int) -> float:
-    with open(f'/proc/{pid}/stat') as stat:
-        fields = stat.read().rsplit(')', 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf('SC_CLK_TCK')
 
 
 def main() -> None:
@@ -42,10 +36,7 @@ def main() -> None:
     parser.add_argument('--azurite', default=AZURITE_BIN, help='the azurite-blob to start (default: this project\'s)')
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as location:
-        azurite = _Service('Azurite', [args.azurite, '--blobHost', '127.0.0.1', '--blobPort', '0', '--disableTelemetry',
-                                       '--skipApiVersionCheck', '--silent', '--location', location],
-                           re.compile(r'successfully listens on (http://127\.0\.0\.1:\d+)'),
-                           os.path.join(location, 'azurite.log'))
+        azurite = start_azurite(location, os.path.join(location, 'azurite.log'), args.azurite)
         try:
             found = azurite.wait_ready()
             version = subprocess.run([args.azurite, '--version'], capture_output=True, text=True,

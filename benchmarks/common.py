@@ -28,6 +28,14 @@ PEAK_WRAPPER = (
     '    print("children_kib", resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss, file=sys.stderr)\n')
 
 
+def cpu_seconds(pid: int) -> float:
+    """CPU time a process has used (user + system, not its children's): steadier than wall time on a busy
+    machine."""
+    with open(f'/proc/{pid}/stat') as stat:
+        fields = stat.read().rsplit(')', 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf('SC_CLK_TCK')
+
+
 def cpu_so_far(pid: int) -> float | None:
     """Seconds a running process's threads have spent on a CPU so far (None where /proc has no schedstat)."""
     try:
