@@ -341,3 +341,16 @@ def test_timestamps_are_written_as_the_service_writes_them(moment, written):
     assert iso(moment) == written
     if moment is not None:
         assert parse_iso(written) == moment
+
+
+def test_a_moment_with_an_offset_is_written_in_utc_whichever_moment_was_written_first():
+    """``iso`` remembers what it wrote: an equal moment at another offset (the same instant) must not get a string
+    written for another one, nor its own wall-clock time with a ``Z``."""
+    shanghai = datetime.timezone(datetime.timedelta(hours=8))
+    iso.cache_clear()
+    assert iso(datetime.datetime(2026, 12, 3, 18, 0, 0, 5, tzinfo=shanghai)) == '2026-12-03T10:00:00.000005Z'
+    assert iso(datetime.datetime(2026, 12, 3, 10, 0, 0, 5, tzinfo=datetime.timezone.utc)) == \
+        '2026-12-03T10:00:00.000005Z'
+    iso.cache_clear()
+    assert iso(datetime.datetime(2026, 12, 4, 2, 0, tzinfo=datetime.timezone.utc)) == '2026-12-04T02:00:00Z'
+    assert iso(datetime.datetime(2026, 12, 4, 10, 0, tzinfo=shanghai)) == '2026-12-04T02:00:00Z'

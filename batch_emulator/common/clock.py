@@ -8,6 +8,7 @@ intervals) uses ``time.monotonic``, which no wall-clock change moves.
 from __future__ import annotations
 
 import datetime
+import functools
 import re
 
 _DURATION = re.compile(r'^P(?:(\d+)D)?(?:T(?:(\d+)H)?(?:(\d+)M)?(?:([\d.]+)S)?)?$')
@@ -17,11 +18,18 @@ def utc_now() -> datetime.datetime:
     return datetime.datetime.now(datetime.timezone.utc)
 
 
+@functools.lru_cache(maxsize=4096)
 def iso(moment: datetime.datetime | None) -> str | None:
-    """ISO 8601 UTC as the service writes it: ``Z``, the fraction's trailing zeros dropped."""
+    """ISO 8601 UTC as the service writes it: ``Z``, the fraction's trailing zeros dropped.
+
+    An entity's times are written again at each change and in every body that shows it, so the last few
+    thousand are remembered (a hit: 0.14 µs against 3.1, ``python -m timeit``). Equal moments are the same
+    instant whatever their offset, and are written alike: in UTC."""
     if moment is None:
         return None
-    # isoformat (4 digits of year, 6 of fraction): 2.1 µs against strftime's 2.9 (timeit); a task's run writes many.
+    if moment.utcoffset():
+        moment = moment.astimezone(datetime.timezone.utc)
+    # isoformat (4 digits of year, 6 of fraction): 2.1 µs against strftime's 2.9 (timeit).
     return moment.replace(tzinfo=None).isoformat(timespec='microseconds').rstrip('0').rstrip('.') + 'Z'
 
 
