@@ -36,6 +36,19 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf('SC_CLK_TCK')
 
 
+def node_agent_cpu_seconds(emulator_pid: int) -> float:
+    """CPU time of the emulator's node agent (its child that starts the tasks' processes; 0 for an emulator that
+    has none, such as one before the agent)."""
+    for children in glob.glob(f'/proc/{emulator_pid}/task/*/children'):
+        for child in Path(children).read_text().split():
+            try:
+                if b'node_agent' in Path(f'/proc/{child}/cmdline').read_bytes():
+                    return cpu_seconds(int(child))
+            except OSError:
+                continue
+    return 0.0
+
+
 def cpu_so_far(pid: int) -> float | None:
     """Seconds a running process's threads have spent on a CPU so far (None where /proc has no schedstat)."""
     try:

@@ -143,6 +143,24 @@ def processes_running(marker: str) -> list[int]:
     return found
 
 
+def node_agent_of(emulator_pid: int) -> int | None:
+    """The node agent an emulator started (its child whose command line names ``node_agent``), or None."""
+    for thread in os.listdir(f'/proc/{emulator_pid}/task'):
+        try:
+            with open(f'/proc/{emulator_pid}/task/{thread}/children', encoding='ascii') as file:
+                children = file.read().split()
+        except OSError:
+            continue
+        for child in children:
+            try:
+                with open(f'/proc/{child}/cmdline', 'rb') as file:
+                    if b'node_agent' in file.read():
+                        return int(child)
+            except OSError:
+                continue
+    return None
+
+
 def nested(depth: int) -> Iterator[bytes]:
     """A JSON body nested ``depth`` levels deep, sent in pieces."""
     yield b'{"id": "deep", "metadata": ' + b'[' * depth

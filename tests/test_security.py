@@ -30,6 +30,7 @@ from tests.hostile import (
     API,
     batch_client_for,
     nested,
+    node_agent_of,
     pool_body,
     processes_running,
     send,
@@ -412,10 +413,16 @@ def test_after_a_kill_and_restart_a_task_never_runs_twice(tmp_path):
         id='wanders', command_line=f"/bin/bash -c 'cd /; setsid sleep {marker}1 & sleep {marker}2'"))
     eventually(lambda: len(processes_running(f'sleep {marker}')) == 2, message='the task runs')
     first_run = set(processes_running(f'sleep {marker}'))
+    # Killed with its node agent (as the OOM killer or `pkill -9 -f batch_emulator` kills them): the agent is
+    # frozen first, so that it cannot stop the tasks when the emulator goes (what it does when only the emulator
+    # is killed: test_task_processes).
+    agent = node_agent_of(process.pid)
+    os.kill(agent, signal.SIGSTOP)
     process.send_signal(signal.SIGKILL)
     process.wait(15)
     process.stdout.close()
-    assert set(processes_running(f'sleep {marker}')) == first_run  # a killed emulator could not stop them
+    os.kill(agent, signal.SIGKILL)
+    assert set(processes_running(f'sleep {marker}')) == first_run  # nothing was left to stop them
 
     process, endpoint = start_emulator(location)
     try:

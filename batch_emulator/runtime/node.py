@@ -4,15 +4,16 @@ A node is a folder laid out like a real node's (``common/layout.py``).
 
 A task is run as the service runs it: resource files are downloaded from their
 URLs (SAS URLs into Azurite) into the working directory, the command line is
-split like the service splits it (no implicit shell) and run as a process of
-the current user with a node's environment (the AZ_BATCH_* variables, PATH with
-the emulated image first, HOME, LANG, the task's own settings; nothing of the
-emulator's own environment unless passed through by name), stdout and stderr go
-to files, and output files are uploaded to their container URLs: only http(s)
-URLs a node may reach (``outbound.py``), and no file is read or written through a
-link a task planted (``files.open_within``). Every process a task starts dies
-with it (``processes.py``); a container task's runtime gets neither the
-emulator's environment nor options that reach the host (``containers.py``). Nothing here knows about HTTP
+split like the service splits it (no implicit shell) and run by the node agent
+(``node_agent.py``, a process of its own) as a process of the current user with
+a node's environment (the AZ_BATCH_* variables, PATH with the emulated image
+first, HOME, LANG, the task's own settings; nothing of the emulator's own
+environment unless passed through by name), stdout and stderr go to files, and
+output files are uploaded to their container URLs: only http(s) URLs a node may
+reach (``outbound.py``), and no file is read or written through a link a task
+planted (``files.open_within``). Every process a task starts dies with it
+(``processes.py``); a container task's runtime gets neither the emulator's
+environment nor options that reach the host (``containers.py``). Nothing here knows about HTTP
 routes or the account's state; it returns exit codes and failure information.
 """
 
@@ -75,10 +76,9 @@ class NodeRunner:
         self.image_bin_dir = image_bin_dir
         self.account_name = account_name
         self.account_url = account_url
-        self._processes: dict[object, int] = {}  # the process id of each run, until its exit status is collected
-        self._launcher = task_process.Launcher()  # starts them in worker threads; knows every one that runs
-        self._starting: set[object] = set()  # runs whose process is being started
-        self._stop_when_started: set[object] = set()  # ... and that were stopped meanwhile
+        self.on_agent_lost: Callable[[], None] | None = None  # told when the node agent was lost (the scheduler)
+        self._launcher = task_process.Launcher(on_lost=self._agent_lost)  # the node agent: starts, waits, stops
+        self._runs: dict[object, int] = {}  # the agent's number of each run, from its start until its end is known
         self._lost: dict[object, bool] = {}  # runs taken from their node -> whether a user asked for it
         self._session: aiohttp.ClientSession | None = None
         # __main__ names the storage endpoint and the hosts allowed with --allow-outbound-host
@@ -153,7 +153,7 @@ class NodeRunner:
         was killed meanwhile.
         """
         working_dir = os.path.join(task_dir, 'wd')
-        if resource_files or container is not None:  # else the worker thread that starts the process makes it
+        if resource_files or container is not None:  # else the agent makes it when it starts the process
             os.makedirs(working_dir, mode=0o700, exist_ok=True)
         stdout_path, stderr_path = os.path.join(task_dir, 'stdout.txt'), os.path.join(task_dir, 'stderr.txt')
         download_failure = await self._download_resource_files(resource_files, working_dir)
@@ -215,39 +215,33 @@ class NodeRunner:
                               stdout_path: str, stderr_path: str, max_wall_clock_seconds: float | None,
                               on_started: OnStarted | None, container: tuple[tuple[str, ...], dict] | None,
                               container_name: str | None) -> tuple[int | None, dict | None]:
-        self._starting.add(key)
+        run = self._runs[key] = self._launcher.new_run()  # from now on a stop reaches it (``stop``)
+        over = False  # its end is known (or it never started): else it is given up, and stopped
         try:
-            started = await self._launcher.start(argv, working_dir, env, stdout_path, stderr_path)
-        finally:
-            self._starting.discard(key)
-            stopped = key in self._stop_when_started
-            self._stop_when_started.discard(key)
-        if isinstance(started, str):  # why the program could not be started (stderr.txt has it too)
-            return None, failure('CommandProgramNotFound', 'The specified command program is not found',
-                                 details={'Message': started})
-        process, start_time = started
-        pid, task_dir = process.pid, env.get('AZ_BATCH_TASK_DIR', '')
-        self._processes[key] = pid
-        if stopped:  # terminated (or its node lost) while it was being started
-            self._kill(pid)
-        if on_started is not None:  # with its start time, read by the worker: a restart checks it before a kill
-            on_started(pid, start_time)
-
-        def ended() -> None:  # while it is a zombie: its id (and group id) cannot belong to another process yet
-            self._processes.pop(key, None)
-            self._stop_leftovers(pid, task_dir)
-        exited = asyncio.ensure_future(self._launcher.wait(process, ended))
-        try:
-            if max_wall_clock_seconds is None:
-                exit_code = await exited
-            elif not (await asyncio.wait({exited}, timeout=max_wall_clock_seconds))[0]:
-                self._kill(pid)
-                exit_code = await exited
+            started = await self._launcher.start(run, argv, working_dir, env, stdout_path, stderr_path)
+            if isinstance(started, str):  # why the program could not be started (stderr.txt has it too)
+                over = True
+                return None, failure('CommandProgramNotFound', 'The specified command program is not found',
+                                     details={'Message': started})
+            pid, start_time, ended = started
+            if on_started is not None:  # its id and start time, read by the agent: a restart checks both before a kill
+                on_started(pid, start_time)
+            if max_wall_clock_seconds is not None and not (await asyncio.wait({ended},
+                                                                              timeout=max_wall_clock_seconds))[0]:
+                self._launcher.stop(run)
+                exit_code = await ended
+                over = True
                 return exit_code, failure('MaxWallClockTimeExpiry',
                                           'The task ran longer than its maxWallClockTime constraint allows')
-            else:
-                exit_code = exited.result()
+            exit_code = await ended
+            over = True
+        except task_process.AgentLost:  # whether it ran to its end is not known: as if its node were lost
+            over = True
+            raise NodeLost(self._lost.pop(key, False)) from None
         finally:
+            self._runs.pop(key, None)
+            if not over:  # given up (the emulator stops): its process dies too
+                self._launcher.stop(run)
             if container is not None and container_name is not None:
                 await containers.remove(container[0], container_name)
         return exit_code, (None if exit_code == 0 else failure(
@@ -335,48 +329,36 @@ class NodeRunner:
             if response.status not in (200, 201):
                 raise ValueError(f'HTTP {response.status} {response.reason} from {_redact(url)}')
 
+    def _agent_lost(self) -> None:
+        if self.on_agent_lost is not None:
+            self.on_agent_lost()
+
     def stop(self, key: object) -> bool:
         """Kills the process run for ``key`` (a task that is terminated or deleted)."""
-        pid = self._processes.get(key)
-        if pid is None:
-            if key in self._starting:
-                self._stop_when_started.add(key)
-                return True
+        run = self._runs.get(key)
+        if run is None:
             return False
-        self._kill(pid)
+        self._launcher.stop(run)  # also while it is being started: the agent stops it once it exists
         return True
 
     def lose(self, key: object, *, asked: bool = False) -> bool:
         """Kills the process as if its node died: the caller requeues the task (``asked``: at a user's request)."""
-        if key in self._processes or key in self._starting:
+        if key in self._runs:
             self._lost[key] = self._lost.get(key, False) or asked  # a user's requeue stays one when the node goes
             return self.stop(key)
         return False
 
     def kill_all(self) -> None:
-        """At shutdown: every task's process tree and every orphan a task left behind."""
-        pids = self._launcher.close()  # also those whose start the event loop has not heard of yet
-        processes.kill_trees(pids + processes.orphans(pids), groups=pids)
+        """At shutdown: every task's process tree and every orphan a task left behind (the agent kills them, and
+        ends), and whatever else the emulator's own children left (a container runtime's)."""
+        self._launcher.close()
+        processes.kill_trees(processes.orphans([]))
 
     def stop_node(self, root_dir: str) -> None:
         """A node reboots or goes away: whatever still runs there from its earlier life dies too."""
-        processes.kill_trees(self._orphans_marked('AZ_BATCH_NODE_ROOT_DIR', root_dir))
+        self._launcher.stop_node(root_dir)
 
     def reap(self) -> None:
-        """Collects orphans that ended (never a process being started: its id is not tracked yet)."""
-        self._launcher.reap_orphans()
-
-    def _tracked_pids(self) -> list[int]:
-        return self._launcher.live()
-
-    def _stop_leftovers(self, group: int, task_dir: str) -> None:
-        """After a task's main process ended: its group and every orphan it left (found by its task folder)."""
-        processes.kill_trees(self._orphans_marked('AZ_BATCH_TASK_DIR', task_dir) if task_dir else [], groups=[group])
-
-    def _orphans_marked(self, name: str, value: str) -> list[int]:
-        """The orphans tasks left whose inherited variable ``name`` is ``value`` (a task's or a node's folder)."""
-        return processes.marked_processes(processes.orphans(self._tracked_pids()), name, lambda found: found == value)
-
-    @staticmethod
-    def _kill(pid: int) -> None:
-        processes.kill_trees([pid], groups=[pid])
+        """Collects the emulator's own orphans that ended (a container runtime's); the agent collects the tasks'."""
+        pid = self._launcher.agent_pid()
+        processes.reap([pid] if pid else [])

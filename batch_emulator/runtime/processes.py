@@ -4,23 +4,24 @@ A task's command runs in a process group of its own, so ``sleep 3001 &`` dies wi
 the group. ``setsid sleep 3002 &`` leaves the group (and the session), and once its
 parent exits it is re-parented, so the group alone cannot find it. Two things can:
 
-- the emulator is a *child subreaper* (Linux ``PR_SET_CHILD_SUBREAPER``): every
-  orphan a task leaves becomes a child of the emulator instead of init, so the
-  survivors of this emulator's tasks are always below its own children;
+- the node agent that starts the tasks (``node_agent.py``) is a *child subreaper* (Linux
+  ``PR_SET_CHILD_SUBREAPER``): every orphan a task leaves becomes a child of the agent instead of
+  init, so the survivors of the tasks are always below its own children. The emulator is one too:
+  if the agent is lost, its tasks come to the emulator, which kills them;
 - every process of a task inherits the variables the node set for it:
   ``AZ_BATCH_TASK_DIR`` names the task (unique per job and task on a node) and
   ``AZ_BATCH_NODE_ROOT_DIR`` names the node. A survivor is recognised by them.
 
-Only an emulator that is a process of its own (``python -m batch_emulator``, ``claim_every_child``)
-takes every child it did not start for a task's orphan, even one that cleared its environment. An
-emulator served inside another program (a test's own process) takes only children that carry a
-node's ``AZ_BATCH_NODE_ROOT_DIR``: the program's own children (another emulator, Azurite) are not
-its to reap or kill.
+The agent, and an emulator that is a process of its own (``python -m batch_emulator``,
+``claim_every_child``), take every child they did not start for a task's orphan, even one that
+cleared its environment. An emulator served inside another program (a test's own process) takes
+only children that carry a node's ``AZ_BATCH_NODE_ROOT_DIR``: the program's own children (another
+emulator, Azurite) are not its to reap or kill.
 
-After the emulator itself was killed (``kill -9``), its orphans went to init: a
-restart from ``--location`` scans every process for the node folders of that
-location, and kills recorded process groups only if the process still has the
-start time that was recorded (a reused process id is never touched).
+When the emulator is killed (``kill -9``), the agent sees it go and kills every task. After both
+were killed, the tasks' processes went to init: a restart from ``--location`` scans every process
+for the node folders of that location, and kills recorded process groups only if the process still
+has the start time that was recorded (a reused process id is never touched).
 
 Processes are stopped (SIGSTOP) before they are killed, so a process that forks
 in a loop cannot outrun the search. Off Linux, only process groups are used.
@@ -174,12 +175,25 @@ def _leader_children() -> list[int]:
         return children('self')
 
 
+def untracked_children(tracked: Iterable[int]) -> list[int] | None:
+    """This process's children other than ``tracked``, whatever they are (None: not a subreaper, so what a task
+    leaves behind goes to init and is not among them).
+
+    As subreaper, every process a task started that outlived the task's main process is among them or below one
+    of them: when a process ends, its children go to the nearest living subreaper above it, and a task's
+    processes have none above them but this one (a subreaper of their own is below it, and goes to it in turn).
+    """
+    if not _subreaper:
+        return None
+    tracked = set(tracked)
+    return [pid for pid in _leader_children() if pid not in tracked]
+
+
 def orphans(tracked: Iterable[int]) -> list[int]:
     """This emulator's children that it did not start itself: what its tasks left behind (as subreaper)."""
-    if not _subreaper:
+    untracked = untracked_children(tracked)
+    if not untracked:
         return []
-    tracked = set(tracked)
-    untracked = [pid for pid in _leader_children() if pid not in tracked]
     if _every_child_is_ours:
         return untracked
     return [pid for pid in untracked if environment_variable(pid, 'AZ_BATCH_NODE_ROOT_DIR') is not None]

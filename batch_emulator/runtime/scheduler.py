@@ -42,6 +42,7 @@ DEFAULT_NODE_QUOTA = 64  # dedicated nodes per account (and as many spot nodes),
 # onAllTasksComplete=terminatejob acts this long after the last task completed, if all still are: the service
 # does not act at once (a task terminated and reactivated 0.1 s apart left its job active; Go recording TestTask).
 ALL_TASKS_COMPLETE_SECONDS = 1.0
+_BOOTED = ('idle', 'running', 'waitingforstarttask', 'starttaskfailed', 'unusable')  # rebooted if the agent is lost
 
 
 class Scheduler:
@@ -61,6 +62,7 @@ class Scheduler:
                                dedicated_node_quota=dedicated_node_quota, spot_node_quota=spot_node_quota,
                                spawn=self._spawn, work_available=self.work_available)
         state.hooks = self
+        runner.on_agent_lost = self._agent_lost
 
     # ----- life cycle ----------------------------------------------------------------------
 
@@ -126,6 +128,16 @@ class Scheduler:
 
     def pool_deleted(self, pool: Pool) -> None:
         self._spawn(self.nodes.delete_pool(pool))
+
+    def _agent_lost(self) -> None:
+        """The node agent was lost (its runs end as if their nodes were lost): every node that has booted reboots,
+        as the service reboots an unhealthy node, so its start task runs again and its tasks are retried (not
+        counted against maxTaskRetryCount, as the spec says of recovery operations). A node still booting runs its
+        start task with the new agent anyway."""
+        for pool in list(self.state.pools.values()):
+            for node in list(pool.nodes.values()):
+                if node.state in _BOOTED:
+                    self.nodes.reboot_node(pool, node, 'requeue')
 
     def stop_task(self, task: Task) -> None:
         self.runner.stop(task)
@@ -371,7 +383,11 @@ class Scheduler:
         status = {'state': 'running', 'startTime': iso(utc_now()), 'retryCount': 0,
                   'taskRootDirectory': layout.task_folder(job.id, layout.JOB_PREPARATION)}
         node.prepared_jobs[job.id] = {'preparation': status}
-        problem = await self._run_job_level_task(pool, node, job, spec, 'jobpreparation', status)
+        try:
+            problem = await self._run_job_level_task(pool, node, job, spec, 'jobpreparation', status)
+        except NodeLost:  # it did not complete: it runs again before the job's next task here (the spec)
+            node.prepared_jobs.pop(job.id, None)
+            raise
         return not (problem and spec.get('waitForSuccess', True))
 
     async def _end_job(self, job: Job) -> None:

@@ -1,153 +1,237 @@
-"""Starting a task's process off the event loop, and learning of its end without a thread per process.
+"""The emulator's side of the node agent (``node_agent.py``): starting a task's process and learning of its end.
 
-What a node does for each task costs the emulator's one event loop nothing but bookkeeping:
+The agent is a process of its own, started with the ``Launcher``: it makes the task's folder and files, starts the
+process, waits for it, kills what it left behind and collects it. What a task costs the emulator's event loop is
+then one message out and two in (``started``, ``ended``), on a socket the loop watches; the agent's work runs
+beside it, on another core when there is one. Messages queued in one round of the loop go out together.
 
-- ``start`` runs in a small pool of worker threads (``Launcher``): it makes the task's working
-  directory, opens stdout.txt and stderr.txt (appending) and starts the process (``subprocess.Popen``:
-  fork and exec release the interpreter's lock, so the loop goes on meanwhile) in a session and
-  process group of its own, in the working directory, with the node's environment only;
-- ``wait`` learns of the end from a pidfd (Linux 5.3 and later: ``os.pidfd_open``) that the loop
-  watches like a socket, instead of asyncio's child watcher, which starts a thread per process. Off
-  Linux, or on an older kernel, a worker thread waits instead.
-
-When the process has ended it is still a zombie: its process id cannot be reused yet. ``wait`` calls
-``before_reaping`` then (the caller kills what the task left running: its process group and the orphans
-that carry its folder), and only then collects the exit status. So a signal meant for the task's group
-never reaches a stranger that got the id.
-
-Every process started is known to the ``Launcher`` from the moment it exists (``live``, guarded by a
-lock): ``kill_all`` at shutdown finds those whose start the loop has not heard of yet, and a start that
-completes after shutdown kills its own process at once.
+Every run has a number (``new_run``) from before it is started, so a stop can be sent at once, also while the
+start is under way: the agent handles the messages in order, so the stop finds the process it started.
+If the agent is lost (it ended by itself or was killed), every start and end still awaited raises ``AgentLost``,
+what the agent left running is killed (it comes to the emulator, a subreaper too; off Linux, by its process
+group), ``on_lost`` is called (the scheduler reboots the nodes: their tasks run again) and the next start starts
+a new agent.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import os
+import signal
+import socket
 import subprocess
-import threading
+import sys
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 
 from batch_emulator.runtime import processes
+from batch_emulator.runtime.node_agent import frame, unframe
 
-START_THREADS = 4  # processes being started at once; the rest wait for a worker (fork and exec take ~1 ms)
+_log = logging.getLogger('batch_emulator.runtime.task_process')
+_PACKAGE_PARENT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+# -I -S: nothing of the environment or of site-packages; the agent needs the standard library and this package
+# (appended to the path: nothing in its folder can stand in for a module of the standard library).
+_BOOT = 'import sys; sys.path.append(sys.argv[1]); from batch_emulator.runtime.node_agent import main; ' \
+        'main(int(sys.argv[2]))'
+
+
+class AgentLost(Exception):
+    """The node agent is gone: whether the run's process ended, and how, is not known."""
+
+
+def _retrieved(future: asyncio.Future) -> None:
+    """An end nobody awaits any more (its run was given up) is not reported as an exception never retrieved."""
+    if not future.cancelled():
+        future.exception()
 
 
 class Launcher:
-    """The worker threads that start tasks' processes, and every process they started that still runs."""
+    """Starts tasks' processes through the node agent, and hears of their ends."""
 
-    def __init__(self) -> None:
-        self._executor = ThreadPoolExecutor(max_workers=START_THREADS, thread_name_prefix='task-start')
-        self._lock = threading.Lock()
-        self._live: dict[int, subprocess.Popen] = {}
-        self._in_flight = 0  # starts under way: a child may exist whose id ``live`` does not hold yet
+    def __init__(self, on_lost: Callable[[], None] | None = None) -> None:
+        self.on_lost = on_lost
+        self._agent: subprocess.Popen | None = None
+        self._connection: socket.socket | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._received = bytearray()
+        self._unsent = bytearray()
+        self._flush_due = self._watching_writes = False
+        self._starts: dict[int, asyncio.Future] = {}  # run -> (pid, start time) or why it did not start
+        self._ends: dict[int, asyncio.Future] = {}  # run -> its exit code, from its start until its end is told
+        self._groups: dict[int, int] = {}  # run -> its process (group) id, while it runs
+        self._next_run = 0
         self._closed = False
+        self._start_agent()  # now, so that it is ready (its Python started) when the first task comes
 
-    async def start(self, argv: list[str], working_dir: str, env: dict[str, str], stdout_path: str,
-                    stderr_path: str) -> tuple[subprocess.Popen, int | None] | str:
-        """The started process and its start time (``processes.start_time``), or why its program could not be
-        started (also appended to stderr.txt)."""
-        return await asyncio.get_running_loop().run_in_executor(
-            self._executor, self._start, argv, working_dir, env, stdout_path, stderr_path)
-
-    def _start(self, argv: list[str], working_dir: str, env: dict[str, str], stdout_path: str,
-               stderr_path: str) -> tuple[subprocess.Popen, int | None] | str:
-        os.makedirs(working_dir, mode=0o700, exist_ok=True)
-        with open(stdout_path, 'ab') as stdout, open(stderr_path, 'ab') as stderr:
-            with self._lock:
-                self._in_flight += 1
-            process = None
-            try:
-                process = subprocess.Popen(argv, cwd=working_dir, env=env, stdin=subprocess.DEVNULL, stdout=stdout,
-                                           stderr=stderr, start_new_session=True)  # a group of its own, led by it
-            except (FileNotFoundError, PermissionError, NotADirectoryError) as error:
-                message = f'{argv[0]}: {error.strerror}'
-                stderr.write(f'{message}\n'.encode())
-                return message
-            finally:
-                with self._lock:
-                    self._in_flight -= 1
-                    if process is not None:
-                        self._live[process.pid] = process
-                    closed = self._closed
-                if closed and process is not None:  # the emulator stopped while this one was being started
-                    processes.kill_trees([process.pid], groups=[process.pid])
-        return process, processes.start_time(process.pid)  # read while its id is held (it is not reaped yet)
-
-    def starting(self) -> bool:
-        """True while a process may exist that ``live`` does not name yet (an orphan reaper must wait)."""
-        return self._in_flight > 0
-
-    def live(self) -> list[int]:
-        with self._lock:
-            return list(self._live)
-
-    def forget(self, pid: int) -> None:
-        with self._lock:
-            self._live.pop(pid, None)
-
-    async def wait(self, process: subprocess.Popen, before_reaping: Callable[[], None]) -> int:
-        """``wait``; the process is forgotten as soon as its exit status is collected."""
+    def _start_agent(self) -> None:
+        ours, theirs = socket.socketpair()
+        # In a session of its own: no signal meant for the emulator's terminal or group reaches it (it ends when the
+        # emulator does). Its stderr is the emulator's (it writes there only what went wrong); never its stdout, whose
+        # end a reader of the emulator's output waits for.
         try:
-            return await wait(process, before_reaping)
+            self._agent = subprocess.Popen(
+                [sys.executable, '-I', '-S', '-c', _BOOT, _PACKAGE_PARENT, str(theirs.fileno())],
+                pass_fds=(theirs.fileno(),), cwd='/', start_new_session=True, stdin=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL)
+        except BaseException:
+            ours.close()
+            raise
         finally:
-            if process.returncode is not None:
-                self.forget(process.pid)
+            theirs.close()
+        ours.setblocking(False)
+        self._connection, self._loop = ours, None
+        self._received.clear()
+        self._unsent.clear()
+        self._flush_due = self._watching_writes = False
 
-    def reap_orphans(self) -> int:
-        """Collects orphans that ended: children the workers did not start (never while one is being started)."""
-        with self._lock:  # no start begins meanwhile: every child that is a task's main process is in ``live``
-            return 0 if self._in_flight else processes.reap(self._live)
+    def _attach(self) -> None:
+        """The event loop watches the agent's socket (from the first start on: the launcher is made before it)."""
+        if self._connection is None:
+            self._start_agent()
+        if self._loop is None:
+            self._loop = asyncio.get_running_loop()
+            self._loop.add_reader(self._connection, self._readable)
 
-    def close(self) -> list[int]:
-        """No process starts any more (one under way is killed as soon as it exists); returns those running."""
-        with self._lock:
-            self._closed = True
-            running = list(self._live)
-        self._executor.shutdown(wait=False)
-        return running
+    def agent_pid(self) -> int | None:
+        """The agent's process id while it runs (a child of the emulator that is not a task's orphan)."""
+        return self._agent.pid if self._agent is not None and self._agent.poll() is None else None
 
+    def new_run(self) -> int:
+        self._next_run += 1
+        return self._next_run
 
-async def wait(process: subprocess.Popen, before_reaping: Callable[[], None]) -> int:
-    """Waits for the process to end, calls ``before_reaping`` while it is a zombie, then returns its exit code
-    (a negative signal number if a signal killed it, as ``subprocess`` reports it)."""
-    loop = asyncio.get_running_loop()
-    try:
-        pidfd = os.pidfd_open(process.pid)
-    except (AttributeError, OSError):  # not Linux, or a kernel without pidfds
-        pidfd = None
-    if pidfd is None:
-        if not hasattr(os, 'waitid'):  # the id may be reused before ``before_reaping``: off Linux only groups
-            code = await loop.run_in_executor(None, process.wait)
-            before_reaping()
-            return code
-        await loop.run_in_executor(None, _wait_without_reaping, process.pid)
-        return _reap(process, before_reaping)
-    ended = loop.create_future()
-    loop.add_reader(pidfd, ended.set_result, None)
-    try:
-        await ended
-    finally:
-        loop.remove_reader(pidfd)
-        os.close(pidfd)
-    return _reap(process, before_reaping)
-
-
-def _wait_without_reaping(pid: int) -> None:
-    with contextlib.suppress(ChildProcessError):
-        os.waitid(os.P_PID, pid, os.WEXITED | os.WNOWAIT)
-
-
-def _reap(process: subprocess.Popen, before_reaping: Callable[[], None]) -> int:
-    try:
-        before_reaping()
-    finally:
+    async def start(self, run: int, argv: list[str], working_dir: str, env: dict[str, str], stdout_path: str,
+                    stderr_path: str) -> tuple[int, int | None, asyncio.Future] | str:
+        """The started process's id, its start time (``processes.start_time``) and the future of its exit code (a
+        negative signal number if a signal killed it, as ``subprocess`` reports it: told once the agent has killed
+        what it left running and collected it); or why its program could not be started (also appended to
+        stderr.txt). OSError when its folder or files could not be made."""
+        if self._closed:
+            raise AgentLost()
+        self._attach()
+        started = self._starts[run] = self._loop.create_future()
+        ended = self._ends[run] = self._loop.create_future()
+        ended.add_done_callback(_retrieved)
+        self._send(('start', run, argv, working_dir, env, stdout_path, stderr_path))
         try:
-            _, status = os.waitpid(process.pid, 0)
-            code = os.waitstatus_to_exitcode(status)
-        except ChildProcessError:  # collected elsewhere: its status is lost (asyncio reports 255 then too)
-            code = 255
-        process.returncode = code  # so that subprocess never waits for this id again
-    return code
+            result = await started
+        finally:
+            self._starts.pop(run, None)
+        if isinstance(result, str):
+            self._ends.pop(run, None)
+            return result
+        return result[0], result[1], ended
+
+    def stop(self, run: int) -> None:
+        """Kills the run's process tree (at once if it is being started: as soon as it exists)."""
+        if self._connection is not None and self._loop is not None:
+            self._send(('stop', run))
+
+    def stop_node(self, root_dir: str) -> None:
+        if self._connection is not None and self._loop is not None:
+            self._send(('stop_node', root_dir))
+
+    def close(self) -> None:
+        """No process starts any more; every one started, and all they left, is killed before this returns."""
+        self._closed = True
+        self._stop_agent(lost=False)
+
+    # ----- the conversation --------------------------------------------------------------------
+
+    def _send(self, message: tuple) -> None:
+        """Queues a message: the queue goes out once the loop's current round has run (the starts of a dispatch
+        pass together), and what the socket does not take goes when it can."""
+        self._unsent += frame(message)
+        if not self._flush_due and not self._watching_writes:
+            self._flush_due = True
+            self._loop.call_soon(self._flush)
+
+    def _flush(self) -> None:
+        self._flush_due = False
+        connection = self._connection
+        if connection is None:
+            return
+        if self._unsent:
+            try:
+                sent = connection.send(self._unsent)
+            except BlockingIOError:
+                sent = 0
+            except OSError:  # it ended: the reader hears of it
+                sent = len(self._unsent)
+            del self._unsent[:sent]
+        if self._unsent and not self._watching_writes:  # the socket is full: the loop says when it takes more
+            self._loop.add_writer(connection, self._flush)
+            self._watching_writes = True
+        elif not self._unsent and self._watching_writes:
+            self._loop.remove_writer(connection)
+            self._watching_writes = False
+
+    def _readable(self) -> None:
+        try:
+            data = self._connection.recv(1 << 16)
+        except BlockingIOError:
+            return
+        except OSError:
+            data = b''
+        if not data:
+            _log.error('the node agent ended: the nodes reboot and their tasks run again')
+            self._stop_agent(lost=True)
+            return
+        self._received += data
+        for kind, run, *details in unframe(self._received):
+            if kind == 'ended':
+                self._groups.pop(run, None)
+                ended = self._ends.pop(run, None)
+                if ended is not None and not ended.done():
+                    ended.set_result(details[0])
+                continue
+            started = self._starts.get(run)
+            if kind == 'started':
+                self._groups[run] = details[0]
+            else:  # it never ran: no end will be told
+                self._ends.pop(run, None)
+            if started is None or started.done():  # its start was given up (the emulator is stopping)
+                continue
+            if kind == 'started':
+                started.set_result((details[0], details[1]))
+            elif kind == 'failed':
+                started.set_result(details[0])
+            else:  # 'error'
+                started.set_exception(OSError(details[0]))
+
+    def _stop_agent(self, *, lost: bool) -> None:
+        """Ends the agent (closing the socket: it kills everything it started on the way out) and fails whatever
+        waits for it; when it was ``lost``, what it left is killed here and ``on_lost`` is told."""
+        connection, agent, loop = self._connection, self._agent, self._loop
+        self._connection, self._agent, self._loop = None, None, None
+        groups, self._groups = list(self._groups.values()), {}
+        try:
+            if connection is not None:
+                if loop is not None:
+                    loop.remove_reader(connection)
+                    if self._watching_writes:
+                        loop.remove_writer(connection)
+                connection.close()  # unsent starts are dropped: they fail below
+            if agent is not None:
+                try:
+                    agent.wait(10)
+                except subprocess.TimeoutExpired:
+                    agent.kill()
+                    agent.wait()
+            # What it left (when it did not end as asked) came to the emulator, a subreaper: killed too.
+            left = processes.orphans([])
+            if left:
+                processes.kill_trees(processes.marked_processes(left, 'AZ_BATCH_NODE_ROOT_DIR', lambda _: True))
+            elif lost and processes.untracked_children([]) is None:  # not a subreaper: their groups
+                for group in groups:
+                    with contextlib.suppress(OSError):
+                        os.killpg(group, signal.SIGKILL)
+        finally:
+            for futures in (self._starts, self._ends):
+                for future in futures.values():
+                    if not future.done():
+                        future.set_exception(AgentLost())
+                futures.clear()
+        if lost and self.on_lost is not None:
+            self.on_lost()
