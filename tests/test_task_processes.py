@@ -174,6 +174,24 @@ def test_an_output_file_a_task_replaced_by_a_link_or_a_fifo_is_a_file_again(batc
     assert elsewhere.read_text() == 'untouched\n'
 
 
+def test_a_program_the_kernel_cannot_run_fails_its_task_and_says_why(tmp_path):
+    """No shebang, not a binary: the start fails (ENOEXEC) and the task fails with the reason, not left running."""
+    async def scenario() -> tuple:
+        runner, root = _runner(tmp_path)
+        working_dir = os.path.join(root, 'workitems', 'job', 'job-1', 'garbled', 'wd')
+        os.makedirs(working_dir)
+        with open(os.path.join(working_dir, 'garbled'), 'wb') as file:
+            file.write(b'\x00\x01\x02 not a program')
+        os.chmod(os.path.join(working_dir, 'garbled'), 0o755)
+        try:
+            return await asyncio.wait_for(_run(runner, root, 'garbled', './garbled'), 30)
+        finally:
+            await runner.close()
+    exit_code, problem = asyncio.run(scenario())
+    assert exit_code is None and problem['code'] == 'CommandProgramNotFound'
+    assert problem['details'] == [{'name': 'Message', 'value': './garbled: Exec format error'}]
+
+
 def test_no_signal_the_emulator_ignores_is_ignored_by_a_task(tmp_path):
     """An emulator started under nohup ignores SIGHUP (Python itself ignores SIGPIPE and SIGXFSZ): its tasks start
     with every signal's default action, none blocked."""
