@@ -39,7 +39,7 @@ _STORAGE_API_VERSION = '2021-12-02'
 _NODE_PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin'  # an Ubuntu node's default PATH
 
 
-OnStarted = Callable[[int, int | None], None]  # told a task's process id and start time, as soon as it runs
+OnStarted = Callable[[int, int | None], None]  # told a task's process id as it starts, again with its start time
 
 
 class NodeLost(Exception):
@@ -218,14 +218,12 @@ class NodeRunner:
         run = self._runs[key] = self._launcher.new_run()  # from now on a stop reaches it (``stop``)
         over = False  # its end is known (or it never started): else it is given up, and stopped
         try:
-            started = await self._launcher.start(run, argv, working_dir, env, stdout_path, stderr_path)
-            if isinstance(started, str):  # why the program could not be started (stderr.txt has it too)
+            # Told its id and start time (read by the agent): a restart checks both before it kills the group.
+            ended = await self._launcher.start(run, argv, working_dir, env, stdout_path, stderr_path, on_started)
+            if isinstance(ended, str):  # why the program could not be started (stderr.txt has it too)
                 over = True
                 return None, failure('CommandProgramNotFound', 'The specified command program is not found',
-                                     details={'Message': started})
-            pid, start_time, ended = started
-            if on_started is not None:  # its id and start time, read by the agent: a restart checks both before a kill
-                on_started(pid, start_time)
+                                     details={'Message': ended})
             if max_wall_clock_seconds is not None and not (await asyncio.wait({ended},
                                                                               timeout=max_wall_clock_seconds))[0]:
                 self._launcher.stop(run)

@@ -16,9 +16,10 @@ The emulator asks:
 - and when the emulator closes its end of the socket (it stops) or goes away: every process started and every
   orphan dies, then the agent ends. Nothing a task started outlives the emulator.
 
-The agent answers ``('started', run, pid, start_time)``, ``('failed', run, message)`` (the program could not be
-started: the message, also appended to stderr.txt), ``('error', run, message)`` (the folder or the files could not
-be made) and ``('ended', run, exit_code)``.
+The agent answers ``('started', run, pid)``, ``('start_time', run, start_time)`` (once the process has run
+10 ms), ``('failed', run, message)`` (the program could not be started: the message, also appended to
+stderr.txt), ``('error', run, message)`` (the folder or the files could not be made) and ``('ended', run,
+exit_code)``.
 
 On Linux the agent is a *child subreaper*: whatever a task leaves running comes to it when its parent ends.
 When a task's main process has ended, and while it is still a zombie (its id and its group's cannot belong to
@@ -36,14 +37,16 @@ import pickle
 import selectors
 import signal
 import socket
+import stat
 import sys
 import time
 import traceback
 from collections.abc import Callable
 
-from batch_emulator.runtime import files, processes
+from batch_emulator.runtime import processes
 
 _HEADER = 4  # bytes of a message's length, big-endian
+STAMP_AFTER = 0.01  # seconds a process runs before its start time is read and told (``Agent.stamp``)
 # Every signal a task can be given starts with its default action, none blocked: nothing the emulator ignores (Python
 # ignores SIGPIPE and SIGXFSZ; nohup, SIGHUP; a shell's `&`, SIGINT) is ignored by a task.
 _DEFAULT_SIGNALS = frozenset(signal.valid_signals()) - {signal.SIGKILL, signal.SIGSTOP}
@@ -69,15 +72,36 @@ def unframe(buffer: bytearray) -> list[tuple]:
 
 def open_output(path: str) -> int:
     """stdout.txt or stderr.txt, for appending: a link, FIFO or socket a task put in its place is removed first (it
-    would lead the task's output elsewhere, or block the agent and with it every node)."""
-    flags = os.O_WRONLY | os.O_CREAT | os.O_APPEND
+    would lead the task's output elsewhere, or block the agent and with it every node). The folder is the node's,
+    made by the agent: only the file itself can have been replaced (``files.open_within`` walks a whole path)."""
     try:
-        return files.open_within(path, os.path.dirname(path), flags, 0o666)
+        return _open_file(path)
     except OSError as error:
         if error.errno not in (errno.ELOOP, errno.ENXIO, errno.EINVAL):  # a link; a FIFO or socket; not a file
             raise
     os.unlink(path)  # a folder is not removed: the open below fails then
-    return files.open_within(path, os.path.dirname(path), flags, 0o666)
+    return _open_file(path)
+
+
+def _open_file(path: str) -> int:
+    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC | os.O_NOFOLLOW | os.O_NONBLOCK,
+                         0o666)
+    if not stat.S_ISREG(os.fstat(descriptor).st_mode):
+        os.close(descriptor)
+        raise OSError(errno.EINVAL, 'not a regular file', path)
+    os.set_blocking(descriptor, True)
+    return descriptor
+
+
+def make_folders(working_dir: str) -> None:
+    """The task's folder and its working directory in it (two mkdir calls for a new task; makedirs for the rest)."""
+    try:
+        os.mkdir(os.path.dirname(working_dir), 0o777)
+        os.mkdir(working_dir, 0o700)
+    except FileExistsError:
+        os.makedirs(working_dir, mode=0o700, exist_ok=True)
+    except FileNotFoundError:  # the job's folder is new too
+        os.makedirs(working_dir, mode=0o700)
 
 
 def find_program(name: str, path: str | None) -> str:
@@ -102,6 +126,7 @@ class Agent:
         self.connection = connection
         self.runs: dict[int, tuple[int, str]] = {}  # process id -> (run, task folder), until its end is collected
         self.pids: dict[int, int] = {}  # run -> process id
+        self.unstamped: dict[int, float] = {}  # process id -> when it started, until its start time is read
         self.replies: list[bytes] = []
 
     def serve(self) -> None:
@@ -115,7 +140,7 @@ class Agent:
         received = bytearray()
         try:
             while True:
-                for key, _ in selector.select(timeout=1.0):
+                for key, _ in selector.select(timeout=self.until_stamping()):
                     if key.fileobj is self.connection:
                         data = self.connection.recv(1 << 16)
                         if not data:
@@ -127,6 +152,7 @@ class Agent:
                         with contextlib.suppress(BlockingIOError):
                             os.read(wake_read, 4096)
                 self.surviving(self.collect, None)
+                self.surviving(self.stamp, None)
                 if self.replies:
                     self.connection.sendall(b''.join(self.replies))
                     self.replies.clear()
@@ -164,7 +190,7 @@ class Agent:
               stderr_path: str) -> None:
         descriptors = []
         try:
-            os.makedirs(working_dir, mode=0o700, exist_ok=True)
+            make_folders(working_dir)
             for path in (stdout_path, stderr_path):
                 descriptors.append(open_output(path))
         except OSError as error:
@@ -191,7 +217,26 @@ class Agent:
             os.close(stderr)
         self.runs[pid] = (run, env.get('AZ_BATCH_TASK_DIR', ''))
         self.pids[run] = pid
-        self.reply('started', run, pid, processes.start_time(pid))  # read while its id is held (not collected)
+        self.unstamped[pid] = time.monotonic()
+        self.reply('started', run, pid)
+
+    def until_stamping(self) -> float:
+        """Seconds until the oldest process whose start time is not read yet is ``STAMP_AFTER`` old (1 at most)."""
+        for started in self.unstamped.values():
+            return max(0.0, min(1.0, started + STAMP_AFTER - time.monotonic()))
+        return 1.0
+
+    def stamp(self) -> None:
+        """The start time of each process that has run ``STAMP_AFTER`` (read while its id is held: it is not
+        collected yet): a restart checks it before it kills the process's group. Most tasks have ended by then,
+        and a start time read just after the start costs as much as the start itself (the process is busy with
+        exec or exit)."""
+        now = time.monotonic()
+        for pid, started in list(self.unstamped.items()):
+            if now - started < STAMP_AFTER:
+                break
+            del self.unstamped[pid]
+            self.reply('start_time', self.runs[pid][0], processes.start_time(pid))
 
     def collect(self) -> None:
         """Every child that ended: a task's main process (what it left is killed first, then it is reported), or an
@@ -210,6 +255,7 @@ class Agent:
             run = self.runs.pop(pid, None)
             if run is not None:
                 del self.pids[run[0]]
+                self.unstamped.pop(pid, None)
                 self.stop_leftovers(pid, run[1])
             try:
                 code = os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1])
@@ -229,6 +275,7 @@ class Agent:
             run = self.runs.pop(pid, None)
             if run is not None:
                 del self.pids[run[0]]
+                self.unstamped.pop(pid, None)
                 with contextlib.suppress(OSError):
                     os.killpg(pid, signal.SIGKILL)
                 self.reply('ended', run[0], os.waitstatus_to_exitcode(status))

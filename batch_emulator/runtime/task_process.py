@@ -60,6 +60,7 @@ class Launcher:
         self._starts: dict[int, asyncio.Future] = {}  # run -> (pid, start time) or why it did not start
         self._ends: dict[int, asyncio.Future] = {}  # run -> its exit code, from its start until its end is told
         self._groups: dict[int, int] = {}  # run -> its process (group) id, while it runs
+        self._told: dict[int, Callable[[int, int | None], None]] = {}  # run -> told its process id and start time
         self._next_run = 0
         self._closed = False
         self._start_agent()  # now, so that it is ready (its Python started) when the first task comes
@@ -102,26 +103,28 @@ class Launcher:
         return self._next_run
 
     async def start(self, run: int, argv: list[str], working_dir: str, env: dict[str, str], stdout_path: str,
-                    stderr_path: str) -> tuple[int, int | None, asyncio.Future] | str:
-        """The started process's id, its start time (``processes.start_time``) and the future of its exit code (a
-        negative signal number if a signal killed it, as ``subprocess`` reports it: told once the agent has killed
-        what it left running and collected it); or why its program could not be started (also appended to
-        stderr.txt). OSError when its folder or files could not be made."""
+                    stderr_path: str, told: Callable[[int, int | None], None] | None = None) -> asyncio.Future | str:
+        """The future of the started process's exit code (a negative signal number if a signal killed it, as
+        ``subprocess`` reports it: told once the agent has killed what it left running and collected it); or why its
+        program could not be started (also appended to stderr.txt). OSError when its folder or files could not be
+        made. ``told`` hears the process's id as soon as it runs, and again with its start time
+        (``processes.start_time``) once it has run 10 ms."""
         if self._closed:
             raise AgentLost()
         self._attach()
         started = self._starts[run] = self._loop.create_future()
         ended = self._ends[run] = self._loop.create_future()
         ended.add_done_callback(_retrieved)
+        if told is not None:
+            self._told[run] = told
         self._send(('start', run, argv, working_dir, env, stdout_path, stderr_path))
         try:
             result = await started
         finally:
             self._starts.pop(run, None)
         if isinstance(result, str):
-            self._ends.pop(run, None)
             return result
-        return result[0], result[1], ended
+        return ended
 
     def stop(self, run: int) -> None:
         """Kills the run's process tree (at once if it is being started: as soon as it exists)."""
@@ -182,19 +185,29 @@ class Launcher:
         for kind, run, *details in unframe(self._received):
             if kind == 'ended':
                 self._groups.pop(run, None)
+                self._told.pop(run, None)
                 ended = self._ends.pop(run, None)
                 if ended is not None and not ended.done():
                     ended.set_result(details[0])
                 continue
+            if kind == 'start_time':
+                told = self._told.get(run)
+                if told is not None and run in self._groups:
+                    told(self._groups[run], details[0])
+                continue
             started = self._starts.get(run)
             if kind == 'started':
                 self._groups[run] = details[0]
+                told = self._told.get(run)
+                if told is not None:
+                    told(details[0], None)
             else:  # it never ran: no end will be told
                 self._ends.pop(run, None)
+                self._told.pop(run, None)
             if started is None or started.done():  # its start was given up (the emulator is stopping)
                 continue
             if kind == 'started':
-                started.set_result((details[0], details[1]))
+                started.set_result(details[0])
             elif kind == 'failed':
                 started.set_result(details[0])
             else:  # 'error'
@@ -206,6 +219,7 @@ class Launcher:
         connection, agent, loop = self._connection, self._agent, self._loop
         self._connection, self._agent, self._loop = None, None, None
         groups, self._groups = list(self._groups.values()), {}
+        self._told.clear()
         try:
             if connection is not None:
                 if loop is not None:
