@@ -247,6 +247,16 @@ class PoolNodes:
             self.remove_node(pool, node)
         self.state.update_allocation_state(pool, len(pool.nodes), [])
 
+    def agent_lost(self) -> None:
+        """The node agent was lost (its runs end as if their nodes were lost): every node that has booted reboots,
+        as the service reboots an unhealthy node, so its start task runs again and its tasks are retried (not
+        counted against maxTaskRetryCount, as the spec says of recovery operations). A node still booting runs its
+        start task with the new agent anyway."""
+        for pool in list(self.state.pools.values()):
+            for node in list(pool.nodes.values()):
+                if node.state in ('idle', 'running', 'waitingforstarttask', 'starttaskfailed', 'unusable'):
+                    self.reboot_node(pool, node, 'requeue')
+
     def reboot_node(self, pool: Pool, node: Node, option: str = 'requeue') -> None:
         """Reboot: running tasks requeued, terminated or left to finish (``nodeRebootOption``, requeue by default),
         then the node restarts and its start task runs again (as on a real node)."""

@@ -42,7 +42,6 @@ DEFAULT_NODE_QUOTA = 64  # dedicated nodes per account (and as many spot nodes),
 # onAllTasksComplete=terminatejob acts this long after the last task completed, if all still are: the service
 # does not act at once (a task terminated and reactivated 0.1 s apart left its job active; Go recording TestTask).
 ALL_TASKS_COMPLETE_SECONDS = 1.0
-_BOOTED = ('idle', 'running', 'waitingforstarttask', 'starttaskfailed', 'unusable')  # rebooted if the agent is lost
 
 
 class Scheduler:
@@ -62,7 +61,7 @@ class Scheduler:
                                dedicated_node_quota=dedicated_node_quota, spot_node_quota=spot_node_quota,
                                spawn=self._spawn, work_available=self.work_available)
         state.hooks = self
-        runner.on_agent_lost = self._agent_lost
+        runner.on_agent_lost = self.nodes.agent_lost
 
     # ----- life cycle ----------------------------------------------------------------------
 
@@ -128,16 +127,6 @@ class Scheduler:
 
     def pool_deleted(self, pool: Pool) -> None:
         self._spawn(self.nodes.delete_pool(pool))
-
-    def _agent_lost(self) -> None:
-        """The node agent was lost (its runs end as if their nodes were lost): every node that has booted reboots,
-        as the service reboots an unhealthy node, so its start task runs again and its tasks are retried (not
-        counted against maxTaskRetryCount, as the spec says of recovery operations). A node still booting runs its
-        start task with the new agent anyway."""
-        for pool in list(self.state.pools.values()):
-            for node in list(pool.nodes.values()):
-                if node.state in _BOOTED:
-                    self.nodes.reboot_node(pool, node, 'requeue')
 
     def stop_task(self, task: Task) -> None:
         self.runner.stop(task)
