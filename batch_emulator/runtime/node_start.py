@@ -62,8 +62,12 @@ async def pull_images(state: BatchState, pool: Pool, node: Node) -> bool:
         elif (await _run(runtime, ['image', 'inspect', '--format', '{{.Id}}', '--', image], {}))[0] == 0:
             continue  # already on the machine: as a pulled image, not fetched again
         else:
-            with _auth_files(configuration.get('containerRegistries') or []) as auth:
-                code, output = await _run(runtime, ['pull', '--', image], auth)  # '--': a name is no option
+            # A temporary folder of its own: a pull that is killed (its node's work stops) leaves the runtime's
+            # half-written blobs (podman's storage*) there, and the folder goes once the pull has ended.
+            with _auth_files(configuration.get('containerRegistries') or []) as auth, \
+                    tempfile.TemporaryDirectory(prefix='batch-image-pull-') as scratch:
+                # '--': a name is no option
+                code, output = await _run(runtime, ['pull', '--', image], {**auth, 'TMPDIR': scratch})
             if code == 0:
                 continue
             problem = _last_line(output) or f'The runtime could not pull the image (exit code {code}).'
