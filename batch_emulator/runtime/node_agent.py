@@ -252,10 +252,8 @@ class Agent:
             if ended is None or ended.si_pid == 0:
                 return
             pid = ended.si_pid
-            run = self.runs.pop(pid, None)
+            run = self.forget(pid)
             if run is not None:
-                del self.pids[run[0]]
-                self.unstamped.pop(pid, None)
                 self.stop_leftovers(pid, run[1])
             try:
                 code = os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1])
@@ -263,6 +261,14 @@ class Agent:
                 code = 255
             if run is not None:
                 self.reply('ended', run[0], code)
+
+    def forget(self, pid: int) -> tuple[int, str] | None:
+        """(run, task folder) of a task's process whose end is being collected, no longer tracked; None: an orphan."""
+        run = self.runs.pop(pid, None)
+        if run is not None:
+            del self.pids[run[0]]
+            self.unstamped.pop(pid, None)
+        return run
 
     def collect_without_waitid(self) -> None:
         while True:
@@ -272,10 +278,8 @@ class Agent:
                 return
             if pid == 0:
                 return
-            run = self.runs.pop(pid, None)
+            run = self.forget(pid)
             if run is not None:
-                del self.pids[run[0]]
-                self.unstamped.pop(pid, None)
                 with contextlib.suppress(OSError):
                     os.killpg(pid, signal.SIGKILL)
                 self.reply('ended', run[0], os.waitstatus_to_exitcode(status))
@@ -284,10 +288,10 @@ class Agent:
         """While the task's main process is a zombie: its group and the orphans that carry its folder. Whatever
         it left running has come to this subreaper before its end was told, so without an orphan nothing is left
         (every member of its group descends from it, in a session of its own): then nothing is searched."""
-        untracked = processes.untracked_children(self.runs)
-        if untracked is not None and not [pid for pid in untracked if pid != group]:
+        untracked = processes.untracked_children(self.runs)  # every child is a task's (``claim_every_child``)
+        left = [pid for pid in untracked or () if pid != group]
+        if untracked is not None and not left:
             return
-        left = [pid for pid in processes.orphans(self.runs) if pid != group]
         processes.kill_trees(processes.marked_processes(left, 'AZ_BATCH_TASK_DIR', lambda found: found == task_dir)
                              if task_dir else [], groups=[group])
 

@@ -206,12 +206,10 @@ class Launcher:
                 self._told.pop(run, None)
             if started is None or started.done():  # its start was given up (the emulator is stopping)
                 continue
-            if kind == 'started':
-                started.set_result(details[0])
-            elif kind == 'failed':
-                started.set_result(details[0])
-            else:  # 'error'
+            if kind == 'error':
                 started.set_exception(OSError(details[0]))
+            else:  # its process id, or why its program could not be started
+                started.set_result(details[0])
 
     def _stop_agent(self, *, lost: bool) -> None:
         """Ends the agent (closing the socket: it kills everything it started on the way out) and fails whatever
