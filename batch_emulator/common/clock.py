@@ -29,8 +29,8 @@ def iso(moment: datetime.datetime | None) -> str | None:
         return None
     if moment.utcoffset():
         moment = moment.astimezone(datetime.timezone.utc)
-    # isoformat (4 digits of year, 6 of fraction): 2.1 µs against strftime's 2.9 (timeit).
-    return moment.replace(tzinfo=None).isoformat(timespec='microseconds').rstrip('0').rstrip('.') + 'Z'
+    # isoformat (4 digits of year, 6 of fraction; the offset cut off): 1.5 µs against strftime's 2.9 (timeit).
+    return moment.isoformat(timespec='microseconds')[:26].rstrip('0').rstrip('.') + 'Z'
 
 
 def parse_iso(text: str | None) -> datetime.datetime | None:
@@ -43,20 +43,24 @@ def parse_iso(text: str | None) -> datetime.datetime | None:
 
 
 _TICKS_AT_EPOCH = 621355968000000000  # .NET ticks (100 ns since 0001-01-01) at 1970-01-01
+_EPOCH = datetime.datetime(1970, 1, 1, tzinfo=datetime.timezone.utc)
+_MICROSECOND = datetime.timedelta(microseconds=1)
 _last_stamp = datetime.datetime.min.replace(tzinfo=datetime.timezone.utc)
 
 
 def etag_for(moment: datetime.datetime) -> str:
     """The service's ETag: 0x and the upper-case hex of the .NET tick count of lastModified."""
-    ticks = _TICKS_AT_EPOCH + (moment - datetime.datetime(1970, 1, 1, tzinfo=datetime.timezone.utc)) \
-        // datetime.timedelta(microseconds=1) * 10
+    since = moment - _EPOCH
+    ticks = _TICKS_AT_EPOCH + ((since.days * 86_400 + since.seconds) * 1_000_000 + since.microseconds) * 10
     return f'0x{ticks:X}'
 
 
 def stamp() -> tuple[str, datetime.datetime]:
     """(ETag, lastModified) of a change: the time now, never the same as the change before."""
     global _last_stamp
-    moment = max(utc_now(), _last_stamp + datetime.timedelta(microseconds=1))
+    moment = utc_now()
+    if moment <= _last_stamp:
+        moment = _last_stamp + _MICROSECOND
     _last_stamp = moment
     return etag_for(moment), moment
 

