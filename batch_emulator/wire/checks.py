@@ -34,15 +34,15 @@ def body_limit(operation: Operation) -> int:
 
 
 def _depth(value: object) -> int:
-    """How deep JSON values nest (without recursion: the body may be hostile)."""
-    deepest, pending = 0, [(value, 1)]
-    while pending:
-        item, depth = pending.pop()
-        if isinstance(item, (dict, list)):
-            deepest = max(deepest, depth)
-            if depth <= MAX_JSON_DEPTH:
-                pending.extend((child, depth + 1) for child in (item.values() if isinstance(item, dict) else item))
-    return deepest
+    """How deep JSON values nest, up to one past the limit (level by level, without recursion: the body may be
+    hostile). Only the containers of each level are kept for the next: a collection's strings and numbers are
+    looked at once (4 µs a task before, when every value was queued)."""
+    depth, level = 0, [value] if isinstance(value, (dict, list)) else []
+    while level and depth <= MAX_JSON_DEPTH:
+        depth += 1
+        level = [child for item in level for child in (item.values() if isinstance(item, dict) else item)
+                 if isinstance(child, (dict, list))]
+    return depth
 
 
 def parsed(data: bytes) -> dict:
