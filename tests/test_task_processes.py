@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import shutil
 import signal
 import subprocess
 from collections.abc import Iterator
@@ -20,7 +21,7 @@ from collections.abc import Iterator
 import pytest
 from azure.batch import models as m
 
-from batch_emulator.runtime.node import NodeRunner
+from batch_emulator.runtime.node import NodeLost, NodeRunner
 from batch_emulator.runtime.node_agent import find_program
 from tests.conftest import eventually
 from tests.hostile import batch_client_for, node_agent_of, processes_running, start_emulator, stop_emulator
@@ -325,3 +326,39 @@ def test_a_runner_closed_while_processes_start_leaves_none_running(tmp_path, mar
         await asyncio.wait(runs, timeout=30)
     asyncio.run(scenario())
     eventually(lambda: not processes_running(f'sleep {marker}'), timeout=10, message='nothing left running')
+
+
+def test_a_task_whose_node_goes_away_while_it_starts_is_lost_with_its_node(tmp_path, marker):
+    """The node dies (its folder removed) after the start was asked for and before the agent made the task's
+    folder: the run ends as its node's loss (the scheduler requeues the task), not as an error that left the task
+    running for ever."""
+    async def scenario() -> None:
+        runner, root = _runner(tmp_path)
+        try:
+            run = asyncio.ensure_future(_run(runner, root, 'task', f'sleep {marker}1'))
+            await asyncio.sleep(0)  # the start is asked for; the agent has not had it yet
+            assert runner.lose('task')
+            shutil.rmtree(root)
+            with pytest.raises(NodeLost):
+                await asyncio.wait_for(run, 30)
+        finally:
+            await runner.close()
+    asyncio.run(scenario())
+    assert processes_running(f'sleep {marker}') == []
+    assert not os.path.exists(tmp_path / 'node')  # the node's folder was not made again
+
+
+def test_a_task_whose_folder_cannot_be_made_fails_and_says_why(tmp_path, marker):
+    async def scenario() -> tuple:
+        runner, root = _runner(tmp_path)
+        try:
+            with open(os.path.join(root, 'workitems', 'job'), 'w'):  # a file where the job's folder goes
+                pass
+            return await asyncio.wait_for(_run(runner, root, 'task', f'sleep {marker}1'), 30)
+        finally:
+            await runner.close()
+    exit_code, problem = asyncio.run(scenario())
+    assert exit_code is None
+    assert (problem['category'], problem['code']) == ('usererror', 'CommandLaunchFailed')
+    assert 'Not a directory' in problem['details'][0]['value']
+    assert processes_running(f'sleep {marker}') == []

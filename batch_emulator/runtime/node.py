@@ -219,7 +219,14 @@ class NodeRunner:
         over = False  # its end is known (or it never started): else it is given up, and stopped
         try:
             # Told its id and start time (read by the agent): a restart checks both before it kills the group.
-            ended = await self._launcher.start(run, argv, working_dir, env, stdout_path, stderr_path, on_started)
+            try:
+                ended = await self._launcher.start(run, argv, working_dir, env, stdout_path, stderr_path, on_started)
+            except OSError as error:  # its folder or output files could not be made: nothing was started
+                over = True
+                if key in self._lost:  # its node went away meanwhile, folder and all
+                    raise NodeLost(self._lost.pop(key)) from None
+                return None, failure('CommandLaunchFailed', "An error occurred when launching the task's command "
+                                     'line', details={'Message': str(error)})
             if isinstance(ended, str):  # why the program could not be started (stderr.txt has it too)
                 over = True
                 return None, failure('CommandProgramNotFound', 'The specified command program is not found',

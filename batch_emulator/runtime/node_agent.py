@@ -93,14 +93,17 @@ def _open_file(path: str) -> int:
     return descriptor
 
 
-def make_folders(working_dir: str) -> None:
-    """The task's folder and its working directory in it (two mkdir calls for a new task; makedirs for the rest)."""
+def make_folders(working_dir: str, node_root: str | None) -> None:
+    """The task's folder and its working directory in it (two mkdir calls for a new task; makedirs for the rest),
+    never the node's own folder: a node that went away (its folder removed) is not made again."""
     try:
         os.mkdir(os.path.dirname(working_dir), 0o777)
         os.mkdir(working_dir, 0o700)
     except FileExistsError:
         os.makedirs(working_dir, mode=0o700, exist_ok=True)
     except FileNotFoundError:  # the job's folder is new too
+        if node_root is not None and not os.path.isdir(node_root):
+            raise
         os.makedirs(working_dir, mode=0o700)
 
 
@@ -190,7 +193,7 @@ class Agent:
               stderr_path: str) -> None:
         descriptors = []
         try:
-            make_folders(working_dir)
+            make_folders(working_dir, env.get('AZ_BATCH_NODE_ROOT_DIR'))  # a task's (a container's: made already)
             for path in (stdout_path, stderr_path):
                 descriptors.append(open_output(path))
         except OSError as error:
