@@ -277,6 +277,17 @@ def test_deeply_nested_json_gets_400(emulator, depth):
     assert still_answers(emulator.endpoint)
 
 
+def test_a_body_nested_64_levels_passes_the_depth_check_and_65_do_not(emulator):
+    """The limit itself (64 levels, the body's own object counted): one level more is refused for its depth."""
+    deepest = send(emulator.endpoint, 'POST', f'/pools?{API}', b''.join(nested(63)))  # 64 levels
+    one_more = send(emulator.endpoint, 'POST', f'/pools?{API}', b''.join(nested(64)))
+    reasons = [{value['key']: value['value'] for value in answer.json().get('values', [])}.get('Reason')
+               for answer in (deepest, one_more)]
+    assert deepest.status == 400 and reasons[0] != 'The JSON nests deeper than 64 levels.'  # refused for another
+    assert (one_more.status, one_more.code, reasons[1]) == (400, 'InvalidRequestBody',
+                                                            'The JSON nests deeper than 64 levels.')
+
+
 def test_a_deeply_nested_filter_gets_400(emulator):
     text = '(' * 3000 + 'not%20' * 300 + "id%20eq%20'a'" + ')' * 3000  # as deep as a request line allows
     answer = send(emulator.endpoint, 'GET', f'/pools?{API}&$filter={text}')
