@@ -222,9 +222,7 @@ class NodeRunner:
             try:
                 ended = await self._launcher.start(run, argv, working_dir, env, stdout_path, stderr_path, on_started)
             except OSError as error:  # its folder or output files could not be made: nothing was started
-                over = True
-                if key in self._lost:  # its node went away meanwhile, folder and all
-                    raise NodeLost(self._lost.pop(key)) from None
+                over = True  # (its node went away meanwhile, folder and all? ``execute`` then ends the run as lost)
                 return None, failure('CommandLaunchFailed', "An error occurred when launching the task's command "
                                      'line', details={'Message': str(error)})
             if isinstance(ended, str):  # why the program could not be started (stderr.txt has it too)
