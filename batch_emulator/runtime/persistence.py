@@ -18,6 +18,8 @@ import os
 from collections import deque
 from typing import Any
 
+import orjson
+
 from batch_emulator.common.loops import survive
 from batch_emulator.runtime.processes import stop_survivors
 from batch_emulator.service.certificates import certificate_from_record, certificate_record
@@ -80,16 +82,26 @@ _RECORDS = {'pool': pool_record, 'job': job_record, 'task': task_record, 'schedu
             'certificate': certificate_record}
 
 
-# One encoder, not one a line as json.dumps makes (7 µs against 10 a record), and no search for cycles (4.2 µs
-# against 4.9 for a new task's record): a record is made of parsed JSON and the entity's own fields, a tree.
+# A record is written by orjson (0.3 µs a new task's record against 3.9 with the standard library's encoder);
+# what orjson does not write (a lone surrogate, which any JSON string may escape; an integer beyond 64 bits in a
+# property the spec does not have, kept as sent) by the standard library's, which the loader reads back the same.
+# Non-ASCII characters are UTF-8 in the one and escaped in the other: the loader reads both. (NaN and Infinity,
+# which the json module parses, orjson writes as null: they can only be in such unknown properties, which no
+# answer shows; every number property of the spec is the service's own.)
 _ENCODER = json.JSONEncoder(separators=(',', ':'), check_circular=False)
+# orjson writes datetimes and dataclasses itself; passed through, they reach the standard library's encoder,
+# which refuses them as it did before: a record holds only JSON's own types.
+_OPTIONS = orjson.OPT_APPEND_NEWLINE | orjson.OPT_PASSTHROUGH_DATETIME | orjson.OPT_PASSTHROUGH_DATACLASS
 
 
-def _line(event: dict) -> str:
-    return _ENCODER.encode(event) + '\n'
+def _line(event: dict) -> bytes:
+    try:
+        return orjson.dumps(event, option=_OPTIONS)
+    except orjson.JSONEncodeError:
+        return (_ENCODER.encode(event) + '\n').encode('ascii')  # ensure_ascii: every other character escaped
 
 
-def _upsert(kind: str, entity: Any) -> str:
+def _upsert(kind: str, entity: Any) -> bytes:
     return _line({kind: _RECORDS[kind](entity)})
 
 
@@ -141,11 +153,11 @@ class Journal:
         if not self._events:
             return
         if self._file is None:
-            self._file = open(self.path, 'a', encoding='utf-8', opener=private_file)  # noqa: SIM115 - see close()
+            self._file = open(self.path, 'ab', opener=private_file)  # noqa: SIM115 - see close()
         lines = [_line({'remove': key[0], 'key': list(key[1:])}) if action == 'remove' else _upsert(key[0], entity)
                  for key, (action, entity) in self._events.items()]
         self._events.clear()
-        self._file.write(''.join(lines))
+        self._file.write(b''.join(lines))
         self._file.flush()
 
     def close(self) -> None:
@@ -201,7 +213,7 @@ class Journal:
         """Replaces the file by a compact snapshot of the current state (which the changes noted so far are in)."""
         self._events.clear()
         temporary = self.path + '.tmp'
-        with open(temporary, 'w', encoding='utf-8', opener=private_file) as file:
+        with open(temporary, 'wb', opener=private_file) as file:
             for pool in state.pools.values():
                 file.write(_upsert('pool', pool))
             for job in state.jobs.values():

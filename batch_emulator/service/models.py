@@ -120,7 +120,9 @@ class Pool:
 
 
 @dataclasses.dataclass(eq=False)
-class Task:
+class TaskFields:
+    """A task's fields. The account holds ``Task``s: they drop their kept bodies when a field is set."""
+
     id: str
     job_id: str
     spec: dict
@@ -143,11 +145,21 @@ class Task:
     # does ``Room.changed`` (which every change of its dicts in place is followed by).
     written: dict | None = dataclasses.field(default=None, repr=False)
 
+
+class Task(TaskFields):
     def __setattr__(self, name: str, value: object) -> None:
         attributes = self.__dict__  # plain attributes: no slots, no descriptors among the fields
         attributes[name] = value
         if name != 'written' and attributes.get('written') is not None:
             attributes['written'] = None
+
+    @classmethod
+    def new(cls, **fields: object) -> Task:
+        """``Task(**fields)`` in 0.7 µs against 2.6 (``python -m timeit``): a new task has no bodies to drop, so its
+        fields are set as a plain dataclass sets them (without the ``__setattr__`` above), and then it is a Task."""
+        task = TaskFields(**fields)  # type: ignore[arg-type]
+        task.__class__ = cls
+        return task  # type: ignore[return-value]
 
     @property
     def required_slots(self) -> int:

@@ -73,28 +73,30 @@ class TaskRoom(Room):
 
     # ----- tasks -------------------------------------------------------------------------
 
-    def _validated_task(self, job: Job, body: dict) -> Task:
+    def _most_slots(self, job: Job) -> int:
+        """The most slots a task of the job may require: its pool's taskSlotsPerNode (the pool may be gone)."""
+        pool = self.pools.get(job.pool_id.lower())
+        return pool.slots_per_node if pool else MAX_TASK_SLOTS
+
+    def _validated_task(self, job: Job, body: dict, most_slots: int) -> Task:
         if not isinstance(body, dict):
             raise invalid_property('task', body)
         task_id = _check_id(body)
         _check_command_line(body, '')
         job_manager.check_output_files(body)
-        slots = body.get('requiredSlots', 1)
-        pool = self.pools.get(job.pool_id.lower())
-        most = pool.slots_per_node if pool else MAX_TASK_SLOTS
-        job_manager.check_required_slots(slots, most)
+        job_manager.check_required_slots(body.get('requiredSlots', 1), most_slots)
         settings = body.get('multiInstanceSettings')
         if settings and not 1 <= int(settings.get('numberOfInstances') or 1) <= 100:  # the service's range
             raise invalid_property('numberOfInstances', settings.get('numberOfInstances'),
                                    'The value must be between 1 and 100.')
         self.dependency_room.check_dependencies(job, body)
         etag, now = stamp()
-        return Task(id=task_id, job_id=job.id, spec=dict(body), etag=etag, creation_time=now,
-                    last_modified=now, state_transition_time=now)
+        return Task.new(id=task_id, job_id=job.id, spec=dict(body), etag=etag, creation_time=now,
+                        last_modified=now, state_transition_time=now)
 
     def add_task(self, job_id: str, body: dict) -> Task:
         job = self.job_room.active_job(job_id)
-        task = self._validated_task(job, body)
+        task = self._validated_task(job, body, self._most_slots(job))
         if task.id.lower() in job.tasks:
             raise BatchServiceError('TaskExists')
         self._enqueue_new(job, [task])
@@ -104,22 +106,23 @@ class TaskRoom(Room):
                             parse: Callable[[dict], dict] = lambda body: body) -> list[dict]:
         """Adds up to 100 tasks (each parsed by ``parse``); returns the per-task results (success or clienterror)."""
         job = self.job_room.active_job(job_id)  # the collection's shape and size: checked by the wire first
+        most_slots, base_url = self._most_slots(job), self.base_url
         results, added, added_ids = [], [], set()
         for body in bodies:
             try:
-                task = self._validated_task(job, parse(body))
-                if task.id.lower() in job.tasks or task.id.lower() in added_ids:
+                task = self._validated_task(job, parse(body), most_slots)
+                key = task.id.lower()
+                if key in job.tasks or key in added_ids:
                     raise BatchServiceError('TaskExists')
             except BatchServiceError as error:
                 task_id = body.get('id') if isinstance(body, dict) else None
-                results.append({'status': 'clienterror', 'taskId': task_id or '',
-                                'error': error.body(self.base_url)})
+                results.append({'status': 'clienterror', 'taskId': task_id or '', 'error': error.body(base_url)})
                 continue
             added.append(task)
-            added_ids.add(task.id.lower())
+            added_ids.add(key)
             results.append({'status': 'success', 'taskId': task.id, 'eTag': task.etag,
                             'lastModified': iso(task.last_modified),
-                            'location': f'{self.base_url}/jobs/{job.id}/tasks/{task.id}'})
+                            'location': f'{base_url}/jobs/{job.id}/tasks/{task.id}'})
         self._enqueue_new(job, added)
         return results
 
