@@ -18,7 +18,9 @@ task (whole bodies, as the service writes them), the time to add 3,000 tasks wit
 ``create_tasks`` (``addtaskcollection``, 100 a request, to a job whose pool has no nodes; the median of five;
 with 4 threads as the tutorial calls it, where the client's models are the limit, and as called without
 ``max_concurrency``, one request after another; and the 4 threads' requests with their bodies written beforehand,
-which leaves out azure-batch's models), and the emulator's memory per 10,000 completed tasks.
+which leaves out azure-batch's models; and, as a baseline, the same create_tasks calls against a server that
+answers at once, ``instant_answers.py``: the client's own time), and the emulator's memory per 10,000 completed
+tasks.
 Targets: >= 300 tasks/s, median dispatch <= 20 ms.
 
     .venv/bin/python benchmarks/bench_emulator.py --tasks 5000 --compare-with /tmp/old --rounds 3
@@ -136,6 +138,26 @@ def add_written(batch: BatchClient, url: str, count: int) -> float:
     with concurrent.futures.ThreadPoolExecutor(4) as pool:
         list(pool.map(send, bodies))
     return time.perf_counter() - started
+
+
+def client_floor(add_tasks: int) -> tuple[float, float]:
+    """Seconds ``create_tasks`` takes (median of ADD_TURNS; 4 threads, and one request at a time) against a server
+    that answers at once (``instant_answers.py``): the client's own time, the least any emulator can give it."""
+    server = subprocess.Popen([sys.executable, os.path.join(os.path.dirname(__file__), 'instant_answers.py')],
+                              stdout=subprocess.PIPE, text=True)
+    try:
+        batch = BatchClient(server.stdout.readline().strip(),
+                            AzureNamedKeyCredential(DEFAULT_ACCOUNT_NAME, DEFAULT_ACCOUNT_KEY))
+        times: dict[int, list[float]] = {4: [], 0: []}
+        for threads, turn in [(threads, turn) for threads in times for turn in range(ADD_TURNS)]:
+            adding = [m.BatchTaskCreateOptions(id=f'a{i}', command_line='true') for i in range(add_tasks)]
+            added = time.perf_counter()
+            batch.create_tasks(f'floor{turn}', adding, max_concurrency=threads)
+            times[threads].append(time.perf_counter() - added)
+    finally:
+        server.terminate()
+        server.wait(30)
+    return statistics.median(times[4]), statistics.median(times[0])
 
 
 def measure(project_dir: str, tasks: int, slots: int, add_tasks: int = 3000) -> dict:
@@ -259,11 +281,14 @@ def main() -> None:
     floor = asyncio.run(task_loop(loop_tasks, args.slots))
     floor_cpu_ms = (time.process_time() - started) * 1000 / loop_tasks
     mkdir, create = folder_costs()
+    add_floor, serial_add_floor = client_floor(args.add_tasks)
     print(f'node folders in {tempfile.gettempdir()} (TMPDIR): a mkdir {mkdir:.0f} µs, a new file {create:.0f} µs of '
           f'CPU; each task makes two of each')
     print(f'bare asyncio loop:   {baseline:7.0f} processes/s over {args.slots} slots (baseline)')
     print(f'  started as tasks:  {floor:7.0f} processes/s (folder, files, session: a node\'s floor; '
           f'{floor / baseline:.2f}x the bare loop)')
+    print(f'create_tasks, {args.add_tasks} tasks, against a server that answers at once: {add_floor:.3f} s with 4 '
+          f'threads, {serial_add_floor:.3f} s one request at a time (the client\'s floor for adding)')
     if not args.compare_with:
         result = measure(PROJECT_DIR, args.tasks, args.slots, args.add_tasks)
         print(f"emulator:            {result['rate']:7.0f} tasks/s over {args.slots} slots = "
@@ -283,7 +308,9 @@ def main() -> None:
         print(f"add tasks:           {result['add_seconds']:.2f} s for {args.add_tasks} tasks (create_tasks, "
               f"addtaskcollection of 100, 4 threads); the emulator's CPU: {result['add_cpu_ms']:.3f} ms per task; "
               f"the same requests with their bodies written beforehand: {result['raw_add_seconds']:.3f} s; "
-              f"create_tasks without max_concurrency (one request at a time): {result['serial_add_seconds']:.2f} s")
+              f"create_tasks without max_concurrency (one request at a time): {result['serial_add_seconds']:.2f} s; "
+              f"{result['add_seconds'] / add_floor:.2f}x and {result['serial_add_seconds'] / serial_add_floor:.2f}x "
+              f"the client's floor")
         print(f"emulator memory:     {result['memory_before']:.0f} MiB before, {result['memory_after']:.0f} MiB "
               f"after -> {result['memory']:.0f} MiB per 10,000 completed tasks")
         return
@@ -316,7 +343,10 @@ def main() -> None:
           f"adding {this['add_seconds'] / other['add_seconds']:.2f}x the time (the emulator's CPU: "
           f"{this['add_cpu_ms'] / other['add_cpu_ms']:.2f}x; bodies written beforehand: "
           f"{this['raw_add_seconds'] / other['raw_add_seconds']:.2f}x the time; one request at a time: "
-          f"{this['serial_add_seconds'] / other['serial_add_seconds']:.2f}x the time), "
+          f"{this['serial_add_seconds'] / other['serial_add_seconds']:.2f}x the time; against the client's floor "
+          f"{this['add_seconds'] / add_floor:.2f}x and {other['add_seconds'] / add_floor:.2f}x with 4 threads, "
+          f"{this['serial_add_seconds'] / serial_add_floor:.2f}x and "
+          f"{other['serial_add_seconds'] / serial_add_floor:.2f}x one at a time), "
           f"CPU per task run {this['cpu_ms'] / other['cpu_ms']:.2f}x")
 
 
